@@ -1,0 +1,101 @@
+"""Which attributes of a flow are artifacts, and turning them into blobs at a step's end.
+
+Metaflow's rules: every instance attribute is an artifact except dunder names, functions and
+methods (silently skipped). Single-underscore and name-mangled names are
+stored but hidden by the client. An attribute that was never read or set is not in `__dict__`
+and keeps its parent's key without being decoded, hashed or copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import FunctionType, MethodType
+from typing import Any
+
+from .exceptions import ArtifactEncodingError
+from .store.metadata import SMALL
+from .store.serde import Encoded, encode
+
+#: Receives a blob too large for the database; must store it (once) under its key.
+LargeBlobSink = Callable[[Encoded], None]
+
+
+def is_artifact(name: str, value: Any) -> bool:
+    """True when an instance attribute is persisted as an artifact.
+
+    As in Metaflow, functions, lambdas and bound methods are skipped, while other callables
+    (classes, `functools.partial`, objects with `__call__`) are stored.
+    """
+    return not name.startswith("__") and not isinstance(value, (FunctionType, MethodType))
+
+
+def encode_artifact(name: str, value: Any, step: str) -> Encoded:
+    """Encode one artifact; the error names the artifact and the step."""
+    try:
+        return encode(value)
+    except ArtifactEncodingError as exc:
+        raise ArtifactEncodingError(
+            f"Artifact '{name}' set in step *{step}* cannot be stored: {exc.message}",
+            artifact=name,
+            step=step,
+        ) from exc.__cause__
+
+
+def store_encoded(
+    encoded: Encoded, small: list[tuple[str, bytes]], large: LargeBlobSink
+) -> None:
+    """Route a blob to the database list (small) or the large-blob sink."""
+    if encoded.size <= SMALL:
+        small.append((encoded.key, encoded.tobytes()))
+    else:
+        large(encoded)
+
+
+def snapshot(
+    attributes: dict[str, Any],
+    inherited: dict[str, str],
+    step: str,
+    small: list[tuple[str, bytes]],
+    large: LargeBlobSink,
+    *,
+    skip_unencodable: bool = False,
+) -> dict[str, str]:
+    """The task's manifest: `inherited` updated with every artifact in `attributes`.
+
+    New blobs are appended to `small` or handed to `large`. Returns `inherited` itself when no
+    key changed, so untouched manifests are shared, not copied. With `skip_unencodable` (used
+    when the step already failed) values that cannot be encoded are left out instead of raising.
+    """
+    changed: dict[str, str] | None = None
+    for name, value in attributes.items():
+        if not is_artifact(name, value):
+            continue
+        try:
+            encoded = encode_artifact(name, value, step)
+        except ArtifactEncodingError:
+            if skip_unencodable:
+                continue
+            raise
+        if inherited.get(name) == encoded.key:
+            continue
+        store_encoded(encoded, small, large)
+        if changed is None:
+            changed = {}
+        changed[name] = encoded.key
+    if changed is None:
+        return inherited
+    manifest = dict(inherited)
+    manifest.update(changed)
+    return manifest
+
+
+def encode_values(
+    values: Iterable[Any], what: str, step: str, small: list[tuple[str, bytes]], large: LargeBlobSink
+) -> list[str]:
+    """Store each value as its own blob (foreach items); return their keys in order."""
+    keys = []
+    for i, value in enumerate(values):
+        encoded = encode_artifact(f"{what}[{i}]", value, step)
+        store_encoded(encoded, small, large)
+        keys.append(encoded.key)
+    return keys

@@ -1,0 +1,233 @@
+"""The `aioflow` command and the `python flow.py <command>` idiom: a thin shell over the runtime.
+
+`aioflow run flow.py --alpha 0.5` loads the flow file and hands the rest of the command line to
+the flow's own command group, the same one `python flow.py run --alpha 0.5` reaches through
+`MyFlow()`. The group's `run` command has one option per flow parameter, so `--help` lists them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import anyio
+import click
+import typer
+
+from . import __version__
+from .console import Console
+from .events import Event, RunStarted
+from .exceptions import AioflowException, FlowDefinitionError, LintError, ParameterError
+from .flowspec import FlowSpec
+from .graph import FlowGraph
+from .loader import load_flow
+from .parameters import click_params
+from .runtime.runner import PreparedRun, RunOptions, RunOutcome, execute, prepare
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _echo(text: str = "", err: bool = False) -> None:
+    click.echo(text, err=err)
+
+
+def _fail(exc: AioflowException, code: int = EXIT_FAILED) -> NoReturn:
+    _echo(f"    {exc.headline}:" if isinstance(exc, LintError) else f"{exc.headline}:", err=True)
+    _echo(f"    {exc}", err=True)
+    raise SystemExit(code)
+
+
+def _validate(flow_cls: type[FlowSpec]) -> FlowGraph:
+    _echo("Validating your flow...")
+    graph = FlowGraph(flow_cls)
+    try:
+        graph.lint()
+    except LintError as exc:
+        _fail(exc)
+    _echo("    The graph looks good!")
+    return graph
+
+
+# -- running ------------------------------------------------------------------------------------
+
+
+async def _run_until_signal(prepared: PreparedRun, options: RunOptions) -> RunOutcome | None:
+    """Run the flow; the first Ctrl-C (or SIGTERM) cancels it cleanly, a second one exits."""
+    outcome: RunOutcome | None = None
+    async with anyio.create_task_group() as tg:
+        run_scope = anyio.CancelScope()
+
+        async def watch_signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                count = 0
+                async for _ in signals:
+                    count += 1
+                    if count == 1:
+                        _echo("Cancelling the run (press Ctrl-C again to exit at once)...", True)
+                        run_scope.cancel()
+                    else:
+                        os._exit(EXIT_INTERRUPTED)
+
+        tg.start_soon(watch_signals)
+        with run_scope:
+            outcome = await execute(prepared, options)
+        tg.cancel_scope.cancel()
+    return outcome
+
+
+def _run(flow_cls: type[FlowSpec], given: dict[str, Any], opts: dict[str, Any]) -> None:
+    user_line = f"aioflow {__version__} executing {flow_cls.__name__}"
+    _validate(flow_cls)
+    try:
+        prepared = prepare(flow_cls, given, from_cli=True)
+    except ParameterError as exc:
+        raise click.UsageError(str(exc)) from exc
+    _echo(f"{user_line} for user:{prepared.username}")
+    listeners: list[Any] = [] if opts["quiet"] else [Console()]
+    started: list[RunStarted] = []
+
+    def remember(event: Event) -> None:
+        if isinstance(event, RunStarted):
+            started.append(event)
+            if opts["run_id_file"]:
+                Path(opts["run_id_file"]).write_text(event.run_id)
+
+    options = RunOptions(
+        root=opts["root"],
+        max_workers=opts["max_workers"],
+        max_num_splits=opts["max_num_splits"],
+        tags=opts["tag"],
+        listeners=[remember, *listeners],
+    )
+    try:
+        outcome = anyio.run(_run_until_signal, prepared, options)
+    except ParameterError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except AioflowException as exc:
+        _fail(exc)
+    if outcome is None:
+        run_id = started[0].run_id if started else "?"
+        _echo(f"Run {flow_cls.__name__}/{run_id} was cancelled and marked as failed.", err=True)
+        raise SystemExit(EXIT_INTERRUPTED)
+    if not outcome.successful:
+        raise SystemExit(EXIT_FAILED)
+
+
+_RUN_OPTIONS = [
+    click.Option(["--max-workers"], type=click.IntRange(min=1), default=16, show_default=True,
+                 help="Maximum number of tasks running at once."),
+    click.Option(["--max-num-splits"], type=click.IntRange(min=1), default=100,
+                 show_default=True, help="Maximum number of splits a foreach may create."),
+    click.Option(["--tag"], multiple=True, help="Tag the run (repeatable)."),
+    click.Option(["--run-id-file"], default=None, help="Write the run id to this file."),
+    click.Option(["--root"], default=None, envvar="AIOFLOW_ROOT",
+                 help="Store folder [default: ./.aioflow, or $AIOFLOW_ROOT]."),
+    click.Option(["--quiet"], is_flag=True, help="Print nothing but errors."),
+]  # fmt: skip
+_OPTION_NAMES = {opt.name for opt in _RUN_OPTIONS}
+
+
+def flow_group(flow_cls: type[FlowSpec]) -> click.Group:
+    """The command group of one flow: run, show, check."""
+    group = click.Group(name=flow_cls.__name__, help=flow_cls.__doc__)
+
+    def run_callback(**kwargs: Any) -> None:
+        opts = {k: kwargs.pop(k) for k in list(kwargs) if k in _OPTION_NAMES}
+        given = {k: v for k, v in kwargs.items() if v is not None}
+        _run(flow_cls, given, opts)
+
+    try:
+        params = click_params(flow_cls)
+    except ParameterError as exc:
+        _fail(exc, EXIT_USAGE)
+    group.add_command(
+        click.Command(
+            "run",
+            params=[*params, *_RUN_OPTIONS],
+            callback=run_callback,
+            help=f"Run {flow_cls.__name__}. Flow parameters are options.",
+        )
+    )
+
+    @group.command(help="Show the flow's steps and transitions.")
+    def show() -> None:
+        _echo(FlowGraph(flow_cls).describe())
+
+    @group.command(help="Check the flow's graph without running it.")
+    def check() -> None:
+        _validate(flow_cls)
+
+    return group
+
+
+def main_for_flow(flow_cls: type[FlowSpec], argv: list[str]) -> None:
+    """`python flow.py <command> ...`: run the flow's command group and exit."""
+    flow_group(flow_cls).main(argv, prog_name=os.path.basename(sys.argv[0]))
+
+
+# -- the aioflow command --------------------------------------------------------------------------
+
+app = typer.Typer(
+    name="aioflow",
+    help="Run Metaflow-style flows in-process on asyncio.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _load(flow_file: Path) -> type[FlowSpec]:
+    try:
+        return load_flow(flow_file)
+    except FlowDefinitionError as exc:
+        _fail(exc)
+
+
+def _delegate(ctx: typer.Context, flow_file: Path, command: str) -> None:
+    group = flow_group(_load(flow_file))
+    group.main([command, *ctx.args], prog_name=f"aioflow {command} {flow_file}")
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def run(
+    ctx: typer.Context,
+    flow_file: Path = typer.Argument(..., help="The flow file."),
+) -> None:
+    """Run a flow: aioflow run flow.py [--param value ...] (see: aioflow run flow.py --help)."""
+    _delegate(ctx, flow_file, "run")
+
+
+@app.command()
+def show(flow_file: Path = typer.Argument(..., help="The flow file.")) -> None:
+    """Show a flow's steps and transitions."""
+    _echo(FlowGraph(_load(flow_file)).describe())
+
+
+@app.command()
+def check(flow_file: Path = typer.Argument(..., help="The flow file.")) -> None:
+    """Check a flow's graph without running it."""
+    _validate(_load(flow_file))
+
+
+@app.command()
+def version() -> None:
+    """Print aioflow's version."""
+    _echo(f"aioflow {__version__}")
+
+
+def main() -> None:
+    """Entry point of the `aioflow` console script."""
+    args = sys.argv[1:]
+    # `aioflow run flow.py --help` must reach the flow's own run command, which lists the
+    # flow's parameters, rather than typer's help for `run`.
+    if len(args) >= 2 and args[0] == "run" and not args[1].startswith("-"):
+        group = flow_group(_load(Path(args[1])))
+        group.main(["run", *args[2:]], prog_name=f"aioflow run {args[1]}")
+        return
+    app()

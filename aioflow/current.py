@@ -1,0 +1,102 @@
+"""`current`: what the running task is, read from a context variable.
+
+Each task sets the variable in its own context (its worker coroutine or worker thread), so
+concurrent tasks of one run, and concurrent runs in one process, each see their own values.
+Outside a task every attribute is None and `is_running_flow` is False.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """The identity of one running task attempt."""
+
+    flow_name: str
+    run_id: str
+    step_name: str
+    task_id: str
+    retry_count: int
+    origin_run_id: str | None
+    username: str
+    namespace: str
+    tags: frozenset[str]
+    parameter_names: tuple[str, ...]
+    graph: Any = None
+
+    @property
+    def pathspec(self) -> str:
+        """`Flow/run_id/step/task_id`."""
+        return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
+
+
+_task_context: ContextVar[TaskContext | None] = ContextVar("aioflow_task_context", default=None)
+
+
+def set_task_context(ctx: TaskContext | None) -> Any:
+    """Make `ctx` current in this context; returns a token for `reset_task_context`."""
+    return _task_context.set(ctx)
+
+
+def reset_task_context(token: Any) -> None:
+    """Undo a `set_task_context`."""
+    _task_context.reset(token)
+
+
+def _field(name: str) -> property:
+    def get(self: Current) -> Any:
+        ctx = _task_context.get()
+        return None if ctx is None else getattr(ctx, name)
+
+    get.__doc__ = f"The running task's {name.replace('_', ' ')} (None outside a task)."
+    return property(get)
+
+
+class Current:
+    """The running task's identity: `from aioflow import current; current.run_id`."""
+
+    __slots__ = ()
+
+    flow_name = _field("flow_name")
+    run_id = _field("run_id")
+    step_name = _field("step_name")
+    task_id = _field("task_id")
+    retry_count = _field("retry_count")
+    origin_run_id = _field("origin_run_id")
+    username = _field("username")
+    namespace = _field("namespace")
+    pathspec = _field("pathspec")
+    graph = _field("graph")
+
+    @property
+    def tags(self) -> frozenset[str] | None:
+        """User and system tags of the running run."""
+        ctx = _task_context.get()
+        return None if ctx is None else ctx.tags
+
+    @property
+    def parameter_names(self) -> list[str] | None:
+        """Names of the flow's parameters (as attributes)."""
+        ctx = _task_context.get()
+        return None if ctx is None else list(ctx.parameter_names)
+
+    @property
+    def is_running_flow(self) -> bool:
+        """True inside a task of a running flow."""
+        return _task_context.get() is not None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """`getattr(current, name, default)`, as Metaflow offers."""
+        value = getattr(self, name, None)
+        return default if value is None else value
+
+    def __repr__(self) -> str:
+        ctx = _task_context.get()
+        return "<current: not in a running flow>" if ctx is None else f"<current {ctx.pathspec}>"
+
+
+current = Current()

@@ -1,0 +1,397 @@
+"""`FlowSpec`, the base class of every flow: transitions, joins, foreach state, lazy artifacts.
+
+Inside a task, a flow instance carries one piece of hidden state (`_aioflow_state`, a slot, so it
+is never mistaken for an artifact). Reading `self.x` that the step has not set decodes the
+artifact from the task's manifest on first access and keeps it in the instance's `__dict__`;
+what ends up in `__dict__` is what the runtime snapshots when the step returns.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import (
+    ArtifactEncodingError,
+    MergeArtifactsException,
+    MissingInMergeArtifactsException,
+    ReadOnlyArtifactError,
+    TransitionError,
+    UnhandledInMergeArtifactsException,
+)
+from .inputs import Frame, Inputs, InputView
+
+if TYPE_CHECKING:
+    from .graph import StepNode
+
+
+@dataclass(slots=True)
+class Transition:
+    """What a step's `self.next(...)` asked for."""
+
+    targets: tuple[str, ...]
+    foreach: str | None = None
+    items: list[Any] | None = None
+    condition: str | None = None
+
+
+@dataclass(slots=True)
+class TaskState:
+    """Everything a flow instance needs to know about the task it runs in."""
+
+    node: StepNode
+    manifest: dict[str, str]
+    load: Callable[[str], Any]
+    readonly: frozenset[str]
+    frames: tuple[Frame, ...] = ()
+    max_num_splits: int = 100
+    transition: Transition | None = None
+    item_cache: dict[int, Any] = field(default_factory=dict)
+
+
+class FlowSpec:
+    """Base class of a flow: subclass it and decorate methods with `@step`.
+
+    Calling the subclass, `MyFlow()`, as the last line of a flow file hands control to the
+    command line (`python flow.py run ...`), as in Metaflow.
+    """
+
+    __slots__ = ("__dict__", "_aioflow_state")
+
+    _aioflow_state: TaskState | None
+
+    def __init__(self, use_cli: bool = True) -> None:
+        object.__setattr__(self, "_aioflow_state", None)
+        if use_cli:
+            # The `MyFlow()` idiom of flow files: the one place the core calls into the CLI.
+            from .cli import main_for_flow
+
+            main_for_flow(type(self), sys.argv[1:])
+
+    @classmethod
+    def _for_task(cls, state: TaskState) -> FlowSpec:
+        """An instance ready to run one task (no CLI)."""
+        flow = cls.__new__(cls)
+        object.__setattr__(flow, "_aioflow_state", state)
+        return flow
+
+    # -- artifacts ----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The flow's name: its class name (a step may assign another, as in Metaflow)."""
+        value = self.__dict__.get("name")
+        if value is not None:
+            return str(value)
+        return type(self).__name__
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.__dict__["name"] = value
+
+    def _aioflow_artifact(self, name: str) -> Any:
+        """Value of an inherited artifact (parameters use this); cached per task."""
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            pass
+        state = self._state_or_none()
+        if state is None or name not in state.manifest:
+            raise AttributeError(
+                f"Flow {type(self).__name__} has no artifact '{name}' here: parameters and "
+                "artifacts are available only inside a running step."
+            )
+        value = state.load(state.manifest[name])
+        self.__dict__[name] = value
+        return value
+
+    def _state_or_none(self) -> TaskState | None:
+        try:
+            return object.__getattribute__(self, "_aioflow_state")
+        except AttributeError:
+            return None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        state = self._state_or_none()
+        if state is not None and name in state.manifest:
+            return self._aioflow_artifact(name)
+        raise AttributeError(f"Flow {self.name} has no attribute '{name}'")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        state = self._state_or_none()
+        if state is not None and name in state.readonly:
+            raise ReadOnlyArtifactError(
+                "Flow level attributes and Parameters are not modifiable: cannot assign "
+                f"'{name}' in step *{state.node.name}*."
+            )
+        object.__setattr__(self, name, value)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise ArtifactEncodingError(
+            "Flows can't be serialized. Maybe you tried to assign *self* or one of the "
+            "*inputs* to an attribute? Instead of serializing the whole flow, you should "
+            "choose specific attributes, e.g. *input.some_var*, to be stored."
+        )
+
+    def _has(self, name: str) -> bool:
+        """True when `name` is set on self or inherited, without decoding anything."""
+        state = self._state_or_none()
+        return (
+            name in self.__dict__
+            or (state is not None and name in state.manifest)
+            or hasattr(type(self), name)
+        )
+
+    def _state(self, what: str) -> TaskState:
+        state = self._state_or_none()
+        if state is None:
+            raise TransitionError(f"{what} can only be used inside a running step.")
+        return state
+
+    # -- foreach ------------------------------------------------------------------------------
+
+    def _foreach_frames(self) -> list[Frame]:
+        state = self._state_or_none()
+        return [] if state is None else [f for f in state.frames if f[4] is not None]
+
+    def _item(self, frame: Frame) -> Any:
+        state = self._state("self.input")
+        cache = state.item_cache
+        if frame[0] not in cache:
+            cache[frame[0]] = None if frame[5] is None else state.load(frame[5])
+        return cache[frame[0]]
+
+    @property
+    def input(self) -> Any:
+        """The item of the innermost foreach this task processes (None outside a foreach)."""
+        frames = self._foreach_frames()
+        return self._item(frames[-1]) if frames else None
+
+    @property
+    def index(self) -> int | None:
+        """The index of this task in its innermost foreach (None outside a foreach)."""
+        frames = self._foreach_frames()
+        return frames[-1][2] if frames else None
+
+    def foreach_stack(self) -> list[tuple[int, int, Any]]:
+        """(index, num_splits, value) for every foreach around this task, outermost first."""
+        return [(f[2], f[1], self._item(f)) for f in self._foreach_frames()]
+
+    # -- transitions --------------------------------------------------------------------------
+
+    def next(self, *dsts: Any, **kwargs: Any) -> None:
+        """Name the step(s) that follow this one.
+
+        `self.next(self.a)`, `self.next(self.a, self.b)`, `self.next(self.a, foreach="items")`
+        or `self.next({"x": self.a, "y": self.b}, condition="attr")`.
+        """
+        state = self._state("self.next()")
+        node = state.node
+        step = node.name
+        foreach = kwargs.pop("foreach", None)
+        condition = kwargs.pop("condition", None)
+        kwargs.pop("num_parallel", None)
+        for kw in kwargs:
+            raise TransitionError(
+                f"Step *{step}* passes an unknown keyword argument '{kw}' to self.next()."
+            )
+        if state.transition is not None:
+            raise TransitionError(
+                f"Multiple self.next() calls detected in step *{step}*. "
+                "Call self.next() only once."
+            )
+        if condition is not None:
+            transition = self._switch(step, dsts, foreach, condition)
+        elif len(dsts) == 1 and isinstance(dsts[0], dict):
+            raise TransitionError(
+                f"Step *{step}* has an invalid self.next() transition. Dictionary argument "
+                "requires 'condition' parameter."
+            )
+        else:
+            names = [self._target(step, dst, i) for i, dst in enumerate(dsts, 1)]
+            if foreach:
+                items = self._foreach_items(step, foreach, names, state.max_num_splits)
+                transition = Transition(tuple(names), foreach=foreach, items=items)
+            elif not names:
+                raise TransitionError(
+                    f"Step *{step}* has an invalid self.next() transition. Specify at least "
+                    "one step function as an argument in self.next()."
+                )
+            else:
+                transition = Transition(tuple(names))
+        check_against_graph(node, transition)
+        state.transition = transition
+
+    def _target(self, step: str, dst: Any, position: int) -> str:
+        try:
+            name: str = dst.__func__.__name__
+        except AttributeError:
+            raise TransitionError(
+                f"In step *{step}* the {position}. argument in self.next() is not a function. "
+                "Make sure all arguments in self.next() are methods of the Flow class."
+            ) from None
+        if not hasattr(type(self), name):
+            raise TransitionError(
+                f"Step *{step}* specifies a self.next() transition to an unknown step, *{name}*."
+            )
+        return name
+
+    def _foreach_items(self, step: str, var: Any, names: list[str], max_splits: int) -> list[Any]:
+        if not isinstance(var, str):
+            raise TransitionError(
+                f"Step *{step}* has an invalid self.next() transition. The argument to "
+                "'foreach' must be a string."
+            )
+        if len(names) != 1:
+            raise TransitionError(
+                f"Step *{step}* has an invalid self.next() transition. Specify exactly one "
+                "target for 'foreach'."
+            )
+        try:
+            value = getattr(self, var)
+        except Exception:
+            raise TransitionError(
+                f"Foreach variable *self.{var}* in step *{step}* does not exist. "
+                "Check your variable."
+            ) from None
+        try:
+            items = list(value)
+        except Exception as exc:
+            raise TransitionError(
+                f"Foreach variable *self.{var}* in step *{step}* is not iterable. "
+                f"Please check details: {exc}"
+            ) from None
+        if not items:
+            raise TransitionError(
+                f"Foreach iterator over *{var}* in step *{step}* produced zero splits. "
+                "Check your variable."
+            )
+        if len(items) > max_splits:
+            raise TransitionError(
+                f"Foreach in step *{step}* yielded {len(items)} child steps which is more "
+                f"than the current maximum of {max_splits} children. You can raise the "
+                "maximum with the --max-num-splits option. "
+            )
+        return items
+
+    def _switch(
+        self, step: str, dsts: tuple[Any, ...], foreach: Any, condition: Any
+    ) -> Transition:
+        invalid = f"Step *{step}* has an invalid self.next() transition. "
+        if len(dsts) != 1 or not isinstance(dsts[0], dict) or not dsts[0]:
+            raise TransitionError(
+                invalid + "When using 'condition', the transition must be to a single, "
+                "non-empty dictionary mapping condition values to step methods."
+            )
+        if not isinstance(condition, str):
+            raise TransitionError(invalid + "The argument to 'condition' must be a string.")
+        if foreach is not None:
+            raise TransitionError(
+                invalid + "Switch statements cannot be combined with foreach or num_parallel."
+            )
+        cases = dsts[0]
+        try:
+            value = getattr(self, condition)
+        except AttributeError:
+            raise TransitionError(
+                f"Condition variable *self.{condition}* in step *{step}* does not exist. "
+                f"Make sure you set self.{condition} in this step."
+            ) from None
+        try:
+            chosen = cases[value]
+        except (KeyError, TypeError):
+            # Metaflow raises a plain RuntimeError here; so do we.
+            raise RuntimeError(
+                f"Switch condition variable '{condition}' has value '{value}' which is not "
+                f"in the available cases: {list(cases)}"
+            ) from None
+        try:
+            name: str = chosen.__func__.__name__
+        except AttributeError:
+            raise TransitionError(
+                f"Step *{step}* specifies a switch transition that is not a function. Make "
+                "sure the value in the dictionary is a method of the Flow class."
+            ) from None
+        if not hasattr(type(self), name):
+            raise TransitionError(
+                f"Step *{step}* specifies a switch transition to an unknown step, *{name}*."
+            )
+        return Transition((name,), condition=condition)
+
+    # -- joins --------------------------------------------------------------------------------
+
+    def merge_artifacts(
+        self,
+        inputs: Inputs | Iterable[InputView],
+        exclude: list[str] | None = None,
+        include: list[str] | None = None,
+    ) -> None:
+        """Carry over every input artifact whose value is the same on all inputs that have it.
+
+        Names already set on `self` are left alone; `exclude` skips names, `include` merges only
+        those names (and requires each to exist). Nothing is merged if any value conflicts.
+        """
+        state = self._state("merge_artifacts()")
+        step = state.node.name
+        if not state.node.is_join:
+            raise MergeArtifactsException(
+                f"merge_artifacts can only be called in a join and step *{step}* is not a join"
+            )
+        exclude = list(exclude or [])
+        include = list(include or [])
+        if exclude and include:
+            raise MergeArtifactsException(
+                "`exclude` and `include` are mutually exclusive in merge_artifacts"
+            )
+        to_merge: dict[str, str] = {}
+        unresolved: list[str] = []
+        for inp in inputs:
+            for name, key in inp._manifest.items():
+                if (name not in include) if include else (name in exclude):
+                    continue
+                if self._has(name):
+                    continue
+                previous = to_merge.setdefault(name, key)
+                if previous != key and name not in unresolved:
+                    unresolved.append(name)
+        if unresolved:
+            raise UnhandledInMergeArtifactsException(
+                f"Step *{step}* cannot merge the following artifacts due to them having "
+                f"conflicting values:\n[{', '.join(unresolved)}].\nTo remedy this issue, be sure "
+                "to explicitly set those artifacts (using self.<artifact_name> = ...) prior to "
+                "calling merge_artifacts.",
+                unresolved,
+            )
+        missing = [name for name in include if name not in to_merge and not self._has(name)]
+        if missing:
+            raise MissingInMergeArtifactsException(
+                f"Step *{step}* specifies that [{', '.join(include)}] should be merged but "
+                f"[{', '.join(missing)}] are not present.\nTo remedy this issue, make sure that "
+                "the values specified in only come from at least one branch",
+                missing,
+            )
+        state.manifest.update(to_merge)
+
+
+def check_against_graph(node: StepNode, transition: Transition) -> None:
+    """The run-time transition must be the one the graph was read with (Metaflow's check)."""
+    actual = list(transition.targets)
+    if transition.condition is not None:
+        expected = list(node.out_funcs)
+        if actual[0] not in expected:
+            raise TransitionError(
+                f"Switch step *{node.name}* transitioned to unexpected step *{actual[0]}*. "
+                f"Expected one of: {', '.join(expected)}"
+            )
+        return
+    if actual != list(node.out_funcs) or (transition.foreach or None) != node.foreach_param:
+        raise TransitionError(
+            f"Based on static analysis of the code, step *{node.name}* was expected to "
+            f"transition to step(s) *{', '.join(node.out_funcs)}*. However, when the code "
+            f"was executed, self.next() was called with *{', '.join(actual)}*. Make sure "
+            "there is only one unconditional self.next() call in the end of your step. "
+        )

@@ -1,0 +1,139 @@
+"""`inputs` of a join step: read-only views of the tasks that arrive at the join.
+
+Each view reads its artifacts lazily from that task's manifest, decoding a value on first access
+(fresh for this join, so nothing a join does to a value leaks back into the stored artifact).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, overload
+
+#: A foreach frame as the runtime keeps it: (split task id, num splits, index, split step,
+#: foreach variable or None for a static branch, key of the item's blob or None).
+Frame = tuple[int, int, int, str, "str | None", "str | None"]
+
+
+class InputView:
+    """The artifacts of one task arriving at a join, plus its `.index` and `.input`."""
+
+    __slots__ = ("_frames", "_load", "_manifest", "_step", "_task_id", "_values")
+
+    def __init__(
+        self,
+        step: str,
+        task_id: int,
+        manifest: dict[str, str],
+        frames: tuple[Frame, ...],
+        load: Callable[[str], Any],
+    ) -> None:
+        object.__setattr__(self, "_step", step)
+        object.__setattr__(self, "_task_id", task_id)
+        object.__setattr__(self, "_manifest", manifest)
+        object.__setattr__(self, "_frames", frames)
+        object.__setattr__(self, "_load", load)
+        object.__setattr__(self, "_values", {})
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        values = self._values
+        if name in values:
+            return values[name]
+        key = self._manifest.get(name)
+        if key is None:
+            raise AttributeError(
+                f"Input from step *{self._step}* (task {self._task_id}) has no artifact "
+                f"'{name}'. Its artifacts are: {', '.join(self.artifact_names()) or 'none'}."
+            )
+        value = values[name] = self._load(key)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(
+            f"Inputs of a join are read-only: cannot set '{name}' on the input from step "
+            f"*{self._step}*. Set it on self instead."
+        )
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        from .exceptions import ArtifactEncodingError
+
+        raise ArtifactEncodingError(
+            f"an element of `inputs` (the input from step *{self._step}*) cannot be stored as "
+            "an artifact; store one of its artifacts instead, e.g. self.x = inputs[0].x"
+        )
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(self._manifest) | {"index", "input", "foreach_stack"})
+
+    def __repr__(self) -> str:
+        return f"<input from {self._step}/{self._task_id}>"
+
+    def artifact_names(self) -> list[str]:
+        """Names of the public artifacts of this input."""
+        return sorted(n for n in self._manifest if not n.startswith("_"))
+
+    def _foreach_frames(self) -> list[Frame]:
+        return [f for f in self._frames if f[4] is not None]
+
+    @property
+    def index(self) -> int | None:
+        """The input task's index in its innermost foreach (None outside a foreach)."""
+        frames = self._foreach_frames()
+        return frames[-1][2] if frames else None
+
+    @property
+    def input(self) -> Any:
+        """The foreach item the input task processed (None outside a foreach)."""
+        frames = self._foreach_frames()
+        if not frames or frames[-1][5] is None:
+            return None
+        return self._load(frames[-1][5])
+
+    def foreach_stack(self) -> list[tuple[int, int, Any]]:
+        """(index, num_splits, value) of every foreach around the input task, outermost first."""
+        return [(f[2], f[1], self._load(f[5]) if f[5] else None) for f in self._foreach_frames()]
+
+
+class Inputs(Sequence[InputView]):
+    """The tasks arriving at a join, in order: foreach index order, or branch order."""
+
+    def __init__(self, views: list[InputView]) -> None:
+        self._views = views
+        self._by_step = {v._step: v for v in views}
+
+    @overload
+    def __getitem__(self, index: int) -> InputView: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[InputView]: ...
+
+    def __getitem__(self, index: int | slice) -> InputView | list[InputView]:
+        return self._views[index]
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def __iter__(self) -> Iterator[InputView]:
+        return iter(self._views)
+
+    def __getattr__(self, name: str) -> InputView:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._by_step[name]
+        except KeyError:
+            raise AttributeError(
+                f"No input comes from a step named '{name}'; inputs come from: "
+                f"{', '.join(self._by_step)}."
+            ) from None
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        from .exceptions import ArtifactEncodingError
+
+        raise ArtifactEncodingError(
+            "`inputs` cannot be stored as an artifact; store values computed from it instead"
+        )
+
+    def __repr__(self) -> str:
+        return f"<inputs: {len(self._views)} from {', '.join(self._by_step)}>"

@@ -1,0 +1,73 @@
+"""Loading a flow class from a flow file, as `aioflow run flow.py` needs it.
+
+The file is imported under its own stem (not as `__main__`, so its `MyFlow()` line does not
+fire), with its folder on `sys.path` like a script's, and registered in `sys.modules` so the
+classes it defines can be found by module and name.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from pathlib import Path
+
+from .exceptions import FlowDefinitionError
+from .flowspec import FlowSpec
+
+
+def flow_classes(module: object, module_name: str) -> list[type[FlowSpec]]:
+    """FlowSpec subclasses defined in a module (not imported into it)."""
+    return [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, FlowSpec)
+        and obj is not FlowSpec
+        and obj.__module__ == module_name
+    ]
+
+
+def load_flow(path: str | Path, flow_name: str | None = None) -> type[FlowSpec]:
+    """Import a flow file and return its flow class (the one named `flow_name`, if given)."""
+    file = Path(path)
+    if not file.is_file():
+        raise FlowDefinitionError(f"Flow file {str(path)!r} does not exist.")
+    file = file.resolve()
+    module_name = file.stem if file.stem.isidentifier() else "aioflow_flow"
+    if module_name in sys.modules and getattr(sys.modules[module_name], "__file__", None) != str(
+        file
+    ):
+        module_name = f"aioflow_flow_{abs(hash(str(file)))}"
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    if spec is None or spec.loader is None:
+        raise FlowDefinitionError(f"Cannot import {file}: not a Python file.")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(file.parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise FlowDefinitionError(
+            f"Importing {file} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    classes = flow_classes(module, module_name)
+    if flow_name is not None:
+        classes = [c for c in classes if c.__name__ == flow_name]
+        if not classes:
+            raise FlowDefinitionError(f"{file} defines no flow named {flow_name!r}.")
+    if not classes:
+        raise FlowDefinitionError(
+            f"{file} defines no flow: add a class that subclasses aioflow.FlowSpec."
+        )
+    if len(classes) > 1:
+        names = ", ".join(c.__name__ for c in classes)
+        raise FlowDefinitionError(
+            f"{file} defines several flows ({names}): keep one flow per file."
+        )
+    return classes[0]

@@ -1,0 +1,41 @@
+"""The client's namespace: which runs `Flow`, `Run` and friends can see.
+
+Kept in a context variable rather than a module global, so code running several things at once
+(tests, services) can use different namespaces side by side. The default namespace is
+`user:<name>` of the current user; `namespace(None)` sees every run.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Final
+
+_UNSET: Final = "__aioflow_default_namespace__"
+_namespace: ContextVar[str | None] = ContextVar("aioflow_namespace", default=_UNSET)
+
+
+def default_namespace() -> str:
+    """Return to the default namespace (`user:<name>`) and return it."""
+    from .runtime.runner import current_username
+
+    ns = f"user:{current_username()}"
+    _namespace.set(ns)
+    return ns
+
+
+def namespace(ns: str | None) -> str | None:
+    """Switch to namespace `ns` (a tag such as `user:alice`), or to the global one with None."""
+    if ns is not None and (not isinstance(ns, str) or not ns):
+        raise ValueError(f"A namespace is a non-empty tag string or None, not {ns!r}.")
+    _namespace.set(ns)
+    return ns
+
+
+def get_namespace() -> str | None:
+    """The current namespace (None means every run is visible)."""
+    ns = _namespace.get()
+    if ns == _UNSET:
+        from .runtime.runner import current_username
+
+        return f"user:{current_username()}"
+    return ns

@@ -1,0 +1,1 @@
+"""The runtime: scheduling one run's tasks, running each task, and where task bodies execute."""

@@ -1,0 +1,288 @@
+"""A whole run: check the flow, store the run, schedule its tasks, record how it ended.
+
+This is the one runtime behind the CLI, `run_flow` and the tests. It knows nothing of terminals:
+what happens is published as events to the listeners the caller passes in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from .. import __version__
+from ..artifacts import encode_artifact, store_encoded
+from ..events import Event, Listener, LogLine, RunFinished, RunStarted
+from ..exceptions import ParameterError
+from ..flowspec import FlowSpec
+from ..graph import FlowGraph
+from ..parameters import flow_constants, flow_parameters, resolve_parameters
+from ..store import Store
+from ..store.serde import Encoded, pack
+from ..store.writer import BatchWriter
+from .bridge import LoopInbox
+from .executors import ThreadLane
+from .logs import install as install_log_capture
+from .logs import uninstall as uninstall_log_capture
+from .scheduler import RunResult, Scheduler
+from .task import RunEnv, TaskOutcome, TaskSpec
+
+MAX_TAG_LENGTH = 500
+
+
+@dataclass
+class RunOptions:
+    """How to run: where to store, how wide, with which tags, who listens."""
+
+    root: str | os.PathLike[str] | None = None
+    max_workers: int = 16
+    max_num_splits: int = 100
+    tags: Sequence[str] = ()
+    listeners: Sequence[Listener] = ()
+    origin_run_id: str | None = None
+
+
+@dataclass
+class PreparedRun:
+    """A flow that passed lint, with its parameters resolved; nothing stored yet."""
+
+    flow_cls: type[FlowSpec]
+    graph: FlowGraph
+    values: dict[str, Any]
+    constants: dict[str, Any]
+    username: str
+
+
+@dataclass
+class RunOutcome:
+    """What `execute` reports: the run's id and status, and the failed task if any."""
+
+    flow_name: str
+    run_id: str
+    status: str
+    root: str
+    failure: TaskOutcome | None = None
+    error: BaseException | None = None
+    interrupted: list[str] = field(default_factory=list)
+
+    @property
+    def successful(self) -> bool:
+        """True when the run succeeded."""
+        return self.status == "succeeded"
+
+
+def current_username() -> str:
+    """The user runs are attributed to: $AIOFLOW_USER, $USER, $USERNAME, or the login name."""
+    for var in ("AIOFLOW_USER", "METAFLOW_USER", "USER", "USERNAME"):
+        value = os.environ.get(var)
+        if value:
+            return value
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def system_tags(username: str) -> list[str]:
+    """Tags every run carries and no one can remove."""
+    return [
+        f"user:{username}",
+        "runtime:dev",
+        f"python_version:{platform.python_version()}",
+        f"aioflow_version:{__version__}",
+    ]
+
+
+def validate_tags(tags: Sequence[str]) -> list[str]:
+    """User tags as given, checked: non-empty strings of at most 500 characters."""
+    checked = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip():
+            raise ParameterError(f"Invalid tag {tag!r}: a tag must be a non-empty string.")
+        if len(tag) > MAX_TAG_LENGTH:
+            raise ParameterError(
+                f"Invalid tag {tag[:40]!r}...: tags are at most {MAX_TAG_LENGTH} characters."
+            )
+        checked.append(tag)
+    return checked
+
+
+def prepare(
+    flow_cls: type[FlowSpec], given: Mapping[str, Any], *, from_cli: bool = False
+) -> PreparedRun:
+    """Lint the graph and resolve parameters; raises LintError or ParameterError."""
+    graph = FlowGraph(flow_cls)
+    graph.lint()
+    username = current_username()
+    flow_parameters(flow_cls)
+    values = resolve_parameters(
+        flow_cls, given, flow_name=flow_cls.__name__, user_name=username, from_cli=from_cli
+    )
+    constants = flow_constants(flow_cls, FlowSpec)
+    return PreparedRun(flow_cls, graph, values, constants, username)
+
+
+def _base_manifest(
+    prepared: PreparedRun, small: list[tuple[str, bytes]], large: list[Encoded]
+) -> dict[str, str]:
+    manifest: dict[str, str] = {}
+    artifacts = {"name": prepared.flow_cls.__name__, **prepared.constants, **prepared.values}
+    for name, value in artifacts.items():
+        encoded = encode_artifact(name, value, "start")
+        store_encoded(encoded, small, large.append)
+        manifest[name] = encoded.key
+    return manifest
+
+
+async def execute(prepared: PreparedRun, options: RunOptions) -> RunOutcome:
+    """Store a new run of a prepared flow and run it to the end (or failure/cancellation)."""
+    flow_name = prepared.flow_cls.__name__
+    user_tags = validate_tags(options.tags)
+    store, run_id, base, small = await anyio.to_thread.run_sync(
+        _open_run, prepared, options, user_tags
+    )
+    listeners = list(options.listeners)
+
+    def emit(event: Event) -> None:
+        for listener in listeners:
+            listener(event)
+
+    writer = BatchWriter(store)
+    for key, data in small:
+        writer.put_blob(key, data)
+    inbox: LoopInbox[Event] | None = None
+    if listeners and _on_asyncio():
+        inbox = LoopInbox(asyncio.get_running_loop(), emit)
+
+    def line_sink(pathspec: str, stream: str, line: str) -> None:
+        if inbox is not None:
+            inbox.put(LogLine(pathspec, stream, line))
+
+    env = RunEnv(
+        flow_cls=prepared.flow_cls,
+        graph=prepared.graph,
+        flow_name=flow_name,
+        run_id=str(run_id),
+        username=prepared.username,
+        namespace=f"user:{prepared.username}",
+        tags=frozenset(user_tags + system_tags(prepared.username)),
+        parameter_names=tuple(prepared.values),
+        readonly=frozenset([*prepared.values, *prepared.constants]),
+        base_manifest=base,
+        writer=writer,
+        blobs=store.blobs,
+        line_sink=line_sink,
+        origin_run_id=options.origin_run_id,
+        max_num_splits=options.max_num_splits,
+    )
+    lane = ThreadLane(options.max_workers, name=f"aioflow-{flow_name}-{run_id}")
+    scheduler = Scheduler(env, max_workers=options.max_workers, emit=emit, lane=lane)
+    started = time.time()
+    emit(RunStarted(flow_name, str(run_id), prepared.username, options.origin_run_id))
+    install_log_capture()
+    result = RunResult(status="cancelled")
+    try:
+        result = await scheduler.run()
+    finally:
+        if result.status == "cancelled":
+            result.interrupted_tasks = scheduler.result.interrupted_tasks
+        uninstall_log_capture()
+        lane.close()
+        with anyio.CancelScope(shield=True):
+            outcome = await _record_end(writer, env, result, started)
+        if inbox is not None:
+            inbox.close()
+        failed = outcome.failure
+        emit(
+            RunFinished(
+                flow_name,
+                str(run_id),
+                outcome.status,
+                time.time() - started,
+                None if failed is None else _task_pathspec(env, failed.spec),
+            )
+        )
+        store.close()
+    return outcome
+
+
+def _open_run(
+    prepared: PreparedRun, options: RunOptions, user_tags: list[str]
+) -> tuple[Store, int, dict[str, str], list[tuple[str, bytes]]]:
+    store = Store(options.root)
+    small: list[tuple[str, bytes]] = []
+    large: list[Encoded] = []
+    base = _base_manifest(prepared, small, large)
+    for encoded in large:
+        store.blobs.put(encoded.key, encoded.chunks)
+    run_id = store.db.create_run(
+        prepared.flow_cls.__name__,
+        user=prepared.username,
+        tags=pack(user_tags),
+        system_tags=pack(system_tags(prepared.username)),
+        graph=pack(prepared.graph.to_dict()),
+        origin_run_id=options.origin_run_id,
+    )
+    return store, run_id, base, small
+
+
+async def _record_end(
+    writer: BatchWriter, env: RunEnv, result: RunResult, started: float
+) -> RunOutcome:
+    now = time.time()
+    interrupted = []
+    for spec in result.interrupted_tasks:
+        record = {
+            "type": "Interrupted",
+            "message": f"The run {result.status} before this task finished.",
+            "traceback": "",
+        }
+        writer.put_task(
+            (int(env.run_id), spec.task_id, spec.attempt, spec.step, "failed", spec.started_at,
+             now, pack(spec.frames) if spec.frames else None,
+             pack(spec.parents) if spec.parents else None, None, None, None, pack(record), None)
+        )  # fmt: skip
+        interrupted.append(_task_pathspec(env, spec))
+    error = None
+    if result.failure is not None and result.failure.error is not None:
+        error = {"pathspec": _task_pathspec(env, result.failure.spec),
+                 **result.failure.error.to_record()}  # fmt: skip
+    elif result.error is not None:
+        error = {"pathspec": None, "type": type(result.error).__name__,
+                 "message": str(result.error), "traceback": ""}  # fmt: skip
+    writer.update_run(
+        int(env.run_id),
+        status=result.status,
+        finished_at=now,
+        error=None if error is None else pack(error),
+    )
+    await writer.flush()
+    return RunOutcome(
+        env.flow_name,
+        env.run_id,
+        result.status,
+        str(writer.store.root),
+        result.failure,
+        result.error,
+        interrupted,
+    )
+
+
+def _task_pathspec(env: RunEnv, spec: TaskSpec) -> str:
+    return f"{env.flow_name}/{env.run_id}/{spec.step}/{spec.task_id}"
+
+
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -1,0 +1,242 @@
+"""One run's scheduling: ready tasks, foreach fan-out, static splits, switches, joins as barriers.
+
+Every task carries a stack of split frames: `(split task id, number of branches, index, split
+step, foreach variable or None, key of the foreach item)`. A split pushes a frame on its
+children; a join pops one, and waits for as many arrivals as the frame says, keyed by the split
+task that pushed it. That keys joins by what really ran, so a switch inside a branch, nested
+foreaches and recursive loops need no special cases.
+
+A fixed set of `max_workers` worker coroutines takes ready tasks from one queue; async bodies
+run in the worker, sync ones in the run's thread lane. The first failing task cancels the rest.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ..events import Event, TaskFailed, TaskFinished, TaskStarted
+from ..exceptions import AioflowException
+from ..inputs import Frame
+from ..store.serde import pack
+from .executors import ThreadLane
+from .task import RunEnv, TaskOutcome, TaskSpec, run_async_task, run_sync_task
+
+
+@dataclass
+class RunResult:
+    """How a run ended: `failure` is the outcome of the task that failed it, if any."""
+
+    status: str = "running"
+    failure: TaskOutcome | None = None
+    error: BaseException | None = None
+    interrupted_tasks: list[TaskSpec] = field(default_factory=list)
+
+
+class Scheduler:
+    """Runs the tasks of one run, from `start` until `end` finishes or a task fails."""
+
+    def __init__(
+        self,
+        env: RunEnv,
+        *,
+        max_workers: int,
+        emit: Callable[[Event], None],
+        lane: ThreadLane,
+    ) -> None:
+        self.env = env
+        self.graph = env.graph
+        self.writer = env.writer
+        self.max_workers = max(1, max_workers)
+        self.emit = emit
+        self.lane = lane
+        self.result = RunResult()
+        self._next_task_id = 1
+        self._running: dict[int, TaskSpec] = {}
+        self._pending = 0
+        self._joins: dict[tuple[str, int], list[TaskOutcome | None]] = {}
+        self._join_counts: dict[tuple[str, int], int] = {}
+        self._send: MemoryObjectSendStream[TaskSpec] | None = None
+        self._cancel: Callable[[], None] = lambda: None
+        self._packed_for: dict[str, str] | None = None
+        self._packed: bytes = b""
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        """Run the flow from its start step; returns when it ends, fails or is cancelled."""
+        send, receive = anyio.create_memory_object_stream[TaskSpec](math.inf)
+        self._send = send
+        try:
+            async with anyio.create_task_group() as tg:
+                self._cancel = tg.cancel_scope.cancel
+                tg.start_soon(self.writer.run, self._writer_failed)
+                async with receive:
+                    for _ in range(self.max_workers):
+                        tg.start_soon(self._worker, receive.clone())
+                self._spawn("start", (), (), self.env.base_manifest)
+        finally:
+            self.writer.close()
+            send.close()
+            self.result.interrupted_tasks = list(self._running.values())
+        if self.result.status == "running":
+            self.result.status = "succeeded"
+        return self.result
+
+    async def _worker(self, receive: MemoryObjectReceiveStream[TaskSpec]) -> None:
+        env = self.env
+        graph = self.graph
+        async with receive:
+            async for spec in receive:
+                self._started(spec)
+                if graph[spec.step].is_async:
+                    outcome = await run_async_task(env, spec, self.lane.run)
+                else:
+                    outcome = await self.lane.run(run_sync_task, env, spec)
+                self._completed(outcome)
+
+    def _writer_failed(self, exc: BaseException) -> None:
+        self._stop("failed", error=exc)
+
+    def _stop(self, status: str, error: BaseException | None = None) -> None:
+        if self.result.status == "running":
+            self.result.status = status
+            self.result.error = error
+        if self._send is not None:
+            self._send.close()
+        self._cancel()
+
+    # -- task lifecycle ---------------------------------------------------------------------
+
+    def _spawn(
+        self,
+        step: str,
+        frames: tuple[Frame, ...],
+        parents: tuple[int, ...],
+        manifest: dict[str, str],
+        inputs: list[TaskOutcome] | None = None,
+    ) -> None:
+        spec = TaskSpec(self._next_task_id, step, frames, parents, manifest, inputs)
+        self._next_task_id += 1
+        self._pending += 1
+        assert self._send is not None
+        self._send.send_nowait(spec)
+
+    def _pathspec(self, spec: TaskSpec) -> str:
+        env = self.env
+        return f"{env.flow_name}/{env.run_id}/{spec.step}/{spec.task_id}"
+
+    def _row(self, spec: TaskSpec, outcome: TaskOutcome | None) -> tuple[object, ...]:
+        run_id = int(self.env.run_id)
+        frames = pack(spec.frames) if spec.frames else None
+        parents = pack(spec.parents) if spec.parents else None
+        if outcome is None:
+            return (run_id, spec.task_id, spec.attempt, spec.step, "running", spec.started_at,
+                    None, frames, parents, None, None, None, None, None)  # fmt: skip
+        if outcome.manifest is not self._packed_for:
+            self._packed_for = outcome.manifest
+            self._packed = pack(outcome.manifest)
+        error = None if outcome.error is None else pack(outcome.error.to_record())
+        status = "succeeded" if outcome.ok else "failed"
+        return (run_id, spec.task_id, spec.attempt, spec.step, status, spec.started_at,
+                outcome.finished_at, frames, parents, self._packed, outcome.stdout_key,
+                outcome.stderr_key, error, None)  # fmt: skip
+
+    def _started(self, spec: TaskSpec) -> None:
+        spec.started_at = time.time()
+        self._running[spec.task_id] = spec
+        self.writer.put_task(self._row(spec, None))
+        self.emit(TaskStarted(self._pathspec(spec), spec.step, str(spec.task_id), spec.attempt))
+
+    def _completed(self, outcome: TaskOutcome) -> None:
+        spec = outcome.spec
+        self._running.pop(spec.task_id, None)
+        self._pending -= 1
+        for key, data in outcome.small:
+            self.writer.put_blob(key, data)
+        outcome.small = []
+        self.writer.put_task(self._row(spec, outcome))
+        duration = outcome.finished_at - spec.started_at
+        pathspec = self._pathspec(spec)
+        if outcome.error is not None:
+            err = outcome.error
+            self.emit(
+                TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name, err.message,
+                           err.traceback, duration, spec.attempt)  # fmt: skip
+            )
+            self.result.failure = outcome
+            self._stop("failed")
+            return
+        self.emit(TaskFinished(pathspec, spec.step, str(spec.task_id), duration, spec.attempt))
+        if self.result.status != "running":
+            return
+        spec.inputs = None  # a join's inputs are no longer needed
+        self._follow(outcome)
+        if self._pending == 0 and self.result.status == "running":
+            self._stop("failed", error=self._stall_error())
+
+    def _follow(self, outcome: TaskOutcome) -> None:
+        spec = outcome.spec
+        node = self.graph[spec.step]
+        transition = outcome.transition
+        if node.type == "end" or transition is None:
+            self.result.status = "succeeded"
+            assert self._send is not None
+            self._send.close()
+            self.writer.close()
+            return
+        parents = (spec.task_id,)
+        if transition.foreach is not None:
+            keys = outcome.item_keys or []
+            target = transition.targets[0]
+            count = len(keys)
+            for i, key in enumerate(keys):
+                frame = (spec.task_id, count, i, spec.step, transition.foreach, key)
+                self._spawn(target, (*spec.frames, frame), parents, outcome.manifest)
+        elif len(transition.targets) > 1:
+            count = len(transition.targets)
+            for i, target in enumerate(transition.targets):
+                frame = (spec.task_id, count, i, spec.step, None, None)
+                self._spawn(target, (*spec.frames, frame), parents, outcome.manifest)
+        else:
+            target = transition.targets[0]
+            if self.graph[target].is_join:
+                self._arrive(target, outcome)
+            else:
+                self._spawn(target, spec.frames, parents, outcome.manifest)
+
+    def _arrive(self, join: str, outcome: TaskOutcome) -> None:
+        frames = outcome.spec.frames
+        if not frames:
+            raise AioflowException(
+                f"Step *{outcome.spec.step}* leads to join *{join}* outside of any split."
+            )
+        split_task, count, index = frames[-1][0], frames[-1][1], frames[-1][2]
+        key = (join, split_task)
+        bucket = self._joins.get(key)
+        if bucket is None:
+            bucket = self._joins[key] = [None] * count
+            self._join_counts[key] = 0
+        bucket[index] = outcome
+        self._join_counts[key] += 1
+        if self._join_counts[key] < count:
+            return
+        del self._joins[key], self._join_counts[key]
+        arrived = [o for o in bucket if o is not None]
+        parents = tuple(o.spec.task_id for o in arrived)
+        self._spawn(join, frames[:-1], parents, self.env.base_manifest, arrived)
+
+    def _stall_error(self) -> AioflowException:
+        waiting = ", ".join(
+            f"*{join}* ({self._join_counts[(join, split)]} of {len(bucket)} inputs)"
+            for (join, split), bucket in self._joins.items()
+        )
+        return AioflowException(
+            f"The run stopped making progress before reaching *end*: joins still waiting: "
+            f"{waiting or 'none'}. This is a bug in aioflow; please report it with the flow."
+        )

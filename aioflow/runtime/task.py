@@ -1,0 +1,282 @@
+"""One task attempt: build the flow instance, run the step body, capture logs, snapshot artifacts.
+
+A `TaskRun` is created by the scheduler and driven either entirely in a worker thread
+(`run_sync_task`) or with its body awaited on the event loop (`run_async_task`). Either way it
+returns a `TaskOutcome`; it never raises for a failing step: the failure is data.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..artifacts import encode_values, snapshot, store_encoded
+from ..current import TaskContext, reset_task_context, set_task_context
+from ..exceptions import ArtifactEncodingError, TransitionError
+from ..flowspec import FlowSpec, TaskState, Transition, check_against_graph
+from ..inputs import Frame, Inputs, InputView
+from ..store.serde import Encoded, decode, encode
+from .logs import TaskLog, reset_task_log, set_task_log
+
+if TYPE_CHECKING:
+    from ..graph import FlowGraph, StepNode
+    from ..store.blobs import BlobStore
+    from ..store.writer import BatchWriter
+
+
+@dataclass(slots=True)
+class TaskSpec:
+    """A task to run: its identity, where it sits in the graph, and what it inherits."""
+
+    task_id: int
+    step: str
+    frames: tuple[Frame, ...]
+    parents: tuple[int, ...]
+    manifest: dict[str, str]
+    inputs: list[TaskOutcome] | None = None
+    attempt: int = 0
+    started_at: float = 0.0
+
+
+@dataclass(slots=True)
+class ErrorInfo:
+    """Why a task failed: the exception itself (in-process) and its printable parts."""
+
+    exception: BaseException
+    type_name: str
+    message: str
+    traceback: str
+
+    def to_record(self) -> dict[str, str]:
+        """What the store keeps of the failure."""
+        return {"type": self.type_name, "message": self.message, "traceback": self.traceback}
+
+
+@dataclass(slots=True)
+class TaskOutcome:
+    """What a task attempt produced."""
+
+    spec: TaskSpec
+    manifest: dict[str, str]
+    small: list[tuple[str, bytes]]
+    log: TaskLog
+    transition: Transition | None = None
+    item_keys: list[str] | None = None
+    error: ErrorInfo | None = None
+    stdout_key: str | None = None
+    stderr_key: str | None = None
+    finished_at: float = field(default_factory=time.time)
+
+    @property
+    def ok(self) -> bool:
+        """True when the step succeeded."""
+        return self.error is None
+
+
+@dataclass(slots=True)
+class RunEnv:
+    """What every task of one run shares (read-only while tasks run)."""
+
+    flow_cls: type[FlowSpec]
+    graph: FlowGraph
+    flow_name: str
+    run_id: str
+    username: str
+    namespace: str
+    tags: frozenset[str]
+    parameter_names: tuple[str, ...]
+    readonly: frozenset[str]
+    base_manifest: dict[str, str]
+    writer: BatchWriter
+    blobs: BlobStore
+    line_sink: Callable[[str, str, str], None]
+    origin_run_id: str | None = None
+    max_num_splits: int = 100
+
+    def load(self, key: str) -> Any:
+        """Decode the artifact stored under `key` (fresh object on every call)."""
+        tag, payload = self.writer.read_blob(key)
+        return decode(tag, payload)
+
+    def put_large(self, encoded: Encoded) -> None:
+        """Write a blob too large for the database to the blob store."""
+        self.blobs.put(encoded.key, encoded.chunks)
+
+
+def _error_info(exc: BaseException) -> ErrorInfo:
+    tb = exc.__traceback__
+    # Drop aioflow's own frames that called the body, so the traceback starts in user code.
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals is globals():
+        tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    message = str(exc)
+    return ErrorInfo(exc, type(exc).__name__, message, text)
+
+
+class TaskRun:
+    """One attempt of one task, from instance to outcome."""
+
+    def __init__(self, env: RunEnv, spec: TaskSpec) -> None:
+        self.env = env
+        self.spec = spec
+        self.node: StepNode = env.graph[spec.step]
+        manifest = dict(env.base_manifest) if self.node.is_join else spec.manifest
+        self.state = TaskState(
+            node=self.node,
+            manifest=manifest,
+            load=env.load,
+            readonly=env.readonly,
+            frames=spec.frames,
+            max_num_splits=env.max_num_splits,
+        )
+        self.flow = env.flow_cls._for_task(self.state)
+        pathspec = f"{env.flow_name}/{env.run_id}/{spec.step}/{spec.task_id}"
+        sink = env.line_sink
+        self.log = TaskLog(lambda stream, line: sink(pathspec, stream, line))
+        self.context = TaskContext(
+            flow_name=env.flow_name,
+            run_id=env.run_id,
+            step_name=spec.step,
+            task_id=str(spec.task_id),
+            retry_count=spec.attempt,
+            origin_run_id=env.origin_run_id,
+            username=env.username,
+            namespace=env.namespace,
+            tags=env.tags,
+            parameter_names=env.parameter_names,
+            graph=env.graph,
+        )
+
+    def enter(self) -> tuple[Any, Any]:
+        """Make this task current in the calling context."""
+        return set_task_context(self.context), set_task_log(self.log)
+
+    def exit(self, tokens: tuple[Any, Any]) -> None:
+        """Undo `enter`."""
+        reset_task_log(tokens[1])
+        reset_task_context(tokens[0])
+
+    def _args(self) -> tuple[Any, ...]:
+        if not self.node.is_join:
+            return (self.flow,)
+        env = self.env
+        views = [
+            InputView(o.spec.step, o.spec.task_id, o.manifest, o.spec.frames, env.load)
+            for o in self.spec.inputs or ()
+        ]
+        return (self.flow, Inputs(views))
+
+    def call_body(self) -> Any:
+        """Call the step function (returns its coroutine for an async step)."""
+        return self.node.func(*self._args())
+
+    def needs_thread_to_finish(self) -> bool:
+        """True when finishing may be slow (values to encode), so it should leave the loop."""
+        transition = self.state.transition
+        return (
+            bool(self.flow.__dict__)
+            or bool(self.log.stdout or self.log.stderr)
+            or (transition is not None and transition.items is not None)
+        )
+
+    def finish(self, error: BaseException | None) -> TaskOutcome:
+        """Check the transition and snapshot the artifacts; any thread."""
+        self.log.close()
+        step = self.spec.step
+        state = self.state
+        if error is None and state.transition is None and self.node.type != "end":
+            try:
+                check_against_graph(self.node, Transition(()))
+            except TransitionError as exc:
+                error = exc
+        small: list[tuple[str, bytes]] = []
+        item_keys = None
+        try:
+            manifest = snapshot(
+                self.flow.__dict__,
+                state.manifest,
+                step,
+                small,
+                self.env.put_large,
+                skip_unencodable=error is not None,
+            )
+            if error is None and state.transition is not None and state.transition.items:
+                item_keys = encode_values(
+                    state.transition.items,
+                    state.transition.foreach or "items",
+                    step,
+                    small,
+                    self.env.put_large,
+                )
+        except ArtifactEncodingError as exc:
+            error = exc
+            small = []
+            manifest = snapshot(
+                self.flow.__dict__,
+                state.manifest,
+                step,
+                small,
+                self.env.put_large,
+                skip_unencodable=True,
+            )
+        stdout_key = self._store_log(self.log.stdout, small)
+        stderr_key = self._store_log(self.log.stderr, small)
+        transition = state.transition if error is None else None
+        if transition is not None:
+            transition.items = None  # the values now live in blobs; free them
+        return TaskOutcome(
+            spec=self.spec,
+            manifest=manifest,
+            small=small,
+            log=self.log,
+            transition=transition,
+            item_keys=item_keys,
+            error=None if error is None else _error_info(error),
+            stdout_key=stdout_key,
+            stderr_key=stderr_key,
+        )
+
+    def _store_log(self, lines: list[tuple[float, str]], small: list[tuple[str, bytes]]) -> str | None:
+        if not lines:
+            return None
+        encoded = encode([list(pair) for pair in lines])
+        store_encoded(encoded, small, self.env.put_large)
+        return encoded.key
+
+
+def run_sync_task(env: RunEnv, spec: TaskSpec) -> TaskOutcome:
+    """Run a sync step's task start to finish in the calling (worker) thread."""
+    run = TaskRun(env, spec)
+    tokens = run.enter()
+    try:
+        error: BaseException | None = None
+        try:
+            run.call_body()
+        except BaseException as exc:  # a step's failure, KeyboardInterrupt included, is data
+            error = exc
+        return run.finish(error)
+    finally:
+        run.exit(tokens)
+
+
+async def run_async_task(
+    env: RunEnv, spec: TaskSpec, offload: Callable[..., Any]
+) -> TaskOutcome:
+    """Await an async step's body on the loop; snapshot off the loop when there is work."""
+    run = TaskRun(env, spec)
+    tokens = run.enter()
+    error: BaseException | None = None
+    try:
+        try:
+            await run.call_body()
+        except Exception as exc:  # cancellation propagates; a step's failure is data
+            error = exc
+    finally:
+        run.exit(tokens)
+    if run.needs_thread_to_finish():
+        outcome: TaskOutcome = await offload(run.finish, error)
+        return outcome
+    return run.finish(error)

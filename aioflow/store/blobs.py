@@ -1,0 +1,143 @@
+"""Content-addressed stores for large blobs: files on local disk, or memory for tests.
+
+Small blobs live in the metadata database (see `metadata.py`), where a row costs a few
+microseconds instead of a file's tens. Large ones are files named by their key, written once:
+a temporary file renamed into place, so a killed writer never leaves a file under a valid name
+with partial content, and every read is checked against the key.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Protocol
+
+from blake3 import blake3
+
+from ..exceptions import CorruptBlobError
+from .serde import LARGE, TAG_PICKLE_OOB, Buffer
+
+
+class BlobStore(Protocol):
+    """Where large blobs go: put once under their key, read back verified."""
+
+    def has(self, key: str) -> bool:
+        """True when a blob with this key is stored."""
+        ...
+
+    def put(self, key: str, chunks: tuple[Buffer, ...]) -> None:
+        """Store the blob made of `chunks` under `key`; a no-op when it is already there."""
+        ...
+
+    def get(self, key: str) -> tuple[int, Buffer]:
+        """Return (tag, payload) of a stored blob; KeyError when absent."""
+        ...
+
+    def size(self, key: str) -> int:
+        """The stored size of a blob in bytes; KeyError when absent."""
+        ...
+
+
+def _verify(key: str, tag: int, payload: Buffer, where: str) -> None:
+    hasher = blake3(max_threads=blake3.AUTO) if len(payload) >= LARGE else blake3()
+    hasher.update(bytes((tag,)))
+    hasher.update(payload)
+    if hasher.hexdigest(length=len(key) // 2) != key:
+        raise CorruptBlobError(
+            f"Blob {key} at {where} does not match its key: the store was damaged. "
+            "Delete the file; runs that stored it must be re-run or resumed."
+        )
+
+
+class FileBlobStore:
+    """Blobs as files under `root`, fanned out by the first two hex digits of their key."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._made: set[str] = set()
+        self._lock = threading.Lock()
+
+    def path(self, key: str) -> Path:
+        """The file a blob with this key lives in."""
+        return self.root / key[:2] / key[2:]
+
+    def has(self, key: str) -> bool:
+        """True when the blob's file exists."""
+        return self.path(key).exists()
+
+    def put(self, key: str, chunks: tuple[Buffer, ...]) -> None:
+        """Write the blob atomically (temporary file, then rename) unless it exists."""
+        target = self.path(key)
+        if target.exists():
+            return
+        folder = key[:2]
+        if folder not in self._made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with self._lock:
+                self._made.add(folder)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def get(self, key: str) -> tuple[int, Buffer]:
+        """Read a blob, checking its content against its key."""
+        path = self.path(key)
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            raise KeyError(key) from None
+        with f:
+            head = f.read(1)
+            if not head:
+                raise CorruptBlobError(f"Blob {key} at {path} is empty: the store was damaged.")
+            tag = head[0]
+            payload: Buffer
+            if tag == TAG_PICKLE_OOB:
+                # Out-of-band buffers become arrays that users may write to: read into
+                # writable memory once instead of copying later.
+                payload = bytearray(os.fstat(f.fileno()).st_size - 1)
+                f.readinto(payload)
+            else:
+                payload = f.read()
+        _verify(key, tag, payload, str(path))
+        return tag, payload
+
+    def size(self, key: str) -> int:
+        """The blob file's size."""
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+
+class MemoryBlobStore:
+    """A BlobStore in a dict, for tests and throwaway runs."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+
+    def has(self, key: str) -> bool:
+        """True when the key is in the dict."""
+        return key in self.blobs
+
+    def put(self, key: str, chunks: tuple[Buffer, ...]) -> None:
+        """Join the chunks and keep them."""
+        self.blobs.setdefault(key, b"".join(chunks))
+
+    def get(self, key: str) -> tuple[int, Buffer]:
+        """Return the stored blob, verified."""
+        blob = self.blobs[key]
+        payload = blob[1:]
+        _verify(key, blob[0], payload, "memory")
+        return blob[0], payload
+
+    def size(self, key: str) -> int:
+        """The stored blob's length."""
+        return len(self.blobs[key])

@@ -1,0 +1,251 @@
+"""The metadata database: runs, task attempts, artifact manifests, logs and small blobs, in SQLite.
+
+One file, `metadata.db`, in WAL mode so readers in other processes never block the writer.
+Each task attempt is one row holding its artifact manifest (name -> blob key, msgpack), so an
+untouched artifact costs a few bytes per task and nothing else. Blobs smaller than `SMALL` live in
+the `blobs` table; a row there costs microseconds where a file costs a hundred.
+
+Rows are written in batches (see `writer.py`); every batch is one transaction, so a killed
+process leaves the database as of its last committed batch and never a half-written row.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import StoreError
+
+#: Blobs up to this size are kept in the database rather than in files.
+SMALL = 256 * 1024
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    flow TEXT NOT NULL,
+    status TEXT NOT NULL,
+    user TEXT,
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    origin_run_id TEXT,
+    tags BLOB,
+    system_tags BLOB,
+    params BLOB,
+    graph BLOB,
+    pid INTEGER,
+    host TEXT,
+    error BLOB
+);
+CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow, run_id);
+CREATE TABLE IF NOT EXISTS tasks (
+    run_id INTEGER NOT NULL,
+    task_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    step TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    frames BLOB,
+    parents BLOB,
+    manifest BLOB,
+    stdout TEXT,
+    stderr TEXT,
+    exception BLOB,
+    origin TEXT,
+    PRIMARY KEY (run_id, task_id, attempt)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tasks_by_step ON tasks (run_id, step);
+CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+"""
+
+TASK_COLUMNS = (
+    "run_id, task_id, attempt, step, status, started_at, finished_at, frames, parents, "
+    "manifest, stdout, stderr, exception, origin"
+)
+#: A task row, in TASK_COLUMNS order.
+TaskRow = tuple[Any, ...]
+
+
+class MetadataDB:
+    """The SQLite database of one store; safe to share between threads (one connection each)."""
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise StoreError(
+                f"No aioflow store at {self.path.parent}: {self.path.name} does not exist. "
+                "Run a flow there first, or point AIOFLOW_ROOT (or --root) at an existing store."
+            )
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self.connection()
+            with conn:
+                conn.executescript(_SCHEMA)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (created on first use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise StoreError(f"Cannot open the metadata database {self.path}: {exc}") from exc
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this object opened."""
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        flow: str,
+        *,
+        user: str,
+        tags: bytes,
+        system_tags: bytes,
+        graph: bytes,
+        origin_run_id: str | None,
+    ) -> int:
+        """Insert a new running run and return its id (never reused, even after deletes)."""
+        conn = self.connection()
+        with conn:
+            cur = conn.execute(
+                "INSERT INTO runs (flow, status, user, created_at, origin_run_id, tags, "
+                "system_tags, graph, pid, host) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    flow,
+                    user,
+                    time.time(),
+                    origin_run_id,
+                    tags,
+                    system_tags,
+                    graph,
+                    os.getpid(),
+                    os.uname().nodename,
+                ),
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def write_batch(
+        self,
+        tasks: Iterable[TaskRow],
+        blobs: Iterable[tuple[str, bytes]],
+        run_updates: Sequence[tuple[int, dict[str, Any]]] = (),
+    ) -> None:
+        """Commit blobs, task rows and run updates in one transaction."""
+        conn = self.connection()
+        with conn:
+            conn.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?)", blobs)
+            conn.executemany(
+                f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                tasks,
+            )
+            for run_id, fields in run_updates:
+                names = ", ".join(f"{name} = ?" for name in fields)
+                conn.execute(
+                    f"UPDATE runs SET {names} WHERE run_id = ?", (*fields.values(), run_id)
+                )
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def get_blob(self, key: str) -> bytes | None:
+        """The bytes of a small blob, or None when it is not in the database."""
+        row = self.connection().execute("SELECT data FROM blobs WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def blob_size(self, key: str) -> int | None:
+        """The length of a small blob, or None when it is not in the database."""
+        row = (
+            self.connection()
+            .execute("SELECT length(data) FROM blobs WHERE key = ?", (key,))
+            .fetchone()
+        )
+        return None if row is None else row[0]
+
+    def flows(self) -> list[str]:
+        """Names of every flow with at least one run."""
+        rows = self.connection().execute("SELECT DISTINCT flow FROM runs ORDER BY flow")
+        return [r[0] for r in rows]
+
+    def runs(self, flow: str) -> list[sqlite3.Row]:
+        """Every run of a flow, newest first."""
+        conn = self.connection()
+        conn.row_factory = sqlite3.Row
+        try:
+            return conn.execute(
+                "SELECT * FROM runs WHERE flow = ? ORDER BY run_id DESC", (flow,)
+            ).fetchall()
+        finally:
+            conn.row_factory = None
+
+    def run(self, flow: str, run_id: int) -> sqlite3.Row | None:
+        """One run's row, or None."""
+        conn = self.connection()
+        conn.row_factory = sqlite3.Row
+        try:
+            return conn.execute(
+                "SELECT * FROM runs WHERE flow = ? AND run_id = ?", (flow, run_id)
+            ).fetchone()
+        finally:
+            conn.row_factory = None
+
+    def latest_run_id(self, flow: str) -> int | None:
+        """The newest run id of a flow, or None."""
+        row = (
+            self.connection()
+            .execute("SELECT max(run_id) FROM runs WHERE flow = ?", (flow,))
+            .fetchone()
+        )
+        return None if row is None else row[0]
+
+    def task_attempts(
+        self, run_id: int, step: str | None = None, task_id: int | None = None
+    ) -> list[TaskRow]:
+        """Task attempt rows of a run (optionally one step or one task), oldest first."""
+        sql = f"SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ?"
+        args: list[Any] = [run_id]
+        if step is not None:
+            sql += " AND step = ?"
+            args.append(step)
+        if task_id is not None:
+            sql += " AND task_id = ?"
+            args.append(task_id)
+        sql += " ORDER BY task_id, attempt"
+        return self.connection().execute(sql, args).fetchall()
+
+    def steps(self, run_id: int) -> list[tuple[str, float]]:
+        """(step name, first start time) of every step with a task in the run."""
+        rows = self.connection().execute(
+            "SELECT step, min(started_at) FROM tasks WHERE run_id = ? GROUP BY step "
+            "ORDER BY min(task_id)",
+            (run_id,),
+        )
+        return [(r[0], r[1]) for r in rows]

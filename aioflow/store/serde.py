@@ -1,0 +1,149 @@
+"""Artifact encoding: values to tagged, content-addressed bytes and back.
+
+A blob is one tag byte followed by a payload:
+
+- ``M``: msgpack, for plain data whose types survive a round trip exactly (None, bool, int, float,
+  str, bytes, and lists and dicts of those). msgpack is compact and language neutral.
+- ``B``: a large ``bytes`` value, stored as is so that it is never copied while encoding.
+- ``P``: pickle (protocol 5), for everything else: tuples, sets, objects.
+- ``Q``: pickle with out-of-band buffers (large NumPy arrays and the like), laid out as
+  ``count, len(pickle), pickle, (len(buffer), buffer)...`` so buffers are written and read without
+  an intermediate copy.
+
+The key of a blob is the BLAKE3 hash of its bytes (tag included), so equal values share one blob
+and a damaged blob is detected when it is read.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+from blake3 import blake3
+
+from ..exceptions import ArtifactEncodingError
+
+TAG_MSGPACK = ord("M")
+TAG_BYTES = ord("B")
+TAG_PICKLE = ord("P")
+TAG_PICKLE_OOB = ord("Q")
+
+#: Values at least this large are hashed on several threads and kept out of band.
+LARGE = 1 << 20
+_KEY_BYTES = 20
+_U64 = struct.Struct("<Q")
+
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One encoded value: its key, its bytes as a list of chunks, and what it was."""
+
+    key: str
+    chunks: tuple[Buffer, ...]
+    size: int
+    type_name: str
+
+    def tobytes(self) -> bytes:
+        """The whole blob as one bytes object (copies; meant for small blobs)."""
+        if len(self.chunks) == 1 and type(self.chunks[0]) is bytes:
+            return self.chunks[0]
+        return b"".join(self.chunks)
+
+
+def _refuse(obj: Any) -> Any:
+    # msgpack calls this for any type it does not pack exactly; we then fall back to pickle.
+    raise TypeError(type(obj).__name__)
+
+
+_packer_options: dict[str, Any] = {"use_bin_type": True, "strict_types": True, "default": _refuse}
+
+
+def hash_chunks(chunks: tuple[Buffer, ...] | list[Buffer], size: int) -> str:
+    """The content key of a blob given as chunks."""
+    hasher = blake3(max_threads=blake3.AUTO) if size >= LARGE else blake3()
+    for chunk in chunks:
+        hasher.update(chunk)
+    return hasher.hexdigest(length=_KEY_BYTES)
+
+
+def _encoded(chunks: tuple[Buffer, ...], type_name: str) -> Encoded:
+    size = sum(len(c) if not isinstance(c, memoryview) else c.nbytes for c in chunks)
+    return Encoded(hash_chunks(chunks, size), chunks, size, type_name)
+
+
+def encode(value: Any) -> Encoded:
+    """Encode `value`; raise ArtifactEncodingError (with the reason) when it cannot be stored."""
+    type_name = type(value).__name__
+    if type(value) is bytes and len(value) >= LARGE:
+        return _encoded((b"B", value), type_name)
+    try:
+        packed = msgpack.packb(value, **_packer_options)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    else:
+        return _encoded((b"M" + packed,), type_name)
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        pickled = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    except ArtifactEncodingError:
+        raise
+    except Exception as exc:
+        raise ArtifactEncodingError(
+            f"{type_name} cannot be pickled: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not buffers:
+        return _encoded((b"P" + pickled,), type_name)
+    views = [b.raw() for b in buffers]
+    chunks: list[Buffer] = [b"Q", _U64.pack(len(views)), _U64.pack(len(pickled)), pickled]
+    for view in views:
+        chunks.append(_U64.pack(view.nbytes))
+        chunks.append(view)
+    return _encoded(tuple(chunks), type_name)
+
+
+def decode(tag: int, payload: Buffer) -> Any:
+    """Decode a blob's payload (the bytes after its tag)."""
+    if tag == TAG_MSGPACK:
+        return msgpack.unpackb(payload, raw=False, strict_map_key=False, use_list=True)
+    if tag == TAG_PICKLE:
+        return pickle.loads(payload)
+    if tag == TAG_BYTES:
+        return payload if type(payload) is bytes else bytes(payload)
+    if tag == TAG_PICKLE_OOB:
+        view = memoryview(payload)
+        if view.readonly:
+            # Arrays rebuilt on read-only memory would be read-only; users may write to them.
+            view = memoryview(bytearray(view))
+        (count,) = _U64.unpack_from(view, 0)
+        (plen,) = _U64.unpack_from(view, 8)
+        pos = 16 + plen
+        pickled = view[16:pos]
+        buffers = []
+        for _ in range(count):
+            (blen,) = _U64.unpack_from(view, pos)
+            pos += 8
+            buffers.append(view[pos : pos + blen])
+            pos += blen
+        return pickle.loads(pickled, buffers=buffers)
+    raise ValueError(f"unknown blob tag {tag!r}")
+
+
+def decode_blob(blob: Buffer) -> Any:
+    """Decode a whole blob (tag byte included)."""
+    view = memoryview(blob)
+    return decode(view[0], view[1:])
+
+
+def pack(value: Any) -> bytes:
+    """msgpack for aioflow's own metadata (manifests, frames): plain data only."""
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def unpack(data: Buffer) -> Any:
+    """Inverse of `pack`."""
+    return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True)

@@ -1,0 +1,110 @@
+"""Batched, off-loop metadata writes for one run, and the run's cache of unflushed small blobs.
+
+Tasks finish far faster than SQLite can commit one transaction each, and a commit must not run
+on the event loop. The runtime hands rows and small blobs to `BatchWriter`, which coalesces them
+(a task's start and finish rows collapse into one) and commits them in a worker thread, one
+transaction per batch, while the next batch accumulates. Blobs are readable from the writer's
+cache from the moment they are handed over, so a child task never waits for its parent's commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from . import Store
+from .metadata import TaskRow
+from .serde import Buffer
+
+#: Unflushed-and-flushed small blobs kept for reads during the run, in bytes.
+CACHE_LIMIT = 64 * 1024 * 1024
+
+
+class BatchWriter:
+    """Queues rows for one store and commits them in batches from a worker thread."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._tasks: dict[tuple[int, int, int], TaskRow] = {}
+        self._blobs: dict[str, bytes] = {}
+        self._runs: list[tuple[int, dict[str, Any]]] = []
+        self._cache: dict[str, bytes] = {}
+        self._cache_size = 0
+        self._wakeup = anyio.Event()
+        self._limiter = anyio.CapacityLimiter(1)
+        self._closed = False
+        self.error: BaseException | None = None
+
+    # -- called on the event loop, cheap ----------------------------------------------------
+
+    def put_task(self, row: TaskRow) -> None:
+        """Queue a task row (replaces a queued row of the same attempt)."""
+        self._tasks[(row[0], row[1], row[2])] = row
+        self._wakeup.set()
+
+    def put_blob(self, key: str, data: bytes) -> None:
+        """Queue a small blob and make it readable at once."""
+        if key not in self._cache:
+            self._cache[key] = data
+            self._cache_size += len(data)
+            self._blobs[key] = data
+            self._wakeup.set()
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        """Queue an update of the run's row."""
+        self._runs.append((run_id, fields))
+        self._wakeup.set()
+
+    def cached_blob(self, key: str) -> bytes | None:
+        """A small blob handed to this writer, if it is still cached (any thread)."""
+        return self._cache.get(key)
+
+    def read_blob(self, key: str) -> tuple[int, Buffer]:
+        """(tag, payload) of a blob: from the cache, else from the store."""
+        data = self._cache.get(key)
+        if data is not None:
+            return data[0], memoryview(data)[1:]
+        return self.store.read_blob(key)
+
+    # -- the flushing side ------------------------------------------------------------------
+
+    def _take(self) -> tuple[list[TaskRow], list[tuple[str, bytes]], list[Any]]:
+        tasks, self._tasks = list(self._tasks.values()), {}
+        blobs, self._blobs = list(self._blobs.items()), {}
+        runs, self._runs = self._runs, []
+        return tasks, blobs, runs
+
+    async def flush(self) -> None:
+        """Commit everything queued so far (waits for a commit already under way)."""
+        async with self._limiter:
+            tasks, blobs, runs = self._take()
+            if not (tasks or blobs or runs):
+                return
+            await anyio.to_thread.run_sync(self.store.db.write_batch, tasks, blobs, runs)
+            if self._cache_size > CACHE_LIMIT:
+                for key, data in blobs:
+                    if self._cache.pop(key, None) is not None:
+                        self._cache_size -= len(data)
+
+    async def run(self, on_error: Callable[[BaseException], None]) -> None:
+        """Flush whenever something is queued, until `close()`; report a failed commit."""
+        while not self._closed:
+            await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+            try:
+                await self.flush()
+            except Exception as exc:
+                self.error = exc
+                on_error(exc)
+                return
+
+    def close(self) -> None:
+        """Let `run()` return after its current flush."""
+        self._closed = True
+        self._wakeup.set()
+
+
+__all__ = ["CACHE_LIMIT", "BatchWriter"]
