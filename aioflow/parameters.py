@@ -1,0 +1,511 @@
+"""Run parameters of a flow: `Parameter`, `IncludeFile`, `JSONType` and how values reach a run.
+
+This module owns everything between a `Parameter` class attribute and the value a step reads:
+declaring parameters (types, defaults, separators, files), finding and validating them on a flow
+class (`flow_parameters`), the flow's class-level constants (`flow_constants`), turning values
+given on the command line or to `run_flow` into final values (`resolve_parameters`) and the click
+options of the `run` command (`click_params`). Every usage problem raises `ParameterError`, with
+the wording Metaflow users know from click ("Invalid value for '--alpha': ...").
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import json
+import numbers
+import os
+import types
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import click
+
+from .decorators import is_step
+from .exceptions import ParameterError, ReadOnlyArtifactError
+
+__all__ = [
+    "IncludeFile",
+    "JSONType",
+    "JSONTypeClass",
+    "Parameter",
+    "ParameterContext",
+    "click_params",
+    "flow_constants",
+    "flow_parameters",
+    "resolve_parameters",
+]
+
+# Names Metaflow refuses as parameter names (options of its `run`), as Metaflow spells them.
+METAFLOW_RESERVED: tuple[str, ...] = (
+    *("params", "with", "tag", "namespace", "obj", "tags", "decospecs", "run-id-file"),
+    *("max-num-splits", "max-workers", "max-log-size", "user-namespace"),
+)
+# Options of `aioflow run` that a parameter's option would collide with.
+AIOFLOW_RUN_OPTIONS: tuple[str, ...] = (
+    *("max_workers", "max_num_splits", "tag", "run_id_file", "quiet", "root", "with"),
+    *("origin_run_id", "namespace", "help"),
+)
+# FlowSpec attributes a parameter (or constant) must not shadow; the last four are Metaflow's.
+FLOWSPEC_ATTRIBUTES = frozenset(
+    {"next", "input", "index", "foreach_stack", "merge_artifacts", "name"}
+    | {"cmd", "script_name", "file", "path_spec"}
+)
+_EXTRA_OPTION_KWARGS = frozenset(("hidden", "metavar", "envvar", "show_envvar"))
+_TYPE_NAMES: dict[Any, str] = {str: "string", int: "integer", float: "float", bool: "boolean"}
+_CLI_TYPE_NAMES: dict[Any, str] = {str: "text", int: "integer", float: "float", bool: "boolean"}
+_BOOL_STATES = {"1": True, "true": True, "t": True, "yes": True, "y": True, "on": True}
+_BOOL_STATES |= {"0": False, "false": False, "f": False, "no": False, "n": False, "off": False}
+
+
+class ParameterContext(NamedTuple):
+    """What a callable default receives: the run's flow, user and the parameter being evaluated.
+
+    Same fields as Metaflow's; `ds_type` is always "local" and `configs` is always None here.
+    """
+
+    flow_name: str
+    user_name: str
+    parameter_name: str
+    logger: Callable[..., None]
+    ds_type: str
+    configs: Any = None
+
+
+class JSONTypeClass(click.ParamType):
+    """The type of `JSONType`: a value given as JSON text, parsed with `json.loads`."""
+
+    name = "JSON"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Parse `value` as JSON text; a value that is not a str is returned as is."""
+        try:
+            return _convert_value(self, value)
+        except _BadValue as exc:
+            self.fail(str(exc), param, ctx)
+
+    def __repr__(self) -> str:
+        return "JSON"
+
+
+JSONType = JSONTypeClass()
+"""Use as `Parameter(..., type=JSONType)` for a value given as JSON text (a dict or list as is)."""
+
+
+class _BadValue(Exception):
+    """A value cannot be converted; the message lacks the "Invalid value for" prefix."""
+
+
+def _norm(name: str) -> str:
+    """The key click derives from an option name: lower case, dashes as underscores."""
+    return name.replace("-", "_").lower()
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    return f"{value!r} (of type {value.__class__.__name__})"
+
+
+def _convert_value(kind: Any, value: Any) -> Any:
+    """Convert a CLI string or a Python value to `kind` (str, int, float, bool or JSONType)."""
+    if isinstance(kind, JSONTypeClass):
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise _BadValue(f"{value!r} is not a valid JSON object.") from None
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise _BadValue(f"{_describe(value)} is not a valid JSON object.") from None
+        return value
+    if isinstance(value, str):
+        if kind is str:
+            return value
+        if kind is bool:
+            if value.strip().lower() in _BOOL_STATES:
+                return _BOOL_STATES[value.strip().lower()]
+        else:
+            try:
+                return kind(value.strip())
+            except ValueError:
+                pass
+    elif isinstance(value, bool):
+        if kind is bool:
+            return value
+    elif kind is int and isinstance(value, numbers.Integral):
+        return int(value)
+    elif kind is float and isinstance(value, numbers.Real):
+        return float(value)
+    raise _BadValue(f"{_describe(value)} is not a valid {_TYPE_NAMES[kind]}.")
+
+
+def _infer_type(name: str, default: Any, given: Any) -> Any:
+    """The parameter's type: `given`, else that of a non-callable default, else str."""
+    if given is None:
+        if default is None or callable(default):
+            return str
+        if isinstance(default, (dict, list)):
+            return JSONType
+        given = default.__class__
+    if given is JSONTypeClass:
+        return JSONType
+    if given in _TYPE_NAMES or isinstance(given, JSONTypeClass):
+        return given
+    raise ParameterError(
+        f"Parameter *{name}*: unsupported type {given!r}. "
+        "Use one of str, int, float, bool or JSONType."
+    )
+
+
+class Parameter:
+    """A run parameter of a flow, declared as a class attribute of a FlowSpec subclass.
+
+    `alpha = Parameter("alpha", default=0.5)` gives the option `--alpha` of `run` and the
+    read-only artifact `self.alpha`; the attribute name may differ from the parameter name.
+    `type` is str, int, float, bool or `JSONType`; when None it is inferred from `default`
+    (str when there is none). A callable `default` is called once per run with a
+    `ParameterContext`. `separator` (string parameters only) splits the value into a list.
+    `required` is ignored when there is a default. Extra keyword arguments (`hidden`, `metavar`,
+    `envvar`, `show_envvar`) go to the click option.
+    """
+
+    _type_name: str
+
+    def __init__(
+        self,
+        name: str,
+        default: Any = None,
+        type: Any = None,
+        help: str | None = None,
+        required: bool | None = False,
+        show_default: bool | None = True,
+        separator: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(name, str) or not name or name.startswith("-") or " " in name:
+            raise ParameterError(f"Parameter name {name!r} is not a valid option name.")
+        self.name = name
+        self.attr_name: str | None = None
+        fields = {"show_default": show_default, "separator": separator, "required": required}
+        for field in [field for field, value in fields.items() if callable(value)]:
+            raise ParameterError(
+                f"Parameter *{name}*: Field '{field}' cannot have a function as its value"
+            )
+        unknown = sorted(set(kwargs) - _EXTRA_OPTION_KWARGS)
+        if unknown:
+            raise ParameterError(f"Parameter *{name}*: unexpected argument(s) {unknown}.")
+        self.default = default
+        self.type = _infer_type(name, default, type)
+        self.help = help
+        self.required = bool(required)
+        self.show_default = True if show_default is None else bool(show_default)
+        self.separator = separator or None
+        self.kwargs = kwargs
+        self._type_name = _CLI_TYPE_NAMES.get(self.type, "JSON")
+        string_default = default is None or callable(default) or isinstance(default, str)
+        if self._type_name == "JSON" and not string_default:
+            try:
+                json.dumps(default)
+            except (TypeError, ValueError):
+                raise ParameterError(
+                    f"Parameter *{name}*: the default {default!r} is not a valid JSON object."
+                ) from None
+        if self.separator and not (self.type is str and string_default):
+            raise ParameterError(
+                f"Parameter *{name}*: Separator is only allowed for string parameters."
+            )
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self.name!r}, type={self._type_name})"
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        """Record the flow attribute holding the parameter (its artifact name)."""
+        self.attr_name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        """The Parameter itself on the class; on a flow, the artifact's value."""
+        if instance is None:
+            return self
+        return instance._aioflow_artifact(self.attr_name)
+
+    def _read_only(self) -> ReadOnlyArtifactError:
+        return ReadOnlyArtifactError(
+            "Flow level attributes and Parameters are not modifiable: "
+            f"'{self.attr_name}' is the Parameter '{self.name}'."
+        )
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        """Parameters are read-only: always raises `ReadOnlyArtifactError`."""
+        raise self._read_only()
+
+    def __delete__(self, instance: Any) -> None:
+        raise self._read_only()
+
+    def _convert(self, value: Any) -> Any:
+        """Turn a given or default value into the parameter's value; raises `_BadValue`."""
+        if self.separator and isinstance(value, (list, tuple)):
+            return [_convert_value(str, item) for item in value]
+        value = _convert_value(self.type, value)
+        return value.split(self.separator) if self.separator and value else value
+
+    def _check_cli(self, text: str) -> None:
+        """Check a command-line value as click parses it; raises `_BadValue`."""
+        self._convert(text)
+
+    def _resolve(self, value: Any, ctx: ParameterContext) -> Any:
+        """The final value of the parameter given `value` (None when it was not given)."""
+        origin = ""
+        if value is None:
+            if self.default is None:
+                if self.required:
+                    raise ParameterError(f"Missing option '--{self.name}'.")
+                return None
+            value = self.default
+            if not callable(value):  # converted exactly as the CLI converts it
+                value = self._cli_text(value)
+            else:
+                origin = " (as returned by its default function)"
+                try:
+                    value = value(ctx._replace(parameter_name=self.name))
+                except Exception as exc:
+                    raise ParameterError(
+                        f"When evaluating the default of the Parameter *{self.name}*, "
+                        f"the following exception occurred: {exc!r}"
+                    ) from exc
+                if value is None:
+                    return None
+        try:
+            return self._convert(value)
+        except _BadValue as exc:
+            raise ParameterError(f"Invalid value for '--{self.name}'{origin}: {exc}") from None
+
+    def _cli_text(self, value: Any) -> str:
+        if isinstance(self.type, JSONTypeClass) and not isinstance(value, str):
+            return json.dumps(value)
+        return str(os.fspath(value) if isinstance(value, os.PathLike) else value)
+
+    def _click_option(self) -> click.Option:
+        help_text, required, extra = self.help or "", self.required, dict(self.kwargs)
+        if callable(self.default):
+            help_text += f"{' ' if help_text else ''}[default: computed when the run starts]"
+            required = False
+        elif self.default is not None:  # click >= 8.3 takes default=None as a given value
+            extra["default"] = self._cli_text(self.default)
+        return click.Option(
+            ["--" + self.name],
+            type=_CliType(self),
+            required=required,
+            help=help_text or None,
+            show_default=self.show_default,
+            **extra,
+        )
+
+
+class IncludeFile(Parameter):
+    """A parameter whose option takes a local file path and whose value is the file's content.
+
+    The content is a str decoded with `encoding` when `is_text`, else bytes. `default` is a
+    path (or a callable returning one). A file that cannot be read is a usage error.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        required: bool | None = False,
+        is_text: bool = True,
+        encoding: str = "utf-8",
+        help: str | None = None,
+        default: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(default, os.PathLike):
+            default = os.fspath(default)
+        for field in {"type", "separator"} & set(kwargs):
+            raise ParameterError(f"IncludeFile *{name}*: '{field}' cannot be given.")
+        super().__init__(name, default=default, type=str, help=help, required=required, **kwargs)
+        try:
+            codecs.lookup(encoding or "utf-8")
+        except LookupError:
+            raise ParameterError(f"IncludeFile *{name}*: unknown encoding {encoding!r}.") from None
+        self.is_text = is_text
+        self.encoding = encoding or "utf-8"
+        self._type_name = "FilePath"
+
+    def _path(self, value: Any) -> str:
+        if not isinstance(value, (str, os.PathLike)):
+            raise _BadValue(f"{_describe(value)} is not a valid file path.")
+        path = os.path.expanduser(os.fspath(value))
+        if "://" in path:
+            raise _BadValue(f"IncludeFile: only local files can be included (given '{path}')")
+        return path
+
+    def _check_cli(self, text: str) -> None:
+        path = self._path(text)
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError:
+            raise _BadValue(f"IncludeFile: could not open file '{path}' for reading") from None
+
+    def _convert(self, value: Any) -> Any:
+        path = self._path(value)
+        try:
+            with open(path, "rb") as handle:
+                content = handle.read()
+        except OSError:
+            raise _BadValue(f"IncludeFile: could not open file '{path}' for reading") from None
+        if not self.is_text:
+            return content
+        try:
+            return content.decode(self.encoding)
+        except UnicodeDecodeError:
+            raise _BadValue(f"IncludeFile: file '{path}' is not valid {self.encoding}") from None
+
+
+class _CliType(click.ParamType):
+    """Checks a parameter's command-line value and passes the text on for `resolve_parameters`."""
+
+    def __init__(self, parameter: Parameter) -> None:
+        self.parameter = parameter
+        self.name = parameter._type_name
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                self.parameter._check_cli(value)
+            except _BadValue as exc:
+                self.fail(str(exc), param, ctx)
+        return value
+
+
+def _static_lookup(cls: type, name: str) -> Any:
+    """The raw class attribute `name` as found along the MRO (descriptors not invoked)."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
+
+
+def _user_attribute_names(cls: type, skip: tuple[type, ...] = ()) -> list[str]:
+    names: dict[str, None] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is not object and klass not in skip:
+            names.update(dict.fromkeys(vars(klass)))
+    return list(names)
+
+
+def flow_parameters(flow_cls: type) -> list[tuple[str, Parameter]]:
+    """(attribute name, Parameter) pairs of `flow_cls`, inherited ones included, in definition
+    order; raises `ParameterError` for reserved or duplicate names and for attributes that
+    would shadow FlowSpec's own."""
+    reserved = {_norm(n): "it is an option of `run`" for n in AIOFLOW_RUN_OPTIONS}
+    reserved |= {_norm(n): "it is reserved by Metaflow" for n in METAFLOW_RESERVED}
+    found: list[tuple[str, Parameter]] = []
+    seen: dict[str, str] = {}
+    for attr in _user_attribute_names(flow_cls):
+        param = _static_lookup(flow_cls, attr)
+        if not isinstance(param, Parameter):
+            continue
+        if param.attr_name is None:
+            param.attr_name = attr
+        where = f"Parameter '{param.name}' (flow attribute '{attr}')"
+        if attr.startswith("_"):
+            raise ParameterError(
+                f"{where}: attributes starting with '_' cannot hold parameters. "
+                "Please use a different attribute name."
+            )
+        if attr in FLOWSPEC_ATTRIBUTES:
+            raise ParameterError(
+                f"{where}: the attribute name '{attr}' is used by FlowSpec itself. "
+                "Please use a different attribute name."
+            )
+        if _norm(param.name) in reserved:
+            raise ParameterError(
+                f"{where}: '{param.name}' is a reserved word: {reserved[_norm(param.name)]}. "
+                "Please use a different name for your parameter."
+            )
+        if _norm(param.name) in seen:
+            raise ParameterError(
+                f"Parameter *{param.name}* is specified twice (flow attributes "
+                f"'{seen[_norm(param.name)]}' and '{attr}'). Note that parameter names are "
+                "case-insensitive and '-' equals '_'."
+            )
+        seen[_norm(param.name)] = attr
+        found.append((attr, param))
+    return found
+
+
+_NOT_CONSTANT: tuple[type, ...] = (
+    types.FunctionType,
+    types.MethodType,
+    types.BuiltinFunctionType,
+    types.ModuleType,
+)
+_NOT_CONSTANT += (property, classmethod, staticmethod, functools.cached_property, type, Parameter)
+
+
+def flow_constants(flow_cls: type, base_cls: type) -> dict[str, object]:
+    """Class-level constants of `flow_cls`: class attributes of the user's classes (not of
+    `base_cls` or above) that are not `_`-prefixed, Parameters, functions, methods, steps,
+    properties, class/static methods, classes or modules (Metaflow persists them as artifacts)."""
+    constants: dict[str, object] = {}
+    for attr in _user_attribute_names(flow_cls, skip=base_cls.__mro__):
+        if attr.startswith("_") or attr in FLOWSPEC_ATTRIBUTES:
+            continue
+        value = _static_lookup(flow_cls, attr)
+        if isinstance(value, _NOT_CONSTANT) or is_step(value):
+            continue
+        constants[attr] = value
+    return constants
+
+
+def _stderr_logger(msg: str = "", **_: Any) -> None:
+    click.echo(msg, err=True)
+
+
+def resolve_parameters(
+    flow_cls: type,
+    given: Mapping[str, Any],
+    *,
+    flow_name: str,
+    user_name: str,
+    from_cli: bool,
+    logger: Callable[..., None] | None = None,
+) -> dict[str, Any]:
+    """Final values of every parameter of `flow_cls`, keyed by attribute name.
+
+    `given` maps parameter names (as on the CLI; click's lower-case, underscore form works too)
+    to values: strings from the CLI (`from_cli=True`, None meaning not given) or Python values
+    from `run_flow`. Missing values take the default (a callable default is called once, with a
+    `ParameterContext`); every value is converted to the parameter's type. Raises
+    `ParameterError` for unknown names, missing required parameters and invalid values.
+    """
+    params = flow_parameters(flow_cls)
+    by_key = {_norm(param.name): param for _, param in params}
+    values: dict[str, Any] = {}
+    for key, value in given.items():
+        param = by_key.get(_norm(key))
+        if param is None:
+            shown = ", ".join(("--" if from_cli else "") + p.name for _, p in params)
+            raise ParameterError(
+                f"Unknown parameter '{key}' for flow {flow_name}. "
+                + (f"Valid parameters are: {shown}." if shown else "The flow has no parameters.")
+            )
+        if value is not None:
+            if param.name in values:
+                raise ParameterError(f"Parameter '{param.name}' is given twice.")
+            values[param.name] = value
+    ctx = ParameterContext(flow_name, user_name, "", logger or _stderr_logger, "local")
+    return {attr: param._resolve(values.get(param.name), ctx) for attr, param in params}
+
+
+def click_params(flow_cls: type) -> list[click.Option]:
+    """Click options (`--<name>`) of the `run` command, one per parameter in definition order.
+
+    They check values (exit status 2 on bad ones) but pass strings on, defaults included: give
+    `{option.name: parsed[option.name]}` for these options to `resolve_parameters(...,
+    from_cli=True)`. A callable default is left to `resolve_parameters` (click sees None).
+    """
+    return [param._click_option() for _, param in flow_parameters(flow_cls)]
