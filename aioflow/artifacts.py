@@ -41,9 +41,7 @@ def encode_artifact(name: str, value: Any, step: str) -> Encoded:
         ) from exc.__cause__
 
 
-def store_encoded(
-    encoded: Encoded, small: list[tuple[str, bytes]], large: LargeBlobSink
-) -> None:
+def store_encoded(encoded: Encoded, small: list[tuple[str, bytes]], large: LargeBlobSink) -> None:
     """Route a blob to the database list (small) or the large-blob sink."""
     if encoded.size <= SMALL:
         small.append((encoded.key, encoded.tobytes()))
@@ -90,7 +88,11 @@ def snapshot(
 
 
 def encode_values(
-    values: Iterable[Any], what: str, step: str, small: list[tuple[str, bytes]], large: LargeBlobSink
+    values: Iterable[Any],
+    what: str,
+    step: str,
+    small: list[tuple[str, bytes]],
+    large: LargeBlobSink,
 ) -> list[str]:
     """Store each value as its own blob (foreach items); return their keys in order."""
     keys = []

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import anyio
 import click
@@ -25,7 +25,14 @@ from .flowspec import FlowSpec
 from .graph import FlowGraph
 from .loader import load_flow
 from .parameters import click_params
-from .runtime.runner import PreparedRun, RunOptions, RunOutcome, execute, prepare
+from .runtime.runner import (
+    PreparedRun,
+    RunOptions,
+    RunOutcome,
+    current_username,
+    execute,
+    prepare,
+)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -37,20 +44,36 @@ def _echo(text: str = "", err: bool = False) -> None:
 
 
 def _fail(exc: AioflowException, code: int = EXIT_FAILED) -> NoReturn:
-    _echo(f"    {exc.headline}:" if isinstance(exc, LintError) else f"{exc.headline}:", err=True)
-    _echo(f"    {exc}", err=True)
+    """Print an error the way Metaflow does (headline, where, indented message) and exit."""
+    headline = exc.headline
+    message = exc.message
+    if isinstance(exc, LintError):
+        message = exc.bare_message
+        if exc.file is not None:
+            headline += f" in file {exc.file}"
+        if exc.line is not None:
+            headline += f" on line {exc.line}"
+    _echo(f"    {headline}:", err=True)
+    for line in message.splitlines():
+        _echo(f"    {line}", err=True)
+    _echo("", err=True)
     raise SystemExit(code)
 
 
 def _validate(flow_cls: type[FlowSpec]) -> FlowGraph:
-    _echo("Validating your flow...")
-    graph = FlowGraph(flow_cls)
+    _echo("Validating your flow...", err=True)
     try:
+        graph = FlowGraph(flow_cls)
         graph.lint()
-    except LintError as exc:
+    except FlowDefinitionError as exc:
         _fail(exc)
-    _echo("    The graph looks good!")
+    _echo("    The graph looks good!", err=True)
     return graph
+
+
+def _header(flow_cls: type[FlowSpec]) -> None:
+    user = current_username()
+    _echo(f"aioflow {__version__} executing {flow_cls.__name__} for user:{user}", err=True)
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -59,6 +82,7 @@ def _validate(flow_cls: type[FlowSpec]) -> FlowGraph:
 async def _run_until_signal(prepared: PreparedRun, options: RunOptions) -> RunOutcome | None:
     """Run the flow; the first Ctrl-C (or SIGTERM) cancels it cleanly, a second one exits."""
     outcome: RunOutcome | None = None
+    error: AioflowException | None = None
     async with anyio.create_task_group() as tg:
         run_scope = anyio.CancelScope()
 
@@ -75,19 +99,25 @@ async def _run_until_signal(prepared: PreparedRun, options: RunOptions) -> RunOu
 
         tg.start_soon(watch_signals)
         with run_scope:
-            outcome = await execute(prepared, options)
+            try:
+                outcome = await execute(prepared, options)
+            except AioflowException as exc:
+                # Raised out of the task group it would arrive wrapped in an ExceptionGroup;
+                # keep it bare so `_run` reports it (e.g. a bad --tag is a usage error).
+                error = exc
         tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
     return outcome
 
 
 def _run(flow_cls: type[FlowSpec], given: dict[str, Any], opts: dict[str, Any]) -> None:
-    user_line = f"aioflow {__version__} executing {flow_cls.__name__}"
+    _header(flow_cls)
     _validate(flow_cls)
     try:
         prepared = prepare(flow_cls, given, from_cli=True)
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from exc
-    _echo(f"{user_line} for user:{prepared.username}")
     listeners: list[Any] = [] if opts["quiet"] else [Console()]
     started: list[RunStarted] = []
 
@@ -160,6 +190,7 @@ def flow_group(flow_cls: type[FlowSpec]) -> click.Group:
 
     @group.command(help="Check the flow's graph without running it.")
     def check() -> None:
+        _header(flow_cls)
         _validate(flow_cls)
 
     return group
@@ -194,25 +225,27 @@ def _delegate(ctx: typer.Context, flow_file: Path, command: str) -> None:
     group.main([command, *ctx.args], prog_name=f"aioflow {command} {flow_file}")
 
 
+FlowFile = Annotated[Path, typer.Argument(help="The flow file.")]
+
+
 @app.command(context_settings=_PASS_THROUGH)
-def run(
-    ctx: typer.Context,
-    flow_file: Path = typer.Argument(..., help="The flow file."),
-) -> None:
+def run(ctx: typer.Context, flow_file: FlowFile) -> None:
     """Run a flow: aioflow run flow.py [--param value ...] (see: aioflow run flow.py --help)."""
     _delegate(ctx, flow_file, "run")
 
 
 @app.command()
-def show(flow_file: Path = typer.Argument(..., help="The flow file.")) -> None:
+def show(flow_file: FlowFile) -> None:
     """Show a flow's steps and transitions."""
     _echo(FlowGraph(_load(flow_file)).describe())
 
 
 @app.command()
-def check(flow_file: Path = typer.Argument(..., help="The flow file.")) -> None:
+def check(flow_file: FlowFile) -> None:
     """Check a flow's graph without running it."""
-    _validate(_load(flow_file))
+    flow_cls = _load(flow_file)
+    _header(flow_cls)
+    _validate(flow_cls)
 
 
 @app.command()

@@ -9,7 +9,6 @@ Objects outside the current namespace (see `namespaces.py`) raise MetaflowNamesp
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -38,7 +37,7 @@ def _time(ts: float | None) -> datetime | None:
 
 def _process_gone(pid: int | None, host: str | None) -> bool:
     """True when the run's process is known to be dead (same host, pid not alive)."""
-    if pid is None or host != socket.gethostname() and host != os.uname().nodename:
+    if pid is None or host != os.uname().nodename:
         return False
     try:
         os.kill(pid, 0)
@@ -63,7 +62,7 @@ class MetaflowObject:
         return f"{type(self).__name__}('{self.pathspec}')"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.pathspec == self.pathspec  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.pathspec == self.pathspec
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.pathspec))

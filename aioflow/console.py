@@ -1,16 +1,19 @@
 """Console output of a run, Metaflow style, built only on the run's events.
 
-    Workflow starting (run-id 3):
-    [3/start/1] Task is starting.
-    [3/start/1] hello from start
-    [3/start/1] Task finished successfully.
+    2026-11-22 17:37:38.986 Workflow starting (run-id 3):
+    2026-11-22 17:37:38.990 [3/start/1] Task is starting.
+    2026-11-22 17:37:38.991 [3/start/1] hello from start
+    2026-11-22 17:37:38.992 [3/start/1] Task finished successfully.
     ...
-    Done!
+    2026-11-22 17:37:39.011 Done!
+
+Progress goes to stdout; the failure summary ("Step failure: ...") goes to stderr, as Metaflow's.
 """
 
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import TextIO
 
 from .events import Event, LogLine, RunFinished, RunStarted, TaskFailed, TaskFinished, TaskStarted
@@ -22,50 +25,70 @@ def _short(pathspec: str) -> str:
     return pathspec.split("/", 1)[1]
 
 
+def _unwrap(stream: TextIO) -> TextIO:
+    return stream.original if isinstance(stream, StreamProxy) else stream
+
+
 class Console:
     """An event listener that prints a run's progress and its tasks' output."""
 
-    def __init__(self, stream: TextIO | None = None, *, show_tasks: bool = True) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        err: TextIO | None = None,
+        *,
+        timestamps: bool = True,
+    ) -> None:
         self._stream = stream
-        self.show_tasks = show_tasks
+        self._err = err
+        self.timestamps = timestamps
 
-    @property
-    def stream(self) -> TextIO:
-        """Where lines go: the given stream, else the real stdout at the time of writing."""
-        stream = self._stream if self._stream is not None else sys.stdout
-        return stream.original if isinstance(stream, StreamProxy) else stream
-
-    def echo(self, text: str) -> None:
-        """Print one line."""
-        stream = self.stream
+    def _write(self, stream: TextIO, text: str, timestamp: float | None) -> None:
+        if self.timestamps and timestamp is not None:
+            stamp = datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+            text = f"{stamp} {text}"
         stream.write(text + "\n")
         stream.flush()
 
+    def echo(self, text: str, timestamp: float | None = None) -> None:
+        """Print one line to stdout (the real one, even while tasks' output is captured)."""
+        self._write(_unwrap(self._stream or sys.stdout), text, timestamp)
+
+    def echo_err(self, text: str) -> None:
+        """Print one line to stderr."""
+        self._write(_unwrap(self._err or sys.stderr), text, None)
+
     def __call__(self, event: Event) -> None:
+        ts = event.timestamp
         if isinstance(event, LogLine):
-            self.echo(f"[{_short(event.pathspec)}] {event.line}")
+            self.echo(f"[{_short(event.pathspec)}] {event.line.rstrip()}", ts)
         elif isinstance(event, TaskStarted):
-            if self.show_tasks:
-                self.echo(f"[{_short(event.pathspec)}] Task is starting.")
+            retry = " (retry)" if event.attempt else ""
+            self.echo(f"[{_short(event.pathspec)}] Task is starting{retry}.", ts)
         elif isinstance(event, TaskFinished):
-            if self.show_tasks:
-                self.echo(f"[{_short(event.pathspec)}] Task finished successfully.")
+            prefix = f"[{_short(event.pathspec)}]"
+            if event.foreach_splits is not None:
+                self.echo(f"{prefix} Foreach yields {event.foreach_splits} child steps.", ts)
+            self.echo(f"{prefix} Task finished successfully.", ts)
         elif isinstance(event, TaskFailed):
             prefix = f"[{_short(event.pathspec)}]"
             for line in event.traceback.rstrip("\n").splitlines():
-                self.echo(f"{prefix} {line}")
-            self.echo(f"{prefix} Task failed.")
+                self.echo(f"{prefix} {line}", ts)
+            self.echo(f"{prefix} Task failed.", ts)
         elif isinstance(event, RunStarted):
-            self.echo(f"Workflow starting (run-id {event.run_id}):")
+            self.echo(f"Workflow starting (run-id {event.run_id}):", ts)
         elif isinstance(event, RunFinished):
             self._finished(event)
 
     def _finished(self, event: RunFinished) -> None:
+        ts = event.timestamp
         if event.successful:
-            self.echo("Done!")
+            self.echo("Done!", ts)
             return
-        self.echo("Workflow cancelled." if event.status == "cancelled" else "Workflow failed.")
+        self.echo("Workflow cancelled." if event.status == "cancelled" else "Workflow failed.", ts)
+        self.echo(f"Terminating {len(event.interrupted)} active tasks...", ts)
         if event.failed_pathspec:
-            _, run_id, step, task_id = event.failed_pathspec.split("/")
-            self.echo("Step failure:")
-            self.echo(f"    Step {step} (task-id {task_id}) failed.")
+            _, _, step, task_id = event.failed_pathspec.split("/")
+            self.echo_err("    Step failure:")
+            self.echo_err(f"    Step {step} (task-id {task_id}) failed.")
+            self.echo_err("")

@@ -20,7 +20,7 @@ def step(func: F) -> F:
     loop). A step takes `self`, and a join step also takes `inputs`.
     """
     if not callable(func) or not hasattr(func, "__name__"):
-        raise TypeError("@step decorates a method of a FlowSpec subclass, got %r" % (func,))
+        raise TypeError(f"@step decorates a method of a FlowSpec subclass, got {func!r}")
     func.is_step = True  # type: ignore[attr-defined]
     func.name = func.__name__  # type: ignore[attr-defined]
     if not hasattr(func, "decorators"):

@@ -52,6 +52,7 @@ class TaskFinished(Event):
     task_id: str
     duration: float
     attempt: int = 0
+    foreach_splits: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ class RunFinished(Event):
     status: str
     duration: float
     failed_pathspec: str | None = None
+    interrupted: tuple[str, ...] = ()
 
     @property
     def successful(self) -> bool:

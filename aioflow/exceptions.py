@@ -9,7 +9,7 @@
     ├── TransitionError                   self.next() misused at run time (InvalidNextException)
     ├── ArtifactError
     │   ├── ArtifactEncodingError         a value cannot be stored as an artifact
-    │   ├── ReadOnlyArtifactError         a parameter or class constant was assigned (AttributeError)
+    │   ├── ReadOnlyArtifactError         a parameter or constant was assigned (AttributeError)
     │   └── CorruptBlobError              a stored blob does not match its key
     ├── MergeArtifactsException           merge_artifacts() misused
     │   ├── UnhandledInMergeArtifactsException   conflicting values; lists the names
@@ -71,7 +71,10 @@ class LintError(FlowDefinitionError):
             where = f"{file}, line {line}: "
         elif line is not None:
             where = f"line {line}: "
-        super().__init__(where + msg, step=step, file=file, line=line)
+        super().__init__(where + msg)
+        self.step = step
+        self.file = file
+        self.line = line
         self.bare_message = msg
 
 

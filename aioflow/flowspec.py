@@ -201,8 +201,7 @@ class FlowSpec:
             )
         if state.transition is not None:
             raise TransitionError(
-                f"Multiple self.next() calls detected in step *{step}*. "
-                "Call self.next() only once."
+                f"Multiple self.next() calls detected in step *{step}*. Call self.next() only once."
             )
         if condition is not None:
             transition = self._switch(step, dsts, foreach, condition)
@@ -278,9 +277,7 @@ class FlowSpec:
             )
         return items
 
-    def _switch(
-        self, step: str, dsts: tuple[Any, ...], foreach: Any, condition: Any
-    ) -> Transition:
+    def _switch(self, step: str, dsts: tuple[Any, ...], foreach: Any, condition: Any) -> Transition:
         invalid = f"Step *{step}* has an invalid self.next() transition. "
         if len(dsts) != 1 or not isinstance(dsts[0], dict) or not dsts[0]:
             raise TransitionError(

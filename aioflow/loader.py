@@ -53,9 +53,7 @@ def load_flow(path: str | Path, flow_name: str | None = None) -> type[FlowSpec]:
         raise
     except Exception as exc:
         del sys.modules[module_name]
-        raise FlowDefinitionError(
-            f"Importing {file} failed: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise FlowDefinitionError(f"Importing {file} failed: {type(exc).__name__}: {exc}") from exc
     classes = flow_classes(module, module_name)
     if flow_name is not None:
         classes = [c for c in classes if c.__name__ == flow_name]

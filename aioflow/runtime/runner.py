@@ -208,6 +208,7 @@ async def execute(prepared: PreparedRun, options: RunOptions) -> RunOutcome:
                 outcome.status,
                 time.time() - started,
                 None if failed is None else _task_pathspec(env, failed.spec),
+                tuple(outcome.interrupted),
             )
         )
         store.close()
@@ -251,7 +252,7 @@ async def _record_end(
              pack(spec.parents) if spec.parents else None, None, None, None, pack(record), None)
         )  # fmt: skip
         interrupted.append(_task_pathspec(env, spec))
-    error = None
+    error: dict[str, str | None] | None = None
     if result.failure is not None and result.failure.error is not None:
         error = {"pathspec": _task_pathspec(env, result.failure.spec),
                  **result.failure.error.to_record()}  # fmt: skip

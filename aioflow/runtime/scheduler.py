@@ -165,14 +165,16 @@ class Scheduler:
         pathspec = self._pathspec(spec)
         if outcome.error is not None:
             err = outcome.error
-            self.emit(
-                TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name, err.message,
-                           err.traceback, duration, spec.attempt)  # fmt: skip
-            )
+            failed = TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name,
+                                err.message, err.traceback, duration, spec.attempt)  # fmt: skip
+            self.emit(failed)
             self.result.failure = outcome
             self._stop("failed")
             return
-        self.emit(TaskFinished(pathspec, spec.step, str(spec.task_id), duration, spec.attempt))
+        splits = None if outcome.item_keys is None else len(outcome.item_keys)
+        self.emit(
+            TaskFinished(pathspec, spec.step, str(spec.task_id), duration, spec.attempt, splits)
+        )
         if self.result.status != "running":
             return
         spec.inputs = None  # a join's inputs are no longer needed
@@ -196,13 +198,13 @@ class Scheduler:
             target = transition.targets[0]
             count = len(keys)
             for i, key in enumerate(keys):
-                frame = (spec.task_id, count, i, spec.step, transition.foreach, key)
+                frame: Frame = (spec.task_id, count, i, spec.step, transition.foreach, key)
                 self._spawn(target, (*spec.frames, frame), parents, outcome.manifest)
         elif len(transition.targets) > 1:
             count = len(transition.targets)
             for i, target in enumerate(transition.targets):
-                frame = (spec.task_id, count, i, spec.step, None, None)
-                self._spawn(target, (*spec.frames, frame), parents, outcome.manifest)
+                static: Frame = (spec.task_id, count, i, spec.step, None, None)
+                self._spawn(target, (*spec.frames, static), parents, outcome.manifest)
         else:
             target = transition.targets[0]
             if self.graph[target].is_join:

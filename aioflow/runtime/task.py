@@ -239,7 +239,9 @@ class TaskRun:
             stderr_key=stderr_key,
         )
 
-    def _store_log(self, lines: list[tuple[float, str]], small: list[tuple[str, bytes]]) -> str | None:
+    def _store_log(
+        self, lines: list[tuple[float, str]], small: list[tuple[str, bytes]]
+    ) -> str | None:
         if not lines:
             return None
         encoded = encode([list(pair) for pair in lines])
@@ -262,9 +264,7 @@ def run_sync_task(env: RunEnv, spec: TaskSpec) -> TaskOutcome:
         run.exit(tokens)
 
 
-async def run_async_task(
-    env: RunEnv, spec: TaskSpec, offload: Callable[..., Any]
-) -> TaskOutcome:
+async def run_async_task(env: RunEnv, spec: TaskSpec, offload: Callable[..., Any]) -> TaskOutcome:
     """Await an async step's body on the loop; snapshot off the loop when there is work."""
     run = TaskRun(env, spec)
     tokens = run.enter()

@@ -90,7 +90,7 @@ class FileBlobStore:
         """Read a blob, checking its content against its key."""
         path = self.path(key)
         try:
-            f = open(path, "rb")
+            f = open(path, "rb")  # noqa: SIM115 (closed by the with below; KeyError if absent)
         except FileNotFoundError:
             raise KeyError(key) from None
         with f:
@@ -98,14 +98,16 @@ class FileBlobStore:
             if not head:
                 raise CorruptBlobError(f"Blob {key} at {path} is empty: the store was damaged.")
             tag = head[0]
+            size = os.fstat(f.fileno()).st_size - 1
             payload: Buffer
             if tag == TAG_PICKLE_OOB:
                 # Out-of-band buffers become arrays that users may write to: read into
                 # writable memory once instead of copying later.
-                payload = bytearray(os.fstat(f.fileno()).st_size - 1)
+                payload = bytearray(size)
                 f.readinto(payload)
             else:
-                payload = f.read()
+                # An exact-size read fills one bytes object; read() would grow and copy.
+                payload = f.read(size)
         _verify(key, tag, payload, str(path))
         return tag, payload
 
