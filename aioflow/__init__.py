@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 from .api import run_flow, run_flow_sync
 from .client import DataArtifact, Flow, Run, Step, Task
 from .current import current
-from .decorators import step
+from .decorators import catch, environment, resources, retry, step, timeout
 from .exceptions import (
     AioflowException,
     FlowFailed,
@@ -37,11 +37,16 @@ __all__ = [
     "Task",
     "UnhandledInMergeArtifactsException",
     "__version__",
+    "catch",
     "current",
     "default_namespace",
+    "environment",
     "get_namespace",
     "namespace",
+    "resources",
+    "retry",
     "run_flow",
     "run_flow_sync",
     "step",
+    "timeout",
 ]

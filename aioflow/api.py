@@ -32,14 +32,18 @@ async def run_flow(
     tags: Sequence[str] = (),
     quiet: bool = False,
     listeners: Sequence[Listener] = (),
+    executor: str = "thread",
+    with_decorators: Sequence[str] = (),
     **parameters: Any,
 ) -> Run:
     """Run `flow_cls` to completion on the running event loop and return its `Run`.
 
     Keyword arguments other than the options above are the flow's parameters, by name. With
-    `quiet=False` the run's progress and output are printed like the CLI's.
+    `quiet=False` the run's progress and output are printed like the CLI's. `executor` is where
+    sync steps run by default ("thread" or "process"), `with_decorators` are `--with` specs
+    such as "retry:times=2".
     """
-    prepared = prepare(flow_cls, parameters)
+    prepared = prepare(flow_cls, parameters, with_decorators=with_decorators, executor=executor)
     all_listeners = list(listeners)
     if not quiet:
         all_listeners.insert(0, Console())

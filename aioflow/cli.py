@@ -32,6 +32,7 @@ from .runtime.runner import (
     current_username,
     execute,
     prepare,
+    validate_tags,
 )
 
 EXIT_FAILED = 1
@@ -53,9 +54,10 @@ def _fail(exc: AioflowException, code: int = EXIT_FAILED) -> NoReturn:
             headline += f" in file {exc.file}"
         if exc.line is not None:
             headline += f" on line {exc.line}"
-    _echo(f"    {headline}:", err=True)
+    # Metaflow's console drops the `*` highlight markers; the exception text keeps them.
+    _echo(f"    {headline}:".replace("*", ""), err=True)
     for line in message.splitlines():
-        _echo(f"    {line}", err=True)
+        _echo(f"    {line}".replace("*", ""), err=True)
     _echo("", err=True)
     raise SystemExit(code)
 
@@ -115,9 +117,17 @@ def _run(flow_cls: type[FlowSpec], given: dict[str, Any], opts: dict[str, Any]) 
     _header(flow_cls)
     _validate(flow_cls)
     try:
-        prepared = prepare(flow_cls, given, from_cli=True)
+        prepared = prepare(
+            flow_cls,
+            given,
+            from_cli=True,
+            with_decorators=opts["with_"],
+            executor=opts["executor"],
+        )
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from exc
+    except FlowDefinitionError as exc:
+        _fail(exc)
     listeners: list[Any] = [] if opts["quiet"] else [Console()]
     started: list[RunStarted] = []
 
@@ -148,23 +158,51 @@ def _run(flow_cls: type[FlowSpec], given: dict[str, Any], opts: dict[str, Any]) 
         raise SystemExit(EXIT_FAILED)
 
 
+def _check_tags(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str]:
+    # A bad --tag is a usage error naming the option, found before anything is stored.
+    try:
+        return validate_tags(value)
+    except ParameterError as exc:
+        raise click.BadParameter(exc.message, ctx, param) from exc
+
+
 _RUN_OPTIONS = [
     click.Option(["--max-workers"], type=click.IntRange(min=1), default=16, show_default=True,
                  help="Maximum number of tasks running at once."),
     click.Option(["--max-num-splits"], type=click.IntRange(min=1), default=100,
                  show_default=True, help="Maximum number of splits a foreach may create."),
-    click.Option(["--tag"], multiple=True, help="Tag the run (repeatable)."),
+    click.Option(["--tag"], multiple=True, callback=_check_tags,
+                 help="Tag the run (repeatable)."),
     click.Option(["--run-id-file"], default=None, help="Write the run id to this file."),
     click.Option(["--root"], default=None, envvar="AIOFLOW_ROOT",
                  help="Store folder [default: ./.aioflow, or $AIOFLOW_ROOT]."),
     click.Option(["--quiet"], is_flag=True, help="Print nothing but errors."),
+    click.Option(["--executor"], type=click.Choice(["thread", "process"]), default="thread",
+                 show_default=True, help="Where sync steps run by default."),
+    click.Option(["--with", "with_"], multiple=True, metavar="DECORATOR",
+                 help="Add a decorator to every step, e.g. retry or retry:times=2 (repeatable)."),
 ]  # fmt: skip
 _OPTION_NAMES = {opt.name for opt in _RUN_OPTIONS}
 
 
+def _check_without_command(flow_cls: type[FlowSpec]) -> Any:
+    def callback(ctx: click.Context) -> None:
+        # `python flow.py` with no command checks the flow, as Metaflow's does.
+        if ctx.invoked_subcommand is None:
+            _header(flow_cls)
+            _validate(flow_cls)
+
+    return callback
+
+
 def flow_group(flow_cls: type[FlowSpec]) -> click.Group:
     """The command group of one flow: run, show, check."""
-    group = click.Group(name=flow_cls.__name__, help=flow_cls.__doc__)
+    group = click.Group(
+        name=flow_cls.__name__,
+        help=flow_cls.__doc__,
+        invoke_without_command=True,
+        callback=click.pass_context(_check_without_command(flow_cls)),
+    )
 
     def run_callback(**kwargs: Any) -> None:
         opts = {k: kwargs.pop(k) for k in list(kwargs) if k in _OPTION_NAMES}
@@ -173,8 +211,8 @@ def flow_group(flow_cls: type[FlowSpec]) -> click.Group:
 
     try:
         params = click_params(flow_cls)
-    except ParameterError as exc:
-        _fail(exc, EXIT_USAGE)
+    except ParameterError as exc:  # a badly declared parameter: the flow's fault, exit 1
+        _fail(exc)
     group.add_command(
         click.Command(
             "run",
@@ -221,8 +259,9 @@ def _load(flow_file: Path) -> type[FlowSpec]:
 
 
 def _delegate(ctx: typer.Context, flow_file: Path, command: str) -> None:
+    # Invoke the flow's command itself, so usage lines read `aioflow run flow.py [OPTIONS]`.
     group = flow_group(_load(flow_file))
-    group.main([command, *ctx.args], prog_name=f"aioflow {command} {flow_file}")
+    group.commands[command].main(ctx.args, prog_name=f"aioflow {command} {flow_file}")
 
 
 FlowFile = Annotated[Path, typer.Argument(help="The flow file.")]
@@ -261,6 +300,6 @@ def main() -> None:
     # flow's parameters, rather than typer's help for `run`.
     if len(args) >= 2 and args[0] == "run" and not args[1].startswith("-"):
         group = flow_group(_load(Path(args[1])))
-        group.main(["run", *args[2:]], prog_name=f"aioflow run {args[1]}")
+        group.commands["run"].main(args[2:], prog_name=f"aioflow run {args[1]}")
         return
     app()

@@ -19,6 +19,7 @@ from .store import Store
 from .store.serde import unpack
 
 _DEPTH = {"Flow": 1, "Run": 2, "Step": 3, "Task": 4, "DataArtifact": 5}
+_FORM = ("FlowName", "RunID", "StepName", "TaskID", "ArtifactName")
 
 
 def _parse(kind: str, pathspec: str) -> list[str]:
@@ -26,9 +27,19 @@ def _parse(kind: str, pathspec: str) -> list[str]:
         raise InvalidPathspec(f"A {kind} pathspec is a string, not {type(pathspec).__name__}.")
     parts = pathspec.split("/")
     if len(parts) != _DEPTH[kind] or not all(parts):
-        form = "/".join(["Flow", "run_id", "step", "task_id", "artifact"][: _DEPTH[kind]])
-        raise InvalidPathspec(f"Invalid {kind} pathspec {pathspec!r}: expected {form!r}.")
+        form = "/".join(_FORM[: _DEPTH[kind]])
+        raise InvalidPathspec(f"Expects {kind}('{form}')")
     return parts
+
+
+def _not_found(obj: str) -> MetaflowNotFound:
+    """Metaflow's error for a missing object: `Run('F/9') does not exist`."""
+    return MetaflowNotFound(f"{obj} does not exist")
+
+
+def _not_in_namespace(ns: str) -> MetaflowNamespaceMismatch:
+    """Metaflow's error for an object outside the current namespace."""
+    return MetaflowNamespaceMismatch(f"Object not in namespace '{ns}'")
 
 
 def _time(ts: float | None) -> datetime | None:
@@ -58,6 +69,11 @@ class MetaflowObject:
         self.id = pathspec.rsplit("/", 1)[-1]
         self._store = store if store is not None else Store(create=False)
 
+    @property
+    def path_components(self) -> list[str]:
+        """The pathspec's parts: `['Flow', 'run_id', ...]`."""
+        return self.pathspec.split("/")
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}('{self.pathspec}')"
 
@@ -75,7 +91,10 @@ class Flow(MetaflowObject):
         _parse("Flow", name)
         super().__init__(name, _store)
         if self._store.db.latest_run_id(name) is None:
-            raise MetaflowNotFound(f"Flow('{name}') does not exist in {self._store.root}.")
+            raise _not_found(f"Flow('{name}')")
+        ns = get_namespace()
+        if ns is not None and next(self.runs(), None) is None:
+            raise _not_in_namespace(ns)  # as Metaflow: no run of the flow carries the tag
 
     def runs(self, *tags: str) -> Iterator[Run]:
         """Runs visible in the current namespace carrying every tag given, newest first."""
@@ -121,13 +140,10 @@ class Run(MetaflowObject):
         if _row is None:
             _row = self._store.db.run(flow, int(run_id)) if run_id.isdigit() else None
             if _row is None:
-                raise MetaflowNotFound(f"Run('{pathspec}') does not exist in {self._store.root}.")
+                raise _not_found(f"Run('{pathspec}')")
             ns = get_namespace()
             if ns is not None and ns not in self._tags_of(_row):
-                raise MetaflowNamespaceMismatch(
-                    f"Run('{pathspec}') is not in the current namespace ({ns}). "
-                    "Use namespace(None) to see every run."
-                )
+                raise _not_in_namespace(ns)
         self._row = _row
 
     @classmethod
@@ -155,13 +171,18 @@ class Run(MetaflowObject):
 
     @property
     def successful(self) -> bool:
-        """True when the run finished and its end step succeeded."""
-        return self.status == "succeeded"
+        """True when the run's end task succeeded (Metaflow's definition)."""
+        end = self.end_task
+        return end is not None and end.successful
 
     @property
     def finished(self) -> bool:
-        """True when the run is over, successfully or not."""
-        return self.status != "running"
+        """True when the run's end task finished (Metaflow's definition: a failed run is not).
+
+        `status` tells a failed or cancelled run from one still running.
+        """
+        end = self.end_task
+        return end is not None and end.finished
 
     @property
     def created_at(self) -> datetime | None:
@@ -233,7 +254,7 @@ class Step(MetaflowObject):
         self._run = run
         self._rows = _latest_attempts(self._store.db.task_attempts(int(run_id), step))
         if not self._rows:
-            raise MetaflowNotFound(f"Step('{pathspec}') does not exist: no task of *{step}* ran.")
+            raise _not_found(f"Step('{pathspec}')")
 
     @property
     def parent(self) -> Run:
@@ -253,8 +274,8 @@ class Step(MetaflowObject):
 
     @property
     def task(self) -> Task:
-        """A task of this step (the only one, outside a foreach)."""
-        return Task._from_row(self, self._rows[0])
+        """The newest task of this step (the only one, outside a foreach), as Metaflow's."""
+        return Task._from_row(self, self._rows[-1])
 
     @property
     def created_at(self) -> datetime | None:
@@ -271,19 +292,33 @@ def _latest_attempts(rows: list[Any]) -> list[Any]:
 
 
 class TaskException:
-    """How a task failed: `type`, `message` and `traceback` (all strings)."""
+    """How a task failed, shaped like Metaflow's `MetaflowExceptionWrapper`.
+
+    `type` is the qualified class name (`builtins.ValueError`), `exception` the message
+    (`str(exc)`) and `stacktrace` the formatted traceback; `message` and `traceback` are aliases.
+    `str()` and `repr()` give the stacktrace.
+    """
 
     def __init__(self, record: dict[str, str]) -> None:
         self.type = record.get("type", "")
-        self.message = record.get("message", "")
-        self.traceback = record.get("traceback", "")
-        self.exception = self.message
+        self.exception = record.get("message", "")
+        self.stacktrace = record.get("traceback", "")
+
+    @property
+    def message(self) -> str:
+        """Alias of `exception`."""
+        return self.exception
+
+    @property
+    def traceback(self) -> str:
+        """Alias of `stacktrace`."""
+        return self.stacktrace
 
     def __str__(self) -> str:
-        return f"{self.type}: {self.message}" if self.message else self.type
+        return self.stacktrace or f"[no stacktrace]\n{self.type}: {self.exception}"
 
     def __repr__(self) -> str:
-        return f"TaskException({self})"
+        return str(self)
 
 
 class Task(MetaflowObject):
@@ -294,11 +329,11 @@ class Task(MetaflowObject):
         super().__init__(pathspec, _store)
         if _row is None:
             if not task_id.isdigit():
-                raise MetaflowNotFound(f"Task('{pathspec}') does not exist.")
+                raise _not_found(f"Task('{pathspec}')")
             Run(f"{flow}/{run_id}", _store=self._store)  # existence and namespace checks
             rows = self._store.db.task_attempts(int(run_id), step, int(task_id))
             if not rows:
-                raise MetaflowNotFound(f"Task('{pathspec}') does not exist.")
+                raise _not_found(f"Task('{pathspec}')")
             _row = rows[-1]
         self._row = _row
         self._manifest: dict[str, str] | None = None
@@ -306,6 +341,11 @@ class Task(MetaflowObject):
     @classmethod
     def _from_row(cls, step: Step, row: Any) -> Task:
         return cls(f"{step.pathspec}/{row[1]}", _store=step._store, _row=row)
+
+    @property
+    def parent(self) -> Step:
+        """The step."""
+        return Step(self.pathspec.rsplit("/", 1)[0], _store=self._store)
 
     @property
     def manifest(self) -> dict[str, str]:
@@ -329,7 +369,7 @@ class Task(MetaflowObject):
 
     def __getitem__(self, name: str) -> DataArtifact:
         if name not in self.manifest:
-            raise MetaflowNotFound(f"Task {self.pathspec} has no artifact '{name}'.")
+            raise _not_found(f"DataArtifact('{self.pathspec}/{name}')")
         return DataArtifact(f"{self.pathspec}/{name}", _store=self._store, _task=self)
 
     def __contains__(self, name: str) -> bool:
@@ -342,8 +382,11 @@ class Task(MetaflowObject):
 
     @property
     def finished(self) -> bool:
-        """True when the task's latest attempt is over."""
-        return bool(self._row[4] != "running")
+        """True when the task's latest attempt completed; False while running or after failing.
+
+        As Metaflow's (`_task_ok`): a failed or interrupted task is not finished.
+        """
+        return self._row[4] not in ("running", "failed")
 
     @property
     def created_at(self) -> datetime | None:
@@ -439,7 +482,7 @@ class DataArtifact(MetaflowObject):
         task = _task or Task(f"{flow}/{run_id}/{step}/{task_id}", _store=_store)
         super().__init__(pathspec, task._store)
         if name not in task.manifest:
-            raise MetaflowNotFound(f"DataArtifact('{pathspec}') does not exist.")
+            raise _not_found(f"DataArtifact('{pathspec}')")
         self._task = task
         self.sha = task.manifest[name]
 

@@ -72,7 +72,17 @@ class Console:
             self.echo(f"{prefix} Task finished successfully.", ts)
         elif isinstance(event, TaskFailed):
             prefix = f"[{_short(event.pathspec)}]"
-            for line in event.traceback.rstrip("\n").splitlines():
+            lines = event.traceback.rstrip("\n").splitlines()
+            if event.caught:
+                if lines:
+                    self.echo(
+                        f"{prefix} @catch caught an exception from step {event.step_name}", ts
+                    )
+                for line in lines:
+                    self.echo(f"{prefix} >  {line}", ts)
+                self.echo(f"{prefix} Task failed; @catch handled it and the run goes on.", ts)
+                return
+            for line in lines:
                 self.echo(f"{prefix} {line}", ts)
             self.echo(f"{prefix} Task failed.", ts)
         elif isinstance(event, RunStarted):

@@ -74,7 +74,7 @@ class Current:
 
     @property
     def tags(self) -> frozenset[str] | None:
-        """User and system tags of the running run."""
+        """The running run's user tags (`--tag`), as Metaflow's; system tags are not included."""
         ctx = _task_context.get()
         return None if ctx is None else ctx.tags
 

@@ -57,7 +57,10 @@ class TaskFinished(Event):
 
 @dataclass(frozen=True, slots=True)
 class TaskFailed(Event):
-    """A task attempt raised; `traceback` is the formatted traceback."""
+    """A task attempt raised; `traceback` is the formatted traceback.
+
+    `retrying` says another attempt follows; `caught` says @catch handled it and the run goes on.
+    """
 
     pathspec: str
     step_name: str
@@ -67,6 +70,18 @@ class TaskFailed(Event):
     traceback: str
     duration: float
     attempt: int = 0
+    retrying: bool = False
+    caught: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRetrying(Event):
+    """A failed task will run again as `attempt` (its @retry allows it)."""
+
+    pathspec: str
+    step_name: str
+    task_id: str
+    attempt: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@
     │   ├── InvalidPathspec
     │   ├── MetaflowNotFound
     │   └── MetaflowNamespaceMismatch
+    ├── TimeoutException                  a task attempt ran past its @timeout
     ├── TaskFailed                        a step body raised; carries step, task and cause
     └── FlowFailed                        a run did not succeed; carries the run and the failed task
 
@@ -165,6 +166,50 @@ class MetaflowNamespaceMismatch(ClientError):
     """The object exists but lies outside the current namespace."""
 
     headline = "Object not in the current namespace"
+
+
+class TimeoutException(AioflowException):
+    """A task attempt ran longer than its step's @timeout."""
+
+    headline = "@timeout"
+
+
+class ExceptionWrapper(Exception):
+    """A picklable record of an exception: what @catch stores and `Task.exception` returns.
+
+    `type` is `module.Class` (e.g. `builtins.ValueError`), `exception` the message, and
+    `stacktrace` the formatted traceback; `str()` gives the stacktrace, as Metaflow's wrapper.
+    """
+
+    def __init__(self, type: str = "", exception: str = "", stacktrace: str | None = None):
+        super().__init__(type, exception)
+        self.type = type
+        self.exception = exception
+        self.stacktrace = stacktrace
+
+    @property
+    def message(self) -> str:
+        """The exception's message (same as `.exception`)."""
+        return self.exception
+
+    @property
+    def traceback(self) -> str | None:
+        """The formatted traceback (same as `.stacktrace`)."""
+        return self.stacktrace
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ExceptionWrapper, (self.type, self.exception, self.stacktrace))
+
+    def __str__(self) -> str:
+        if self.stacktrace:
+            return self.stacktrace
+        return f"[no stacktrace]\n{self.type}: {self.exception}"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+MetaflowExceptionWrapper = ExceptionWrapper
 
 
 class TaskFailed(AioflowException):

@@ -21,7 +21,7 @@ from .exceptions import (
     TransitionError,
     UnhandledInMergeArtifactsException,
 )
-from .inputs import Frame, Inputs, InputView
+from .inputs import FLOW_NOT_SERIALIZABLE, Frame, Inputs, InputView
 
 if TYPE_CHECKING:
     from .graph import StepNode
@@ -131,11 +131,7 @@ class FlowSpec:
         object.__setattr__(self, name, value)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        raise ArtifactEncodingError(
-            "Flows can't be serialized. Maybe you tried to assign *self* or one of the "
-            "*inputs* to an attribute? Instead of serializing the whole flow, you should "
-            "choose specific attributes, e.g. *input.some_var*, to be stored."
-        )
+        raise ArtifactEncodingError(FLOW_NOT_SERIALIZABLE)
 
     def _has(self, name: str) -> bool:
         """True when `name` is set on self or inherited, without decoding anything."""
@@ -160,6 +156,10 @@ class FlowSpec:
 
     def _item(self, frame: Frame) -> Any:
         state = self._state("self.input")
+        if frame[4] is None or not self._has(frame[4]):
+            # As in Metaflow, the item is read "from" the foreach variable: None where that
+            # variable is not an artifact (a join, until it merges or sets the variable).
+            return None
         cache = state.item_cache
         if frame[0] not in cache:
             cache[frame[0]] = None if frame[5] is None else state.load(frame[5])

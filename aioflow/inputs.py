@@ -13,6 +13,13 @@ from typing import Any, overload
 #: foreach variable or None for a static branch, key of the item's blob or None).
 Frame = tuple[int, int, int, str, "str | None", "str | None"]
 
+#: Metaflow's message for storing the flow, an element of `inputs` or `inputs` as an artifact.
+FLOW_NOT_SERIALIZABLE = (
+    "Flows can't be serialized. Maybe you tried to assign *self* or one of the *inputs* to an "
+    "attribute? Instead of serializing the whole flow, you should choose specific attributes, "
+    "e.g. *input.some_var*, to be stored."
+)
+
 
 class InputView:
     """The artifacts of one task arriving at a join, plus its `.index` and `.input`."""
@@ -58,10 +65,7 @@ class InputView:
     def __reduce_ex__(self, protocol: Any) -> Any:
         from .exceptions import ArtifactEncodingError
 
-        raise ArtifactEncodingError(
-            f"an element of `inputs` (the input from step *{self._step}*) cannot be stored as "
-            "an artifact; store one of its artifacts instead, e.g. self.x = inputs[0].x"
-        )
+        raise ArtifactEncodingError(FLOW_NOT_SERIALIZABLE)
 
     def __dir__(self) -> list[str]:
         return sorted(set(self._manifest) | {"index", "input", "foreach_stack"})
@@ -131,9 +135,7 @@ class Inputs(Sequence[InputView]):
     def __reduce_ex__(self, protocol: Any) -> Any:
         from .exceptions import ArtifactEncodingError
 
-        raise ArtifactEncodingError(
-            "`inputs` cannot be stored as an artifact; store values computed from it instead"
-        )
+        raise ArtifactEncodingError(FLOW_NOT_SERIALIZABLE)
 
     def __repr__(self) -> str:
         return f"<inputs: {len(self._views)} from {', '.join(self._by_step)}>"

@@ -43,6 +43,8 @@ def load_flow(path: str | Path, flow_name: str | None = None) -> type[FlowSpec]:
     if spec is None or spec.loader is None:
         raise FlowDefinitionError(f"Cannot import {file}: not a Python file.")
     module = importlib.util.module_from_spec(spec)
+    # Worker processes cannot import a flow file by name: its class travels by value.
+    module.__aioflow_flow_file__ = True  # type: ignore[attr-defined]
     folder = str(file.parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)

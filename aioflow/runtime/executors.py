@@ -33,6 +33,7 @@ class ThreadLane:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._busy = 0
+        self._abandoned = 0
         self._inbox: LoopInbox[tuple[asyncio.Future[Any], bool, Any]] | None = None
         self._limiter: anyio.CapacityLimiter | None = None
 
@@ -49,7 +50,8 @@ class ThreadLane:
             self._inbox = LoopInbox(loop, _settle)
         future: asyncio.Future[T] = loop.create_future()
         self._busy += 1
-        if self._busy > len(self._threads) and len(self._threads) < self.max_threads:
+        working = len(self._threads) - self._abandoned
+        if self._busy > working and working < self.max_threads:
             self._start_thread()
         self._jobs.put((fn, args, future, contextvars.copy_context()))
         try:
@@ -78,8 +80,15 @@ class ThreadLane:
             assert self._inbox is not None
             self._inbox.put(result)
 
+    def abandon_one(self) -> None:
+        """Forget one busy thread (a timed-out body that cannot be stopped).
+
+        It finishes its body in the background and then exits; a new thread takes its place.
+        """
+        self._abandoned += 1
+
     def close(self) -> None:
-        """Let idle threads exit; a thread still running a body finishes it and then exits."""
+        """Let threads exit; one still running a body (abandoned too) finishes it, then exits."""
         for _ in self._threads:
             self._jobs.put(None)
         self._threads = []

@@ -20,15 +20,17 @@ import anyio.to_thread
 
 from .. import __version__
 from ..artifacts import encode_artifact, store_encoded
+from ..decorators import EXECUTORS, StepDecorator, StepOptions, parse_with, step_options
 from ..events import Event, Listener, LogLine, RunFinished, RunStarted
-from ..exceptions import ParameterError
+from ..exceptions import FlowDefinitionError, ParameterError
 from ..flowspec import FlowSpec
-from ..graph import FlowGraph
+from ..graph import FlowGraph, StepNode
 from ..parameters import flow_constants, flow_parameters, resolve_parameters
 from ..store import Store
 from ..store.serde import Encoded, pack
 from ..store.writer import BatchWriter
 from .bridge import LoopInbox
+from .dispatch import Dispatcher
 from .executors import ThreadLane
 from .logs import install as install_log_capture
 from .logs import uninstall as uninstall_log_capture
@@ -59,6 +61,7 @@ class PreparedRun:
     values: dict[str, Any]
     constants: dict[str, Any]
     username: str
+    options: dict[str, StepOptions] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,18 +119,46 @@ def validate_tags(tags: Sequence[str]) -> list[str]:
 
 
 def prepare(
-    flow_cls: type[FlowSpec], given: Mapping[str, Any], *, from_cli: bool = False
+    flow_cls: type[FlowSpec],
+    given: Mapping[str, Any],
+    *,
+    from_cli: bool = False,
+    with_decorators: Sequence[str] = (),
+    executor: str = "thread",
 ) -> PreparedRun:
-    """Lint the graph and resolve parameters; raises LintError or ParameterError."""
+    """Lint the graph, resolve parameters and step options; nothing is stored.
+
+    Raises LintError or FlowDefinitionError for the flow, ParameterError for what was given
+    (parameters, `--with` specs, the executor).
+    """
     graph = FlowGraph(flow_cls)
     graph.lint()
+    if executor not in EXECUTORS:
+        raise ParameterError(
+            f"Invalid value for '--executor': {executor!r} is not one of {', '.join(EXECUTORS)}."
+        )
+    extra = parse_with(with_decorators)
+    options = {node.name: _step_options(node, executor, extra) for node in graph}
     username = current_username()
     flow_parameters(flow_cls)
     values = resolve_parameters(
         flow_cls, given, flow_name=flow_cls.__name__, user_name=username, from_cli=from_cli
     )
     constants = flow_constants(flow_cls, FlowSpec)
-    return PreparedRun(flow_cls, graph, values, constants, username)
+    return PreparedRun(flow_cls, graph, values, constants, username, options)
+
+
+def _step_options(node: StepNode, executor: str, extra: list[StepDecorator]) -> StepOptions:
+    options = step_options(
+        node.func, is_async=node.is_async, default_executor=executor, extra=extra
+    )
+    if options.catch is not None and node.type in ("foreach", "split-switch"):
+        kind = "foreach split" if node.type == "foreach" else "conditional switch"
+        raise FlowDefinitionError(
+            f"@catch is defined for the step *{node.name}* but @catch is not supported in "
+            f"{kind} steps."
+        )
+    return options
 
 
 def _base_manifest(
@@ -173,18 +204,32 @@ async def execute(prepared: PreparedRun, options: RunOptions) -> RunOutcome:
         run_id=str(run_id),
         username=prepared.username,
         namespace=f"user:{prepared.username}",
-        tags=frozenset(user_tags + system_tags(prepared.username)),
+        tags=frozenset(user_tags),  # Metaflow's current.tags: the user tags only
         parameter_names=tuple(prepared.values),
         readonly=frozenset([*prepared.values, *prepared.constants]),
         base_manifest=base,
-        writer=writer,
+        reader=writer,
         blobs=store.blobs,
         line_sink=line_sink,
         origin_run_id=options.origin_run_id,
         max_num_splits=options.max_num_splits,
+        catch_vars={
+            step: opts.catch.attributes["var"]
+            for step, opts in prepared.options.items()
+            if opts.catch is not None and opts.catch.attributes["var"]
+        },
     )
     lane = ThreadLane(options.max_workers, name=f"aioflow-{flow_name}-{run_id}")
-    scheduler = Scheduler(env, max_workers=options.max_workers, emit=emit, lane=lane)
+    process_slots = min(options.max_workers, os.cpu_count() or 1)
+    dispatcher = Dispatcher(env, writer, lane, str(store.root), process_slots, emit)
+    scheduler = Scheduler(
+        env,
+        writer,
+        dispatcher,
+        prepared.options,
+        max_workers=options.max_workers,
+        emit=emit,
+    )
     started = time.time()
     emit(RunStarted(flow_name, str(run_id), prepared.username, options.origin_run_id))
     install_log_capture()
@@ -197,7 +242,8 @@ async def execute(prepared: PreparedRun, options: RunOptions) -> RunOutcome:
         uninstall_log_capture()
         lane.close()
         with anyio.CancelScope(shield=True):
-            outcome = await _record_end(writer, env, result, started)
+            await anyio.to_thread.run_sync(dispatcher.close)
+            outcome = await _record_end(writer, env, result)
         if inbox is not None:
             inbox.close()
         failed = outcome.failure
@@ -235,9 +281,7 @@ def _open_run(
     return store, run_id, base, small
 
 
-async def _record_end(
-    writer: BatchWriter, env: RunEnv, result: RunResult, started: float
-) -> RunOutcome:
+async def _record_end(writer: BatchWriter, env: RunEnv, result: RunResult) -> RunOutcome:
     now = time.time()
     interrupted = []
     for spec in result.interrupted_tasks:

@@ -15,17 +15,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ..events import Event, TaskFailed, TaskFinished, TaskStarted
+from ..decorators import StepOptions
+from ..events import Event, TaskFailed, TaskFinished, TaskRetrying, TaskStarted
 from ..exceptions import AioflowException
 from ..inputs import Frame
 from ..store.serde import pack
-from .executors import ThreadLane
-from .task import RunEnv, TaskOutcome, TaskSpec, run_async_task, run_sync_task
+from ..store.writer import BatchWriter
+from .catching import caught
+from .dispatch import Dispatcher
+from .task import RunEnv, TaskOutcome, TaskSpec
 
 
 @dataclass
@@ -44,17 +47,20 @@ class Scheduler:
     def __init__(
         self,
         env: RunEnv,
+        writer: BatchWriter,
+        dispatcher: Dispatcher,
+        options: dict[str, StepOptions],
         *,
         max_workers: int,
         emit: Callable[[Event], None],
-        lane: ThreadLane,
     ) -> None:
         self.env = env
         self.graph = env.graph
-        self.writer = env.writer
+        self.writer = writer
+        self.dispatcher = dispatcher
+        self.options = options
         self.max_workers = max(1, max_workers)
         self.emit = emit
-        self.lane = lane
         self.result = RunResult()
         self._next_task_id = 1
         self._running: dict[int, TaskSpec] = {}
@@ -89,16 +95,40 @@ class Scheduler:
         return self.result
 
     async def _worker(self, receive: MemoryObjectReceiveStream[TaskSpec]) -> None:
-        env = self.env
-        graph = self.graph
         async with receive:
             async for spec in receive:
-                self._started(spec)
-                if graph[spec.step].is_async:
-                    outcome = await run_async_task(env, spec, self.lane.run)
-                else:
-                    outcome = await self.lane.run(run_sync_task, env, spec)
+                outcome = await self._run_task(spec)
                 self._completed(outcome)
+
+    async def _run_task(self, spec: TaskSpec) -> TaskOutcome:
+        """Run a task's attempts: retry while @retry allows, then let @catch have it."""
+        options = self.options[spec.step]
+        while True:
+            self._started(spec)
+            outcome = await self.dispatcher.attempt(spec, options)
+            if outcome.ok:
+                return outcome
+            if spec.attempt < options.retries and self.result.status == "running":
+                self._record_failed_attempt(outcome)
+                spec = replace(spec, attempt=spec.attempt + 1, started_at=0.0)
+                continue
+            if options.catch is not None:
+                node = self.graph[spec.step]
+                return caught(outcome, options.catch, node, self.env.put_large)
+            return outcome
+
+    def _record_failed_attempt(self, outcome: TaskOutcome) -> None:
+        spec = outcome.spec
+        self._store_outcome(outcome)
+        err = outcome.error
+        assert err is not None
+        pathspec = self._pathspec(spec)
+        self.emit(
+            TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name, err.message,
+                       err.traceback, outcome.finished_at - spec.started_at, spec.attempt,
+                       retrying=True)
+        )  # fmt: skip
+        self.emit(TaskRetrying(pathspec, spec.step, str(spec.task_id), spec.attempt + 1))
 
     def _writer_failed(self, exc: BaseException) -> None:
         self._stop("failed", error=exc)
@@ -142,7 +172,7 @@ class Scheduler:
             self._packed_for = outcome.manifest
             self._packed = pack(outcome.manifest)
         error = None if outcome.error is None else pack(outcome.error.to_record())
-        status = "succeeded" if outcome.ok else "failed"
+        status = "caught" if outcome.caught else "succeeded" if outcome.ok else "failed"
         return (run_id, spec.task_id, spec.attempt, spec.step, status, spec.started_at,
                 outcome.finished_at, frames, parents, self._packed, outcome.stdout_key,
                 outcome.stderr_key, error, None)  # fmt: skip
@@ -153,28 +183,36 @@ class Scheduler:
         self.writer.put_task(self._row(spec, None))
         self.emit(TaskStarted(self._pathspec(spec), spec.step, str(spec.task_id), spec.attempt))
 
+    def _store_outcome(self, outcome: TaskOutcome) -> None:
+        for key, data in outcome.small:
+            self.writer.put_blob(key, data)
+        outcome.small = []
+        self.writer.put_task(self._row(outcome.spec, outcome))
+
     def _completed(self, outcome: TaskOutcome) -> None:
         spec = outcome.spec
         self._running.pop(spec.task_id, None)
         self._pending -= 1
-        for key, data in outcome.small:
-            self.writer.put_blob(key, data)
-        outcome.small = []
-        self.writer.put_task(self._row(spec, outcome))
+        self._store_outcome(outcome)
         duration = outcome.finished_at - spec.started_at
         pathspec = self._pathspec(spec)
         if outcome.error is not None:
             err = outcome.error
+            catch = self.options[spec.step].catch
+            quiet = outcome.caught and catch is not None and not catch.attributes["print_exception"]
             failed = TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name,
-                                err.message, err.traceback, duration, spec.attempt)  # fmt: skip
+                                err.message, "" if quiet else err.traceback, duration,
+                                spec.attempt, caught=outcome.caught)  # fmt: skip
             self.emit(failed)
-            self.result.failure = outcome
-            self._stop("failed")
-            return
-        splits = None if outcome.item_keys is None else len(outcome.item_keys)
-        self.emit(
-            TaskFinished(pathspec, spec.step, str(spec.task_id), duration, spec.attempt, splits)
-        )
+            if not outcome.caught:
+                self.result.failure = outcome
+                self._stop("failed")
+                return
+        else:
+            splits = None if outcome.item_keys is None else len(outcome.item_keys)
+            self.emit(
+                TaskFinished(pathspec, spec.step, str(spec.task_id), duration, spec.attempt, splits)
+            )
         if self.result.status != "running":
             return
         spec.inputs = None  # a join's inputs are no longer needed

@@ -11,11 +11,13 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
 
 from ..artifacts import encode_values, snapshot, store_encoded
 from ..current import TaskContext, reset_task_context, set_task_context
-from ..exceptions import ArtifactEncodingError, TransitionError
+from ..exceptions import ArtifactEncodingError, TimeoutException, TransitionError
 from ..flowspec import FlowSpec, TaskState, Transition, check_against_graph
 from ..inputs import Frame, Inputs, InputView
 from ..store.serde import Encoded, decode, encode
@@ -24,7 +26,7 @@ from .logs import TaskLog, reset_task_log, set_task_log
 if TYPE_CHECKING:
     from ..graph import FlowGraph, StepNode
     from ..store.blobs import BlobStore
-    from ..store.writer import BatchWriter
+    from ..store.serde import Buffer
 
 
 @dataclass(slots=True)
@@ -49,10 +51,15 @@ class ErrorInfo:
     type_name: str
     message: str
     traceback: str
+    qualified_type: str | None = None
 
     def to_record(self) -> dict[str, str]:
-        """What the store keeps of the failure."""
-        return {"type": self.type_name, "message": self.message, "traceback": self.traceback}
+        """What the store keeps of the failure (the type as `module.Class`, like Metaflow)."""
+        qualified = self.qualified_type
+        if qualified is None:
+            cls = type(self.exception)
+            qualified = f"{cls.__module__}.{cls.__qualname__}"  # e.g. builtins.ValueError
+        return {"type": qualified, "message": self.message, "traceback": self.traceback}
 
 
 @dataclass(slots=True)
@@ -68,12 +75,21 @@ class TaskOutcome:
     error: ErrorInfo | None = None
     stdout_key: str | None = None
     stderr_key: str | None = None
+    caught: bool = False
     finished_at: float = field(default_factory=time.time)
 
     @property
     def ok(self) -> bool:
         """True when the step succeeded."""
         return self.error is None
+
+
+class BlobReader(Protocol):
+    """Where tasks read blobs from: the run's writer (with its cache), or a worker's reader."""
+
+    def read_blob(self, key: str) -> tuple[int, Buffer]:
+        """(tag, payload) of the blob stored under `key`."""
+        ...
 
 
 @dataclass(slots=True)
@@ -90,15 +106,16 @@ class RunEnv:
     parameter_names: tuple[str, ...]
     readonly: frozenset[str]
     base_manifest: dict[str, str]
-    writer: BatchWriter
+    reader: BlobReader
     blobs: BlobStore
     line_sink: Callable[[str, str, str], None]
     origin_run_id: str | None = None
     max_num_splits: int = 100
+    catch_vars: dict[str, str] = field(default_factory=dict)
 
     def load(self, key: str) -> Any:
         """Decode the artifact stored under `key` (fresh object on every call)."""
-        tag, payload = self.writer.read_blob(key)
+        tag, payload = self.reader.read_blob(key)
         return decode(tag, payload)
 
     def put_large(self, encoded: Encoded) -> None:
@@ -192,6 +209,10 @@ class TaskRun:
                 check_against_graph(self.node, Transition(()))
             except TransitionError as exc:
                 error = exc
+        catch_var = self.env.catch_vars.get(step)
+        if error is None and catch_var:
+            # As Metaflow's @catch: a task that did not fail stores None in the catch variable.
+            self.flow.__dict__[catch_var] = None
         small: list[tuple[str, bytes]] = []
         item_keys = None
         try:
@@ -222,6 +243,12 @@ class TaskRun:
                 self.env.put_large,
                 skip_unencodable=True,
             )
+        info = None if error is None else _error_info(error)
+        if info is not None:
+            # The stored stderr ends with the traceback, as Metaflow's does. Added directly, not
+            # as printed lines: the TaskFailed event already carries it to listeners.
+            now = time.time()
+            self.log.stderr.extend((now, line) for line in info.traceback.rstrip("\n").split("\n"))
         stdout_key = self._store_log(self.log.stdout, small)
         stderr_key = self._store_log(self.log.stderr, small)
         transition = state.transition if error is None else None
@@ -234,7 +261,7 @@ class TaskRun:
             log=self.log,
             transition=transition,
             item_keys=item_keys,
-            error=None if error is None else _error_info(error),
+            error=info,
             stdout_key=stdout_key,
             stderr_key=stderr_key,
         )
@@ -247,6 +274,16 @@ class TaskRun:
         encoded = encode([list(pair) for pair in lines])
         store_encoded(encoded, small, self.env.put_large)
         return encoded.key
+
+
+def timeout_error(spec: TaskSpec, seconds: float) -> TimeoutException:
+    """The error of an attempt that hit its @timeout, worded like Metaflow's."""
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return TimeoutException(
+        f"Step {spec.step} timed out after {hours} hours, {minutes} minutes, {secs} seconds "
+        f"(@timeout; task {spec.task_id}, attempt {spec.attempt})."
+    )
 
 
 def run_sync_task(env: RunEnv, spec: TaskSpec) -> TaskOutcome:
@@ -264,14 +301,23 @@ def run_sync_task(env: RunEnv, spec: TaskSpec) -> TaskOutcome:
         run.exit(tokens)
 
 
-async def run_async_task(env: RunEnv, spec: TaskSpec, offload: Callable[..., Any]) -> TaskOutcome:
-    """Await an async step's body on the loop; snapshot off the loop when there is work."""
+async def run_async_task(
+    env: RunEnv, spec: TaskSpec, offload: Callable[..., Any], timeout: float | None = None
+) -> TaskOutcome:
+    """Await an async step's body on the loop; snapshot off the loop when there is work.
+
+    With a `timeout`, the body is cancelled when it runs longer, and the attempt fails with
+    `make_timeout_error()`; artifacts it set before that are kept.
+    """
     run = TaskRun(env, spec)
     tokens = run.enter()
     error: BaseException | None = None
     try:
         try:
-            await run.call_body()
+            with anyio.fail_after(timeout):
+                await run.call_body()
+        except TimeoutError as exc:
+            error = exc if timeout is None else timeout_error(spec, timeout)
         except Exception as exc:  # cancellation propagates; a step's failure is data
             error = exc
     finally:

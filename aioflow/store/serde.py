@@ -16,6 +16,7 @@ and a damaged blob is detected when it is read.
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import struct
 from dataclasses import dataclass
@@ -63,6 +64,35 @@ def _refuse(obj: Any) -> Any:
 _packer_options: dict[str, Any] = {"use_bin_type": True, "strict_types": True, "default": _refuse}
 
 
+# msgpack's headers of binary data; absent from a packed value that holds no bytes at all.
+_BIN_MARKERS = (b"\xc4", b"\xc5", b"\xc6")
+_BYTES_LIKE = (bytearray, memoryview)
+
+
+def _has_bytes_like(value: Any) -> bool:
+    """True when `value` (which msgpack packed) holds a bytearray or memoryview anywhere.
+
+    msgpack packs those as binary data that decodes as `bytes`, so such values are pickled
+    instead to keep their type. Walks level by level with C-level iteration; no cycles are
+    possible, as msgpack accepted the value.
+    """
+    level: list[Any] = [value]
+    while level:
+        types = set(map(type, level))
+        if not types.isdisjoint(_BYTES_LIKE):
+            return True
+        if len(types) == 1:
+            lists = level if list in types else []
+            dicts = level if dict in types else []
+        else:
+            lists = [x for x in level if type(x) is list] if list in types else []
+            dicts = [x for x in level if type(x) is dict] if dict in types else []
+        level = list(itertools.chain.from_iterable(lists))
+        level.extend(itertools.chain.from_iterable(dicts))
+        level.extend(itertools.chain.from_iterable(map(dict.values, dicts)))
+    return False
+
+
 def hash_chunks(chunks: tuple[Buffer, ...] | list[Buffer], size: int) -> str:
     """The content key of a blob given as chunks."""
     hasher = blake3(max_threads=blake3.AUTO) if size >= LARGE else blake3()
@@ -86,7 +116,8 @@ def encode(value: Any) -> Encoded:
     except (TypeError, ValueError, OverflowError):
         pass
     else:
-        return _encoded((b"M" + packed,), type_name)
+        if not (any(m in packed for m in _BIN_MARKERS) and _has_bytes_like(value)):
+            return _encoded((b"M" + packed,), type_name)
     buffers: list[pickle.PickleBuffer] = []
     try:
         pickled = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)

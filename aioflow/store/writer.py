@@ -31,6 +31,7 @@ class BatchWriter:
         self._tasks: dict[tuple[int, int, int], TaskRow] = {}
         self._blobs: dict[str, bytes] = {}
         self._runs: list[tuple[int, dict[str, Any]]] = []
+        self._in_flight: dict[str, bytes] = {}
         self._cache: dict[str, bytes] = {}
         self._cache_size = 0
         self._wakeup = anyio.Event()
@@ -62,6 +63,11 @@ class BatchWriter:
         """A small blob handed to this writer, if it is still cached (any thread)."""
         return self._cache.get(key)
 
+    def unflushed_blob(self, key: str) -> bytes | None:
+        """A small blob not yet committed (other processes cannot read it from the store)."""
+        data = self._blobs.get(key)
+        return data if data is not None else self._in_flight.get(key)
+
     def read_blob(self, key: str) -> tuple[int, Buffer]:
         """(tag, payload) of a blob: from the cache, else from the store."""
         data = self._cache.get(key)
@@ -83,7 +89,14 @@ class BatchWriter:
             tasks, blobs, runs = self._take()
             if not (tasks or blobs or runs):
                 return
-            await anyio.to_thread.run_sync(self.store.db.write_batch, tasks, blobs, runs)
+            self._in_flight = dict(blobs)
+            # Shielded: the rows are out of the queue now, and a cancellation arriving before
+            # the worker thread starts would otherwise drop them (e.g. a task's final row).
+            with anyio.CancelScope(shield=True):
+                try:
+                    await anyio.to_thread.run_sync(self.store.db.write_batch, tasks, blobs, runs)
+                finally:
+                    self._in_flight = {}
             if self._cache_size > CACHE_LIMIT:
                 for key, data in blobs:
                     if self._cache.pop(key, None) is not None:

@@ -1,0 +1,188 @@
+"""The child side of the process executor: run one task in a worker process.
+
+A worker is initialised once per run with the flow class (cloudpickled, so classes defined in
+`__main__`, a notebook cell or a loaded flow file travel by value) and the store's location.
+Each request carries blob keys, plus inline the few small blobs the parent has not committed
+yet; the worker reads everything else from the store, writes large blobs itself and returns the
+artifact map with the small blobs inline. Values never cross the process boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+from ..exceptions import AioflowException
+from ..flowspec import Transition
+from ..graph import FlowGraph
+from ..inputs import Frame
+from ..store import Store
+from ..store.serde import Buffer
+from . import logs
+from .task import RunEnv, TaskOutcome, TaskRun, TaskSpec
+
+
+@dataclass
+class WorkerSetup:
+    """What every task of a run needs in a worker (sent once, when the worker starts)."""
+
+    flow_cls_pickle: bytes
+    root: str
+    env_fields: dict[str, Any]
+
+
+@dataclass
+class TaskRequest:
+    """One task attempt to run in a worker."""
+
+    task_id: int
+    step: str
+    attempt: int
+    frames: tuple[Frame, ...]
+    parents: tuple[int, ...]
+    manifest: dict[str, str]
+    inputs: list[tuple[str, int, dict[str, str], tuple[Frame, ...]]] | None
+    inline: dict[str, bytes]
+    env_vars: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TaskReply:
+    """What a worker sends back: keys, small blobs, logs and the failure if any."""
+
+    manifest: dict[str, str]
+    small: list[tuple[str, bytes]]
+    transition: Transition | None
+    item_keys: list[str] | None
+    stdout: list[tuple[float, str]]
+    stderr: list[tuple[float, str]]
+    stdout_key: str | None
+    stderr_key: str | None
+    error: dict[str, str] | None
+    exception: bytes | None
+    finished_at: float
+
+
+class RemoteTaskError(AioflowException):
+    """Stands in for a step's exception that could not be pickled back from its worker."""
+
+    headline = "Task failed in a worker process"
+
+
+class _Reader:
+    """Blob reads in a worker: the request's inline blobs first, then the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.inline: dict[str, bytes] = {}
+
+    def read_blob(self, key: str) -> tuple[int, Buffer]:
+        data = self.inline.get(key)
+        if data is not None:
+            return data[0], memoryview(data)[1:]
+        return self.store.read_blob(key)
+
+
+@dataclass
+class _WorkerState:
+    env: RunEnv
+    reader: _Reader
+
+
+_state: list[_WorkerState] = []  # this worker process's run (set once by `initialize`)
+
+
+def initialize(setup: WorkerSetup) -> None:
+    """Pool initializer: load the flow class and open the store."""
+    flow_cls = cloudpickle.loads(setup.flow_cls_pickle)
+    store = Store(setup.root)
+    reader = _Reader(store)
+    env = RunEnv(
+        flow_cls=flow_cls,
+        graph=FlowGraph(flow_cls),
+        reader=reader,
+        blobs=store.blobs,
+        line_sink=lambda pathspec, stream, line: None,
+        **setup.env_fields,
+    )
+    _state[:] = [_WorkerState(env, reader)]
+    logs.install()
+
+
+def _views_spec(request: TaskRequest) -> TaskSpec:
+    inputs = None
+    if request.inputs is not None:
+        inputs = []
+        for step, task_id, manifest, frames in request.inputs:
+            parent = TaskSpec(task_id, step, frames, (), manifest)
+            inputs.append(TaskOutcome(parent, manifest, [], logs.TaskLog()))
+    return TaskSpec(
+        request.task_id,
+        request.step,
+        request.frames,
+        request.parents,
+        request.manifest,
+        inputs,
+        request.attempt,
+    )
+
+
+def run_task(request: TaskRequest) -> TaskReply:
+    """Run one task attempt in this worker and describe its outcome."""
+    state = _state[0]
+    state.reader.inline = request.inline
+    saved = {name: os.environ.get(name) for name in request.env_vars}
+    os.environ.update(request.env_vars)
+    try:
+        run = TaskRun(state.env, _views_spec(request))
+        tokens = run.enter()
+        try:
+            error: BaseException | None = None
+            try:
+                result = run.call_body()
+                if asyncio.iscoroutine(result):
+                    asyncio.run(result)
+            except BaseException as exc:
+                error = exc
+            outcome = run.finish(error)
+        finally:
+            run.exit(tokens)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        state.reader.inline = {}
+        sys.stdout.flush()
+    exception = None
+    if outcome.error is not None:
+        try:
+            exception = cloudpickle.dumps(outcome.error.exception)
+            pickle.loads(exception)
+        except Exception:
+            exception = None
+    return TaskReply(
+        manifest=outcome.manifest,
+        small=outcome.small,
+        transition=outcome.transition,
+        item_keys=outcome.item_keys,
+        stdout=outcome.log.stdout,
+        stderr=outcome.log.stderr,
+        stdout_key=outcome.stdout_key,
+        stderr_key=outcome.stderr_key,
+        error=None if outcome.error is None else outcome.error.to_record(),
+        exception=exception,
+        finished_at=outcome.finished_at,
+    )
+
+
+def ping() -> int:
+    """A no-op round trip; returns the worker's pid."""
+    return os.getpid()

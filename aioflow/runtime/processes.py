@@ -1,0 +1,167 @@
+"""The process executor: a run's pool of worker processes for CPU-bound steps.
+
+Each worker is a one-process `ProcessPoolExecutor`, so when a worker dies (a segfault,
+`os._exit`, a kill, the OOM killer) exactly one task is known to have died with it: that task
+fails with a message saying how, the worker is replaced, and the other workers and their tasks
+carry on. Workers start on first use and are reused by every process task of the run. A task that
+times out or is cancelled has its worker killed, since a running process cannot be interrupted
+any other way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import multiprocessing
+import signal
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import anyio
+import cloudpickle
+
+from ..exceptions import AioflowException
+from . import process_worker
+from .process_worker import TaskReply, TaskRequest, WorkerSetup
+
+
+class WorkerDied(AioflowException):
+    """The worker process running a task ended without returning (crash, kill, exit)."""
+
+    headline = "Worker process died"
+
+
+def _importable(module_name: str) -> bool:
+    """True when a fresh interpreter with our sys.path could import the module by name."""
+    if module_name == "__main__":
+        return False
+    module = sys.modules.get(module_name)
+    if module is None or getattr(module, "__aioflow_flow_file__", False):
+        return False
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and spec.origin == getattr(module, "__file__", None)
+
+
+def pickle_flow_class(flow_cls: type) -> bytes:
+    """The flow class, by reference when its module is importable, else by value."""
+    module = sys.modules.get(flow_cls.__module__)
+    if module is None or _importable(flow_cls.__module__) or flow_cls.__module__ == "__main__":
+        return cloudpickle.dumps(flow_cls)
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        return cloudpickle.dumps(flow_cls)
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """How a worker process ended, in words."""
+    if exitcode is None:
+        return "ended for an unknown reason"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hints = {
+            "SIGSEGV": " (segmentation fault)",
+            "SIGKILL": " (killed: kill -9, or the out-of-memory killer)",
+            "SIGABRT": " (aborted)",
+            "SIGTERM": " (terminated)",
+            "SIGBUS": " (bus error)",
+        }
+        return f"was killed by {name}{hints.get(name, '')}"
+    return f"exited with status {exitcode} without returning (e.g. os._exit or sys.exit in C code)"
+
+
+def _context() -> Any:
+    # fork is unsafe with the loop's threads running; forkserver forks from a clean server.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    return multiprocessing.get_context(method)
+
+
+class ProcessLane:
+    """Up to `size` worker processes owned by one run."""
+
+    def __init__(self, setup: WorkerSetup, size: int) -> None:
+        self.setup = setup
+        self.size = max(1, size)
+        self._idle: list[ProcessPoolExecutor] = []
+        self._all: list[ProcessPoolExecutor] = []
+        self._slots = anyio.Semaphore(self.size)
+
+    def _new_worker(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=_context(),
+            initializer=process_worker.initialize,
+            initargs=(self.setup,),
+        )
+        self._all.append(pool)
+        return pool
+
+    @staticmethod
+    def _process(pool: ProcessPoolExecutor) -> Any:
+        processes = getattr(pool, "_processes", None) or {}
+        return next(iter(processes.values()), None)
+
+    def _discard(self, pool: ProcessPoolExecutor, kill: bool) -> int | None:
+        process = self._process(pool)
+        if kill and process is not None and process.is_alive():
+            process.kill()
+        if process is not None:
+            process.join(timeout=5)
+        exitcode = None if process is None else process.exitcode
+        pool.shutdown(wait=False, cancel_futures=True)
+        if pool in self._all:
+            self._all.remove(pool)
+        return exitcode
+
+    async def run(self, request: TaskRequest, timeout: float | None = None) -> TaskReply:
+        """Run a task in a worker; raise WorkerDied, or TimeoutError after `timeout` seconds."""
+        async with self._slots:
+            pool = self._idle.pop() if self._idle else self._new_worker()
+            ok = False
+            try:
+                future = pool.submit(process_worker.run_task, request)
+                with anyio.fail_after(timeout):
+                    reply: TaskReply = await asyncio.wrap_future(future)
+                ok = True
+                return reply
+            except BrokenProcessPool:
+                exitcode = await anyio.to_thread.run_sync(self._discard, pool, False)
+                pool = None  # type: ignore[assignment]
+                raise WorkerDied(
+                    f"The worker process running task {request.task_id} of step "
+                    f"*{request.step}* {describe_exit(exitcode)}."
+                ) from None
+            finally:
+                if ok:
+                    self._idle.append(pool)
+                elif pool is not None:
+                    # Timed out or cancelled: the process may still be running the body.
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(self._discard, pool, True)
+
+    async def ping(self) -> int:
+        """A trivial round trip through a worker (warms it up); returns its pid."""
+        async with self._slots:
+            pool = self._idle.pop() if self._idle else self._new_worker()
+            try:
+                return await asyncio.wrap_future(pool.submit(process_worker.ping))
+            finally:
+                self._idle.append(pool)
+
+    def close(self) -> None:
+        """Stop every worker (running bodies are killed)."""
+        for pool in list(self._all):
+            self._discard(pool, kill=True)
+        self._idle.clear()
+
+
+__all__ = ["ProcessLane", "WorkerDied", "describe_exit", "pickle_flow_class"]
