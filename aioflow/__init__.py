@@ -6,7 +6,7 @@ Write a flow as for Metaflow (`from aioflow import FlowSpec, step, Parameter`), 
 
 __version__ = "0.1.0"
 
-from .api import run_flow, run_flow_sync
+from .api import resume_flow, run_flow, run_flow_sync
 from .client import DataArtifact, Flow, Run, Step, Task
 from .current import current
 from .decorators import catch, environment, resources, retry, step, timeout
@@ -44,6 +44,7 @@ __all__ = [
     "get_namespace",
     "namespace",
     "resources",
+    "resume_flow",
     "retry",
     "run_flow",
     "run_flow_sync",

@@ -19,7 +19,7 @@ from .console import Console
 from .events import Listener
 from .exceptions import FlowFailed
 from .flowspec import FlowSpec
-from .runtime.runner import RunOptions, RunOutcome, execute, prepare
+from .runtime.runner import RunOptions, RunOutcome, execute, prepare, prepare_resume
 from .store import Store
 
 
@@ -56,6 +56,51 @@ async def run_flow(
     )
     outcome = await execute(prepared, options)
     return result_run(outcome)
+
+
+async def resume_flow(
+    flow_cls: type[FlowSpec],
+    *,
+    origin_run_id: str | None = None,
+    step: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+    max_workers: int = 16,
+    max_num_splits: int = 100,
+    tags: Sequence[str] = (),
+    quiet: bool = False,
+    listeners: Sequence[Listener] = (),
+    executor: str = "thread",
+    with_decorators: Sequence[str] = (),
+) -> Run:
+    """Resume a run of `flow_cls` (the latest one unless `origin_run_id` is given).
+
+    The new run clones every successful task of the origin that is not `step` or downstream of
+    it, and runs the rest, with the origin's parameters. Returns the new run's `Run`.
+    """
+    prepared, origin_id = await anyio.to_thread.run_sync(
+        functools.partial(
+            prepare_resume,
+            flow_cls,
+            root=root,
+            origin_run_id=origin_run_id,
+            step=step,
+            with_decorators=with_decorators,
+            executor=executor,
+        )
+    )
+    all_listeners = list(listeners)
+    if not quiet:
+        all_listeners.insert(0, Console())
+    options = RunOptions(
+        root=root,
+        max_workers=max_workers,
+        max_num_splits=max_num_splits,
+        tags=tags,
+        listeners=all_listeners,
+        origin_run_id=origin_id,
+        resume_step=step,
+    )
+    return result_run(await execute(prepared, options))
 
 
 def result_run(outcome: RunOutcome) -> Run:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -32,6 +33,7 @@ from .runtime.runner import (
     current_username,
     execute,
     prepare,
+    prepare_resume,
     validate_tags,
 )
 
@@ -84,7 +86,7 @@ def _header(flow_cls: type[FlowSpec]) -> None:
 async def _run_until_signal(prepared: PreparedRun, options: RunOptions) -> RunOutcome | None:
     """Run the flow; the first Ctrl-C (or SIGTERM) cancels it cleanly, a second one exits."""
     outcome: RunOutcome | None = None
-    error: AioflowException | None = None
+    error: Exception | None = None
     async with anyio.create_task_group() as tg:
         run_scope = anyio.CancelScope()
 
@@ -103,9 +105,9 @@ async def _run_until_signal(prepared: PreparedRun, options: RunOptions) -> RunOu
         with run_scope:
             try:
                 outcome = await execute(prepared, options)
-            except AioflowException as exc:
+            except Exception as exc:
                 # Raised out of the task group it would arrive wrapped in an ExceptionGroup;
-                # keep it bare so `_run` reports it (e.g. a bad --tag is a usage error).
+                # keep it bare so `_run` can report it.
                 error = exc
         tg.cancel_scope.cancel()
     if error is not None:
@@ -128,6 +130,38 @@ def _run(flow_cls: type[FlowSpec], given: dict[str, Any], opts: dict[str, Any]) 
         raise click.UsageError(str(exc)) from exc
     except FlowDefinitionError as exc:
         _fail(exc)
+    _execute(flow_cls, prepared, opts)
+
+
+def _resume(flow_cls: type[FlowSpec], step: str | None, opts: dict[str, Any]) -> None:
+    _header(flow_cls)
+    _validate(flow_cls)
+    try:
+        prepared, origin_id = prepare_resume(
+            flow_cls,
+            root=opts["root"],
+            origin_run_id=opts["origin_run_id"],
+            step=step,
+            with_decorators=opts["with_"],
+            executor=opts["executor"],
+        )
+    except ParameterError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except AioflowException as exc:
+        _fail(exc)
+    _echo(
+        f"Resuming {flow_cls.__name__}/{origin_id}" + (f" from step {step}" if step else ""), True
+    )
+    _execute(flow_cls, prepared, opts, origin_id, step)
+
+
+def _execute(
+    flow_cls: type[FlowSpec],
+    prepared: PreparedRun,
+    opts: dict[str, Any],
+    origin_run_id: str | None = None,
+    resume_step: str | None = None,
+) -> None:
     listeners: list[Any] = [] if opts["quiet"] else [Console()]
     started: list[RunStarted] = []
 
@@ -143,6 +177,8 @@ def _run(flow_cls: type[FlowSpec], given: dict[str, Any], opts: dict[str, Any]) 
         max_num_splits=opts["max_num_splits"],
         tags=opts["tag"],
         listeners=[remember, *listeners],
+        origin_run_id=origin_run_id,
+        resume_step=resume_step,
     )
     try:
         outcome = anyio.run(_run_until_signal, prepared, options)
@@ -150,6 +186,11 @@ def _run(flow_cls: type[FlowSpec], given: dict[str, Any], opts: dict[str, Any]) 
         raise click.UsageError(str(exc)) from exc
     except AioflowException as exc:
         _fail(exc)
+    except Exception:
+        # Anything unexpected is printed as Metaflow does: "Internal error" and the traceback.
+        _echo("    Internal error", err=True)
+        _echo(traceback.format_exc(), err=True)
+        raise SystemExit(EXIT_FAILED) from None
     if outcome is None:
         run_id = started[0].run_id if started else "?"
         _echo(f"Run {flow_cls.__name__}/{run_id} was cancelled and marked as failed.", err=True)
@@ -219,6 +260,30 @@ def flow_group(flow_cls: type[FlowSpec]) -> click.Group:
             params=[*params, *_RUN_OPTIONS],
             callback=run_callback,
             help=f"Run {flow_cls.__name__}. Flow parameters are options.",
+        )
+    )
+
+    def resume_callback(step: str | None, origin_run_id: str | None, **opts: Any) -> None:
+        opts["origin_run_id"] = origin_run_id
+        _resume(flow_cls, step, opts)
+
+    group.add_command(
+        click.Command(
+            "resume",
+            params=[
+                click.Argument(["step"], required=False),
+                click.Option(
+                    ["--origin-run-id"],
+                    default=None,
+                    help="The run to resume [default: the latest run of the flow].",
+                ),
+                *_RUN_OPTIONS,
+            ],
+            callback=resume_callback,
+            help=(
+                f"Resume a run of {flow_cls.__name__}: clone its successful tasks and run the "
+                "rest. With STEP, re-run that step and everything after it."
+            ),
         )
     )
 

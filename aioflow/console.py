@@ -67,6 +67,10 @@ class Console:
             self.echo(f"[{_short(event.pathspec)}] Task is starting{retry}.", ts)
         elif isinstance(event, TaskFinished):
             prefix = f"[{_short(event.pathspec)}]"
+            if event.origin_pathspec is not None:
+                origin = _short(event.origin_pathspec)
+                self.echo(f"{prefix} Cloning results of a previously successful task {origin}", ts)
+                return
             if event.foreach_splits is not None:
                 self.echo(f"{prefix} Foreach yields {event.foreach_splits} child steps.", ts)
             self.echo(f"{prefix} Task finished successfully.", ts)

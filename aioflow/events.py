@@ -45,7 +45,7 @@ class TaskStarted(Event):
 
 @dataclass(frozen=True, slots=True)
 class TaskFinished(Event):
-    """A task attempt finished successfully."""
+    """A task attempt finished successfully (`origin_pathspec`: cloned by resume from there)."""
 
     pathspec: str
     step_name: str
@@ -53,6 +53,7 @@ class TaskFinished(Event):
     duration: float
     attempt: int = 0
     foreach_splits: int | None = None
+    origin_pathspec: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,15 +17,16 @@ from .flowspec import FlowSpec
 
 
 def flow_classes(module: object, module_name: str) -> list[type[FlowSpec]]:
-    """FlowSpec subclasses defined in a module (not imported into it)."""
-    return [
-        obj
+    """FlowSpec subclasses defined in a module (not imported into it), each once."""
+    found = {
+        obj: None  # a dict keeps definition order and counts an alias (`F = MyFlow`) once
         for obj in vars(module).values()
         if inspect.isclass(obj)
         and issubclass(obj, FlowSpec)
         and obj is not FlowSpec
         and obj.__module__ == module_name
-    ]
+    }
+    return list(found)
 
 
 def load_flow(path: str | Path, flow_name: str | None = None) -> type[FlowSpec]:

@@ -7,6 +7,7 @@ from ..decorators import CatchDecorator
 from ..exceptions import ExceptionWrapper
 from ..flowspec import Transition
 from ..graph import StepNode
+from ..store.serde import pack
 from .task import TaskOutcome
 
 
@@ -27,6 +28,8 @@ def caught(
         encoded = encode_artifact(var, wrapper, node.name)
         store_encoded(encoded, outcome.small, put_large)
         outcome.manifest = {**outcome.manifest, var: encoded.key}
-    outcome.transition = None if node.type == "end" else Transition(tuple(node.out_funcs))
+    if node.type != "end":
+        outcome.transition = Transition(tuple(node.out_funcs))
+        outcome.transition_record = pack([list(node.out_funcs), None, None])
     outcome.caught = True
     return outcome

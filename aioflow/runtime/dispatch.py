@@ -177,6 +177,7 @@ class Dispatcher:
             log,
             transition=reply.transition,
             item_keys=reply.item_keys,
+            transition_record=reply.transition_record,
             error=error,
             stdout_key=reply.stdout_key,
             stderr_key=reply.stderr_key,

@@ -59,6 +59,7 @@ class TaskReply:
     manifest: dict[str, str]
     small: list[tuple[str, bytes]]
     transition: Transition | None
+    transition_record: bytes | None
     item_keys: list[str] | None
     stdout: list[tuple[float, str]]
     stderr: list[tuple[float, str]]
@@ -172,6 +173,7 @@ def run_task(request: TaskRequest) -> TaskReply:
         manifest=outcome.manifest,
         small=outcome.small,
         transition=outcome.transition,
+        transition_record=outcome.transition_record,
         item_keys=outcome.item_keys,
         stdout=outcome.log.stdout,
         stderr=outcome.log.stderr,

@@ -80,9 +80,13 @@ def describe_exit(exitcode: int | None) -> str:
 
 
 def _context() -> Any:
-    # fork is unsafe with the loop's threads running; forkserver forks from a clean server.
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return multiprocessing.get_context(method)
+    # fork is unsafe with the loop's threads running; forkserver forks from a clean server,
+    # which imports aioflow once so that each new worker starts with it loaded.
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["aioflow.runtime.process_worker"])
+    return context
 
 
 class ProcessLane:
@@ -126,27 +130,23 @@ class ProcessLane:
         """Run a task in a worker; raise WorkerDied, or TimeoutError after `timeout` seconds."""
         async with self._slots:
             pool = self._idle.pop() if self._idle else self._new_worker()
-            ok = False
             try:
                 future = pool.submit(process_worker.run_task, request)
                 with anyio.fail_after(timeout):
                     reply: TaskReply = await asyncio.wrap_future(future)
-                ok = True
-                return reply
             except BrokenProcessPool:
                 exitcode = await anyio.to_thread.run_sync(self._discard, pool, False)
-                pool = None  # type: ignore[assignment]
                 raise WorkerDied(
                     f"The worker process running task {request.task_id} of step "
                     f"*{request.step}* {describe_exit(exitcode)}."
                 ) from None
-            finally:
-                if ok:
-                    self._idle.append(pool)
-                elif pool is not None:
-                    # Timed out or cancelled: the process may still be running the body.
-                    with anyio.CancelScope(shield=True):
-                        await anyio.to_thread.run_sync(self._discard, pool, True)
+            except BaseException:
+                # Timed out or cancelled: the process may still be running the body.
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._discard, pool, True)
+                raise
+            self._idle.append(pool)
+            return reply
 
     async def ping(self) -> int:
         """A trivial round trip through a worker (warms it up); returns its pid."""

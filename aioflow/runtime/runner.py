@@ -27,13 +27,15 @@ from ..flowspec import FlowSpec
 from ..graph import FlowGraph, StepNode
 from ..parameters import flow_constants, flow_parameters, resolve_parameters
 from ..store import Store
-from ..store.serde import Encoded, pack
+from ..store.metadata import task_row
+from ..store.serde import Encoded, pack, unpack
 from ..store.writer import BatchWriter
 from .bridge import LoopInbox
 from .dispatch import Dispatcher
 from .executors import ThreadLane
 from .logs import install as install_log_capture
 from .logs import uninstall as uninstall_log_capture
+from .resume import Origin, find_origin_run
 from .scheduler import RunResult, Scheduler
 from .task import RunEnv, TaskOutcome, TaskSpec
 
@@ -50,6 +52,7 @@ class RunOptions:
     tags: Sequence[str] = ()
     listeners: Sequence[Listener] = ()
     origin_run_id: str | None = None
+    resume_step: str | None = None
 
 
 @dataclass
@@ -148,6 +151,40 @@ def prepare(
     return PreparedRun(flow_cls, graph, values, constants, username, options)
 
 
+def prepare_resume(
+    flow_cls: type[FlowSpec],
+    *,
+    root: str | os.PathLike[str] | None,
+    origin_run_id: str | None,
+    step: str | None,
+    with_decorators: Sequence[str] = (),
+    executor: str = "thread",
+) -> tuple[PreparedRun, str]:
+    """Prepare a resume of `flow_cls`: the origin run's id, and its parameters as the run's.
+
+    Raises ParameterError when there is no such run or no such step.
+    """
+    store = Store(root, create=False)
+    try:
+        origin_id, row = find_origin_run(store, flow_cls.__name__, origin_run_id)
+        params = unpack(row["params"]) if row["params"] else {}
+        given = {
+            parameter.name: store.load(params[attr])
+            for attr, parameter in flow_parameters(flow_cls)
+            if attr in params
+        }
+    finally:
+        store.close()
+    prepared = prepare(flow_cls, given, with_decorators=with_decorators, executor=executor)
+    if step is not None and step not in prepared.graph:
+        steps = ", ".join(node.name for node in prepared.graph)
+        raise ParameterError(
+            f"Cannot resume from step {step!r}: {flow_cls.__name__} has no such step. "
+            f"Its steps are: {steps}."
+        )
+    return prepared, origin_id
+
+
 def _step_options(node: StepNode, executor: str, extra: list[StepDecorator]) -> StepOptions:
     options = step_options(
         node.func, is_async=node.is_async, default_executor=executor, extra=extra
@@ -180,6 +217,11 @@ async def execute(prepared: PreparedRun, options: RunOptions) -> RunOutcome:
     store, run_id, base, small = await anyio.to_thread.run_sync(
         _open_run, prepared, options, user_tags
     )
+    origin = None
+    if options.origin_run_id is not None:
+        origin = await anyio.to_thread.run_sync(
+            Origin, store, flow_name, options.origin_run_id, prepared.graph, options.resume_step
+        )
     listeners = list(options.listeners)
 
     def emit(event: Event) -> None:
@@ -229,6 +271,7 @@ async def execute(prepared: PreparedRun, options: RunOptions) -> RunOutcome:
         prepared.options,
         max_workers=options.max_workers,
         emit=emit,
+        origin=origin,
     )
     started = time.time()
     emit(RunStarted(flow_name, str(run_id), prepared.username, options.origin_run_id))
@@ -277,6 +320,7 @@ def _open_run(
         system_tags=pack(system_tags(prepared.username)),
         graph=pack(prepared.graph.to_dict()),
         origin_run_id=options.origin_run_id,
+        params=pack(base),
     )
     return store, run_id, base, small
 
@@ -291,10 +335,19 @@ async def _record_end(writer: BatchWriter, env: RunEnv, result: RunResult) -> Ru
             "traceback": "",
         }
         writer.put_task(
-            (int(env.run_id), spec.task_id, spec.attempt, spec.step, "failed", spec.started_at,
-             now, pack(spec.frames) if spec.frames else None,
-             pack(spec.parents) if spec.parents else None, None, None, None, pack(record), None)
-        )  # fmt: skip
+            task_row(
+                int(env.run_id),
+                spec.task_id,
+                spec.attempt,
+                spec.step,
+                "failed",
+                started_at=spec.started_at,
+                finished_at=now,
+                frames=pack(spec.frames) if spec.frames else None,
+                parents=pack(spec.parents) if spec.parents else None,
+                exception=pack(record),
+            )
+        )
         interrupted.append(_task_pathspec(env, spec))
     error: dict[str, str | None] | None = None
     if result.failure is not None and result.failure.error is not None:

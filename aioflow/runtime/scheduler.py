@@ -24,10 +24,12 @@ from ..decorators import StepOptions
 from ..events import Event, TaskFailed, TaskFinished, TaskRetrying, TaskStarted
 from ..exceptions import AioflowException
 from ..inputs import Frame
+from ..store.metadata import TaskRow, task_row
 from ..store.serde import pack
 from ..store.writer import BatchWriter
 from .catching import caught
 from .dispatch import Dispatcher
+from .resume import Origin, OriginTask
 from .task import RunEnv, TaskOutcome, TaskSpec
 
 
@@ -53,12 +55,14 @@ class Scheduler:
         *,
         max_workers: int,
         emit: Callable[[Event], None],
+        origin: Origin | None = None,
     ) -> None:
         self.env = env
         self.graph = env.graph
         self.writer = writer
         self.dispatcher = dispatcher
         self.options = options
+        self.origin = origin
         self.max_workers = max(1, max_workers)
         self.emit = emit
         self.result = RunResult()
@@ -102,6 +106,10 @@ class Scheduler:
 
     async def _run_task(self, spec: TaskSpec) -> TaskOutcome:
         """Run a task's attempts: retry while @retry allows, then let @catch have it."""
+        if self.origin is not None:
+            cloned = self.origin.take(spec)
+            if cloned is not None:
+                return await self._clone(spec, cloned)
         options = self.options[spec.step]
         while True:
             self._started(spec)
@@ -116,6 +124,16 @@ class Scheduler:
                 node = self.graph[spec.step]
                 return caught(outcome, options.catch, node, self.env.put_large)
             return outcome
+
+    async def _clone(self, spec: TaskSpec, task: OriginTask) -> TaskOutcome:
+        assert self.origin is not None
+        spec.started_at = time.time()
+        self._running[spec.task_id] = spec
+        outcome, items_key = self.origin.clone(spec, task)
+        if items_key is not None:
+            outcome.item_keys = await anyio.to_thread.run_sync(self.origin.store.load, items_key)
+        outcome.finished_at = time.time()
+        return outcome
 
     def _record_failed_attempt(self, outcome: TaskOutcome) -> None:
         spec = outcome.spec
@@ -161,21 +179,25 @@ class Scheduler:
         env = self.env
         return f"{env.flow_name}/{env.run_id}/{spec.step}/{spec.task_id}"
 
-    def _row(self, spec: TaskSpec, outcome: TaskOutcome | None) -> tuple[object, ...]:
+    def _row(self, spec: TaskSpec, outcome: TaskOutcome | None) -> TaskRow:
         run_id = int(self.env.run_id)
         frames = pack(spec.frames) if spec.frames else None
         parents = pack(spec.parents) if spec.parents else None
         if outcome is None:
-            return (run_id, spec.task_id, spec.attempt, spec.step, "running", spec.started_at,
-                    None, frames, parents, None, None, None, None, None)  # fmt: skip
+            return task_row(run_id, spec.task_id, spec.attempt, spec.step, "running",
+                            started_at=spec.started_at, frames=frames, parents=parents)  # fmt: skip
         if outcome.manifest is not self._packed_for:
             self._packed_for = outcome.manifest
             self._packed = pack(outcome.manifest)
         error = None if outcome.error is None else pack(outcome.error.to_record())
         status = "caught" if outcome.caught else "succeeded" if outcome.ok else "failed"
-        return (run_id, spec.task_id, spec.attempt, spec.step, status, spec.started_at,
-                outcome.finished_at, frames, parents, self._packed, outcome.stdout_key,
-                outcome.stderr_key, error, None)  # fmt: skip
+        return task_row(
+            run_id, spec.task_id, spec.attempt, spec.step, status,
+            started_at=spec.started_at, finished_at=outcome.finished_at, frames=frames,
+            parents=parents, manifest=self._packed, stdout=outcome.stdout_key,
+            stderr=outcome.stderr_key, exception=error, origin=outcome.origin,
+            transition=outcome.transition_record,
+        )  # fmt: skip
 
     def _started(self, spec: TaskSpec) -> None:
         spec.started_at = time.time()
@@ -211,7 +233,15 @@ class Scheduler:
         else:
             splits = None if outcome.item_keys is None else len(outcome.item_keys)
             self.emit(
-                TaskFinished(pathspec, spec.step, str(spec.task_id), duration, spec.attempt, splits)
+                TaskFinished(
+                    pathspec,
+                    spec.step,
+                    str(spec.task_id),
+                    duration,
+                    spec.attempt,
+                    splits,
+                    outcome.origin,
+                )
             )
         if self.result.status != "running":
             return

@@ -20,7 +20,7 @@ from ..current import TaskContext, reset_task_context, set_task_context
 from ..exceptions import ArtifactEncodingError, TimeoutException, TransitionError
 from ..flowspec import FlowSpec, TaskState, Transition, check_against_graph
 from ..inputs import Frame, Inputs, InputView
-from ..store.serde import Encoded, decode, encode
+from ..store.serde import Encoded, decode, encode, pack
 from .logs import TaskLog, reset_task_log, set_task_log
 
 if TYPE_CHECKING:
@@ -76,6 +76,8 @@ class TaskOutcome:
     stdout_key: str | None = None
     stderr_key: str | None = None
     caught: bool = False
+    origin: str | None = None
+    transition_record: bytes | None = None
     finished_at: float = field(default_factory=time.time)
 
     @property
@@ -252,8 +254,10 @@ class TaskRun:
         stdout_key = self._store_log(self.log.stdout, small)
         stderr_key = self._store_log(self.log.stderr, small)
         transition = state.transition if error is None else None
+        record = None
         if transition is not None:
             transition.items = None  # the values now live in blobs; free them
+            record = transition_record(transition, item_keys, small, self.env.put_large)
         return TaskOutcome(
             spec=self.spec,
             manifest=manifest,
@@ -264,6 +268,7 @@ class TaskRun:
             error=info,
             stdout_key=stdout_key,
             stderr_key=stderr_key,
+            transition_record=record,
         )
 
     def _store_log(
@@ -274,6 +279,24 @@ class TaskRun:
         encoded = encode([list(pair) for pair in lines])
         store_encoded(encoded, small, self.env.put_large)
         return encoded.key
+
+
+def transition_record(
+    transition: Transition,
+    item_keys: list[str] | None,
+    small: list[tuple[str, bytes]],
+    put_large: Callable[[Encoded], None],
+) -> bytes:
+    """What the store keeps of a transition, so a resumed run can replay it without the step.
+
+    `[targets, foreach variable, key of a blob listing the foreach item keys]`.
+    """
+    items_key = None
+    if item_keys is not None:
+        encoded = encode(item_keys)
+        store_encoded(encoded, small, put_large)
+        items_key = encoded.key
+    return pack([list(transition.targets), transition.foreach, items_key])
 
 
 def timeout_error(spec: TaskSpec, seconds: float) -> TimeoutException:

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     stderr TEXT,
     exception BLOB,
     origin TEXT,
+    transition BLOB,
     PRIMARY KEY (run_id, task_id, attempt)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tasks_by_step ON tasks (run_id, step);
@@ -68,10 +69,46 @@ CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL) WITH
 
 TASK_COLUMNS = (
     "run_id, task_id, attempt, step, status, started_at, finished_at, frames, parents, "
-    "manifest, stdout, stderr, exception, origin"
+    "manifest, stdout, stderr, exception, origin, transition"
 )
 #: A task row, in TASK_COLUMNS order.
 TaskRow = tuple[Any, ...]
+
+
+def task_row(
+    run_id: int,
+    task_id: int,
+    attempt: int,
+    step: str,
+    status: str,
+    *,
+    started_at: float | None,
+    finished_at: float | None = None,
+    frames: bytes | None = None,
+    parents: bytes | None = None,
+    manifest: bytes | None = None,
+    stdout: str | None = None,
+    stderr: str | None = None,
+    exception: bytes | None = None,
+    origin: str | None = None,
+    transition: bytes | None = None,
+) -> TaskRow:
+    """A task attempt row in TASK_COLUMNS order (msgpack-packed fields given packed).
+
+    `status` is running, succeeded, failed or caught (failed, but @catch let the run go on);
+    `origin` is the pathspec of the task a resumed run cloned this one from; `transition` is
+    `[targets, foreach variable, key of the blob listing foreach item keys]`.
+    """
+    return (run_id, task_id, attempt, step, status, started_at, finished_at, frames, parents,
+            manifest, stdout, stderr, exception, origin, transition)  # fmt: skip
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a store written by an older aioflow up to date (columns are only ever added)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+    for name in TASK_COLUMNS.split(", "):
+        if name not in have:
+            conn.execute(f"ALTER TABLE tasks ADD COLUMN {name} BLOB")
 
 
 class MetadataDB:
@@ -96,6 +133,7 @@ class MetadataDB:
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
+                _add_missing_columns(conn)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (created on first use)."""
@@ -131,13 +169,19 @@ class MetadataDB:
         system_tags: bytes,
         graph: bytes,
         origin_run_id: str | None,
+        params: bytes | None = None,
     ) -> int:
-        """Insert a new running run and return its id (never reused, even after deletes)."""
+        """Insert a new running run and return its id (never reused, even after deletes).
+
+        `params` is the packed manifest of the artifacts every task starts from (name,
+        parameters, constants), which a resumed run reuses.
+        """
         conn = self.connection()
         with conn:
             cur = conn.execute(
                 "INSERT INTO runs (flow, status, user, created_at, origin_run_id, tags, "
-                "system_tags, graph, pid, host) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                "system_tags, graph, params, pid, host) "
+                "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     flow,
                     user,
@@ -146,6 +190,7 @@ class MetadataDB:
                     tags,
                     system_tags,
                     graph,
+                    params,
                     os.getpid(),
                     os.uname().nodename,
                 ),
@@ -165,7 +210,7 @@ class MetadataDB:
             conn.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?)", blobs)
             conn.executemany(
                 f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 tasks,
             )
             for run_id, fields in run_updates:

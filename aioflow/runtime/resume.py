@@ -1,0 +1,133 @@
+"""Resume: a new run that clones the origin run's successful tasks and re-runs the rest.
+
+A task of the new run is cloned when the origin has a successful task of the same step at the
+same place: the same index in every enclosing split and foreach, and, for a step that runs more
+than once there (a recursive switch loop), the same occurrence. Task ids play no part. A clone
+copies no artifact: it reuses the origin task's manifest, logs and recorded transition, so its
+children are spawned exactly as the origin's were. The named step, and every step downstream of
+it, always re-runs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from ..exceptions import ParameterError
+from ..flowspec import Transition
+from ..graph import FlowGraph
+from ..store import Store
+from ..store.serde import unpack
+from .logs import TaskLog
+from .task import TaskOutcome, TaskSpec
+
+Place = tuple[str, tuple[int, ...]]
+
+
+@dataclass
+class OriginTask:
+    """What a clone needs from one successful origin task."""
+
+    task_id: int
+    manifest: bytes | None
+    stdout: str | None
+    stderr: str | None
+    transition: bytes | None
+    status: str
+
+
+def downstream(graph: FlowGraph, step: str) -> set[str]:
+    """`step` and every step reachable from it."""
+    seen = {step}
+    todo = [step]
+    while todo:
+        for nxt in graph[todo.pop()].out_funcs:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+class Origin:
+    """The cloneable tasks of an origin run, by place."""
+
+    def __init__(
+        self, store: Store, flow_name: str, run_id: str, graph: FlowGraph, step: str | None
+    ) -> None:
+        self.store = store
+        self.flow_name = flow_name
+        self.run_id = run_id
+        self.rerun = downstream(graph, step) if step is not None else set()
+        self._tasks: dict[Place, list[OriginTask]] = defaultdict(list)
+        self._taken: dict[Place, int] = defaultdict(int)
+        latest: dict[int, tuple] = {}
+        for row in store.db.task_attempts(int(run_id)):
+            latest[row[1]] = row  # rows come ordered by task id, then attempt
+        for row in latest.values():
+            step_name, status = row[3], row[4]
+            if status not in ("succeeded", "caught"):
+                continue
+            frames = unpack(row[7]) if row[7] else []
+            place = (step_name, tuple(f[2] for f in frames))
+            self._tasks[place].append(OriginTask(row[1], row[9], row[10], row[11], row[14], status))
+
+    def take(self, spec: TaskSpec) -> OriginTask | None:
+        """The origin task to clone for `spec`, or None when it must run."""
+        if spec.step in self.rerun:
+            return None
+        place = (spec.step, tuple(f[2] for f in spec.frames))
+        occurrence = self._taken[place]
+        self._taken[place] += 1
+        candidates = self._tasks.get(place, ())
+        return candidates[occurrence] if occurrence < len(candidates) else None
+
+    def pathspec(self, step: str, task: OriginTask) -> str:
+        """The origin task's pathspec."""
+        return f"{self.flow_name}/{self.run_id}/{step}/{task.task_id}"
+
+    def clone(self, spec: TaskSpec, task: OriginTask) -> tuple[TaskOutcome, str | None]:
+        """The outcome of `spec`, taken from the origin task, and the key of its foreach items.
+
+        The caller loads the items (`outcome.item_keys = store.load(key)`) off the loop.
+        """
+        manifest = unpack(task.manifest) if task.manifest else {}
+        transition = None
+        items_key = None
+        if task.transition is not None:
+            targets, foreach, items_key = unpack(task.transition)
+            transition = Transition(tuple(targets), foreach=foreach)
+        outcome = TaskOutcome(
+            spec,
+            manifest,
+            [],
+            TaskLog(),
+            transition=transition,
+            stdout_key=task.stdout,
+            stderr_key=task.stderr,
+            origin=self.pathspec(spec.step, task),
+            transition_record=task.transition,
+            caught=task.status == "caught",
+        )
+        return outcome, items_key
+
+
+def find_origin_run(store: Store, flow_name: str, origin_run_id: str | None) -> tuple[str, dict]:
+    """The origin run's id and row: the given one, or the flow's latest run."""
+    if origin_run_id is None:
+        latest = store.db.latest_run_id(flow_name)
+        if latest is None:
+            raise ParameterError(
+                f"There is no run of {flow_name} in {store.root} to resume. Run it first."
+            )
+        origin_run_id = str(latest)
+    row = store.db.run(flow_name, int(origin_run_id)) if str(origin_run_id).isdigit() else None
+    if row is None:
+        raise ParameterError(
+            f"Invalid value for '--origin-run-id': run {flow_name}/{origin_run_id} does not "
+            f"exist in {store.root}."
+        )
+    if row["status"] == "running":
+        raise ParameterError(
+            f"Run {flow_name}/{origin_run_id} is still running; resume it once it has ended."
+        )
+    return str(origin_run_id), dict(row)
