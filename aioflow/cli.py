@@ -338,6 +338,12 @@ def run(ctx: typer.Context, flow_file: FlowFile) -> None:
     _delegate(ctx, flow_file, "run")
 
 
+@app.command(context_settings=_PASS_THROUGH)
+def resume(ctx: typer.Context, flow_file: FlowFile) -> None:
+    """Resume a run: aioflow resume flow.py [STEP] [--origin-run-id ID] (see --help)."""
+    _delegate(ctx, flow_file, "resume")
+
+
 @app.command()
 def show(flow_file: FlowFile) -> None:
     """Show a flow's steps and transitions."""
@@ -362,9 +368,14 @@ def main() -> None:
     """Entry point of the `aioflow` console script."""
     args = sys.argv[1:]
     # `aioflow run flow.py --help` must reach the flow's own run command, which lists the
-    # flow's parameters, rather than typer's help for `run`.
-    if len(args) >= 2 and args[0] == "run" and not args[1].startswith("-"):
-        group = flow_group(_load(Path(args[1])))
-        group.commands["run"].main(args[2:], prog_name=f"aioflow run {args[1]}")
-        return
+    # flow's parameters, rather than typer's help for `run`. The flow file may come after
+    # options (`aioflow run --quiet flow.py`): it is the first argument naming a .py file.
+    if args and args[0] in ("run", "resume"):
+        rest = args[1:]
+        file_at = next((i for i, a in enumerate(rest) if a.endswith(".py")), None)
+        if file_at is not None:
+            flow_file = rest.pop(file_at)
+            group = flow_group(_load(Path(flow_file)))
+            group.commands[args[0]].main(rest, prog_name=f"aioflow {args[0]} {flow_file}")
+            return
     app()

@@ -7,6 +7,7 @@ returns a `TaskOutcome`; it never raises for a failing step: the failure is data
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -18,7 +19,7 @@ import anyio
 from ..artifacts import encode_values, snapshot, store_encoded
 from ..current import TaskContext, reset_task_context, set_task_context
 from ..exceptions import ArtifactEncodingError, TimeoutException, TransitionError
-from ..flowspec import FlowSpec, TaskState, Transition, check_against_graph
+from ..flowspec import FlowSpec, TaskState, Transition, check_against_graph, task_class
 from ..inputs import Frame, Inputs, InputView
 from ..store.serde import Encoded, decode, encode, pack
 from .logs import TaskLog, reset_task_log, set_task_log
@@ -114,6 +115,12 @@ class RunEnv:
     origin_run_id: str | None = None
     max_num_splits: int = 100
     catch_vars: dict[str, str] = field(default_factory=dict)
+    task_cls: type[FlowSpec] | None = None
+
+    def __post_init__(self) -> None:
+        if self.task_cls is None:
+            constants = self.readonly - set(self.parameter_names)
+            self.task_cls = task_class(self.flow_cls, constants)
 
     def load(self, key: str) -> Any:
         """Decode the artifact stored under `key` (fresh object on every call)."""
@@ -125,14 +132,21 @@ class RunEnv:
         self.blobs.put(encoded.key, encoded.chunks)
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def _error_info(exc: BaseException) -> ErrorInfo:
-    tb = exc.__traceback__
-    # Drop aioflow's own frames that called the body, so the traceback starts in user code.
-    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals is globals():
-        tb = tb.tb_next
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
-    message = str(exc)
-    return ErrorInfo(exc, type(exc).__name__, message, text)
+    """The failure as users should read it: the traceback shows their code, not aioflow's.
+
+    aioflow's frames around the body (the runner that called it, and e.g. `self.next()` raising
+    a transition error) are dropped, unless nothing else would be left.
+    """
+    report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    user_frames = [f for f in report.stack if not f.filename.startswith(_PACKAGE_DIR)]
+    if user_frames:
+        report.stack = traceback.StackSummary.from_list(user_frames)
+    text = "".join(report.format())
+    return ErrorInfo(exc, type(exc).__name__, str(exc), text)
 
 
 class TaskRun:
@@ -151,7 +165,8 @@ class TaskRun:
             frames=spec.frames,
             max_num_splits=env.max_num_splits,
         )
-        self.flow = env.flow_cls._for_task(self.state)
+        assert env.task_cls is not None
+        self.flow = env.task_cls._for_task(self.state)
         pathspec = f"{env.flow_name}/{env.run_id}/{spec.step}/{spec.task_id}"
         sink = env.line_sink
         self.log = TaskLog(lambda stream, line: sink(pathspec, stream, line))

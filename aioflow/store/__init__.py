@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..exceptions import StoreError
 from .blobs import BlobStore, FileBlobStore, MemoryBlobStore, _verify
 from .metadata import SMALL, MetadataDB
 from .serde import Buffer, decode
@@ -35,6 +36,11 @@ class Store:
 
     def __init__(self, root: str | os.PathLike[str] | None = None, *, create: bool = True) -> None:
         self.root = resolve_root(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(
+                f"The store folder {self.root} is a file, not a folder. Point --root (or "
+                "AIOFLOW_ROOT) at a folder, or remove the file."
+            )
         self.db = MetadataDB(self.root / "metadata.db", create=create)
         self.blobs: BlobStore = FileBlobStore(self.root / "blobs")
 

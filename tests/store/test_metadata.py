@@ -1,0 +1,250 @@
+"""Tests of aioflow.store.metadata: the SQLite database of runs, task attempts and small blobs."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aioflow.exceptions import StoreError
+from aioflow.store.metadata import SCHEMA_VERSION, TASK_COLUMNS, MetadataDB
+from aioflow.store.serde import pack, unpack
+
+COLUMNS = [c.strip() for c in TASK_COLUMNS.split(",")]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Any:
+    database = MetadataDB(tmp_path / "store" / "metadata.db")
+    yield database
+    database.close()
+
+
+def new_run(db: MetadataDB, flow: str = "F", **kw: Any) -> int:
+    args: dict[str, Any] = {
+        "user": "tester",
+        "tags": pack(["t1"]),
+        "system_tags": pack(["user:tester"]),
+        "graph": pack({"steps": {}}),
+        "origin_run_id": None,
+    }
+    args.update(kw)
+    return db.create_run(flow, **args)
+
+
+def task_row(run_id: int, task_id: int, attempt: int = 0, step: str = "start", **kw: Any) -> tuple:
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "task_id": task_id,
+        "attempt": attempt,
+        "step": step,
+        "status": "succeeded",
+        "started_at": 1.0 + task_id,
+        "finished_at": 2.0 + task_id,
+        "frames": None,
+        "parents": None,
+        "manifest": pack({"x": "k" * 40}),
+        "stdout": None,
+        "stderr": None,
+        "exception": None,
+    }
+    row.update(kw)
+    return tuple(row.get(column) for column in COLUMNS)  # columns not named here: NULL
+
+
+def raw(db: MetadataDB, sql: str, *args: Any) -> list[tuple]:
+    conn = sqlite3.connect(db.path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def test_schema(db: MetadataDB) -> None:
+    tables = {r[0] for r in raw(db, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"meta", "runs", "tasks", "blobs"} <= tables
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
+    columns = [r[1] for r in raw(db, "PRAGMA table_info(tasks)")]
+    assert ", ".join(columns) == TASK_COLUMNS
+    pk = [r[1] for r in sorted(raw(db, "PRAGMA table_info(tasks)"), key=lambda r: r[5]) if r[5]]
+    assert pk == ["run_id", "task_id", "attempt"]
+    assert raw(db, "PRAGMA journal_mode") == [("wal",)]
+    run_columns = {r[1] for r in raw(db, "PRAGMA table_info(runs)")}
+    assert {"run_id", "flow", "status", "user", "created_at", "finished_at", "tags"} <= run_columns
+
+
+def test_reopening_keeps_data_and_schema(tmp_path: Path) -> None:
+    path = tmp_path / "metadata.db"
+    first = MetadataDB(path)
+    run_id = new_run(first)
+    first.close()
+    second = MetadataDB(path)
+    assert second.latest_run_id("F") == run_id
+    assert raw(second, "SELECT count(*) FROM meta") == [(1,)]
+    read_only = MetadataDB(path, create=False)
+    assert read_only.latest_run_id("F") == run_id
+    second.close()
+    read_only.close()
+
+
+def test_missing_store_names_the_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "no-store-here"
+    with pytest.raises(StoreError) as info:
+        MetadataDB(folder / "metadata.db", create=False)
+    message = str(info.value)
+    assert f"No aioflow store at {folder}:" in message
+    assert "metadata.db does not exist" in message
+    assert "AIOFLOW_ROOT" in message
+    assert not folder.exists()
+
+
+def test_unopenable_database_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "metadata.db").mkdir()  # a folder where the file should be
+    with pytest.raises(StoreError, match="Cannot open the metadata database"):
+        MetadataDB(tmp_path / "metadata.db")
+
+
+def test_create_run_records_the_run(db: MetadataDB) -> None:
+    run_id = new_run(db, "MyFlow", origin_run_id="7")
+    row = db.run("MyFlow", run_id)
+    assert row is not None
+    assert row["status"] == "running"
+    assert row["flow"] == "MyFlow" and row["user"] == "tester"
+    assert row["origin_run_id"] == "7"
+    assert unpack(row["tags"]) == ["t1"] and unpack(row["system_tags"]) == ["user:tester"]
+    assert row["created_at"] > 0 and row["finished_at"] is None
+    assert row["pid"] > 0 and row["host"]
+    assert db.run("OtherFlow", run_id) is None
+
+
+def test_run_ids_are_unique_and_increasing(db: MetadataDB) -> None:
+    ids = [new_run(db, flow) for flow in ("A", "B", "A", "C", "A")]
+    assert ids == sorted(ids) and len(set(ids)) == 5
+    ids_from_threads: list[int] = []
+    lock = threading.Lock()
+
+    def create() -> None:
+        for _ in range(10):
+            run_id = new_run(db, "T")
+            with lock:
+                ids_from_threads.append(run_id)
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids_from_threads)) == 40
+    assert min(ids_from_threads) > max(ids)
+
+
+def test_run_ids_are_never_reused(tmp_path: Path) -> None:
+    path = tmp_path / "metadata.db"
+    db = MetadataDB(path)
+    first = new_run(db)
+    last = new_run(db)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DELETE FROM runs")
+    conn.close()
+    assert db.latest_run_id("F") is None
+    after_delete = new_run(db)
+    assert after_delete > last > first
+    db.close()
+    reopened = MetadataDB(path)
+    assert new_run(reopened) > after_delete
+    reopened.close()
+
+
+def test_write_batch_and_reads(db: MetadataDB) -> None:
+    run_id = new_run(db)
+    db.write_batch(
+        [
+            task_row(run_id, 1, step="start"),
+            task_row(run_id, 3, step="a"),
+            task_row(run_id, 2, step="a", attempt=0, status="failed"),
+            task_row(run_id, 2, step="a", attempt=1),
+        ],
+        [("k1", b"Mdata"), ("k2", b"M" + b"x" * 100)],
+        [(run_id, {"status": "succeeded", "finished_at": 99.0})],
+    )
+    assert db.get_blob("k1") == b"Mdata"
+    assert db.blob_size("k2") == 101
+    assert db.get_blob("nope") is None and db.blob_size("nope") is None
+    rows = db.task_attempts(run_id)
+    assert [(r[1], r[2]) for r in rows] == [(1, 0), (2, 0), (2, 1), (3, 0)]
+    assert [(r[1], r[2]) for r in db.task_attempts(run_id, "a")] == [(2, 0), (2, 1), (3, 0)]
+    assert [r[4] for r in db.task_attempts(run_id, "a", 2)] == ["failed", "succeeded"]
+    assert unpack(rows[0][9]) == {"x": "k" * 40}
+    assert db.steps(run_id) == [("start", 2.0), ("a", 3.0)]
+    row = db.run("F", run_id)
+    assert row is not None and row["status"] == "succeeded" and row["finished_at"] == 99.0
+
+
+def test_task_rows_are_replaced_and_blobs_kept(db: MetadataDB) -> None:
+    run_id = new_run(db)
+    db.write_batch([task_row(run_id, 1, status="running", finished_at=None)], [("k", b"first")])
+    db.write_batch([task_row(run_id, 1, status="succeeded")], [("k", b"second")])
+    rows = db.task_attempts(run_id)
+    assert len(rows) == 1 and rows[0][4] == "succeeded"
+    assert db.get_blob("k") == b"first"
+
+
+@pytest.mark.parametrize("bad", ["task", "run"])
+def test_write_batch_is_atomic(db: MetadataDB, bad: str) -> None:
+    run_id = new_run(db)
+    tasks = [task_row(run_id, 1)]
+    runs: list[tuple[int, dict[str, Any]]] = [(run_id, {"status": "succeeded"})]
+    if bad == "task":
+        tasks.append(task_row(run_id, 2)[:-1])  # one column short
+    else:
+        runs.append((run_id, {"no_such_column": 1}))
+    with pytest.raises(sqlite3.Error):
+        db.write_batch(tasks, [("blob-key", b"Mx")], runs)
+    assert db.task_attempts(run_id) == []
+    assert db.get_blob("blob-key") is None
+    row = db.run("F", run_id)
+    assert row is not None and row["status"] == "running"
+    db.write_batch([task_row(run_id, 1)], [("blob-key", b"Mx")])  # the connection still works
+    assert len(db.task_attempts(run_id)) == 1
+
+
+def test_flows_and_runs_listing(db: MetadataDB) -> None:
+    a1 = new_run(db, "Beta")
+    a2 = new_run(db, "Alpha")
+    a3 = new_run(db, "Beta")
+    assert db.flows() == ["Alpha", "Beta"]
+    assert [r["run_id"] for r in db.runs("Beta")] == [a3, a1]
+    assert [r["run_id"] for r in db.runs("Alpha")] == [a2]
+    assert db.runs("Gamma") == []
+    assert db.latest_run_id("Beta") == a3
+    assert db.latest_run_id("Gamma") is None
+    # rows are sqlite3.Row only for these calls; other reads still get tuples
+    assert isinstance(db.task_attempts(a1), list)
+    assert db.connection().row_factory is None
+
+
+def test_one_connection_per_thread_and_close(db: MetadataDB) -> None:
+    main = db.connection()
+    assert db.connection() is main
+    other: list[sqlite3.Connection] = []
+    t = threading.Thread(target=lambda: other.append(db.connection()))
+    t.start()
+    t.join()
+    assert other[0] is not main
+    run_id = new_run(db)
+    assert other[0].execute("SELECT count(*) FROM runs WHERE run_id = ?", (run_id,)).fetchone() == (
+        1,
+    )
+    db.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        main.execute("SELECT 1")
+    with pytest.raises(sqlite3.ProgrammingError):
+        other[0].execute("SELECT 1")
+    assert db.connection() is not main  # usable again after close
+    assert db.latest_run_id("F") == run_id
