@@ -13,7 +13,12 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from .exceptions import InvalidPathspec, MetaflowNamespaceMismatch, MetaflowNotFound
+from .exceptions import (
+    ExceptionWrapper,
+    InvalidPathspec,
+    MetaflowNamespaceMismatch,
+    MetaflowNotFound,
+)
 from .namespaces import get_namespace
 from .store import Store
 from .store.serde import unpack
@@ -284,41 +289,17 @@ class Step(MetaflowObject):
 
 
 def _latest_attempts(rows: list[Any]) -> list[Any]:
-    """Rows ordered by task id, attempt: keep each task's latest attempt."""
+    """Rows ordered by task id, attempt: keep each task's latest finished attempt.
+
+    While a retry runs, readers keep seeing the attempt before it; a task with no finished
+    attempt yet is represented by its running one.
+    """
     latest: dict[int, Any] = {}
     for row in rows:
-        latest[row[1]] = row
+        previous = latest.get(row[1])
+        if previous is None or row[4] != "running" or previous[4] == "running":
+            latest[row[1]] = row
     return list(latest.values())
-
-
-class TaskException:
-    """How a task failed, shaped like Metaflow's `MetaflowExceptionWrapper`.
-
-    `type` is the qualified class name (`builtins.ValueError`), `exception` the message
-    (`str(exc)`) and `stacktrace` the formatted traceback; `message` and `traceback` are aliases.
-    `str()` and `repr()` give the stacktrace.
-    """
-
-    def __init__(self, record: dict[str, str]) -> None:
-        self.type = record.get("type", "")
-        self.exception = record.get("message", "")
-        self.stacktrace = record.get("traceback", "")
-
-    @property
-    def message(self) -> str:
-        """Alias of `exception`."""
-        return self.exception
-
-    @property
-    def traceback(self) -> str:
-        """Alias of `stacktrace`."""
-        return self.stacktrace
-
-    def __str__(self) -> str:
-        return self.stacktrace or f"[no stacktrace]\n{self.type}: {self.exception}"
-
-    def __repr__(self) -> str:
-        return str(self)
 
 
 class Task(MetaflowObject):
@@ -334,7 +315,7 @@ class Task(MetaflowObject):
             rows = self._store.db.task_attempts(int(run_id), step, int(task_id))
             if not rows:
                 raise _not_found(f"Task('{pathspec}')")
-            _row = rows[-1]
+            _row = _latest_attempts(rows)[0]
         self._row = _row
         self._manifest: dict[str, str] | None = None
 
@@ -406,9 +387,12 @@ class Task(MetaflowObject):
         return foreach[-1][2] if foreach else None
 
     @property
-    def exception(self) -> TaskException | None:
+    def exception(self) -> ExceptionWrapper | None:
         """The failure of the latest attempt (None when it succeeded)."""
-        return TaskException(unpack(self._row[12])) if self._row[12] else None
+        if not self._row[12]:
+            return None
+        record = unpack(self._row[12])
+        return ExceptionWrapper(record["type"], record["message"], record["traceback"])
 
     def _log(self, column: int) -> list[tuple[float, str]]:
         key = self._row[column]
