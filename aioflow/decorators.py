@@ -130,7 +130,11 @@ class RetryDecorator(StepDecorator):
     def validate(self) -> None:
         """At most MAX_RETRIES retries, as in Metaflow."""
         times = _number("retry", "times", self.attributes["times"])
-        if int(times) != times or times > MAX_RETRIES:
+        if int(times) != times:
+            raise FlowDefinitionError(
+                f"@retry(times={self.attributes['times']!r}): times must be a whole number."
+            )
+        if times > MAX_RETRIES:
             raise FlowDefinitionError(
                 f"The maximum number of retries is @retry(times={MAX_RETRIES})."
             )

@@ -18,8 +18,14 @@ from ..events import Event, LogLine
 from ..store.writer import BatchWriter
 from .executors import ThreadLane
 from .logs import TaskLog
-from .process_worker import RemoteTaskError, TaskReply, TaskRequest, WorkerSetup
-from .processes import ProcessLane, WorkerDied, pickle_flow_class
+from .process_worker import (
+    RemoteTaskError,
+    TaskReply,
+    TaskRequest,
+    WorkerSetup,
+    WorkerSetupError,
+)
+from .processes import ProcessLane, WorkerDied, pickle_flow_class, unsaved_sources
 from .resources import ResourcePool
 from .task import (
     ErrorInfo,
@@ -84,6 +90,7 @@ class Dispatcher:
                 flow_cls_pickle=pickle_flow_class(env.flow_cls),
                 root=self._root,
                 env_fields={name: getattr(env, name) for name in _ENV_FIELDS},
+                sources=unsaved_sources(node.file for node in env.graph),
             )
             self._processes = ProcessLane(setup, self._process_slots)
         return self._processes
@@ -105,7 +112,11 @@ class Dispatcher:
         if scope.cancelled_caught:
             # A thread cannot be stopped: it is left to finish on its own, its result unused.
             self.lane.abandon_one()
-            return failed_outcome(self.env, spec, timeout_error(spec, options.timeout))
+            note = (
+                " Its thread cannot be stopped, so it was abandoned and may still be running; "
+                'use @step(executor="process") for a step that must be stopped on timeout.'
+            )
+            return failed_outcome(self.env, spec, timeout_error(spec, options.timeout, note))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _request(self, spec: TaskSpec, options: StepOptions) -> TaskRequest:
@@ -144,7 +155,7 @@ class Dispatcher:
         except TimeoutError:
             assert options.timeout is not None
             return failed_outcome(self.env, spec, timeout_error(spec, options.timeout))
-        except WorkerDied as exc:
+        except (WorkerDied, WorkerSetupError) as exc:
             return failed_outcome(self.env, spec, exc)
         return self._from_reply(spec, reply)
 

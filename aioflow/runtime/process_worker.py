@@ -10,6 +10,7 @@ artifact map with the small blobs inline. Values never cross the process boundar
 from __future__ import annotations
 
 import asyncio
+import linecache
 import os
 import pickle
 import sys
@@ -35,6 +36,8 @@ class WorkerSetup:
     flow_cls_pickle: bytes
     root: str
     env_fields: dict[str, Any]
+    #: Source lines of steps with no file on disk (notebook cells), by file name.
+    sources: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,6 +79,12 @@ class RemoteTaskError(AioflowException):
     headline = "Task failed in a worker process"
 
 
+class WorkerSetupError(AioflowException):
+    """A worker process could not load the flow (e.g. its module cannot be imported there)."""
+
+    headline = "Worker process setup failed"
+
+
 class _Reader:
     """Blob reads in a worker: the request's inline blobs first, then the store."""
 
@@ -97,10 +106,25 @@ class _WorkerState:
 
 
 _state: list[_WorkerState] = []  # this worker process's run (set once by `initialize`)
+_setup_error: list[str] = []  # why `initialize` failed, reported by every task instead
 
 
 def initialize(setup: WorkerSetup) -> None:
-    """Pool initializer: load the flow class and open the store."""
+    """Pool initializer: load the flow class and open the store.
+
+    A failure here is kept and raised by each task as WorkerSetupError: escaping from the
+    initializer would only end the process, and the task would read as a crashed worker.
+    """
+    try:
+        _initialize(setup)
+    except Exception as exc:
+        _setup_error[:] = [f"{type(exc).__name__}: {exc}"]
+
+
+def _initialize(setup: WorkerSetup) -> None:
+    for file, lines in setup.sources.items():
+        # As IPython registers a cell: no mtime, so linecache never drops the entry.
+        linecache.cache[file] = (sum(map(len, lines)), None, lines, file)
     flow_cls = cloudpickle.loads(setup.flow_cls_pickle)
     store = Store(setup.root)
     reader = _Reader(store)
@@ -136,6 +160,11 @@ def _views_spec(request: TaskRequest) -> TaskSpec:
 
 def run_task(request: TaskRequest) -> TaskReply:
     """Run one task attempt in this worker and describe its outcome."""
+    if _setup_error:
+        raise WorkerSetupError(
+            f"The worker process for task {request.task_id} of step *{request.step}* could not "
+            f"load the flow: {_setup_error[0]}"
+        )
     state = _state[0]
     state.reader.inline = request.inline
     saved = {name: os.environ.get(name) for name in request.env_vars}

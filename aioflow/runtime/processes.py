@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import linecache
 import multiprocessing
+import os
 import signal
 import sys
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -59,6 +62,19 @@ def pickle_flow_class(flow_cls: type) -> bytes:
         cloudpickle.unregister_pickle_by_value(module)
 
 
+def unsaved_sources(files: Iterable[str]) -> dict[str, list[str]]:
+    """The lines of those source files that exist only in this process's `linecache`.
+
+    A worker rebuilds the flow's graph from its steps' source. Code typed into a notebook cell
+    has no file a worker could read, so its lines travel with the worker's setup.
+    """
+    return {
+        file: linecache.getlines(file)
+        for file in set(files)
+        if not os.path.exists(file) and linecache.getlines(file)
+    }
+
+
 def describe_exit(exitcode: int | None) -> str:
     """How a worker process ended, in words."""
     if exitcode is None:
@@ -76,7 +92,11 @@ def describe_exit(exitcode: int | None) -> str:
             "SIGBUS": " (bus error)",
         }
         return f"was killed by {name}{hints.get(name, '')}"
-    return f"exited with status {exitcode} without returning (e.g. os._exit or sys.exit in C code)"
+    return (
+        f"exited with status {exitcode} without returning (os._exit, or an error while the "
+        "worker started: a script that runs a flow must do it under "
+        "`if __name__ == '__main__':`, since workers import the main script)"
+    )
 
 
 def _context() -> Any:
@@ -164,4 +184,4 @@ class ProcessLane:
         self._idle.clear()
 
 
-__all__ = ["ProcessLane", "WorkerDied", "describe_exit", "pickle_flow_class"]
+__all__ = ["ProcessLane", "WorkerDied", "describe_exit", "pickle_flow_class", "unsaved_sources"]

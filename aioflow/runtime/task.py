@@ -314,13 +314,13 @@ def transition_record(
     return pack([list(transition.targets), transition.foreach, items_key])
 
 
-def timeout_error(spec: TaskSpec, seconds: float) -> TimeoutException:
-    """The error of an attempt that hit its @timeout, worded like Metaflow's."""
-    hours, rest = divmod(int(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
+def timeout_error(spec: TaskSpec, seconds: float, note: str = "") -> TimeoutException:
+    """The error of an attempt that hit its @timeout, worded like Metaflow's (+ `note`)."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)  # a limit under a second must not read "0 seconds"
     return TimeoutException(
-        f"Step {spec.step} timed out after {hours} hours, {minutes} minutes, {secs} seconds "
-        f"(@timeout; task {spec.task_id}, attempt {spec.attempt})."
+        f"Step {spec.step} timed out after {int(hours)} hours, {int(minutes)} minutes, "
+        f"{secs:g} seconds (@timeout; task {spec.task_id}, attempt {spec.attempt}).{note}"
     )
 
 
@@ -345,17 +345,21 @@ async def run_async_task(
     """Await an async step's body on the loop; snapshot off the loop when there is work.
 
     With a `timeout`, the body is cancelled when it runs longer, and the attempt fails with
-    `make_timeout_error()`; artifacts it set before that are kept.
+    `timeout_error()`; artifacts it set before that are kept.
     """
     run = TaskRun(env, spec)
     tokens = run.enter()
     error: BaseException | None = None
     try:
         try:
-            with anyio.fail_after(timeout):
+            with anyio.fail_after(timeout) as scope:
                 await run.call_body()
         except TimeoutError as exc:
-            error = exc if timeout is None else timeout_error(spec, timeout)
+            # Only our deadline is a @timeout; a TimeoutError the step raised itself is its own.
+            if timeout is not None and scope.cancel_called:
+                error = timeout_error(spec, timeout)
+            else:
+                error = exc
         except Exception as exc:  # cancellation propagates; a step's failure is data
             error = exc
     finally:
