@@ -7,6 +7,8 @@ Kept in a context variable rather than a module global, so code running several 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Final
 
@@ -23,12 +25,26 @@ def default_namespace() -> str:
     return ns
 
 
-def namespace(ns: str | None) -> str | None:
-    """Switch to namespace `ns` (a tag such as `user:alice`), or to the global one with None."""
+def _check(ns: object) -> str | None:
     if ns is not None and (not isinstance(ns, str) or not ns):
         raise ValueError(f"A namespace is a non-empty tag string or None, not {ns!r}.")
-    _namespace.set(ns)
     return ns
+
+
+def namespace(ns: str | None) -> str | None:
+    """Switch to namespace `ns` (a tag such as `user:alice`), or to the global one with None."""
+    _namespace.set(_check(ns))
+    return ns
+
+
+@contextmanager
+def scoped_namespace(ns: str | None) -> Iterator[str | None]:
+    """`with scoped_namespace(None): ...`: use `ns` inside the block, the previous one after."""
+    token = _namespace.set(_check(ns))
+    try:
+        yield ns
+    finally:
+        _namespace.reset(token)
 
 
 def get_namespace() -> str | None:

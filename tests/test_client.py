@@ -3,7 +3,8 @@
 Semantics and messages follow Metaflow's client (see notes §7): newest first, `Run.finished`
 is the end task's, a failed task is neither successful nor finished, `Task.exception` looks
 like Metaflow's exception wrapper, and errors read "Run('F/9') does not exist",
-"Expects Run('FlowName/RunID')" and "Object not in namespace '...'".
+"Expects Run('FlowName/RunID'), not Run('F')" and "Object not in namespace '...': ..." (Metaflow's
+messages, followed by what was given or looked at).
 """
 
 from __future__ import annotations
@@ -283,7 +284,8 @@ def test_failed_task() -> None:
 def test_malformed_pathspec(cls: type, pathspec: str, message: str) -> None:
     with pytest.raises(InvalidPathspec) as info:
         cls(pathspec)
-    assert str(info.value) == message
+    # Metaflow's message, then what was given
+    assert str(info.value) == f"{message}, not {cls.__name__}({pathspec!r})"
 
 
 def test_missing_objects() -> None:
@@ -320,21 +322,24 @@ def test_missing_children_raise_key_error() -> None:
 def test_objects_outside_the_namespace() -> None:
     with pytest.raises(MetaflowNamespaceMismatch) as info:
         Run("ClientFlow/4")  # alice's run, seen from user:tester
-    assert str(info.value) == "Object not in namespace 'user:tester'"
+    assert str(info.value).startswith(
+        "Object not in namespace 'user:tester': Run('ClientFlow/4') does not carry the tag "
+        "'user:tester'. Switch with namespace("
+    )
     alice_end = None
     namespace(None)
     alice_end = Run("ClientFlow/4")["end"].task.pathspec
     namespace("user:nobody")
-    for make in (
-        lambda: Flow("ClientFlow"),
-        lambda: Run("ClientFlow/1"),
-        lambda: Step("ClientFlow/1/start"),
-        lambda: Task(alice_end),
-        lambda: DataArtifact(f"{alice_end}/name"),
+    for make, what in (
+        (lambda: Flow("ClientFlow"), "no run of Flow('ClientFlow') carries the tag"),
+        (lambda: Run("ClientFlow/1"), "Run('ClientFlow/1') does not carry the tag"),
+        (lambda: Step("ClientFlow/1/start"), "Run('ClientFlow/1') does not carry the tag"),
+        (lambda: Task(alice_end), "Run('ClientFlow/4') does not carry the tag"),
+        (lambda: DataArtifact(f"{alice_end}/name"), "Run('ClientFlow/4') does not carry"),
     ):
         with pytest.raises(MetaflowNamespaceMismatch) as info:
             make()
-        assert str(info.value) == "Object not in namespace 'user:nobody'"
+        assert str(info.value).startswith(f"Object not in namespace 'user:nobody': {what}")
     namespace("user:alice")
     assert Task(alice_end).data.name == "ClientFlow"
 

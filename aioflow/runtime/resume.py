@@ -17,6 +17,7 @@ from ..exceptions import ParameterError
 from ..flowspec import Transition
 from ..graph import FlowGraph
 from ..store import Store
+from ..store.metadata import process_gone
 from ..store.serde import unpack
 from .logs import TaskLog
 from .task import TaskOutcome, TaskSpec
@@ -112,12 +113,17 @@ class Origin:
 
 
 def find_origin_run(store: Store, flow_name: str, origin_run_id: str | None) -> tuple[str, dict]:
-    """The origin run's id and row: the given one, or the flow's latest run."""
+    """The origin run's id and row: the given one, or the flow's latest `run`.
+
+    As Metaflow's (which remembers the run id `run` last started, and nothing `resume`
+    starts), the default origin is the newest run that was not itself a resume.
+    """
     if origin_run_id is None:
-        latest = store.db.latest_run_id(flow_name)
+        latest = store.db.latest_run_id(flow_name, resumed=False)
         if latest is None:
             raise ParameterError(
-                f"There is no run of {flow_name} in {store.root} to resume. Run it first."
+                f"There is no run of {flow_name} in {store.root} to resume: a previous run id "
+                "was not found. Run the flow first, or specify --origin-run-id."
             )
         origin_run_id = str(latest)
     row = store.db.run(flow_name, int(origin_run_id)) if str(origin_run_id).isdigit() else None
@@ -126,7 +132,7 @@ def find_origin_run(store: Store, flow_name: str, origin_run_id: str | None) -> 
             f"Invalid value for '--origin-run-id': run {flow_name}/{origin_run_id} does not "
             f"exist in {store.root}."
         )
-    if row["status"] == "running":
+    if row["status"] == "running" and not process_gone(row["pid"], row["host"]):
         raise ParameterError(
             f"Run {flow_name}/{origin_run_id} is still running; resume it once it has ended."
         )

@@ -15,11 +15,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import StoreError
+from .serde import pack, unpack
 
 #: Blobs up to this size are kept in the database rather than in files.
 SMALL = 256 * 1024
@@ -103,12 +104,39 @@ def task_row(
             manifest, stdout, stderr, exception, origin, transition)  # fmt: skip
 
 
+#: The columns of `runs` the client reads (everything but the graph and the parameters).
+RUN_COLUMNS = (
+    "run_id, flow, status, user, created_at, finished_at, origin_run_id, tags, system_tags, "
+    "pid, host, error"
+)
+
+
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
     """Bring a store written by an older aioflow up to date (columns are only ever added)."""
     have = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
-    for name in TASK_COLUMNS.split(", "):
-        if name not in have:
+    missing = [name for name in TASK_COLUMNS.split(", ") if name not in have]
+    if not missing:
+        return
+    with conn:
+        for name in missing:
             conn.execute(f"ALTER TABLE tasks ADD COLUMN {name} BLOB")
+
+
+def process_gone(pid: int | None, host: str | None) -> bool:
+    """True when the process that wrote a run is known to be dead (this host, pid not alive).
+
+    A run whose process was killed stays `running` in the database; readers use this to tell
+    it from a run still in progress.
+    """
+    if pid is None or host != os.uname().nodename:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 class MetadataDB:
@@ -133,7 +161,16 @@ class MetadataDB:
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
-                _add_missing_columns(conn)
+            _add_missing_columns(conn)
+        else:
+            # A reader of a store written by an older aioflow needs its columns too.
+            try:
+                _add_missing_columns(self.connection())
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(
+                    f"Cannot read the metadata database {self.path}: {exc}. Is it an aioflow "
+                    "store, and writable (a store from an older aioflow is upgraded on open)?"
+                ) from exc
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (created on first use)."""
@@ -240,36 +277,102 @@ class MetadataDB:
         rows = self.connection().execute("SELECT DISTINCT flow FROM runs ORDER BY flow")
         return [r[0] for r in rows]
 
+    def _named_rows(self, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
+        # A row factory on the cursor, not the connection: other threads' connections and
+        # other callers on this one keep plain tuples.
+        cursor = self.connection().cursor()
+        cursor.row_factory = sqlite3.Row
+        return cursor.execute(sql, args).fetchall()
+
     def runs(self, flow: str) -> list[sqlite3.Row]:
         """Every run of a flow, newest first."""
-        conn = self.connection()
-        conn.row_factory = sqlite3.Row
-        try:
-            return conn.execute(
-                "SELECT * FROM runs WHERE flow = ? ORDER BY run_id DESC", (flow,)
-            ).fetchall()
-        finally:
-            conn.row_factory = None
+        return self._named_rows("SELECT * FROM runs WHERE flow = ? ORDER BY run_id DESC", (flow,))
 
     def run(self, flow: str, run_id: int) -> sqlite3.Row | None:
         """One run's row, or None."""
-        conn = self.connection()
-        conn.row_factory = sqlite3.Row
-        try:
-            return conn.execute(
-                "SELECT * FROM runs WHERE flow = ? AND run_id = ?", (flow, run_id)
-            ).fetchone()
-        finally:
-            conn.row_factory = None
+        rows = self._named_rows("SELECT * FROM runs WHERE flow = ? AND run_id = ?", (flow, run_id))
+        return rows[0] if rows else None
 
-    def latest_run_id(self, flow: str) -> int | None:
-        """The newest run id of a flow, or None."""
+    def run_summary(self, flow: str, run_id: int) -> sqlite3.Row | None:
+        """One run's RUN_COLUMNS (no graph, no parameters), or None."""
+        rows = self._named_rows(
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE flow = ? AND run_id = ?", (flow, run_id)
+        )
+        return rows[0] if rows else None
+
+    def run_page(
+        self, flow: str | None, *, before: int | None = None, limit: int = 100
+    ) -> list[sqlite3.Row]:
+        """Up to `limit` runs (RUN_COLUMNS) of a flow, or of every flow, newest first.
+
+        `before` pages on: only runs with a smaller id. Each page is read whole, so no read
+        transaction stays open between pages (it would hide later writes of other processes).
+        """
+        where: list[str] = []
+        args: list[Any] = []
+        if flow is not None:
+            where.append("flow = ?")
+            args.append(flow)
+        if before is not None:
+            where.append("run_id < ?")
+            args.append(before)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        return self._named_rows(
+            f"SELECT {RUN_COLUMNS} FROM runs {clause}ORDER BY run_id DESC LIMIT ?", (*args, limit)
+        )
+
+    def run_graph(self, run_id: int) -> bytes | None:
+        """The packed graph description stored with a run."""
         row = (
             self.connection()
-            .execute("SELECT max(run_id) FROM runs WHERE flow = ?", (flow,))
+            .execute("SELECT graph FROM runs WHERE run_id = ?", (run_id,))
             .fetchone()
         )
         return None if row is None else row[0]
+
+    def latest_run_id(self, flow: str, *, resumed: bool | None = None) -> int | None:
+        """The newest run id of a flow, or None.
+
+        `resumed=False` counts only runs started afresh (not by resume), `True` only resumes.
+        """
+        sql = "SELECT max(run_id) FROM runs WHERE flow = ?"
+        if resumed is not None:
+            sql += " AND origin_run_id IS NOT NULL" if resumed else " AND origin_run_id IS NULL"
+        row = self.connection().execute(sql, (flow,)).fetchone()
+        return None if row is None else row[0]
+
+    def update_run_tags(
+        self, flow: str, run_id: int, mutate: Callable[[list[str], list[str]], list[str]]
+    ) -> list[str] | None:
+        """Set a run's user tags to `mutate(user_tags, system_tags)`, atomically.
+
+        The read and the write are one immediate transaction, so concurrent mutations (from
+        any process) apply one after the other and none is lost. Returns the user tags now
+        stored, or None when there is no such run. `mutate` may raise to change nothing.
+        """
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT tags, system_tags FROM runs WHERE flow = ? AND run_id = ?",
+                (flow, run_id),
+            ).fetchone()
+            if row is None:
+                conn.rollback()
+                return None
+            user = unpack(row[0]) if row[0] else []
+            system = unpack(row[1]) if row[1] else []
+            new = mutate(list(user), list(system))
+            if new != user:
+                conn.execute(
+                    "UPDATE runs SET tags = ? WHERE flow = ? AND run_id = ?",
+                    (pack(new), flow, run_id),
+                )
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return new
 
     def task_attempts(
         self, run_id: int, step: str | None = None, task_id: int | None = None
@@ -285,6 +388,22 @@ class MetadataDB:
             args.append(task_id)
         sql += " ORDER BY task_id, attempt"
         return self.connection().execute(sql, args).fetchall()
+
+    def task_attempts_by_id(self, run_id: int, task_ids: Sequence[int]) -> list[TaskRow]:
+        """Every attempt row of the given tasks of a run, ordered by task id and attempt."""
+        rows: list[TaskRow] = []
+        ids = sorted(set(task_ids))
+        for i in range(0, len(ids), 500):  # stay well under SQLite's bound-variable limit
+            chunk = ids[i : i + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows.extend(
+                self.connection().execute(
+                    f"SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? AND task_id IN ({marks}) "
+                    "ORDER BY task_id, attempt",
+                    (run_id, *chunk),
+                )
+            )
+        return rows
 
     def steps(self, run_id: int) -> list[tuple[str, float]]:
         """(step name, first start time) of every step with a task in the run."""
