@@ -8,11 +8,18 @@
     2026-11-22 17:37:39.011 Done!
 
 Progress goes to stdout; the failure summary ("Step failure: ...") goes to stderr, as Metaflow's.
+
+On a terminal, the console also keeps a one-line live status under those lines (the run, how
+many tasks are running, done and failed, and the elapsed time), redrawn as events arrive and
+erased before every line and when the run ends. Off a terminal (a pipe, a file, a notebook) it
+prints only the lines above, exactly. The console is an ordinary event listener: whatever it
+shows, a caller can build from `aioflow.events` too.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from datetime import datetime
 from typing import TextIO
 
@@ -29,8 +36,16 @@ def _unwrap(stream: TextIO) -> TextIO:
     return stream.original if isinstance(stream, StreamProxy) else stream
 
 
+#: Erase the current terminal line: carriage return, then "erase in line".
+CLEAR_LINE = "\r\x1b[2K"
+
+
 class Console:
-    """An event listener that prints a run's progress and its tasks' output."""
+    """An event listener that prints a run's progress and its tasks' output.
+
+    `progress`: show the live status line; None (the default) shows it when stdout is a
+    terminal.
+    """
 
     def __init__(
         self,
@@ -38,17 +53,78 @@ class Console:
         err: TextIO | None = None,
         *,
         timestamps: bool = True,
+        progress: bool | None = None,
     ) -> None:
         self._stream = stream
         self._err = err
         self.timestamps = timestamps
+        self.progress = progress
+        self._run: str | None = None
+        self._started_at = 0.0
+        self._running: set[str] = set()
+        self._done = 0
+        self._failed = 0
+        self._status_shown = False
+
+    def _out(self) -> TextIO:
+        return _unwrap(self._stream or sys.stdout)
 
     def _write(self, stream: TextIO, text: str, timestamp: float | None) -> None:
         if self.timestamps and timestamp is not None:
             stamp = datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
             text = f"{stamp} {text}"
+        self._clear_status()
         stream.write(text + "\n")
         stream.flush()
+
+    # -- the live status line (terminals only) ----------------------------------------------
+
+    def _progress_on(self) -> bool:
+        if self.progress is None:
+            out = self._out()
+            self.progress = bool(getattr(out, "isatty", lambda: False)())
+        return self.progress
+
+    def status_line(self) -> str:
+        """The status text: `MyFlow/12: 3 running, 10 done, 1 failed (2.4 s)`."""
+        text = f"{self._run}: {len(self._running)} running, {self._done} done"
+        if self._failed:
+            text += f", {self._failed} failed"
+        return f"{text} ({time.time() - self._started_at:.1f} s)"
+
+    def _clear_status(self) -> None:
+        if self._status_shown:
+            out = self._out()
+            out.write(CLEAR_LINE)
+            out.flush()
+            self._status_shown = False
+
+    def _show_status(self) -> None:
+        if self._run is None or not self._progress_on():
+            return
+        out = self._out()
+        out.write(CLEAR_LINE + self.status_line())
+        out.flush()
+        self._status_shown = True
+
+    def _count(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._run, self._started_at = event.pathspec, event.timestamp
+            self._running.clear()
+            self._done = self._failed = 0
+        elif isinstance(event, TaskStarted):
+            self._running.add(event.pathspec)
+        elif isinstance(event, TaskFinished):
+            self._running.discard(event.pathspec)
+            self._done += 1
+        elif isinstance(event, TaskFailed):
+            self._running.discard(event.pathspec)
+            if event.caught:
+                self._done += 1
+            elif not event.retrying:
+                self._failed += 1
+        elif isinstance(event, RunFinished):
+            self._run = None
 
     def echo(self, text: str, timestamp: float | None = None) -> None:
         """Print one line to stdout (the real one, even while tasks' output is captured)."""
@@ -59,6 +135,11 @@ class Console:
         self._write(_unwrap(self._err or sys.stderr), text, None)
 
     def __call__(self, event: Event) -> None:
+        self._count(event)
+        self._print(event)
+        self._show_status()
+
+    def _print(self, event: Event) -> None:
         ts = event.timestamp
         if isinstance(event, LogLine):
             self.echo(f"[{_short(event.pathspec)}] {event.line.rstrip()}", ts)

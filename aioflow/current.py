@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskContext:
-    """The identity of one running task attempt."""
+    """The identity of one running task attempt (treat as read-only).
+
+    Not a frozen dataclass: one is built per task, and frozen ones cost several times more to
+    construct.
+    """
 
     flow_name: str
     run_id: str

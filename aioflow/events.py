@@ -1,7 +1,27 @@
 """Typed events of a run: the one stream the console, `start_flow` callers and tests read.
 
-Events are delivered on the event loop, in order, to every listener registered for the run.
-Listeners must be quick (they run on the loop); a slow consumer should queue.
+A run publishes, in this order:
+
+    RunStarted                      once, first: flow, run id, user, origin run (resume)
+      TaskStarted                   each task attempt (`attempt` counts retries from 0)
+        LogLine                     each line the task prints, stdout or stderr, as printed
+      TaskFinished                  the attempt succeeded (`duration`; foreach split count;
+                                    `origin_pathspec` when resume cloned it)
+      | TaskFailed                  the attempt raised (`exception_type`, `message`, `traceback`,
+                                    `duration`; `retrying` or `caught` when the run goes on)
+      | TaskRetrying                after a failed attempt that @retry runs again
+    RunFinished                     once, last: "succeeded", "failed" or "cancelled", duration,
+                                    the failed task and the tasks the end interrupted
+
+Tasks run concurrently, so events of different tasks interleave; the events of one task come in
+the order above, and every event of a run comes after its RunStarted and before its
+RunFinished. Every event carries `timestamp` (seconds since the epoch, when it happened) and a
+pathspec: `Flow/run_id` for the run events, `Flow/run_id/step/task_id` for the others.
+
+How to listen: `run_flow(..., listeners=[callback])` (also `resume_flow` and `start_flow`) calls
+each callback with each event, on the event loop, in order; a callback must be quick and must not
+raise. `start_flow` hands the same events out as an async iterator, `handle.events()`
+(`aioflow.handle` explains its buffering). The console (`aioflow.console`) is such a listener.
 """
 
 from __future__ import annotations
@@ -106,9 +126,27 @@ class RunFinished(Event):
     interrupted: tuple[str, ...] = ()
 
     @property
+    def pathspec(self) -> str:
+        """`Flow/run_id`."""
+        return f"{self.flow_name}/{self.run_id}"
+
+    @property
     def successful(self) -> bool:
         """True when the run succeeded."""
         return self.status == "succeeded"
 
 
 Listener = Callable[[Event], None]
+"""A callback that receives a run's events (see the module docstring)."""
+
+__all__ = [
+    "Event",
+    "Listener",
+    "LogLine",
+    "RunFinished",
+    "RunStarted",
+    "TaskFailed",
+    "TaskFinished",
+    "TaskRetrying",
+    "TaskStarted",
+]

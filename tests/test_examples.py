@@ -302,6 +302,22 @@ def test_every_check_has_its_example() -> None:
     assert set(CHECKS) == {p.name for p in EXAMPLES.glob("*.py")}
 
 
+#: Examples that are not flow scripts, and the test that runs each one instead.
+ELSEWHERE = {
+    # executed cell by cell through a real Jupyter kernel
+    "notebook.ipynb": "test_notebook.py",
+    # a FastAPI app, driven through an ASGI client with concurrent requests
+    "service": "test_service.py",
+}
+
+
+def test_every_other_example_has_its_own_test() -> None:
+    others = {p.name for p in EXAMPLES.iterdir() if p.suffix != ".py" and p.name[0] not in "._"}
+    assert others == set(ELSEWHERE), "add the example to ELSEWHERE with the test that runs it"
+    for test_file in ELSEWHERE.values():
+        assert (Path(__file__).parent / test_file).is_file(), test_file
+
+
 # -- the documents' other command lines ----------------------------------------------------------
 
 

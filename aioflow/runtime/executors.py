@@ -2,40 +2,140 @@
 
 `ThreadLane` is a small thread pool tuned for many short tasks: threads take jobs from one
 queue and report back through a `LoopInbox`, so a finished job costs a few microseconds instead
-of the 40-80 us of a round trip through `asyncio.to_thread`. Threads start lazily up to the run's
-`max_workers` and are daemons: a body that never returns cannot keep the process alive.
+of the 40-80 us of a round trip through `asyncio.to_thread`. A lane uses at most the run's
+`max_workers` threads at once, added lazily: a job that finds every thread busy gets a new one
+only when no job was taken for `GROW_AFTER`, so a run of tiny tasks stays on a thread or two
+while blocked tasks (sleeping, waiting on I/O) still get a thread each.
+
+Threads are borrowed from the event loop's `IdleThreads` and given back when the run ends, so a
+process running many short runs (a service, a notebook) does not start threads for each: a
+thread start costs milliseconds of GIL handoffs that every other thread, the event loop's
+included, waits through. A thread serves one lane at a time, so a run's tasks never wait for
+another run's. New threads are started off the loop, idle ones exit after `IDLE_SECONDS`, and
+all are daemons: a body that never returns cannot keep the process alive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio.to_thread
 import sniffio
+from anyio.lowlevel import RunVar
 
 from .bridge import LoopInbox
+from .caches import offload
 
 T = TypeVar("T")
-_Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]", contextvars.Context]
+_Job = tuple[
+    Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]", contextvars.Context, list[bool]
+]
+
+#: Seconds without any job taken after which a waiting job gets a new thread.
+GROW_AFTER = 0.005
+#: Seconds an idle thread waits for a lane before it exits.
+IDLE_SECONDS = 10.0
+
+_names = itertools.count()
+
+
+class _Worker:
+    """A thread that serves one lane after another."""
+
+    def __init__(self, pool: IdleThreads) -> None:
+        self._pool = weakref.ref(pool)
+        self.assign: queue.SimpleQueue[ThreadLane | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(
+            target=self._main, name=f"aioflow-worker-{next(_names)}", daemon=True
+        )
+
+    def _main(self) -> None:
+        while True:
+            try:
+                lane = self.assign.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                pool = self._pool()
+                if pool is None or pool.retire(self):
+                    return
+                continue  # handed a lane just now
+            if lane is None:
+                return
+            lane._work()
+            pool = self._pool()
+            if pool is None or not pool.give_back(self):
+                return
+
+
+class IdleThreads:
+    """The event loop's idle worker threads (one per loop, see `idle_threads()`)."""
+
+    def __init__(self) -> None:
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def take(self) -> _Worker | None:
+        """An idle worker, or None."""
+        with self._lock:
+            return self._idle.pop() if self._idle else None
+
+    def give_back(self, worker: _Worker) -> bool:
+        """Park a worker whose lane closed (its thread); False when it should exit."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._idle.append(worker)
+            return True
+
+    def retire(self, worker: _Worker) -> bool:
+        """Remove an idle worker that timed out (its thread); False if it was just taken."""
+        with self._lock:
+            if worker in self._idle:
+                self._idle.remove(worker)
+                return True
+            return False
+
+    def __del__(self) -> None:
+        # The loop is gone: let the idle threads exit now rather than after IDLE_SECONDS.
+        self._closed = True
+        for worker in self._idle:
+            worker.assign.put(None)
+
+
+_idle_threads: RunVar[IdleThreads] = RunVar("aioflow_idle_threads")
+
+
+def idle_threads() -> IdleThreads:
+    """The running event loop's IdleThreads."""
+    try:
+        return _idle_threads.get()
+    except LookupError:
+        pool = IdleThreads()
+        _idle_threads.set(pool)
+        return pool
 
 
 class ThreadLane:
-    """A pool of worker threads owned by one run."""
+    """The worker threads of one run (at most `max_threads` at once)."""
 
     def __init__(self, max_threads: int, name: str = "aioflow") -> None:
         self.max_threads = max(1, max_threads)
         self.name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
+        self._threads = 0
+        self._taken = 0  # jobs taken so far (counted by the threads; a hint, not exact)
         self._busy = 0
         self._abandoned = 0
         self._inbox: LoopInbox[tuple[asyncio.Future[Any], bool, Any]] | None = None
         self._limiter: anyio.CapacityLimiter | None = None
+        self._pool: IdleThreads | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` in a worker thread, in a copy of the caller's context."""
@@ -48,31 +148,61 @@ class ThreadLane:
         loop = asyncio.get_running_loop()
         if self._inbox is None:
             self._inbox = LoopInbox(loop, _settle)
+            self._pool = idle_threads()
         future: asyncio.Future[T] = loop.create_future()
+        taken = [False]  # set by the thread that takes the job
         self._busy += 1
-        working = len(self._threads) - self._abandoned
-        if self._busy > working and working < self.max_threads:
-            self._start_thread()
-        self._jobs.put((fn, args, future, contextvars.copy_context()))
         try:
+            self._jobs.put((fn, args, future, contextvars.copy_context(), taken))
+            working = self._threads - self._abandoned
+            if working == 0:
+                await self._add_thread()
+            elif self._busy > working and working < self.max_threads:
+                await self._maybe_grow(future, taken)
             return await future
         finally:
             self._busy -= 1
 
-    def _start_thread(self) -> None:
-        thread = threading.Thread(
-            target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
-        )
-        thread.start()
-        self._threads.append(thread)
+    async def _maybe_grow(self, future: asyncio.Future[Any], taken: list[bool]) -> None:
+        """Add a thread for a queued job if the lane's threads are stuck, not just busy.
+
+        Most jobs take microseconds, so a job that finds every thread busy waits: while the
+        threads keep taking jobs, they will get to this one too, and a run of many tiny tasks
+        stays on a thread or two (a hundred concurrent runs then do not keep hundreds of
+        threads fighting the event loop for the GIL). A wait of `GROW_AFTER` in which no job
+        was taken means the threads are blocked (sleeping, waiting on I/O): then the lane adds
+        a thread, up to `max_threads`.
+        """
+        while not taken[0]:
+            progress = self._taken
+            await asyncio.wait((future,), timeout=GROW_AFTER)
+            if taken[0] or self._threads - self._abandoned >= self.max_threads:
+                return
+            if self._taken == progress:
+                await self._add_thread()
+                return
+
+    async def _add_thread(self) -> None:
+        assert self._pool is not None
+        self._threads += 1
+        worker = self._pool.take()
+        if worker is None:
+            worker = _Worker(self._pool)
+            # Thread.start() waits until the new thread runs, which takes milliseconds when
+            # other threads hold the GIL: it must not block the event loop.
+            await offload(worker.thread.start)
+        worker.assign.put(self)
 
     def _work(self) -> None:
+        """Serve this lane's jobs until the lane closes (in a worker thread)."""
         jobs = self._jobs
         while True:
             job = jobs.get()
             if job is None:
                 return
-            fn, args, future, ctx = job
+            fn, args, future, ctx, taken = job
+            taken[0] = True
+            self._taken += 1
             try:
                 result = (future, True, ctx.run(fn, *args))
             except BaseException as exc:  # delivered to the awaiting coroutine
@@ -83,15 +213,15 @@ class ThreadLane:
     def abandon_one(self) -> None:
         """Forget one busy thread (a timed-out body that cannot be stopped).
 
-        It finishes its body in the background and then exits; a new thread takes its place.
+        It finishes its body in the background; a new thread takes its place meanwhile.
         """
         self._abandoned += 1
 
     def close(self) -> None:
-        """Let threads exit; one still running a body (abandoned too) finishes it, then exits."""
-        for _ in self._threads:
+        """Give the threads back; one still running a body (abandoned too) finishes it first."""
+        for _ in range(self._threads):
             self._jobs.put(None)
-        self._threads = []
+        self._threads = 0
 
 
 def _settle(item: tuple[asyncio.Future[Any], bool, Any]) -> None:

@@ -1,45 +1,45 @@
 """A whole run: check the flow, store the run, schedule its tasks, record how it ended.
 
-This is the one runtime behind the CLI, `run_flow` and the tests. It knows nothing of terminals:
-what happens is published as events to the listeners the caller passes in.
+This is the one runtime behind the CLI, `run_flow`, `start_flow` and the tests. It knows nothing
+of terminals: what happens is published as events to the listeners the caller passes in.
+
+A run goes through three calls, each usable on its own:
+
+    prepared = prepare(MyFlow, {"alpha": 0.5})    # lint, parameters; nothing stored (sync)
+    opened = await open_run(prepared, options)     # the run is stored: opened.run_id
+    outcome = await opened.run()                   # tasks run; the end is recorded
+
+`execute()` is the last two in one (the CLI and `run_flow`); `start_flow` awaits `open_run` to
+hand out the run id at once and then `run()` in its own task. Blocking work (SQLite, files)
+happens in worker threads, never on the event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import os
 import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import anyio
-import anyio.to_thread
 
 from .. import __version__
 from ..artifacts import encode_artifact, store_encoded
 from ..decorators import EXECUTORS, StepDecorator, StepOptions, parse_with, step_options
-from ..events import Event, Listener, LogLine, RunFinished, RunStarted
+from ..events import Listener
 from ..exceptions import FlowDefinitionError, ParameterError
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph, StepNode
 from ..parameters import flow_constants, flow_parameters, resolve_parameters
-from ..store import Store
-from ..store.metadata import task_row
+from ..store import Store, resolve_root
 from ..store.serde import Encoded, pack, unpack
-from ..store.writer import BatchWriter
-from .bridge import LoopInbox
-from .dispatch import Dispatcher
-from .executors import ThreadLane
-from .logs import install as install_log_capture
-from .logs import uninstall as uninstall_log_capture
+from .caches import StoreKeeper, linted_graph, offload, store_keeper
+from .lifecycle import OpenRun, RunOutcome, on_asyncio
 from .resume import Origin, find_origin_run
-from .scheduler import RunResult, Scheduler
-from .task import RunEnv, TaskOutcome, TaskSpec
 
 MAX_TAG_LENGTH = 500
+MAX_USER_TAGS = 50
 
 
 @dataclass
@@ -67,24 +67,6 @@ class PreparedRun:
     options: dict[str, StepOptions] = field(default_factory=dict)
 
 
-@dataclass
-class RunOutcome:
-    """What `execute` reports: the run's id and status, and the failed task if any."""
-
-    flow_name: str
-    run_id: str
-    status: str
-    root: str
-    failure: TaskOutcome | None = None
-    error: BaseException | None = None
-    interrupted: list[str] = field(default_factory=list)
-
-    @property
-    def successful(self) -> bool:
-        """True when the run succeeded."""
-        return self.status == "succeeded"
-
-
 def current_username() -> str:
     """The user runs are attributed to: $AIOFLOW_USER, $USER, $USERNAME, or the login name."""
     for var in ("AIOFLOW_USER", "METAFLOW_USER", "USER", "USERNAME"):
@@ -108,7 +90,7 @@ def system_tags(username: str) -> list[str]:
 
 
 def validate_tags(tags: Sequence[str]) -> list[str]:
-    """User tags as given, checked: non-empty strings of at most 500 characters."""
+    """User tags as given, checked: at most 50 non-empty strings of at most 500 characters."""
     checked = []
     for tag in tags:
         if not isinstance(tag, str) or not tag.strip():
@@ -118,6 +100,11 @@ def validate_tags(tags: Sequence[str]) -> list[str]:
                 f"Invalid tag {tag[:40]!r}...: tags are at most {MAX_TAG_LENGTH} characters."
             )
         checked.append(tag)
+    if len(set(checked)) > MAX_USER_TAGS:
+        raise ParameterError(
+            f"Too many tags: a run carries at most {MAX_USER_TAGS} user tags, "
+            f"{len(set(checked))} were given."
+        )
     return checked
 
 
@@ -134,8 +121,7 @@ def prepare(
     Raises LintError or FlowDefinitionError for the flow, ParameterError for what was given
     (parameters, `--with` specs, the executor).
     """
-    graph = FlowGraph(flow_cls)
-    graph.lint()
+    graph = linted_graph(flow_cls)
     if executor not in EXECUTORS:
         raise ParameterError(
             f"Invalid value for '--executor': {executor!r} is not one of {', '.join(EXECUTORS)}."
@@ -210,177 +196,89 @@ def _base_manifest(
     return manifest
 
 
-async def execute(prepared: PreparedRun, options: RunOptions) -> RunOutcome:
+async def execute(prepared: Preparing, options: RunOptions) -> RunOutcome:
     """Store a new run of a prepared flow and run it to the end (or failure/cancellation)."""
-    flow_name = prepared.flow_cls.__name__
+    opened = await open_run(prepared, options)
+    return await opened.run()
+
+
+#: A prepared run, or a function that prepares it (called in the worker thread that opens it).
+Preparing = PreparedRun | Callable[[], PreparedRun]
+
+
+async def open_run(prepared: Preparing, options: RunOptions) -> OpenRun:
+    """Store a new run (and, for a resume, read its origin); no task starts yet.
+
+    `prepared` may be `prepare`'s result or a function returning it: then preparing and opening
+    take one trip to a worker thread instead of two. The caller must `await run()` on the
+    result: that is what records how the run ended. Raises what `prepare` raises, and
+    ParameterError for invalid tags, before anything is stored.
+    """
     user_tags = validate_tags(options.tags)
-    store, run_id, base, small = await anyio.to_thread.run_sync(
-        _open_run, prepared, options, user_tags
-    )
-    origin = None
-    if options.origin_run_id is not None:
-        origin = await anyio.to_thread.run_sync(
-            Origin, store, flow_name, options.origin_run_id, prepared.graph, options.resume_step
-        )
-    listeners = list(options.listeners)
-
-    def emit(event: Event) -> None:
-        for listener in listeners:
-            listener(event)
-
-    writer = BatchWriter(store)
-    for key, data in small:
-        writer.put_blob(key, data)
-    inbox: LoopInbox[Event] | None = None
-    if listeners and _on_asyncio():
-        inbox = LoopInbox(asyncio.get_running_loop(), emit)
-
-    def line_sink(pathspec: str, stream: str, line: str) -> None:
-        if inbox is not None:
-            inbox.put(LogLine(pathspec, stream, line))
-
-    env = RunEnv(
-        flow_cls=prepared.flow_cls,
-        graph=prepared.graph,
-        flow_name=flow_name,
-        run_id=str(run_id),
-        username=prepared.username,
-        namespace=f"user:{prepared.username}",
-        tags=frozenset(user_tags),  # Metaflow's current.tags: the user tags only
-        parameter_names=tuple(prepared.values),
-        readonly=frozenset([*prepared.values, *prepared.constants]),
-        base_manifest=base,
-        reader=writer,
-        blobs=store.blobs,
-        line_sink=line_sink,
-        origin_run_id=options.origin_run_id,
-        max_num_splits=options.max_num_splits,
-        catch_vars={
-            step: opts.catch.attributes["var"]
-            for step, opts in prepared.options.items()
-            if opts.catch is not None and opts.catch.attributes["var"]
-        },
-    )
-    lane = ThreadLane(options.max_workers, name=f"aioflow-{flow_name}-{run_id}")
-    process_slots = min(options.max_workers, os.cpu_count() or 1)
-    dispatcher = Dispatcher(env, writer, lane, str(store.root), process_slots, emit)
-    scheduler = Scheduler(
-        env,
-        writer,
-        dispatcher,
-        prepared.options,
-        max_workers=options.max_workers,
-        emit=emit,
-        origin=origin,
-    )
-    started = time.time()
-    emit(RunStarted(flow_name, str(run_id), prepared.username, options.origin_run_id))
-    install_log_capture()
-    result = RunResult(status="cancelled")
-    try:
-        result = await scheduler.run()
-    finally:
-        if result.status == "cancelled":
-            result.interrupted_tasks = scheduler.result.interrupted_tasks
-        uninstall_log_capture()
-        lane.close()
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(dispatcher.close)
-            outcome = await _record_end(writer, env, result)
-        if inbox is not None:
-            inbox.close()
-        failed = outcome.failure
-        emit(
-            RunFinished(
-                flow_name,
-                str(run_id),
-                outcome.status,
-                time.time() - started,
-                None if failed is None else _task_pathspec(env, failed.spec),
-                tuple(outcome.interrupted),
-            )
-        )
-        store.close()
-    return outcome
+    keeper = store_keeper() if on_asyncio() else None
+    return await offload(_open_run, prepared, options, user_tags, keeper)
 
 
 def _open_run(
-    prepared: PreparedRun, options: RunOptions, user_tags: list[str]
-) -> tuple[Store, int, dict[str, str], list[tuple[str, bytes]]]:
-    store = Store(options.root)
-    small: list[tuple[str, bytes]] = []
-    large: list[Encoded] = []
-    base = _base_manifest(prepared, small, large)
-    for encoded in large:
-        store.blobs.put(encoded.key, encoded.chunks)
-    run_id = store.db.create_run(
-        prepared.flow_cls.__name__,
-        user=prepared.username,
-        tags=pack(user_tags),
-        system_tags=pack(system_tags(prepared.username)),
-        graph=pack(prepared.graph.to_dict()),
-        origin_run_id=options.origin_run_id,
-        params=pack(base),
-    )
-    return store, run_id, base, small
-
-
-async def _record_end(writer: BatchWriter, env: RunEnv, result: RunResult) -> RunOutcome:
-    now = time.time()
-    interrupted = []
-    for spec in result.interrupted_tasks:
-        record = {
-            "type": "Interrupted",
-            "message": f"The run {result.status} before this task finished.",
-            "traceback": "",
-        }
-        writer.put_task(
-            task_row(
-                int(env.run_id),
-                spec.task_id,
-                spec.attempt,
-                spec.step,
-                "failed",
-                started_at=spec.started_at,
-                finished_at=now,
-                frames=pack(spec.frames) if spec.frames else None,
-                parents=pack(spec.parents) if spec.parents else None,
-                exception=pack(record),
-            )
-        )
-        interrupted.append(_task_pathspec(env, spec))
-    error: dict[str, str | None] | None = None
-    if result.failure is not None and result.failure.error is not None:
-        error = {"pathspec": _task_pathspec(env, result.failure.spec),
-                 **result.failure.error.to_record()}  # fmt: skip
-    elif result.error is not None:
-        error = {"pathspec": None, "type": type(result.error).__name__,
-                 "message": str(result.error), "traceback": ""}  # fmt: skip
-    writer.update_run(
-        int(env.run_id),
-        status=result.status,
-        finished_at=now,
-        error=None if error is None else pack(error),
-    )
-    await writer.flush()
-    return RunOutcome(
-        env.flow_name,
-        env.run_id,
-        result.status,
-        str(writer.store.root),
-        result.failure,
-        result.error,
-        interrupted,
-    )
-
-
-def _task_pathspec(env: RunEnv, spec: TaskSpec) -> str:
-    return f"{env.flow_name}/{env.run_id}/{spec.step}/{spec.task_id}"
-
-
-def _on_asyncio() -> bool:
+    preparing: Preparing,
+    options: RunOptions,
+    user_tags: list[str],
+    keeper: StoreKeeper | None,
+) -> OpenRun:
+    prepared = preparing if isinstance(preparing, PreparedRun) else preparing()
+    root = resolve_root(options.root)
+    # The schema is created once per store and loop (creating it takes SQLite's write lock).
+    store = Store(root, create=keeper is None or not keeper.holds(root))
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+        if keeper is not None:
+            keeper.hold(store)
+        small: list[tuple[str, bytes]] = []
+        large: list[Encoded] = []
+        base = _base_manifest(prepared, small, large)
+        for encoded in large:
+            store.blobs.put(encoded.key, encoded.chunks)
+        flow_name = prepared.flow_cls.__name__
+        run_id = store.db.create_run(
+            flow_name,
+            user=prepared.username,
+            tags=pack(user_tags),
+            system_tags=pack(system_tags(prepared.username)),
+            graph=pack(prepared.graph.to_dict()),
+            origin_run_id=options.origin_run_id,
+            params=pack(base),
+        )
+    except BaseException:
+        store.close()
+        raise
+    try:
+        origin = None
+        if options.origin_run_id is not None:
+            origin = Origin(
+                store, flow_name, options.origin_run_id, prepared.graph, options.resume_step
+            )
+    except BaseException as exc:
+        # The run row exists: record why it never started, so it does not read "running".
+        error = {"pathspec": None, "type": type(exc).__name__, "message": str(exc),
+                 "traceback": ""}  # fmt: skip
+        store.db.write_batch(
+            [], [], [(run_id, {"status": "failed", "finished_at": time.time(),
+                               "error": pack(error)})]
+        )  # fmt: skip
+        store.close()
+        raise
+    return OpenRun(prepared, options, store, str(run_id), user_tags, base, small, origin)
+
+
+__all__ = [
+    "OpenRun",
+    "PreparedRun",
+    "RunOptions",
+    "RunOutcome",
+    "current_username",
+    "execute",
+    "open_run",
+    "prepare",
+    "prepare_resume",
+    "system_tags",
+    "validate_tags",
+]

@@ -26,8 +26,10 @@ CACHE_LIMIT = 64 * 1024 * 1024
 class BatchWriter:
     """Queues rows for one store and commits them in batches from a worker thread."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, limiter: anyio.CapacityLimiter | None = None) -> None:
+        """`limiter`: the worker threads commits may use (anyio's default when None)."""
         self.store = store
+        self._threads = limiter
         self._tasks: dict[tuple[int, int, int], TaskRow] = {}
         self._blobs: dict[str, bytes] = {}
         self._runs: list[tuple[int, dict[str, Any]]] = []
@@ -94,7 +96,9 @@ class BatchWriter:
             # the worker thread starts would otherwise drop them (e.g. a task's final row).
             with anyio.CancelScope(shield=True):
                 try:
-                    await anyio.to_thread.run_sync(self.store.db.write_batch, tasks, blobs, runs)
+                    await anyio.to_thread.run_sync(
+                        self.store.db.write_batch, tasks, blobs, runs, limiter=self._threads
+                    )
                 finally:
                     self._in_flight = {}
             if self._cache_size > CACHE_LIMIT:

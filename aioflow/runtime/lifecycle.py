@@ -1,0 +1,275 @@
+"""A stored run from its first task to its recorded end: `OpenRun.run()`.
+
+`runner.open_run` stores a run and returns an `OpenRun`; `run()` builds what the tasks share
+(the run's environment, metadata writer, thread lane, process pool), runs the scheduler, and,
+however it ends (success, a failed task, cancellation, an internal error), records the end in
+the store, emits RunFinished and closes the store, shielded from cancellation. Nothing here
+blocks the event loop: commits, the store's close and stopping worker processes run in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+
+from ..events import Event, LogLine, RunFinished, RunStarted
+from ..store import Store
+from ..store.metadata import task_row
+from ..store.serde import pack
+from ..store.writer import BatchWriter
+from .bridge import LoopInbox
+from .caches import offload, offload_limiter
+from .dispatch import Dispatcher
+from .executors import ThreadLane
+from .logs import install as install_log_capture
+from .logs import uninstall as uninstall_log_capture
+from .resume import Origin
+from .scheduler import RunResult, Scheduler
+from .task import RunEnv, TaskOutcome, TaskSpec
+
+if TYPE_CHECKING:
+    from .runner import PreparedRun, RunOptions
+
+
+@dataclass
+class RunOutcome:
+    """What `execute` reports: the run's id and status, and the failed task if any."""
+
+    flow_name: str
+    run_id: str
+    status: str
+    root: str
+    failure: TaskOutcome | None = None
+    error: BaseException | None = None
+    interrupted: list[str] = field(default_factory=list)
+
+    @property
+    def successful(self) -> bool:
+        """True when the run succeeded."""
+        return self.status == "succeeded"
+
+
+class OpenRun:
+    """A stored run whose tasks have not started: `run_id` is known, `run()` runs it.
+
+    `run()` must be awaited exactly once: it is what records how the run ended. Cancelled
+    before its first task starts, it still stores the run as cancelled and emits RunFinished.
+    """
+
+    def __init__(
+        self,
+        prepared: PreparedRun,
+        options: RunOptions,
+        store: Store,
+        run_id: str,
+        user_tags: list[str],
+        base: dict[str, str],
+        small: list[tuple[str, bytes]],
+        origin: Origin | None,
+    ) -> None:
+        self.prepared = prepared
+        self.options = options
+        self.store = store
+        self.run_id = run_id
+        self.flow_name = prepared.flow_cls.__name__
+        self.outcome: RunOutcome | None = None
+        self._user_tags = user_tags
+        self._base = base
+        self._small = small
+        self._origin = origin
+        self._started = False
+
+    @property
+    def pathspec(self) -> str:
+        """`Flow/run_id`."""
+        return f"{self.flow_name}/{self.run_id}"
+
+    async def run(self) -> RunOutcome:
+        """Run the tasks until `end` succeeds, a task fails, or the caller is cancelled.
+
+        Returns the outcome (also kept as `self.outcome`); re-raises a cancellation after the
+        run was recorded as cancelled.
+        """
+        if self._started:
+            raise RuntimeError(f"Run {self.pathspec} was already started.")
+        self._started = True
+        prepared, options = self.prepared, self.options
+        flow_name, run_id = self.flow_name, self.run_id
+        listeners = list(options.listeners)
+
+        def emit(event: Event) -> None:
+            for listener in listeners:
+                listener(event)
+
+        started = time.time()
+        writer = BatchWriter(self.store, limiter=offload_limiter() if on_asyncio() else None)
+        result = RunResult(status="cancelled")
+        inbox: LoopInbox[Event] | None = None
+        lane: ThreadLane | None = None
+        dispatcher: Dispatcher | None = None
+        scheduler: Scheduler | None = None
+        capturing = False
+        try:
+            for key, data in self._small:
+                writer.put_blob(key, data)
+            if listeners and on_asyncio():
+                inbox = LoopInbox(asyncio.get_running_loop(), emit)
+            env = self._env(writer, inbox)
+            lane = ThreadLane(options.max_workers, name=f"aioflow-{flow_name}-{run_id}")
+            process_slots = min(options.max_workers, os.cpu_count() or 1)
+            dispatcher = Dispatcher(env, writer, lane, str(self.store.root), process_slots, emit)
+            scheduler = Scheduler(
+                env,
+                writer,
+                dispatcher,
+                prepared.options,
+                max_workers=options.max_workers,
+                emit=emit,
+                origin=self._origin,
+            )
+            emit(RunStarted(flow_name, run_id, prepared.username, options.origin_run_id))
+            install_log_capture()
+            capturing = True
+            result = await scheduler.run()
+        except Exception as exc:
+            result = RunResult(status="failed", error=exc)
+            raise
+        finally:
+            if scheduler is not None and result is not scheduler.result:
+                # cancelled or broken: the tasks still running are marked interrupted
+                result.interrupted_tasks = scheduler.result.interrupted_tasks
+            if capturing:
+                uninstall_log_capture()
+            if lane is not None:
+                lane.close()
+            with anyio.CancelScope(shield=True):
+                if getattr(dispatcher, "_processes", None) is not None:
+                    # Stopping worker processes may take seconds: not in `offload`'s threads.
+                    await anyio.to_thread.run_sync(dispatcher.close)  # type: ignore[union-attr]
+                try:
+                    outcome = await _record_end(writer, flow_name, run_id, result)
+                    self.outcome = outcome
+                    if inbox is not None:
+                        inbox.close()
+                    failed = outcome.failure
+                    emit(
+                        RunFinished(
+                            flow_name,
+                            run_id,
+                            outcome.status,
+                            time.time() - started,
+                            None
+                            if failed is None
+                            else _task_pathspec(flow_name, run_id, failed.spec),
+                            tuple(outcome.interrupted),
+                        )
+                    )
+                finally:
+                    await offload(self.store.close)
+        return outcome
+
+    async def abandon(self) -> None:
+        """Record a run that will not be run as cancelled (instead of `run()`)."""
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await self.run()
+
+    def _env(self, writer: BatchWriter, inbox: LoopInbox[Event] | None) -> RunEnv:
+        prepared = self.prepared
+
+        def line_sink(pathspec: str, stream: str, line: str) -> None:
+            if inbox is not None:
+                inbox.put(LogLine(pathspec, stream, line))
+
+        return RunEnv(
+            flow_cls=prepared.flow_cls,
+            graph=prepared.graph,
+            flow_name=self.flow_name,
+            run_id=self.run_id,
+            username=prepared.username,
+            namespace=f"user:{prepared.username}",
+            tags=frozenset(self._user_tags),  # Metaflow's current.tags: the user tags only
+            parameter_names=tuple(prepared.values),
+            readonly=frozenset([*prepared.values, *prepared.constants]),
+            base_manifest=self._base,
+            reader=writer,
+            blobs=self.store.blobs,
+            line_sink=line_sink,
+            origin_run_id=self.options.origin_run_id,
+            max_num_splits=self.options.max_num_splits,
+            catch_vars={
+                step: opts.catch.attributes["var"]
+                for step, opts in prepared.options.items()
+                if opts.catch is not None and opts.catch.attributes["var"]
+            },
+        )
+
+
+async def _record_end(
+    writer: BatchWriter, flow_name: str, run_id: str, result: RunResult
+) -> RunOutcome:
+    now = time.time()
+    interrupted = []
+    for spec in result.interrupted_tasks:
+        record = {
+            "type": "Interrupted",
+            "message": f"The run {result.status} before this task finished.",
+            "traceback": "",
+        }
+        writer.put_task(
+            task_row(
+                int(run_id),
+                spec.task_id,
+                spec.attempt,
+                spec.step,
+                "failed",
+                started_at=spec.started_at,
+                finished_at=now,
+                frames=pack(spec.frames) if spec.frames else None,
+                parents=pack(spec.parents) if spec.parents else None,
+                exception=pack(record),
+            )
+        )
+        interrupted.append(_task_pathspec(flow_name, run_id, spec))
+    error: dict[str, str | None] | None = None
+    if result.failure is not None and result.failure.error is not None:
+        error = {"pathspec": _task_pathspec(flow_name, run_id, result.failure.spec),
+                 **result.failure.error.to_record()}  # fmt: skip
+    elif result.error is not None:
+        error = {"pathspec": None, "type": type(result.error).__name__,
+                 "message": str(result.error), "traceback": ""}  # fmt: skip
+    writer.update_run(
+        int(run_id),
+        status=result.status,
+        finished_at=now,
+        error=None if error is None else pack(error),
+    )
+    await writer.flush()
+    return RunOutcome(
+        flow_name,
+        run_id,
+        result.status,
+        str(writer.store.root),
+        result.failure,
+        result.error,
+        interrupted,
+    )
+
+
+def _task_pathspec(flow_name: str, run_id: str, spec: TaskSpec) -> str:
+    return f"{flow_name}/{run_id}/{spec.step}/{spec.task_id}"
+
+
+def on_asyncio() -> bool:
+    """True when called on a running asyncio event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

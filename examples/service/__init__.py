@@ -1,0 +1,1 @@
+"""A web service that runs a flow per request: see app.py."""
