@@ -65,14 +65,24 @@ class Console:
         self._done = 0
         self._failed = 0
         self._status_shown = False
+        self._stamp_second = -1
+        self._stamp_text = ""
 
     def _out(self) -> TextIO:
         return _unwrap(self._stream or sys.stdout)
 
+    def _stamp(self, timestamp: float) -> str:
+        # Formatting a datetime costs microseconds; a task printing many lines prints many in
+        # the same second, so the seconds part is formatted once per second.
+        second = int(timestamp)
+        if second != self._stamp_second:
+            self._stamp_second = second
+            self._stamp_text = datetime.fromtimestamp(second).strftime("%Y-%m-%d %H:%M:%S")
+        return f"{self._stamp_text}.{int((timestamp - second) * 1000):03d}"
+
     def _write(self, stream: TextIO, text: str, timestamp: float | None) -> None:
         if self.timestamps and timestamp is not None:
-            stamp = datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-            text = f"{stamp} {text}"
+            text = f"{self._stamp(timestamp)} {text}"
         self._clear_status()
         stream.write(text + "\n")
         stream.flush()

@@ -15,6 +15,9 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+#: Items handed to the handler per loop iteration.
+BATCH = 1000
+
 
 class LoopInbox(Generic[T]):
     """Items put from any thread are passed, in order, to `handler` on the loop's thread."""
@@ -39,19 +42,29 @@ class LoopInbox(Generic[T]):
             except RuntimeError:  # the loop is closed: nobody is left to hand items to
                 self.closed = True
 
-    def drain(self) -> None:
-        """Hand every queued item to the handler (loop thread)."""
+    def drain(self, limit: int | None = BATCH) -> None:
+        """Hand queued items to the handler (loop thread), at most `limit` per call.
+
+        What is left is handed over in a later loop iteration, so a task that prints a hundred
+        thousand lines at once does not hold the loop up while they are handled.
+        """
         # Reset the flag first: an item put while we drain schedules a new drain rather than
         # being left behind.
         self._scheduled = False
         items = self._items
         handler = self._handler
+        count = 0
         while items:
+            if limit is not None and count >= limit:
+                self._scheduled = True
+                self._loop.call_soon(self.drain, context=self._context)
+                return
             item = items.popleft()
+            count += 1
             if not self.closed:
                 handler(item)
 
     def close(self) -> None:
-        """Deliver what is queued, then drop anything later."""
-        self.drain()
+        """Deliver everything queued, then drop anything later."""
+        self.drain(limit=None)
         self.closed = True

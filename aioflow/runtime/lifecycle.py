@@ -103,9 +103,15 @@ class OpenRun:
         flow_name, run_id = self.flow_name, self.run_id
         listeners = list(options.listeners)
 
-        def emit(event: Event) -> None:
+        def deliver(event: Event) -> None:
             for listener in listeners:
                 listener(event)
+
+        def emit(event: Event) -> None:
+            # Lines a task printed reach listeners before the event that ends the task.
+            if inbox is not None:
+                inbox.drain(limit=None)
+            deliver(event)
 
         started = time.time()
         writer = BatchWriter(self.store, limiter=offload_limiter() if on_asyncio() else None)
@@ -119,7 +125,7 @@ class OpenRun:
             for key, data in self._small:
                 writer.put_blob(key, data)
             if listeners and on_asyncio():
-                inbox = LoopInbox(asyncio.get_running_loop(), emit)
+                inbox = LoopInbox(asyncio.get_running_loop(), deliver)
             env = self._env(writer, inbox)
             lane = ThreadLane(options.max_workers, name=f"aioflow-{flow_name}-{run_id}")
             process_slots = min(options.max_workers, os.cpu_count() or 1)
@@ -130,7 +136,7 @@ class OpenRun:
                 dispatcher,
                 prepared.options,
                 max_workers=options.max_workers,
-                emit=emit,
+                emit=emit if listeners else None,
                 origin=self._origin,
             )
             emit(RunStarted(flow_name, run_id, prepared.username, options.origin_run_id))

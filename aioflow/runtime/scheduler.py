@@ -54,7 +54,7 @@ class Scheduler:
         options: dict[str, StepOptions],
         *,
         max_workers: int,
-        emit: Callable[[Event], None],
+        emit: Callable[[Event], None] | None,
         origin: Origin | None = None,
     ) -> None:
         self.env = env
@@ -64,6 +64,8 @@ class Scheduler:
         self.options = options
         self.origin = origin
         self.max_workers = max(1, max_workers)
+        # None when nobody listens: then no event object is even built (it costs microseconds
+        # per task, which matter in a run of a hundred thousand tasks).
         self.emit = emit
         self.result = RunResult()
         self._next_task_id = 1
@@ -140,13 +142,14 @@ class Scheduler:
         self._store_outcome(outcome)
         err = outcome.error
         assert err is not None
-        pathspec = self._pathspec(spec)
-        self.emit(
-            TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name, err.message,
-                       err.traceback, outcome.finished_at - spec.started_at, spec.attempt,
-                       retrying=True)
-        )  # fmt: skip
-        self.emit(TaskRetrying(pathspec, spec.step, str(spec.task_id), spec.attempt + 1))
+        if self.emit is not None:
+            pathspec = self._pathspec(spec)
+            self.emit(
+                TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name, err.message,
+                           err.traceback, outcome.finished_at - spec.started_at, spec.attempt,
+                           retrying=True)
+            )  # fmt: skip
+            self.emit(TaskRetrying(pathspec, spec.step, str(spec.task_id), spec.attempt + 1))
 
     def _writer_failed(self, exc: BaseException) -> None:
         self._stop("failed", error=exc)
@@ -203,7 +206,8 @@ class Scheduler:
         spec.started_at = time.time()
         self._running[spec.task_id] = spec
         self.writer.put_task(self._row(spec, None))
-        self.emit(TaskStarted(self._pathspec(spec), spec.step, str(spec.task_id), spec.attempt))
+        if self.emit is not None:
+            self.emit(TaskStarted(self._pathspec(spec), spec.step, str(spec.task_id), spec.attempt))
 
     def _store_outcome(self, outcome: TaskOutcome) -> None:
         for key, data in outcome.small:
@@ -216,39 +220,39 @@ class Scheduler:
         self._running.pop(spec.task_id, None)
         self._pending -= 1
         self._store_outcome(outcome)
-        duration = outcome.finished_at - spec.started_at
-        pathspec = self._pathspec(spec)
-        if outcome.error is not None:
-            err = outcome.error
-            catch = self.options[spec.step].catch
-            quiet = outcome.caught and catch is not None and not catch.attributes["print_exception"]
-            failed = TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name,
-                                err.message, "" if quiet else err.traceback, duration,
-                                spec.attempt, caught=outcome.caught)  # fmt: skip
-            self.emit(failed)
-            if not outcome.caught:
-                self.result.failure = outcome
-                self._stop("failed")
-                return
-        else:
-            splits = None if outcome.item_keys is None else len(outcome.item_keys)
-            self.emit(
-                TaskFinished(
-                    pathspec,
-                    spec.step,
-                    str(spec.task_id),
-                    duration,
-                    spec.attempt,
-                    splits,
-                    outcome.origin,
-                )
-            )
+        if self.emit is not None:
+            self._emit_end(outcome)
+        if outcome.error is not None and not outcome.caught:
+            self.result.failure = outcome
+            self._stop("failed")
+            return
         if self.result.status != "running":
             return
         spec.inputs = None  # a join's inputs are no longer needed
         self._follow(outcome)
         if self._pending == 0 and self.result.status == "running":
             self._stop("failed", error=self._stall_error())
+
+    def _emit_end(self, outcome: TaskOutcome) -> None:
+        assert self.emit is not None
+        spec = outcome.spec
+        duration = outcome.finished_at - spec.started_at
+        pathspec = self._pathspec(spec)
+        err = outcome.error
+        if err is None:
+            splits = None if outcome.item_keys is None else len(outcome.item_keys)
+            self.emit(
+                TaskFinished(pathspec, spec.step, str(spec.task_id), duration, spec.attempt,
+                             splits, outcome.origin)
+            )  # fmt: skip
+            return
+        catch = self.options[spec.step].catch
+        quiet = outcome.caught and catch is not None and not catch.attributes["print_exception"]
+        self.emit(
+            TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name, err.message,
+                       "" if quiet else err.traceback, duration, spec.attempt,
+                       caught=outcome.caught)
+        )  # fmt: skip
 
     def _follow(self, outcome: TaskOutcome) -> None:
         spec = outcome.spec
