@@ -34,9 +34,7 @@ from .bridge import LoopInbox
 from .caches import offload
 
 T = TypeVar("T")
-_Job = tuple[
-    Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]", contextvars.Context, list[bool]
-]
+_Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]", contextvars.Context]
 
 #: Seconds without any job taken after which a waiting job gets a new thread.
 GROW_AFTER = 0.005
@@ -136,6 +134,7 @@ class ThreadLane:
         self._inbox: LoopInbox[tuple[asyncio.Future[Any], bool, Any]] | None = None
         self._limiter: anyio.CapacityLimiter | None = None
         self._pool: IdleThreads | None = None
+        self._check: asyncio.TimerHandle | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` in a worker thread, in a copy of the caller's context."""
@@ -150,48 +149,55 @@ class ThreadLane:
             self._inbox = LoopInbox(loop, _settle)
             self._pool = idle_threads()
         future: asyncio.Future[T] = loop.create_future()
-        taken = [False]  # set by the thread that takes the job
         self._busy += 1
         try:
-            self._jobs.put((fn, args, future, contextvars.copy_context(), taken))
+            self._jobs.put((fn, args, future, contextvars.copy_context()))
             working = self._threads - self._abandoned
             if working == 0:
                 await self._add_thread()
-            elif self._busy > working and working < self.max_threads:
-                await self._maybe_grow(future, taken)
+            elif self._busy > working and working < self.max_threads and self._check is None:
+                self._check = loop.call_later(GROW_AFTER, self._grow_check, loop, self._taken)
             return await future
         finally:
             self._busy -= 1
 
-    async def _maybe_grow(self, future: asyncio.Future[Any], taken: list[bool]) -> None:
-        """Add a thread for a queued job if the lane's threads are stuck, not just busy.
+    def _grow_check(self, loop: asyncio.AbstractEventLoop, progress: int) -> None:
+        """Add a thread when jobs wait and the lane's threads are stuck, not just busy.
 
-        Most jobs take microseconds, so a job that finds every thread busy waits: while the
-        threads keep taking jobs, they will get to this one too, and a run of many tiny tasks
-        stays on a thread or two (a hundred concurrent runs then do not keep hundreds of
-        threads fighting the event loop for the GIL). A wait of `GROW_AFTER` in which no job
-        was taken means the threads are blocked (sleeping, waiting on I/O): then the lane adds
-        a thread, up to `max_threads`.
+        Most jobs take microseconds, so a job that finds every thread busy just waits in the
+        queue: while the threads keep taking jobs they will get to it, and a run of many tiny
+        tasks stays on a thread or two (a hundred concurrent runs then do not keep hundreds of
+        threads fighting the event loop for the GIL). When no job was taken for `GROW_AFTER`,
+        the threads are blocked (sleeping, waiting on I/O): the lane adds one, up to
+        `max_threads`, and looks again. One timer per lane, not one per job: jobs pay nothing.
         """
-        while not taken[0]:
-            progress = self._taken
-            await asyncio.wait((future,), timeout=GROW_AFTER)
-            if taken[0] or self._threads - self._abandoned >= self.max_threads:
-                return
-            if self._taken == progress:
-                await self._add_thread()
-                return
+        self._check = None
+        working = self._threads - self._abandoned
+        if self._busy <= working or working >= self.max_threads:
+            return
+        if self._taken == progress:
+            worker = self._take_worker()
+            if worker.thread.ident is None:
+                # Thread.start() waits until the new thread runs, which takes milliseconds when
+                # other threads hold the GIL: it must not block the loop, so a helper thread
+                # of the loop's executor starts it.
+                loop.run_in_executor(None, _start_and_assign, worker, self)
+            else:
+                worker.assign.put(self)
+        self._check = loop.call_later(GROW_AFTER, self._grow_check, loop, self._taken)
 
-    async def _add_thread(self) -> None:
+    def _take_worker(self) -> _Worker:
         assert self._pool is not None
         self._threads += 1
-        worker = self._pool.take()
-        if worker is None:
-            worker = _Worker(self._pool)
-            # Thread.start() waits until the new thread runs, which takes milliseconds when
-            # other threads hold the GIL: it must not block the event loop.
-            await offload(worker.thread.start)
-        worker.assign.put(self)
+        return self._pool.take() or _Worker(self._pool)
+
+    async def _add_thread(self) -> None:
+        worker = self._take_worker()
+        if worker.thread.ident is None:
+            # As in _grow_check: starting a thread must not block the event loop.
+            await offload(_start_and_assign, worker, self)
+        else:
+            worker.assign.put(self)
 
     def _work(self) -> None:
         """Serve this lane's jobs until the lane closes (in a worker thread)."""
@@ -200,8 +206,7 @@ class ThreadLane:
             job = jobs.get()
             if job is None:
                 return
-            fn, args, future, ctx, taken = job
-            taken[0] = True
+            fn, args, future, ctx = job
             self._taken += 1
             try:
                 result = (future, True, ctx.run(fn, *args))
@@ -219,9 +224,17 @@ class ThreadLane:
 
     def close(self) -> None:
         """Give the threads back; one still running a body (abandoned too) finishes it first."""
+        if self._check is not None:
+            self._check.cancel()
+            self._check = None
         for _ in range(self._threads):
             self._jobs.put(None)
         self._threads = 0
+
+
+def _start_and_assign(worker: _Worker, lane: ThreadLane) -> None:
+    worker.thread.start()
+    worker.assign.put(lane)
 
 
 def _settle(item: tuple[asyncio.Future[Any], bool, Any]) -> None:
