@@ -420,7 +420,13 @@ def check_against_graph(node: StepNode, transition: Transition) -> None:
                 f"Expected one of: {', '.join(expected)}"
             )
         return
-    if actual != list(node.out_funcs) or (transition.foreach or None) != node.foreach_param:
+    foreach = transition.foreach or None
+    if node.type == "foreach" and node.foreach_param is None:
+        # `foreach=<expression>`: the graph knows a foreach happens, not over what.
+        foreach_matches = foreach is not None
+    else:
+        foreach_matches = foreach == node.foreach_param
+    if actual != list(node.out_funcs) or not foreach_matches:
         raise TransitionError(
             f"Based on static analysis of the code, step *{node.name}* was expected to "
             f"transition to step(s) *{', '.join(node.out_funcs)}*. However, when the code "

@@ -27,12 +27,8 @@ SPLIT_TYPES = ("split", "foreach")
 
 def _self_attr(expr: ast.expr | None) -> str | None:
     """Return `x` when `expr` is the expression `self.x`, else None."""
-    if (
-        isinstance(expr, ast.Attribute)
-        and isinstance(expr.value, ast.Name)
-        and expr.value.id == "self"
-    ):
-        return expr.attr
+    if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name):
+        return expr.attr if expr.value.id == "self" else None
     return None
 
 
@@ -90,9 +86,7 @@ class StepNode:
         self.lineno: int = fn.lineno + shift
         self.doc: str | None = inspect.cleandoc(func.__doc__) if func.__doc__ else None
         self.decorators: list[Any] = list(getattr(func, "decorators", []))
-        self.is_async: bool = isinstance(fn, ast.AsyncFunctionDef) or bool(
-            getattr(func, "is_async", False)
-        )
+        self.is_async: bool = isinstance(fn, ast.AsyncFunctionDef)
         self.num_args: int = len(fn.args.args)
         self.is_join: bool = self.num_args == 2
         self.type: str | None = None
@@ -119,7 +113,13 @@ class StepNode:
         return self.lineno
 
     def _parse_tail(self, tail: ast.stmt, shift: int) -> None:
-        """Read the transition from the last statement of the body, if it is `self.next()`."""
+        """Read the transition from the last statement of the body, if it is `self.next()`.
+
+        Valid shapes: `self.next(self.a)`, `self.next(self.a, self.b, ...)`,
+        `self.next(self.a, foreach=<expression>)` and `self.next({case: self.a, ...},
+        condition="literal")` with literal (or `self.config.key`) cases. Anything else, including
+        `num_parallel=`, sets `invalid_tail_next` and leaves `type` None.
+        """
         if not (isinstance(tail, ast.Expr) and isinstance(tail.value, ast.Call)):
             return
         call = tail.value
@@ -145,9 +145,10 @@ class StepNode:
                 self.type = "join" if self.num_args > 1 else "linear"
         elif len(keywords) == 1 and len(names) == 1 and "foreach" in keywords:
             var = keywords["foreach"]
-            if not (isinstance(var, ast.Constant) and isinstance(var.value, str)):
-                return
-            self.type, self.foreach_param = "foreach", var.value
+            # As in Metaflow, the variable may be any expression (`foreach=name` where `name`
+            # holds the attribute's name); only a literal is known before the run.
+            literal = isinstance(var, ast.Constant) and isinstance(var.value, str)
+            self.type, self.foreach_param = "foreach", var.value if literal else None
         else:
             return
         self.out_funcs = names
@@ -194,12 +195,10 @@ class FlowGraph:
         self.flow_cls = flow_cls
         self.name: str = flow_cls.__name__
         self.doc: str | None = inspect.cleandoc(flow_cls.__doc__) if flow_cls.__doc__ else None
-        found = []
-        for attr in dir(flow_cls):
-            obj = inspect.getattr_static(flow_cls, attr, None)
-            if is_step(obj):
-                found.append(StepNode(attr, obj))
-        found.sort(key=lambda n: (n.lineno, n.name))
+        steps = ((a, inspect.getattr_static(flow_cls, a, None)) for a in dir(flow_cls))
+        found = sorted(
+            (StepNode(a, obj) for a, obj in steps if is_step(obj)), key=lambda n: (n.lineno, n.name)
+        )
         self.nodes: dict[str, StepNode] = {n.name: n for n in found}
         self.file, self.lineno = self._locate(flow_cls)
         self._traverse()
@@ -214,22 +213,23 @@ class FlowGraph:
             return inspect.getsourcefile(flow_cls), inspect.getsourcelines(flow_cls)[1]
         except (OSError, TypeError):
             pass
-        own = [n for n in self.nodes.values() if n.name in vars(flow_cls)]
+        nodes = list(self.nodes.values())
+        own = [n for n in nodes if n.name in vars(flow_cls)] or nodes
         if not own:
-            return (next(iter(self.nodes.values())).file if self.nodes else None), None
-        node = own[0]
+            return None, None
+        file, line = own[0].file, own[0].lineno
         try:
-            tree = ast.parse("".join(linecache.getlines(node.file)))
+            tree = ast.parse("".join(linecache.getlines(file)))
         except SyntaxError:
-            return node.file, None
-        for cls in ast.walk(tree):
-            if (
-                isinstance(cls, ast.ClassDef)
-                and cls.name == flow_cls.__name__
-                and cls.lineno <= node.lineno <= (cls.end_lineno or cls.lineno)
-            ):
-                return node.file, cls.lineno
-        return node.file, None
+            return file, None
+        starts = [
+            c.lineno
+            for c in ast.walk(tree)
+            if isinstance(c, ast.ClassDef)
+            and c.name == flow_cls.__name__
+            and c.lineno <= line <= (c.end_lineno or 0)
+        ]
+        return file, max(starts, default=None)
 
     def _reachable(self) -> list[str]:
         """The steps reachable from `start` (known steps only), in depth-first order."""

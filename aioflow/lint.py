@@ -37,10 +37,8 @@ def lint(graph: FlowGraph) -> None:
         func(graph)
 
 
-def _fail(graph: FlowGraph, msg: str, node: StepNode | None, line: int | None = None) -> NoReturn:
+def _fail(graph: FlowGraph, msg: str, node: StepNode, line: int | None = None) -> NoReturn:
     """Raise a LintError about `node` (at its `def` line unless `line` is given)."""
-    if node is None:
-        raise LintError(msg, file=graph.file, line=graph.lineno)
     raise LintError(msg, step=node.name, file=node.file, line=line or node.lineno)
 
 

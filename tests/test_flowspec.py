@@ -869,3 +869,36 @@ async def test_name_can_be_assigned(make_flow: MakeFlow, aioflow_root: Path) -> 
     run = await run_ok(make_flow, aioflow_root, READONLY.replace("{assignment}", body))
     data = run["start"].task.data
     assert (data.before, data.after, data.name) == ("F", "Renamed", "Renamed")
+
+
+async def test_foreach_over_a_variable_holding_the_name(make_flow, aioflow_root) -> None:
+    from aioflow.testing import run_in_temp_store
+
+    flow = make_flow(
+        """
+        from aioflow import FlowSpec, step
+
+        class DynamicForeachFlow(FlowSpec):
+            @step
+            def start(self):
+                self.things = [1, 2, 3]
+                var = "things"
+                self.next(self.a, foreach=var)
+
+            @step
+            def a(self):
+                self.v = self.input * 2
+                self.next(self.join)
+
+            @step
+            def join(self, inputs):
+                self.vs = [i.v for i in inputs]
+                self.next(self.end)
+
+            @step
+            def end(self):
+                pass
+        """
+    )
+    run = await run_in_temp_store(flow, aioflow_root)
+    assert run["end"].task.data.vs == [2, 4, 6]

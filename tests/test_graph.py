@@ -321,8 +321,16 @@ def test_to_dict_is_json() -> None:
     )
 
 
-def test_invalid_transitions_are_recorded_not_raised() -> None:
+def test_foreach_over_a_variable_name_is_valid_as_in_metaflow() -> None:
     g = graph("ForeachOfVariableFlow", "bad_transitions")
+    start = g["start"]
+    assert start.type == "foreach" and start.out_funcs == ["work"]
+    assert start.foreach_param is None and not start.invalid_tail_next
+    g.lint()
+
+
+def test_invalid_transitions_are_recorded_not_raised() -> None:
+    g = graph("ForeachTwoTargetsFlow", "bad_transitions")
     start = g["start"]
     assert start.has_tail_next and start.invalid_tail_next
     assert start.type is None and start.out_funcs == []

@@ -133,13 +133,6 @@ CASES = [
         "as the last line in the function.",
     ),
     ("bad_transitions", "NextOfVariableFlow", "start", "self.next(target)", INVALID_TRANSITION),
-    (
-        "bad_transitions",
-        "ForeachOfVariableFlow",
-        "start",
-        "foreach=name",
-        INVALID_TRANSITION,
-    ),
     ("bad_transitions", "ForeachTwoTargetsFlow", "start", "self.next(", INVALID_TRANSITION),
     ("bad_transitions", "EmptyNextFlow", "start", "self.next()", INVALID_TRANSITION),
     ("bad_transitions", "DictWithoutConditionFlow", "start", "self.next(", INVALID_TRANSITION),
