@@ -147,8 +147,9 @@ class StepNode:
             var = keywords["foreach"]
             # As in Metaflow, the variable may be any expression (`foreach=name` where `name`
             # holds the attribute's name); only a literal is known before the run.
-            literal = isinstance(var, ast.Constant) and isinstance(var.value, str)
-            self.type, self.foreach_param = "foreach", var.value if literal else None
+            literal = var.value if isinstance(var, ast.Constant) else None
+            self.type = "foreach"
+            self.foreach_param = literal if isinstance(literal, str) else None
         else:
             return
         self.out_funcs = names

@@ -1,0 +1,261 @@
+"""The command group of one flow: `run`, `resume`, `show`, `check`, and `main_for_flow`.
+
+`flow_group(MyFlow)` builds a click group whose `run` command has one option per flow
+parameter plus the run options (`--max-workers`, `--tag`, `--root`, ...), so `--help` lists
+them. `python flow.py run ...` reaches it through `main_for_flow`, and `aioflow run flow.py
+...` through the `aioflow` command (`typer_app.py`). A run executes in this process under
+`anyio.run`; the first Ctrl-C (or SIGTERM) cancels it cleanly, and the outcome becomes the
+exit code (`output.py`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from ..console import Console
+from ..events import Event, RunStarted
+from ..exceptions import AioflowException, FlowDefinitionError, ParameterError
+from ..flowspec import FlowSpec
+from ..graph import FlowGraph
+from ..parameters import click_params
+from ..runtime.runner import (
+    PreparedRun,
+    RunOptions,
+    RunOutcome,
+    execute,
+    prepare,
+    prepare_resume,
+    validate_tags,
+)
+from .output import EXIT_FAILED, EXIT_INTERRUPTED, _echo, _fail, _header, _validate
+
+# -- running ------------------------------------------------------------------------------------
+
+
+async def _run_until_signal(prepared: PreparedRun, options: RunOptions) -> RunOutcome | None:
+    """Run the flow; the first Ctrl-C (or SIGTERM) cancels it cleanly, a second one exits."""
+    outcome: RunOutcome | None = None
+    error: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        run_scope = anyio.CancelScope()
+
+        async def watch_signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                count = 0
+                async for _ in signals:
+                    count += 1
+                    if count == 1:
+                        _echo("Cancelling the run (press Ctrl-C again to exit at once)...", True)
+                        run_scope.cancel()
+                    else:
+                        os._exit(EXIT_INTERRUPTED)
+
+        tg.start_soon(watch_signals)
+        with run_scope:
+            try:
+                outcome = await execute(prepared, options)
+            except Exception as exc:
+                # Raised out of the task group it would arrive wrapped in an ExceptionGroup;
+                # keep it bare so `_run` can report it.
+                error = exc
+        tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    return outcome
+
+
+def _run(flow_cls: type[FlowSpec], given: dict[str, Any], opts: dict[str, Any]) -> None:
+    _header(flow_cls)
+    _validate(flow_cls)
+    try:
+        prepared = prepare(
+            flow_cls,
+            given,
+            from_cli=True,
+            with_decorators=opts["with_"],
+            executor=opts["executor"],
+        )
+    except ParameterError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except FlowDefinitionError as exc:
+        _fail(exc)
+    _execute(flow_cls, prepared, opts)
+
+
+def _resume(flow_cls: type[FlowSpec], step: str | None, opts: dict[str, Any]) -> None:
+    _header(flow_cls)
+    _validate(flow_cls)
+    try:
+        prepared, origin_id = prepare_resume(
+            flow_cls,
+            root=opts["root"],
+            origin_run_id=opts["origin_run_id"],
+            step=step,
+            with_decorators=opts["with_"],
+            executor=opts["executor"],
+        )
+    except ParameterError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except AioflowException as exc:
+        _fail(exc)
+    _echo(
+        f"Resuming {flow_cls.__name__}/{origin_id}" + (f" from step {step}" if step else ""), True
+    )
+    _execute(flow_cls, prepared, opts, origin_id, step)
+
+
+def _execute(
+    flow_cls: type[FlowSpec],
+    prepared: PreparedRun,
+    opts: dict[str, Any],
+    origin_run_id: str | None = None,
+    resume_step: str | None = None,
+) -> None:
+    listeners: list[Any] = [] if opts["quiet"] else [Console()]
+    started: list[RunStarted] = []
+
+    def remember(event: Event) -> None:
+        if isinstance(event, RunStarted):
+            started.append(event)
+            if opts["run_id_file"]:
+                Path(opts["run_id_file"]).write_text(event.run_id)
+
+    options = RunOptions(
+        root=opts["root"],
+        max_workers=opts["max_workers"],
+        max_num_splits=opts["max_num_splits"],
+        tags=opts["tag"],
+        listeners=[remember, *listeners],
+        origin_run_id=origin_run_id,
+        resume_step=resume_step,
+    )
+    try:
+        outcome = anyio.run(_run_until_signal, prepared, options)
+    except ParameterError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except AioflowException as exc:
+        _fail(exc)
+    except Exception:
+        # Anything unexpected is printed as Metaflow does: "Internal error" and the traceback.
+        _echo("    Internal error", err=True)
+        _echo(traceback.format_exc(), err=True)
+        raise SystemExit(EXIT_FAILED) from None
+    if outcome is None:
+        run_id = started[0].run_id if started else "?"
+        _echo(f"Run {flow_cls.__name__}/{run_id} was cancelled and marked as failed.", err=True)
+        raise SystemExit(EXIT_INTERRUPTED)
+    if not outcome.successful:
+        raise SystemExit(EXIT_FAILED)
+
+
+def _check_tags(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str]:
+    # A bad --tag is a usage error naming the option, found before anything is stored.
+    try:
+        return validate_tags(value)
+    except ParameterError as exc:
+        raise click.BadParameter(exc.message, ctx, param) from exc
+
+
+_RUN_OPTIONS = [
+    click.Option(["--max-workers"], type=click.IntRange(min=1), default=16, show_default=True,
+                 help="Maximum number of tasks running at once."),
+    click.Option(["--max-num-splits"], type=click.IntRange(min=1), default=100,
+                 show_default=True, help="Maximum number of splits a foreach may create."),
+    click.Option(["--tag"], multiple=True, callback=_check_tags,
+                 help="Tag the run (repeatable)."),
+    click.Option(["--run-id-file"], default=None, help="Write the run id to this file."),
+    click.Option(["--root"], default=None, envvar="AIOFLOW_ROOT",
+                 help="Store folder [default: ./.aioflow, or $AIOFLOW_ROOT]."),
+    click.Option(["--quiet"], is_flag=True, help="Print nothing but errors."),
+    click.Option(["--executor"], type=click.Choice(["thread", "process"]), default="thread",
+                 show_default=True, help="Where sync steps run by default."),
+    click.Option(["--with", "with_"], multiple=True, metavar="DECORATOR",
+                 help="Add a decorator to every step, e.g. retry or retry:times=2 (repeatable)."),
+]  # fmt: skip
+_OPTION_NAMES = {opt.name for opt in _RUN_OPTIONS}
+
+
+def _check_without_command(flow_cls: type[FlowSpec]) -> Any:
+    def callback(ctx: click.Context) -> None:
+        # `python flow.py` with no command checks the flow, as Metaflow's does.
+        if ctx.invoked_subcommand is None:
+            _header(flow_cls)
+            _validate(flow_cls)
+
+    return callback
+
+
+def flow_group(flow_cls: type[FlowSpec]) -> click.Group:
+    """The command group of one flow: run, show, check."""
+    group = click.Group(
+        name=flow_cls.__name__,
+        help=flow_cls.__doc__,
+        invoke_without_command=True,
+        callback=click.pass_context(_check_without_command(flow_cls)),
+    )
+
+    def run_callback(**kwargs: Any) -> None:
+        opts = {k: kwargs.pop(k) for k in list(kwargs) if k in _OPTION_NAMES}
+        given = {k: v for k, v in kwargs.items() if v is not None}
+        _run(flow_cls, given, opts)
+
+    try:
+        params = click_params(flow_cls)
+    except ParameterError as exc:  # a badly declared parameter: the flow's fault, exit 1
+        _fail(exc)
+    group.add_command(
+        click.Command(
+            "run",
+            params=[*params, *_RUN_OPTIONS],
+            callback=run_callback,
+            help=f"Run {flow_cls.__name__}. Flow parameters are options.",
+        )
+    )
+
+    def resume_callback(step: str | None, origin_run_id: str | None, **opts: Any) -> None:
+        opts["origin_run_id"] = origin_run_id
+        _resume(flow_cls, step, opts)
+
+    group.add_command(
+        click.Command(
+            "resume",
+            params=[
+                click.Argument(["step"], required=False),
+                click.Option(
+                    ["--origin-run-id"],
+                    default=None,
+                    help="The run to resume [default: the latest run started by `run`].",
+                ),
+                *_RUN_OPTIONS,
+            ],
+            callback=resume_callback,
+            help=(
+                f"Resume a run of {flow_cls.__name__}: clone its successful tasks and run the "
+                "rest. With STEP, re-run that step and everything after it."
+            ),
+        )
+    )
+
+    @group.command(help="Show the flow's steps and transitions.")
+    def show() -> None:
+        _echo(FlowGraph(flow_cls).describe())
+
+    @group.command(help="Check the flow's graph without running it.")
+    def check() -> None:
+        _header(flow_cls)
+        _validate(flow_cls)
+
+    return group
+
+
+def main_for_flow(flow_cls: type[FlowSpec], argv: list[str]) -> None:
+    """`python flow.py <command> ...`: run the flow's command group and exit."""
+    flow_group(flow_cls).main(argv, prog_name=os.path.basename(sys.argv[0]))

@@ -1,0 +1,107 @@
+"""The `aioflow` command: the typer app, its flow-file commands, and `main`, the console script.
+
+`aioflow run flow.py ...` and `aioflow resume flow.py ...` load the flow file and hand the rest
+of the command line to the flow's own command (`flow_commands.py`), so options and `--help`
+are the flow's; `show`, `check` and `version` are answered here. The commands that read a
+store back (`client_commands.py`) are registered after these, in the order `--help` lists them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from ..exceptions import FlowDefinitionError
+from ..flowspec import FlowSpec
+from ..graph import FlowGraph
+from ..loader import load_flow
+from .client_commands import dump, logs, runs, tag_app
+from .flow_commands import flow_group
+from .output import _echo, _fail, _header, _validate
+
+app = typer.Typer(
+    name="aioflow",
+    help="Run Metaflow-style flows in-process on asyncio.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _load(flow_file: Path) -> type[FlowSpec]:
+    try:
+        return load_flow(flow_file)
+    except FlowDefinitionError as exc:
+        _fail(exc)
+
+
+def _delegate(ctx: typer.Context, flow_file: Path, command: str) -> None:
+    # Invoke the flow's command itself, so usage lines read `aioflow run flow.py [OPTIONS]`.
+    group = flow_group(_load(flow_file))
+    group.commands[command].main(ctx.args, prog_name=f"aioflow {command} {flow_file}")
+
+
+FlowFile = Annotated[Path, typer.Argument(help="The flow file.")]
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def run(ctx: typer.Context, flow_file: FlowFile) -> None:
+    """Run a flow: aioflow run flow.py [--param value ...] (see: aioflow run flow.py --help)."""
+    _delegate(ctx, flow_file, "run")
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def resume(ctx: typer.Context, flow_file: FlowFile) -> None:
+    """Resume a run: aioflow resume flow.py [STEP] [--origin-run-id ID] (see --help)."""
+    _delegate(ctx, flow_file, "resume")
+
+
+@app.command()
+def show(flow_file: FlowFile) -> None:
+    """Show a flow's steps and transitions."""
+    _echo(FlowGraph(_load(flow_file)).describe())
+
+
+@app.command()
+def check(flow_file: FlowFile) -> None:
+    """Check a flow's graph without running it."""
+    flow_cls = _load(flow_file)
+    _header(flow_cls)
+    _validate(flow_cls)
+
+
+@app.command()
+def version() -> None:
+    """Print aioflow's version."""
+    _echo(f"aioflow {__version__}")
+
+
+# -- reading runs back (client_commands.py) -----------------------------------------------------
+# Registered here, after the flow-file commands, so `aioflow --help` lists them in this order.
+app.command()(logs)
+app.command()(dump)
+app.command("runs")(runs)
+app.command("list", help="List the newest runs (the same as `aioflow runs`).")(runs)
+app.add_typer(tag_app, name="tag")
+
+
+def main() -> None:
+    """Entry point of the `aioflow` console script."""
+    args = sys.argv[1:]
+    # `aioflow run flow.py --help` must reach the flow's own run command, which lists the
+    # flow's parameters, rather than typer's help for `run`. The flow file may come after
+    # options (`aioflow run --quiet flow.py`): it is the first argument naming a .py file.
+    if args and args[0] in ("run", "resume"):
+        rest = args[1:]
+        file_at = next((i for i, a in enumerate(rest) if a.endswith(".py")), None)
+        if file_at is not None:
+            flow_file = rest.pop(file_at)
+            group = flow_group(_load(Path(flow_file)))
+            group.commands[args[0]].main(rest, prog_name=f"aioflow {args[0]} {flow_file}")
+            return
+    app()

@@ -1,0 +1,173 @@
+"""What every client object shares: pathspecs, Metaflow's error messages, the store, the base class.
+
+A pathspec names an object by its place in the store (`Flow/run_id/step/task_id[/artifact]`);
+`_parse` checks its shape and raises InvalidPathspec with the form expected. `_not_found` and
+`_not_in_namespace` build the errors Metaflow raises, in its words. `shared_store` opens each
+store once per process, for every object read from it. A task's attempts are rows of the
+`tasks` table, read by position (the `_ID` ... `_ORIGIN` constants); `_latest_attempts` picks
+the attempt a reader sees. `MetaflowObject` is the base of Flow, Run, Step, Task and
+DataArtifact: pathspec, id, parent, times, tags, origin, equality by repr.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..exceptions import InvalidPathspec, MetaflowNamespaceMismatch, MetaflowNotFound
+from ..namespaces import get_namespace
+from ..store import Store, resolve_root
+from ..store.metadata import TaskRow
+
+_DEPTH = {"Flow": 1, "Run": 2, "Step": 3, "Task": 4, "DataArtifact": 5}
+_FORM = ("FlowName", "RunID", "StepName", "TaskID", "ArtifactName")
+
+# Task row fields (TASK_COLUMNS order).
+_ID, _ATTEMPT, _STEP, _STATUS, _STARTED, _FINISHED, _FRAMES, _PARENTS = 1, 2, 3, 4, 5, 6, 7, 8
+_MANIFEST, _STDOUT, _STDERR, _EXCEPTION, _ORIGIN = 9, 10, 11, 12, 13
+
+
+# -- pathspecs and errors -----------------------------------------------------------------------
+
+
+def _parse(kind: str, pathspec: object) -> list[str]:
+    if not isinstance(pathspec, str):
+        raise InvalidPathspec(f"A {kind} pathspec is a string, not {type(pathspec).__name__}.")
+    parts = pathspec.split("/")
+    if len(parts) != _DEPTH[kind] or not all(parts):
+        form = "/".join(_FORM[: _DEPTH[kind]])
+        raise InvalidPathspec(f"Expects {kind}('{form}'), not {kind}({pathspec!r})")
+    return parts
+
+
+def _not_found(obj: str) -> MetaflowNotFound:
+    """Metaflow's error for a missing object: `Run('F/9') does not exist`."""
+    return MetaflowNotFound(f"{obj} does not exist")
+
+
+def _not_in_namespace(ns: str, why: str) -> MetaflowNamespaceMismatch:
+    """Metaflow's error for an object outside the current namespace, and what was looked at."""
+    return MetaflowNamespaceMismatch(
+        f"Object not in namespace '{ns}': {why}. Switch with namespace('...'), or see every "
+        "run with namespace(None)."
+    )
+
+
+def _time(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+# -- the store ----------------------------------------------------------------------------------
+
+
+_stores: OrderedDict[tuple[int, Path], tuple[int, Store]] = OrderedDict()
+_stores_lock = threading.Lock()
+
+
+def shared_store(root: str | os.PathLike[str] | None = None) -> Store:
+    """The store at `root` (default: $AIOFLOW_ROOT or ./.aioflow), opened once per process.
+
+    Raises StoreError naming the folder when there is no store there. A store folder deleted
+    and made again is noticed (its database file is a new one) and reopened.
+    """
+    path = resolve_root(root)
+    key = (os.getpid(), path)
+    try:
+        inode = os.stat(path / "metadata.db").st_ino
+    except OSError:
+        inode = -1
+    with _stores_lock:
+        cached = _stores.get(key)
+        if cached is not None and cached[0] == inode:
+            _stores.move_to_end(key)
+            return cached[1]
+    store = Store(path, create=False)  # raises StoreError when there is no store
+    with _stores_lock:
+        _stores[key] = (inode, store)
+        while len(_stores) > 8:  # dropped stores close when no object uses them any more
+            _stores.popitem(last=False)
+    return store
+
+
+def _latest_attempts(rows: Iterable[TaskRow]) -> list[TaskRow]:
+    """Rows ordered by task id, attempt: keep each task's latest finished attempt.
+
+    While a retry runs, readers keep seeing the attempt before it; a task with no finished
+    attempt yet is represented by its running one.
+    """
+    latest: dict[int, TaskRow] = {}
+    for row in rows:
+        previous = latest.get(row[_ID])
+        if previous is None or row[_STATUS] != "running" or previous[_STATUS] == "running":
+            latest[row[_ID]] = row
+    return list(latest.values())
+
+
+# -- the base class -----------------------------------------------------------------------------
+
+
+class MetaflowObject:
+    """What every client object has: a pathspec, an id, a parent, times, tags, an origin."""
+
+    def __init__(self, pathspec: str, store: Store | None) -> None:
+        self.pathspec = pathspec
+        self.id = pathspec.rsplit("/", 1)[-1]
+        self._store = store if store is not None else shared_store()
+
+    @property
+    def path_components(self) -> list[str]:
+        """The pathspec's parts: `['Flow', 'run_id', ...]`."""
+        return self.pathspec.split("/")
+
+    @property
+    def parent(self) -> MetaflowObject | None:
+        """The object one level up (None for a Flow)."""
+        return None
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When the object came to be (a run or task started, an artifact was stored)."""
+        return None
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the object was complete (None while it is not)."""
+        return None
+
+    @property
+    def tags(self) -> frozenset[str]:
+        """User and system tags of the run this object belongs to."""
+        return self.user_tags | self.system_tags
+
+    @property
+    def user_tags(self) -> frozenset[str]:
+        """Tags given with --tag or added since, of the run this object belongs to."""
+        return frozenset()
+
+    @property
+    def system_tags(self) -> frozenset[str]:
+        """Tags aioflow attached to the run this object belongs to."""
+        return frozenset()
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        """The pathspec of the object this one was cloned from by a resume, else None."""
+        return None
+
+    def is_in_namespace(self) -> bool:
+        """True when the current namespace sees this object."""
+        ns = get_namespace()
+        return ns is None or ns in self.tags
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}('{self.pathspec}')"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and repr(other) == repr(self)
+
+    def __hash__(self) -> int:
+        return hash(repr(self))

@@ -1,0 +1,123 @@
+"""The store's flows and each flow's runs: `Metaflow()` and `Flow(name)`.
+
+`Metaflow()` lists every flow with a run the current namespace sees; `Flow(name)` pages
+through the flow's runs, newest first, `_PAGE` rows at a time, keeping those carrying the
+namespace's tag (and any tags asked for), so a store of many runs is never read whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from ..exceptions import InvalidPathspec, MetaflowNamespaceMismatch, MetaflowNotFound
+from ..namespaces import get_namespace
+from ..store import Store
+from .base import MetaflowObject, _not_found, _not_in_namespace, _parse, _time, shared_store
+
+_PAGE = 100
+
+
+class Metaflow:
+    """Every flow of the store: `Metaflow().flows`, `Metaflow()['MyFlow']`."""
+
+    def __init__(self, *, _store: Store | None = None) -> None:
+        self._store = _store if _store is not None else shared_store()
+
+    @property
+    def flows(self) -> list[Flow]:
+        """Every flow with at least one run in the current namespace, by name."""
+        return list(self)
+
+    def __iter__(self) -> Iterator[Flow]:
+        ns = get_namespace()
+        for name in self._store.db.flows():
+            flow = Flow(name, _store=self._store, _checked=True)
+            if ns is None or flow.latest_run is not None:
+                yield flow
+
+    def __getitem__(self, name: str) -> Flow:
+        return Flow(name, _store=self._store)
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self[name]  # type: ignore[index]
+        except (MetaflowNotFound, MetaflowNamespaceMismatch, InvalidPathspec):
+            return False
+        return True
+
+    def __repr__(self) -> str:
+        return "Metaflow()"
+
+
+class Flow(MetaflowObject):
+    """All runs of one flow, newest first."""
+
+    def __init__(self, pathspec: str, *, _store: Store | None = None, _checked: bool = False):
+        _parse("Flow", pathspec)
+        super().__init__(pathspec, _store)
+        if _checked:
+            return
+        if self._store.db.latest_run_id(pathspec) is None:
+            raise _not_found(f"Flow('{pathspec}')")
+        ns = get_namespace()
+        if ns is not None and self.latest_run is None:
+            # as Metaflow: a flow is in a namespace when one of its runs carries the tag
+            raise _not_in_namespace(ns, f"no run of Flow('{pathspec}') carries the tag {ns!r}")
+
+    def runs(self, *tags: str) -> Iterator[Run]:
+        """Runs visible in the current namespace carrying every tag given, newest first."""
+        ns = get_namespace()
+        wanted = set(tags) | ({ns} if ns is not None else set())
+        before: int | None = None
+        while True:
+            page = self._store.db.run_page(self.id, before=before, limit=_PAGE)
+            for row in page:
+                run = Run._from_row(self, row)
+                if wanted <= run.tags:
+                    yield run
+            if len(page) < _PAGE:
+                return
+            before = page[-1]["run_id"]
+
+    def __iter__(self) -> Iterator[Run]:
+        return self.runs()
+
+    def __getitem__(self, run_id: str) -> Run:
+        return Run(f"{self.id}/{run_id}", _store=self._store, _flow=self)
+
+    def __contains__(self, run_id: object) -> bool:
+        try:
+            self[run_id]  # type: ignore[index]
+        except (MetaflowNotFound, MetaflowNamespaceMismatch, InvalidPathspec):
+            return False
+        return True
+
+    @property
+    def latest_run(self) -> Run | None:
+        """The newest run in the current namespace (running or not)."""
+        return next(self.runs(), None)
+
+    @property
+    def latest_successful_run(self) -> Run | None:
+        """The newest successful run in the current namespace."""
+        return next((r for r in self.runs() if r.successful), None)
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When the flow's first stored run started."""
+        row = (
+            self._store.db.connection()
+            .execute("SELECT min(created_at) FROM runs WHERE flow = ?", (self.id,))
+            .fetchone()
+        )
+        return _time(row[0] if row else None)
+
+    def is_in_namespace(self) -> bool:
+        """True when at least one run of the flow is in the current namespace."""
+        return get_namespace() is None or self.latest_run is not None
+
+
+# Imported last, once the classes above exist: runs.py imports this module back (a Run reaches
+# its Flow), so whichever of the two is imported first, the other finds what it needs.
+from .runs import Run  # noqa: E402

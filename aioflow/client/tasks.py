@@ -1,0 +1,345 @@
+"""One task attempt, `Task('Flow/run_id/step/task_id')`, and `tasks_at`, the tasks a pathspec names.
+
+A Task reads one row of the `tasks` table, the latest finished attempt unless told which:
+status, times, artifacts (`data`, `artifacts`, by name), logs, exception, and lineage (the
+tasks it came from and those that came from it, `metadata_dict`). Attempts are numbered from
+0 and checked as Metaflow checks them (`_check_attempt`). `tasks_at` backs `aioflow logs` and
+`aioflow dump`: a step's tasks or one task, oldest first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from ..exceptions import ExceptionWrapper, InvalidPathspec, MetaflowNotFound
+from ..store import Store
+from ..store.metadata import TaskRow
+from ..store.serde import unpack
+from .base import (
+    _ATTEMPT,
+    _EXCEPTION,
+    _FINISHED,
+    _FRAMES,
+    _ID,
+    _MANIFEST,
+    _ORIGIN,
+    _PARENTS,
+    _STARTED,
+    _STATUS,
+    _STDERR,
+    _STDOUT,
+    _STEP,
+    MetaflowObject,
+    _latest_attempts,
+    _not_found,
+    _parse,
+    _time,
+)
+
+#: Attempts are numbered 0 .. MAX_ATTEMPTS - 1 (Metaflow's bound).
+MAX_ATTEMPTS = 6
+
+
+def _check_attempt(attempt: object) -> int | None:
+    """Metaflow's checks (and messages) for the `attempt` of a Task or DataArtifact."""
+    if attempt is None:
+        return None
+    try:
+        value = int(attempt)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise MetaflowNotFound("Attempt can only be an integer") from None
+    if value < 0:
+        raise MetaflowNotFound("Attempt can only be non-negative")
+    if value >= MAX_ATTEMPTS:
+        raise MetaflowNotFound(f"Attempt can only be smaller than {MAX_ATTEMPTS}")
+    return value
+
+
+class Task(MetaflowObject):
+    """One task: its artifacts, status, logs, lineage; its latest attempt unless told which."""
+
+    def __init__(
+        self,
+        pathspec: str,
+        attempt: int | None = None,
+        *,
+        _store: Store | None = None,
+        _row: Any = None,
+        _step: Step | None = None,
+        _run: Run | None = None,
+    ) -> None:
+        flow, run_id, step, task_id = _parse("Task", pathspec)
+        self._attempt = _check_attempt(attempt)
+        super().__init__(pathspec, _store)
+        self._step = _step
+        self._run = _run if _run is not None else (_step._run if _step is not None else None)
+        if _row is None:
+            if self._run is None:
+                self._run = Run(f"{flow}/{run_id}", _store=self._store)  # namespace check
+            rows = (
+                self._store.db.task_attempts(int(run_id), step, int(task_id))
+                if task_id.isdigit()
+                else []
+            )
+            if self._attempt is not None:
+                rows = [r for r in rows if r[_ATTEMPT] == self._attempt]
+            if not rows:
+                raise _not_found(repr(self))
+            _row = rows[-1] if self._attempt is not None else _latest_attempts(rows)[0]
+        self._row: TaskRow = _row
+        self._manifest: dict[str, str] | None = None
+
+    @classmethod
+    def _from_row(cls, step: Step, row: TaskRow) -> Task:
+        return cls(f"{step.pathspec}/{row[_ID]}", _store=step._store, _row=row, _step=step)
+
+    def __repr__(self) -> str:
+        if self._attempt is not None:
+            return f"Task('{self.pathspec}', attempt={self._attempt})"
+        return f"Task('{self.pathspec}')"
+
+    def _the_run(self) -> Run:
+        if self._run is None:
+            flow, run_id = self.path_components[:2]
+            self._run = Run(f"{flow}/{run_id}", _store=self._store)
+        return self._run
+
+    @property
+    def parent(self) -> Step:
+        """The step."""
+        if self._step is None:
+            self._step = Step(self.pathspec.rsplit("/", 1)[0], _run=self._the_run())
+        return self._step
+
+    @property
+    def current_attempt(self) -> int:
+        """The attempt this object reads (the latest finished one unless one was asked for)."""
+        return int(self._row[_ATTEMPT])
+
+    @property
+    def status(self) -> str:
+        """running, succeeded, failed or caught (failed, and @catch let the run go on)."""
+        return str(self._row[_STATUS])
+
+    @property
+    def manifest(self) -> dict[str, str]:
+        """Artifact name -> blob key."""
+        if self._manifest is None:
+            self._manifest = unpack(self._row[_MANIFEST]) if self._row[_MANIFEST] else {}
+        return self._manifest
+
+    @property
+    def data(self) -> MetaflowData:
+        """Artifact values by attribute: `task.data.x`."""
+        return MetaflowData(self)
+
+    @property
+    def artifacts(self) -> MetaflowArtifacts:
+        """DataArtifact objects by attribute: `task.artifacts.x.data`; iterable."""
+        return MetaflowArtifacts(self)
+
+    def __iter__(self) -> Iterator[DataArtifact]:
+        return iter(self.artifacts)
+
+    def __getitem__(self, name: str) -> DataArtifact:
+        if name not in self.manifest:
+            raise _not_found(f"DataArtifact('{self.pathspec}/{name}')")
+        return DataArtifact(f"{self.pathspec}/{name}", _store=self._store, _task=self)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.manifest
+
+    @property
+    def successful(self) -> bool:
+        """True when the attempt succeeded."""
+        return bool(self._row[_STATUS] == "succeeded")
+
+    @property
+    def finished(self) -> bool:
+        """True when the attempt completed; False while running or after failing.
+
+        As Metaflow's (`_task_ok`): a failed or interrupted task is not finished; one whose
+        failure @catch handled is.
+        """
+        return self._row[_STATUS] not in ("running", "failed")
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When the attempt started."""
+        return _time(self._row[_STARTED])
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the attempt ended."""
+        return _time(self._row[_FINISHED])
+
+    @property
+    def user_tags(self) -> frozenset[str]:
+        """The run's user tags."""
+        return self._the_run().user_tags
+
+    @property
+    def system_tags(self) -> frozenset[str]:
+        """The run's system tags."""
+        return self._the_run().system_tags
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        """The task a resume cloned this one from, else None."""
+        origin = self._row[_ORIGIN]
+        return None if origin is None else str(origin)
+
+    def _frames(self) -> list[Any]:
+        return unpack(self._row[_FRAMES]) if self._row[_FRAMES] else []
+
+    @property
+    def index(self) -> int | None:
+        """Index of this task in its innermost foreach (None outside a foreach)."""
+        foreach = [f for f in self._frames() if f[4] is not None]
+        return int(foreach[-1][2]) if foreach else None
+
+    @property
+    def exception(self) -> ExceptionWrapper | None:
+        """The failure of the attempt: `.type` (module.Class), `.exception` (the message)."""
+        if not self._row[_EXCEPTION]:
+            return None
+        record = unpack(self._row[_EXCEPTION])
+        return ExceptionWrapper(record["type"], record["message"], record["traceback"] or None)
+
+    # -- logs -------------------------------------------------------------------------------
+
+    def _log(self, stream: str) -> list[Any]:
+        if stream not in ("stdout", "stderr"):
+            raise ValueError(f"A log stream is 'stdout' or 'stderr', not {stream!r}.")
+        key = self._row[_STDOUT if stream == "stdout" else _STDERR]
+        return [] if not key else list(self._store.load(key))
+
+    @property
+    def stdout(self) -> str:
+        """What the attempt printed to stdout."""
+        return "".join(line + "\n" for _, line in self._log("stdout"))
+
+    @property
+    def stderr(self) -> str:
+        """What the attempt printed to stderr (and its traceback when it failed)."""
+        return "".join(line + "\n" for _, line in self._log("stderr"))
+
+    def loglines(self, stream: str = "stdout") -> Iterator[tuple[datetime, str]]:
+        """(UTC timestamp, line) pairs of a stream, in the order they were printed."""
+        for ts, line in self._log(stream):
+            yield datetime.fromtimestamp(ts, tz=timezone.utc), line
+
+    # -- lineage ----------------------------------------------------------------------------
+
+    @property
+    def metadata_dict(self) -> dict[str, str]:
+        """What the store knows about the attempt, as Metaflow's (name -> string value).
+
+        attempt, attempt_ok, status, started-at / finished-at (ISO 8601, UTC), parents (task
+        ids), foreach-indices and foreach-execution-path (`step:index,...`), split-path (every
+        enclosing split, static ones too), origin-run-id and origin-task-id (in a resumed
+        run; the task id only for clones), ds-type and ds-root (the store).
+        """
+        row = self._row
+        meta = {"attempt": str(row[_ATTEMPT]), "status": str(row[_STATUS])}
+        if row[_STATUS] != "running":
+            meta["attempt_ok"] = str(self.finished)
+        if row[_STARTED]:
+            meta["started-at"] = datetime.fromtimestamp(row[_STARTED], timezone.utc).isoformat()
+        if row[_FINISHED]:
+            meta["finished-at"] = datetime.fromtimestamp(row[_FINISHED], timezone.utc).isoformat()
+        parents = self._parent_ids()
+        if parents:
+            meta["parents"] = ",".join(map(str, parents))
+        frames = self._frames()
+        foreach = [f for f in frames if f[4] is not None]
+        if foreach:
+            meta["foreach-indices"] = ",".join(str(f[2]) for f in foreach)
+            meta["foreach-execution-path"] = ",".join(f"{f[3]}:{f[2]}" for f in foreach)
+        if frames:
+            meta["split-path"] = ",".join(f"{f[3]}:{f[2]}" for f in frames)
+        origin_run = self._the_run()._row["origin_run_id"]
+        if origin_run is not None:
+            meta["origin-run-id"] = str(origin_run)
+        if row[_ORIGIN]:
+            meta["origin-task-id"] = str(row[_ORIGIN]).rsplit("/", 1)[-1]
+            meta["origin-pathspec"] = str(row[_ORIGIN])
+        meta["ds-type"] = "aioflow"
+        meta["ds-root"] = str(self._store.root)
+        return meta
+
+    def _parent_ids(self) -> list[int]:
+        return list(unpack(self._row[_PARENTS])) if self._row[_PARENTS] else []
+
+    def _tasks_from_rows(self, rows: Iterable[TaskRow]) -> list[Task]:
+        run = self._the_run()
+        return [
+            Task(f"{run.pathspec}/{row[_STEP]}/{row[_ID]}", _store=self._store, _row=row, _run=run)
+            for row in _latest_attempts(rows)
+        ]
+
+    @property
+    def parent_tasks(self) -> Iterator[Task]:
+        """The tasks this one came from (a join's inputs; none for start)."""
+        ids = self._parent_ids()
+        if not ids:
+            return iter(())
+        rows = self._store.db.task_attempts_by_id(int(self.path_components[1]), ids)
+        return iter(self._tasks_from_rows(rows))
+
+    @property
+    def child_tasks(self) -> Iterator[Task]:
+        """The tasks that came from this one (the next step's, each foreach split, ...)."""
+        run_id = int(self.path_components[1])
+        graph = self._store.db.run_graph(run_id)
+        steps = unpack(graph).get("steps", {}) if graph else {}
+        successors = steps.get(self.path_components[2], {}).get("next")
+        db = self._store.db
+        if successors is None:
+            candidates = db.task_attempts(run_id)
+        else:
+            candidates = [row for name in successors for row in db.task_attempts(run_id, name)]
+        me = int(self.id)
+        children = [row for row in candidates if row[_PARENTS] and me in unpack(row[_PARENTS])]
+        children.sort(key=lambda row: (row[_ID], row[_ATTEMPT]))
+        return iter(self._tasks_from_rows(children))
+
+
+def tasks_at(
+    pathspec: str, attempt: int | None = None, *, store: Store | None = None
+) -> list[Task]:
+    """The tasks a `Flow/run/step` or `Flow/run/step/task` pathspec names, oldest first.
+
+    With `attempt`, that attempt of each task (tasks of a step that never made it are left
+    out; MetaflowNotFound when none did). Raises InvalidPathspec for any other shape.
+    """
+    parts = pathspec.split("/") if isinstance(pathspec, str) else []
+    if len(parts) not in (3, 4) or not all(parts):
+        raise InvalidPathspec(
+            f"Expects a step or a task: 'FlowName/RunID/StepName' or "
+            f"'FlowName/RunID/StepName/TaskID', not {pathspec!r}"
+        )
+    attempt = _check_attempt(attempt)
+    if len(parts) == 4:
+        return [Task(pathspec, attempt, _store=store)]
+    step = Step(pathspec, _store=store)
+    tasks = sorted(step, key=lambda t: int(t.id))
+    if attempt is None:
+        return tasks
+    chosen = []
+    for task in tasks:
+        try:
+            chosen.append(Task(task.pathspec, attempt, _store=step._store, _run=step._run))
+        except MetaflowNotFound:
+            continue
+    if not chosen:
+        raise _not_found(f"Attempt {attempt} of any task of Step('{pathspec}')")
+    return chosen
+
+
+# Imported last, once the names above exist: runs.py and artifacts.py import this module back
+# (a Step hands out Tasks, a DataArtifact reads its Task), so any of them may be imported first.
+from .artifacts import DataArtifact, MetaflowArtifacts, MetaflowData  # noqa: E402
+from .runs import Run, Step  # noqa: E402
