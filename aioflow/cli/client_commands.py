@@ -10,7 +10,7 @@ the namespace asked for and turns client errors into Metaflow-style exits (`outp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated
@@ -180,6 +180,18 @@ def _run_to_tag(store: Store, pathspec: str, ns: str | None) -> Run:
         ) from exc
 
 
+def _change_tags(
+    run: str, namespace: str | None, root: str | None, change: Callable[[Run], None]
+) -> None:
+    """Apply one tag change to a run of the user's namespace and print the new tags."""
+    ns = _user_namespace(namespace)
+    with _reading(root, ns) as store:
+        target = _run_to_tag(store, run, ns)
+        change(target)
+        _echo("Operation successful. New tags:")
+        _print_tags(target)
+
+
 @tag_app.command("add")
 def tag_add(
     run: RunArgument,
@@ -188,12 +200,7 @@ def tag_add(
     root: RootOption = None,
 ) -> None:
     """Add tags to a run: aioflow tag add Flow/3 nightly reviewed."""
-    ns = _user_namespace(namespace)
-    with _reading(root, ns) as store:
-        target = _run_to_tag(store, run, ns)
-        target.add_tags(tags)
-        _echo("Operation successful. New tags:")
-        _print_tags(target)
+    _change_tags(run, namespace, root, lambda target: target.add_tags(tags))
 
 
 @tag_app.command("remove")
@@ -204,12 +211,7 @@ def tag_remove(
     root: RootOption = None,
 ) -> None:
     """Remove tags from a run (system tags cannot be removed)."""
-    ns = _user_namespace(namespace)
-    with _reading(root, ns) as store:
-        target = _run_to_tag(store, run, ns)
-        target.remove_tags(tags)
-        _echo("Operation successful. New tags:")
-        _print_tags(target)
+    _change_tags(run, namespace, root, lambda target: target.remove_tags(tags))
 
 
 @tag_app.command("replace")
@@ -241,12 +243,7 @@ def tag_replace(
         raise typer.BadParameter(
             "Specify at least one tag to add, else please use tag remove.", param_hint=hint
         )
-    ns = _user_namespace(namespace)
-    with _reading(root, ns) as store:
-        target = _run_to_tag(store, run, ns)
-        target.replace_tags(remove, add)
-        _echo("Operation successful. New tags:")
-        _print_tags(target)
+    _change_tags(run, namespace, root, lambda target: target.replace_tags(remove, add))
 
 
 @tag_app.command("list")
