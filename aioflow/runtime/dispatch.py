@@ -97,12 +97,17 @@ class Dispatcher:
 
     async def attempt(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
         """Run one attempt of a task and return its outcome (never raises for the step)."""
-        async with self.resources.reserve(options.cpu, options.memory, options.gpu):
-            if options.executor == "loop":
-                return await run_async_task(self.env, spec, self.lane.run, options.timeout)
-            if options.executor == "process":
-                return await self._in_process(spec, options)
-            return await self._in_thread(spec, options)
+        if options.cpu or options.memory or options.gpu:
+            async with self.resources.reserve(options.cpu, options.memory, options.gpu):
+                return await self._run(spec, options)
+        return await self._run(spec, options)
+
+    async def _run(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
+        if options.executor == "loop":
+            return await run_async_task(self.env, spec, self.lane.run, options.timeout)
+        if options.executor == "process":
+            return await self._in_process(spec, options)
+        return await self._in_thread(spec, options)
 
     async def _in_thread(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
         if options.timeout is None:

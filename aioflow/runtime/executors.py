@@ -138,7 +138,7 @@ class ThreadLane:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` in a worker thread, in a copy of the caller's context."""
-        if sniffio.current_async_library() != "asyncio":
+        if self._inbox is None and sniffio.current_async_library() != "asyncio":
             # Other anyio backends take the portable (slower) path.
             if self._limiter is None:
                 self._limiter = anyio.CapacityLimiter(self.max_threads)

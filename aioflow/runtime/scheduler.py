@@ -102,7 +102,19 @@ class Scheduler:
 
     async def _worker(self, receive: MemoryObjectReceiveStream[TaskSpec]) -> None:
         async with receive:
-            async for spec in receive:
+            while self.result.status == "running":
+                # receive_nowait first: receive() yields to the loop even when a task is ready,
+                # an extra loop iteration per task that a wide foreach feels. (Without that
+                # yield, the status check above is what stops a worker once the run failed.)
+                try:
+                    spec = receive.receive_nowait()
+                except anyio.WouldBlock:
+                    try:
+                        spec = await receive.receive()
+                    except anyio.EndOfStream:
+                        return
+                except anyio.EndOfStream:
+                    return
                 outcome = await self._run_task(spec)
                 self._completed(outcome)
 
@@ -184,8 +196,12 @@ class Scheduler:
 
     def _row(self, spec: TaskSpec, outcome: TaskOutcome | None) -> TaskRow:
         run_id = int(self.env.run_id)
-        frames = pack(spec.frames) if spec.frames else None
-        parents = pack(spec.parents) if spec.parents else None
+        if spec.packed is None:
+            spec.packed = (
+                pack(spec.frames) if spec.frames else None,
+                pack(spec.parents) if spec.parents else None,
+            )
+        frames, parents = spec.packed
         if outcome is None:
             return task_row(run_id, spec.task_id, spec.attempt, spec.step, "running",
                             started_at=spec.started_at, frames=frames, parents=parents)  # fmt: skip

@@ -42,6 +42,8 @@ class TaskSpec:
     inputs: list[TaskOutcome] | None = None
     attempt: int = 0
     started_at: float = 0.0
+    #: frames and parents as stored (msgpack), packed once for all of the task's rows
+    packed: tuple[bytes | None, bytes | None] | None = None
 
 
 @dataclass(slots=True)
