@@ -1,1 +1,6 @@
-"""aioflow's benchmarks: `python -m benchmarks.core` prints the core engine's figures."""
+"""aioflow's benchmarks.
+
+python -m benchmarks [--peers]     aioflow side by side with Metaflow and Prefect
+python -m benchmarks.core          the core engine's own figures
+python -m pytest benchmarks/micro --benchmark-only    micro-benchmarks of the hot paths
+"""
