@@ -7,8 +7,10 @@ import time
 
 import anyio
 
-from aioflow import FlowSpec, Parameter, run_flow_sync, step
+from aioflow import FlowSpec, run_flow_sync, step
 from aioflow.runtime.executors import ThreadLane
+
+from ..flows import WideForeachFlow as FanFlow
 
 
 class MinimalFlow(FlowSpec):
@@ -16,30 +18,6 @@ class MinimalFlow(FlowSpec):
 
     @step
     def start(self):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-
-class FanFlow(FlowSpec):
-    """start -> N trivial tasks -> join -> end."""
-
-    n = Parameter("n", default=1000)
-
-    @step
-    def start(self):
-        self.items = list(range(self.n))
-        self.next(self.work, foreach="items")
-
-    @step
-    def work(self):
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.count = len(inputs)
         self.next(self.end)
 
     @step
