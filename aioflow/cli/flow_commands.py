@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ import anyio
 import click
 
 from ..console import Console
-from ..events import Event, RunStarted
 from ..exceptions import AioflowException, FlowDefinitionError, ParameterError
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph
@@ -30,7 +30,7 @@ from ..runtime.runner import (
     PreparedRun,
     RunOptions,
     RunOutcome,
-    execute,
+    open_run,
     prepare,
     prepare_resume,
     validate_tags,
@@ -40,8 +40,13 @@ from .output import EXIT_FAILED, EXIT_INTERRUPTED, _echo, _fail, _header, _valid
 # -- running ------------------------------------------------------------------------------------
 
 
-async def _run_until_signal(prepared: PreparedRun, options: RunOptions) -> RunOutcome | None:
-    """Run the flow; the first Ctrl-C (or SIGTERM) cancels it cleanly, a second one exits."""
+async def _run_until_signal(
+    prepared: PreparedRun, options: RunOptions, on_open: Callable[[str], None]
+) -> RunOutcome | None:
+    """Run the flow; the first Ctrl-C (or SIGTERM) cancels it cleanly, a second one exits.
+
+    `on_open` gets the run id as soon as the run is stored, before its first task.
+    """
     outcome: RunOutcome | None = None
     error: Exception | None = None
     async with anyio.create_task_group() as tg:
@@ -61,7 +66,9 @@ async def _run_until_signal(prepared: PreparedRun, options: RunOptions) -> RunOu
         tg.start_soon(watch_signals)
         with run_scope:
             try:
-                outcome = await execute(prepared, options)
+                opened = await open_run(prepared, options)
+                on_open(opened.run_id)
+                outcome = await opened.run()
             except Exception as exc:
                 # Raised out of the task group it would arrive wrapped in an ExceptionGroup;
                 # keep it bare so `_run` can report it.
@@ -119,26 +126,26 @@ def _execute(
     origin_run_id: str | None = None,
     resume_step: str | None = None,
 ) -> None:
+    # No listener at all with --quiet: then the runtime builds no event per task.
     listeners: list[Any] = [] if opts["quiet"] else [Console()]
-    started: list[RunStarted] = []
+    started: list[str] = []
 
-    def remember(event: Event) -> None:
-        if isinstance(event, RunStarted):
-            started.append(event)
-            if opts["run_id_file"]:
-                Path(opts["run_id_file"]).write_text(event.run_id)
+    def remember(run_id: str) -> None:
+        started.append(run_id)
+        if opts["run_id_file"]:
+            Path(opts["run_id_file"]).write_text(run_id)
 
     options = RunOptions(
         root=opts["root"],
         max_workers=opts["max_workers"],
         max_num_splits=opts["max_num_splits"],
         tags=opts["tag"],
-        listeners=[remember, *listeners],
+        listeners=listeners,
         origin_run_id=origin_run_id,
         resume_step=resume_step,
     )
     try:
-        outcome = anyio.run(_run_until_signal, prepared, options)
+        outcome = anyio.run(_run_until_signal, prepared, options, remember)
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from exc
     except AioflowException as exc:
@@ -149,7 +156,7 @@ def _execute(
         _echo(traceback.format_exc(), err=True)
         raise SystemExit(EXIT_FAILED) from None
     if outcome is None:
-        run_id = started[0].run_id if started else "?"
+        run_id = started[0] if started else "?"
         _echo(f"Run {flow_cls.__name__}/{run_id} was cancelled and marked as failed.", err=True)
         raise SystemExit(EXIT_INTERRUPTED)
     if not outcome.successful:
