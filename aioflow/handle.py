@@ -34,6 +34,7 @@ from .events import Event, Listener, RunFinished
 from .exceptions import FlowFailed
 from .runtime.caches import offload
 from .runtime.runner import OpenRun, PreparedRun, RunOptions, RunOutcome, open_run
+from .runtime.task import task_pathspec
 from .store import Store
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -60,7 +61,7 @@ def check_outcome(outcome: RunOutcome, run: Run) -> Run:
     failure = outcome.failure
     if failure is not None and failure.error is not None:
         spec = failure.spec
-        pathspec = f"{outcome.flow_name}/{outcome.run_id}/{spec.step}/{spec.task_id}"
+        pathspec = task_pathspec(outcome.flow_name, outcome.run_id, spec)
         error = failure.error
         raise FlowFailed(
             f"Run {run.pathspec} failed: step *{spec.step}* (task {pathspec}) raised "

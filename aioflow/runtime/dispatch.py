@@ -55,7 +55,7 @@ _ENV_FIELDS = (
 
 def failed_outcome(env: RunEnv, spec: TaskSpec, exc: BaseException) -> TaskOutcome:
     """An outcome for an attempt whose body could not report back (no new artifacts)."""
-    manifest = dict(env.base_manifest) if env.graph[spec.step].is_join else spec.manifest
+    manifest = env.starting_manifest(spec)
     text = "".join(traceback.format_exception_only(type(exc), exc))
     info = ErrorInfo(exc, type(exc).__name__, str(exc), text)
     return TaskOutcome(spec, manifest, [], TaskLog(), error=info)
@@ -165,7 +165,7 @@ class Dispatcher:
         return self._from_reply(spec, reply)
 
     def _from_reply(self, spec: TaskSpec, reply: TaskReply) -> TaskOutcome:
-        pathspec = f"{self.env.flow_name}/{self.env.run_id}/{spec.step}/{spec.task_id}"
+        pathspec = self.env.pathspec(spec)
         # A worker's lines arrive with its reply; emitted now, in order, before the task's end.
         for stream, lines in (("stdout", reply.stdout), ("stderr", reply.stderr)):
             for ts, line in lines:

@@ -31,7 +31,7 @@ from .logs import install as install_log_capture
 from .logs import uninstall as uninstall_log_capture
 from .resume import Origin
 from .scheduler import RunResult, Scheduler
-from .task import RunEnv, TaskOutcome, TaskSpec
+from .task import RunEnv, TaskOutcome, task_pathspec
 
 if TYPE_CHECKING:
     from .runner import PreparedRun, RunOptions
@@ -172,7 +172,7 @@ class OpenRun:
                             time.time() - started,
                             None
                             if failed is None
-                            else _task_pathspec(flow_name, run_id, failed.spec),
+                            else task_pathspec(flow_name, run_id, failed.spec),
                             tuple(outcome.interrupted),
                         )
                     )
@@ -242,10 +242,10 @@ async def _record_end(
                 exception=pack(record),
             )
         )
-        interrupted.append(_task_pathspec(flow_name, run_id, spec))
+        interrupted.append(task_pathspec(flow_name, run_id, spec))
     error: dict[str, str | None] | None = None
     if result.failure is not None and result.failure.error is not None:
-        error = {"pathspec": _task_pathspec(flow_name, run_id, result.failure.spec),
+        error = {"pathspec": task_pathspec(flow_name, run_id, result.failure.spec),
                  **result.failure.error.to_record()}  # fmt: skip
     elif result.error is not None:
         error = {"pathspec": None, "type": type(result.error).__name__,
@@ -266,10 +266,6 @@ async def _record_end(
         result.error,
         interrupted,
     )
-
-
-def _task_pathspec(flow_name: str, run_id: str, spec: TaskSpec) -> str:
-    return f"{flow_name}/{run_id}/{spec.step}/{spec.task_id}"
 
 
 def on_asyncio() -> bool:

@@ -155,7 +155,7 @@ class Scheduler:
         err = outcome.error
         assert err is not None
         if self.emit is not None:
-            pathspec = self._pathspec(spec)
+            pathspec = self.env.pathspec(spec)
             self.emit(
                 TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name, err.message,
                            err.traceback, outcome.finished_at - spec.started_at, spec.attempt,
@@ -190,10 +190,6 @@ class Scheduler:
         assert self._send is not None
         self._send.send_nowait(spec)
 
-    def _pathspec(self, spec: TaskSpec) -> str:
-        env = self.env
-        return f"{env.flow_name}/{env.run_id}/{spec.step}/{spec.task_id}"
-
     def _row(self, spec: TaskSpec, outcome: TaskOutcome | None) -> TaskRow:
         run_id = int(self.env.run_id)
         if spec.packed is None:
@@ -223,7 +219,9 @@ class Scheduler:
         self._running[spec.task_id] = spec
         self.writer.put_task(self._row(spec, None))
         if self.emit is not None:
-            self.emit(TaskStarted(self._pathspec(spec), spec.step, str(spec.task_id), spec.attempt))
+            self.emit(
+                TaskStarted(self.env.pathspec(spec), spec.step, str(spec.task_id), spec.attempt)
+            )
 
     def _store_outcome(self, outcome: TaskOutcome) -> None:
         for key, data in outcome.small:
@@ -253,7 +251,7 @@ class Scheduler:
         assert self.emit is not None
         spec = outcome.spec
         duration = outcome.finished_at - spec.started_at
-        pathspec = self._pathspec(spec)
+        pathspec = self.env.pathspec(spec)
         err = outcome.error
         if err is None:
             splits = None if outcome.item_keys is None else len(outcome.item_keys)

@@ -89,6 +89,11 @@ class TaskOutcome:
         return self.error is None
 
 
+def task_pathspec(flow_name: str, run_id: str, spec: TaskSpec) -> str:
+    """`Flow/run_id/step/task_id`."""
+    return f"{flow_name}/{run_id}/{spec.step}/{spec.task_id}"
+
+
 class BlobReader(Protocol):
     """Where tasks read blobs from: the run's writer (with its cache), or a worker's reader."""
 
@@ -124,6 +129,15 @@ class RunEnv:
             constants = self.readonly - set(self.parameter_names)
             self.task_cls = task_class(self.flow_cls, constants)
 
+    def pathspec(self, spec: TaskSpec) -> str:
+        """`Flow/run_id/step/task_id` of a task of this run."""
+        return task_pathspec(self.flow_name, self.run_id, spec)
+
+    def starting_manifest(self, spec: TaskSpec) -> dict[str, str]:
+        """What a task starts from: its parent's artifacts, or for a join only the run's own
+        (name, parameters, constants), fresh because merge_artifacts adds to it."""
+        return dict(self.base_manifest) if self.graph[spec.step].is_join else spec.manifest
+
     def load(self, key: str) -> Any:
         """Decode the artifact stored under `key` (fresh object on every call)."""
         tag, payload = self.reader.read_blob(key)
@@ -158,7 +172,7 @@ class TaskRun:
         self.env = env
         self.spec = spec
         self.node: StepNode = env.graph[spec.step]
-        manifest = dict(env.base_manifest) if self.node.is_join else spec.manifest
+        manifest = env.starting_manifest(spec)
         self.state = TaskState(
             node=self.node,
             manifest=manifest,
@@ -169,7 +183,7 @@ class TaskRun:
         )
         assert env.task_cls is not None
         self.flow = env.task_cls._for_task(self.state)
-        pathspec = f"{env.flow_name}/{env.run_id}/{spec.step}/{spec.task_id}"
+        pathspec = env.pathspec(spec)
         sink = env.line_sink
         self.log = TaskLog(lambda stream, line: sink(pathspec, stream, line))
         self.context = TaskContext(
