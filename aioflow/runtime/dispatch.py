@@ -16,7 +16,7 @@ import anyio
 from ..decorators import StepOptions
 from ..events import Event, LogLine
 from ..store.writer import BatchWriter
-from .executors import ThreadLane
+from .executors import Done, ThreadLane
 from .logs import TaskLog
 from .process_worker import (
     RemoteTaskError,
@@ -94,6 +94,24 @@ class Dispatcher:
             )
             self._processes = ProcessLane(setup, self._process_slots)
         return self._processes
+
+    def can_submit(self, options: StepOptions) -> bool:
+        """True when attempts of a step with these options can go through `submit`: a sync
+        body on a thread, with no @timeout to enforce and no @resources to reserve."""
+        return (
+            options.executor == "thread"
+            and options.timeout is None
+            and not (options.cpu or options.memory or options.gpu)
+            and self.lane.accepts_callbacks()
+        )
+
+    def submit(self, spec: TaskSpec, done: Done) -> None:
+        """Start one attempt in the thread lane; `done(ok, outcome)` is called on the loop.
+
+        Only for steps `can_submit` accepts; `ok` is False only when aioflow itself failed
+        around the step (a step's own failure is an outcome, as with `attempt`).
+        """
+        self.lane.submit(run_sync_task, (self.env, spec), done)
 
     async def attempt(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
         """Run one attempt of a task and return its outcome (never raises for the step)."""

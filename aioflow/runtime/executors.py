@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import itertools
 import queue
 import threading
@@ -31,10 +32,11 @@ import sniffio
 from anyio.lowlevel import RunVar
 
 from .bridge import LoopInbox
-from .caches import offload
 
 T = TypeVar("T")
-_Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]", contextvars.Context]
+#: Receives a job's result on the loop: (True, value) or (False, the exception it raised).
+Done = Callable[[bool, Any], None]
+_Job = tuple[Callable[..., Any], tuple[Any, ...], Done, contextvars.Context]
 
 #: Seconds without any job taken after which a waiting job gets a new thread.
 GROW_AFTER = 0.005
@@ -131,35 +133,46 @@ class ThreadLane:
         self._taken = 0  # jobs taken so far (counted by the threads; a hint, not exact)
         self._busy = 0
         self._abandoned = 0
-        self._inbox: LoopInbox[tuple[asyncio.Future[Any], bool, Any]] | None = None
+        self._inbox: LoopInbox[tuple[Done, bool, Any]] | None = None
         self._limiter: anyio.CapacityLimiter | None = None
         self._pool: IdleThreads | None = None
         self._check: asyncio.TimerHandle | None = None
 
+    def accepts_callbacks(self) -> bool:
+        """True when `submit` can be used: on asyncio (other backends take `run`'s slow path)."""
+        return self._inbox is not None or sniffio.current_async_library() == "asyncio"
+
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Done) -> None:
+        """Run `fn(*args)` in a worker thread (in a copy of the caller's context) and hand its
+        result to `done` on the loop (event loop thread, asyncio only; see accepts_callbacks).
+
+        No future and no coroutine resumption: a scheduler that reacts to results directly
+        saves both on every task, which a foreach of many tiny tasks feels.
+        """
+        loop = asyncio.get_running_loop()
+        if self._inbox is None:
+            self._inbox = LoopInbox(loop, self._deliver)
+            self._pool = idle_threads()
+        self._busy += 1
+        self._jobs.put((fn, args, done, contextvars.copy_context()))
+        working = self._threads - self._abandoned
+        if working == 0:
+            # As in _grow_check: starting a thread must not block the event loop.
+            self._start_thread(loop)
+        elif self._busy > working and working < self.max_threads and self._check is None:
+            self._check = loop.call_later(GROW_AFTER, self._grow_check, loop, self._taken)
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` in a worker thread, in a copy of the caller's context."""
-        if self._inbox is None and sniffio.current_async_library() != "asyncio":
+        if not self.accepts_callbacks():
             # Other anyio backends take the portable (slower) path.
             if self._limiter is None:
                 self._limiter = anyio.CapacityLimiter(self.max_threads)
             ctx = contextvars.copy_context()
             return await anyio.to_thread.run_sync(ctx.run, fn, *args, limiter=self._limiter)
-        loop = asyncio.get_running_loop()
-        if self._inbox is None:
-            self._inbox = LoopInbox(loop, _settle)
-            self._pool = idle_threads()
-        future: asyncio.Future[T] = loop.create_future()
-        self._busy += 1
-        try:
-            self._jobs.put((fn, args, future, contextvars.copy_context()))
-            working = self._threads - self._abandoned
-            if working == 0:
-                await self._add_thread()
-            elif self._busy > working and working < self.max_threads and self._check is None:
-                self._check = loop.call_later(GROW_AFTER, self._grow_check, loop, self._taken)
-            return await future
-        finally:
-            self._busy -= 1
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self.submit(fn, args, functools.partial(_settle, future))
+        return await future
 
     def _grow_check(self, loop: asyncio.AbstractEventLoop, progress: int) -> None:
         """Add a thread when jobs wait and the lane's threads are stuck, not just busy.
@@ -176,26 +189,19 @@ class ThreadLane:
         if self._busy <= working or working >= self.max_threads:
             return
         if self._taken == progress:
-            worker = self._take_worker()
-            if worker.thread.ident is None:
-                # Thread.start() waits until the new thread runs, which takes milliseconds when
-                # other threads hold the GIL: it must not block the loop, so a helper thread
-                # of the loop's executor starts it.
-                loop.run_in_executor(None, _start_and_assign, worker, self)
-            else:
-                worker.assign.put(self)
+            self._start_thread(loop)
         self._check = loop.call_later(GROW_AFTER, self._grow_check, loop, self._taken)
 
-    def _take_worker(self) -> _Worker:
+    def _start_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Put one more thread to work on this lane: an idle one, or a new one."""
         assert self._pool is not None
         self._threads += 1
-        return self._pool.take() or _Worker(self._pool)
-
-    async def _add_thread(self) -> None:
-        worker = self._take_worker()
+        worker = self._pool.take() or _Worker(self._pool)
         if worker.thread.ident is None:
-            # As in _grow_check: starting a thread must not block the event loop.
-            await offload(_start_and_assign, worker, self)
+            # Thread.start() waits until the new thread runs, which takes milliseconds when
+            # other threads hold the GIL: it must not block the loop, so a helper thread of the
+            # loop's executor starts it.
+            loop.run_in_executor(None, _start_and_assign, worker, self)
         else:
             worker.assign.put(self)
 
@@ -206,14 +212,19 @@ class ThreadLane:
             job = jobs.get()
             if job is None:
                 return
-            fn, args, future, ctx = job
+            fn, args, done, ctx = job
             self._taken += 1
             try:
-                result = (future, True, ctx.run(fn, *args))
-            except BaseException as exc:  # delivered to the awaiting coroutine
-                result = (future, False, exc)
+                result = (done, True, ctx.run(fn, *args))
+            except BaseException as exc:  # delivered to whoever submitted the job
+                result = (done, False, exc)
             assert self._inbox is not None
             self._inbox.put(result)
+
+    def _deliver(self, item: tuple[Done, bool, Any]) -> None:
+        done, ok, value = item
+        self._busy -= 1
+        done(ok, value)
 
     def abandon_one(self) -> None:
         """Forget one busy thread (a timed-out body that cannot be stopped).
@@ -237,8 +248,7 @@ def _start_and_assign(worker: _Worker, lane: ThreadLane) -> None:
     worker.assign.put(lane)
 
 
-def _settle(item: tuple[asyncio.Future[Any], bool, Any]) -> None:
-    future, ok, value = item
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
     if future.done():  # the awaiting coroutine was cancelled: nobody wants this result
         return
     if ok:

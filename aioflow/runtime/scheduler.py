@@ -6,14 +6,19 @@ children; a join pops one, and waits for as many arrivals as the frame says, key
 task that pushed it. That keys joins by what really ran, so a switch inside a branch, nested
 foreaches and recursive loops need no special cases.
 
-A fixed set of `max_workers` worker coroutines takes ready tasks from one queue; async bodies
-run in the worker, sync ones in the run's thread lane. The first failing task cancels the rest.
+At most `max_workers` tasks run at once. Ready tasks wait in one queue; whenever a slot frees
+up, the next one starts. A plain sync step (the thread executor, no @timeout, no @resources) is
+handed straight to the run's thread lane, and its result comes back as a callback: no coroutine
+and no future per task, which is most of the scheduling cost of a tiny task. Every other task
+(async bodies, process steps, timeouts, resource reservations, clones of a resumed run) goes to
+one of `max_workers` worker coroutines. The first failing task cancels the rest.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -70,7 +75,15 @@ class Scheduler:
         self.result = RunResult()
         self._next_task_id = 1
         self._running: dict[int, TaskSpec] = {}
-        self._pending = 0
+        self._pending = 0  # spawned and not completed
+        self._ready: deque[TaskSpec] = deque()  # spawned and not started
+        self._in_flight = 0  # started (or handed to a worker coroutine) and not completed
+        self._direct = (
+            {name: dispatcher.can_submit(opts) for name, opts in options.items()}
+            if origin is None
+            else {}
+        )
+        self._crashed: BaseException | None = None
         self._joins: dict[tuple[str, int], list[TaskOutcome | None]] = {}
         self._join_counts: dict[tuple[str, int], int] = {}
         self._send: MemoryObjectSendStream[TaskSpec] | None = None
@@ -84,6 +97,7 @@ class Scheduler:
         """Run the flow from its start step; returns when it ends, fails or is cancelled."""
         send, receive = anyio.create_memory_object_stream[TaskSpec](math.inf)
         self._send = send
+        self.writer.running_rows = self._running_rows
         try:
             async with anyio.create_task_group() as tg:
                 self._cancel = tg.cancel_scope.cancel
@@ -92,10 +106,14 @@ class Scheduler:
                     for _ in range(self.max_workers):
                         tg.start_soon(self._worker, receive.clone())
                 self._spawn("start", (), (), self.env.base_manifest)
+                self._pump()
         finally:
+            self.writer.running_rows = None
             self.writer.close()
             send.close()
             self.result.interrupted_tasks = list(self._running.values())
+        if self._crashed is not None:
+            raise self._crashed
         if self.result.status == "running":
             self.result.status = "succeeded"
         return self.result
@@ -127,21 +145,53 @@ class Scheduler:
         options = self.options[spec.step]
         while True:
             self._started(spec)
-            outcome = await self.dispatcher.attempt(spec, options)
-            if outcome.ok:
-                return outcome
-            if spec.attempt < options.retries and self.result.status == "running":
-                self._record_failed_attempt(outcome)
-                spec = replace(spec, attempt=spec.attempt + 1, started_at=0.0)
-                continue
-            if options.catch is not None:
-                node = self.graph[spec.step]
-                return caught(outcome, options.catch, node, self.env.put_large)
+            judged = self._judge(await self.dispatcher.attempt(spec, options))
+            if isinstance(judged, TaskOutcome):
+                return judged
+            spec = judged
+
+    def _judge(self, outcome: TaskOutcome) -> TaskOutcome | TaskSpec:
+        """What follows an attempt: the task's outcome, or the spec of its next attempt."""
+        spec = outcome.spec
+        if outcome.ok:
             return outcome
+        options = self.options[spec.step]
+        if spec.attempt < options.retries and self.result.status == "running":
+            self._record_failed_attempt(outcome)
+            return replace(spec, attempt=spec.attempt + 1, started_at=0.0, stored=False)
+        if options.catch is not None:
+            return caught(outcome, options.catch, self.graph[spec.step], self.env.put_large)
+        return outcome
+
+    # -- tasks handed straight to the thread lane -------------------------------------------
+
+    def _submit(self, spec: TaskSpec) -> None:
+        self._started(spec)
+        self.dispatcher.submit(spec, lambda ok, value: self._attempt_done(spec, ok, value))
+
+    def _attempt_done(self, spec: TaskSpec, ok: bool, value: object) -> None:
+        """A directly submitted attempt ended (on the loop, called by the thread lane)."""
+        if self.result.status != "running":
+            return  # a failed or cancelled run drops it, as a cancelled worker would
+        try:
+            if not ok:
+                assert isinstance(value, BaseException)
+                raise value  # aioflow itself failed around the step, not the step
+            assert isinstance(value, TaskOutcome)
+            judged = self._judge(value)
+            if isinstance(judged, TaskSpec):
+                self._submit(judged)
+            else:
+                self._completed(judged)
+        except BaseException as exc:
+            # Nobody awaits this callback: stop the run and let `run()` raise it.
+            self._crashed = exc
+            self._stop("failed", error=exc)
 
     async def _clone(self, spec: TaskSpec, task: OriginTask) -> TaskOutcome:
         assert self.origin is not None
         spec.started_at = time.time()
+        spec.stored = True  # a clone is stored once, cloned
         self._running[spec.task_id] = spec
         outcome, items_key = self.origin.clone(spec, task)
         if items_key is not None:
@@ -187,8 +237,20 @@ class Scheduler:
         spec = TaskSpec(self._next_task_id, step, frames, parents, manifest, inputs)
         self._next_task_id += 1
         self._pending += 1
-        assert self._send is not None
-        self._send.send_nowait(spec)
+        self._ready.append(spec)
+
+    def _pump(self) -> None:
+        """Start ready tasks while slots are free."""
+        ready = self._ready
+        direct = self._direct
+        while ready and self._in_flight < self.max_workers and self.result.status == "running":
+            spec = ready.popleft()
+            self._in_flight += 1
+            if direct.get(spec.step):
+                self._submit(spec)
+            else:
+                assert self._send is not None
+                self._send.send_nowait(spec)
 
     def _row(self, spec: TaskSpec, outcome: TaskOutcome | None) -> TaskRow:
         run_id = int(self.env.run_id)
@@ -217,22 +279,33 @@ class Scheduler:
     def _started(self, spec: TaskSpec) -> None:
         spec.started_at = time.time()
         self._running[spec.task_id] = spec
-        self.writer.put_task(self._row(spec, None))
+        self.writer.wake()  # its "running" row is stored by the next commit, if still running
         if self.emit is not None:
             self.emit(
                 TaskStarted(self.env.pathspec(spec), spec.step, str(spec.task_id), spec.attempt)
             )
 
+    def _running_rows(self) -> list[TaskRow]:
+        """Rows of the tasks running now that were not stored yet (the writer asks)."""
+        rows = []
+        for spec in self._running.values():
+            if not spec.stored:
+                spec.stored = True
+                rows.append(self._row(spec, None))
+        return rows
+
     def _store_outcome(self, outcome: TaskOutcome) -> None:
         for key, data in outcome.small:
             self.writer.put_blob(key, data)
         outcome.small = []
+        outcome.spec.stored = True
         self.writer.put_task(self._row(outcome.spec, outcome))
 
     def _completed(self, outcome: TaskOutcome) -> None:
         spec = outcome.spec
         self._running.pop(spec.task_id, None)
         self._pending -= 1
+        self._in_flight -= 1
         self._store_outcome(outcome)
         if self.emit is not None:
             self._emit_end(outcome)
@@ -246,6 +319,7 @@ class Scheduler:
         self._follow(outcome)
         if self._pending == 0 and self.result.status == "running":
             self._stop("failed", error=self._stall_error())
+        self._pump()
 
     def _emit_end(self, outcome: TaskOutcome) -> None:
         assert self.emit is not None

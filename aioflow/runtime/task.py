@@ -44,6 +44,8 @@ class TaskSpec:
     started_at: float = 0.0
     #: frames and parents as stored (msgpack), packed once for all of the task's rows
     packed: tuple[bytes | None, bytes | None] | None = None
+    #: True once a row of this attempt was handed to the writer
+    stored: bool = False
 
 
 @dataclass(slots=True)

@@ -3,8 +3,13 @@
 Tasks finish far faster than SQLite can commit one transaction each, and a commit must not run
 on the event loop. The runtime hands rows and small blobs to `BatchWriter`, which coalesces them
 (a task's start and finish rows collapse into one) and commits them in a worker thread, one
-transaction per batch, while the next batch accumulates. Blobs are readable from the writer's
-cache from the moment they are handed over, so a child task never waits for its parent's commit.
+transaction per batch, while the next batch accumulates. Commits are at least `COMMIT_INTERVAL`
+apart (a group commit): a wide foreach then commits a few large batches rather than a hundred
+small ones, whose fixed costs (a transaction, a thread handoff, B-tree pages rewritten) would
+otherwise cost more than the rows. Rows that only say a task is running are pulled from
+`running_rows` when a batch is taken, so a task that finishes before the next commit never
+costs one. Blobs are readable from the writer's cache from the moment they are handed over,
+so a child task never waits for its parent's commit.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from .serde import Buffer
 
 #: Unflushed-and-flushed small blobs kept for reads during the run, in bytes.
 CACHE_LIMIT = 64 * 1024 * 1024
+#: Seconds between the start of one commit and the next (unless the writer is closing).
+COMMIT_INTERVAL = 0.01
 
 
 class BatchWriter:
@@ -37,15 +44,23 @@ class BatchWriter:
         self._cache: dict[str, bytes] = {}
         self._cache_size = 0
         self._wakeup = anyio.Event()
+        self._closing = anyio.Event()
         self._limiter = anyio.CapacityLimiter(1)
         self._closed = False
         self.error: BaseException | None = None
+        #: Called (on the loop) when a batch is taken: rows of tasks running at that moment
+        #: that were not stored yet. See `wake()`.
+        self.running_rows: Callable[[], list[TaskRow]] | None = None
 
     # -- called on the event loop, cheap ----------------------------------------------------
 
     def put_task(self, row: TaskRow) -> None:
         """Queue a task row (replaces a queued row of the same attempt)."""
         self._tasks[(row[0], row[1], row[2])] = row
+        self._wakeup.set()
+
+    def wake(self) -> None:
+        """Make sure a commit follows soon, e.g. to store what `running_rows` will return."""
         self._wakeup.set()
 
     def put_blob(self, key: str, data: bytes) -> None:
@@ -80,6 +95,9 @@ class BatchWriter:
     # -- the flushing side ------------------------------------------------------------------
 
     def _take(self) -> tuple[list[TaskRow], list[tuple[str, bytes]], list[Any]]:
+        if self.running_rows is not None:
+            for row in self.running_rows():
+                self._tasks.setdefault((row[0], row[1], row[2]), row)
         tasks, self._tasks = list(self._tasks.values()), {}
         blobs, self._blobs = list(self._blobs.items()), {}
         runs, self._runs = self._runs, []
@@ -107,7 +125,8 @@ class BatchWriter:
                         self._cache_size -= len(data)
 
     async def run(self, on_error: Callable[[BaseException], None]) -> None:
-        """Flush whenever something is queued, until `close()`; report a failed commit."""
+        """Flush when something is queued, at most every `COMMIT_INTERVAL`, until `close()`;
+        report a failed commit."""
         while not self._closed:
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
@@ -117,11 +136,15 @@ class BatchWriter:
                 self.error = exc
                 on_error(exc)
                 return
+            with anyio.move_on_after(COMMIT_INTERVAL):
+                await self._closing.wait()
 
     def close(self) -> None:
-        """Let `run()` return after its current flush."""
+        """Let `run()` return after its current flush (what is still queued is left to a last
+        `flush()` by the owner)."""
         self._closed = True
+        self._closing.set()
         self._wakeup.set()
 
 
-__all__ = ["CACHE_LIMIT", "BatchWriter"]
+__all__ = ["CACHE_LIMIT", "COMMIT_INTERVAL", "BatchWriter"]

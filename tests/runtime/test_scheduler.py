@@ -1123,3 +1123,48 @@ async def test_move_on_after_cancels_a_run_blocked_in_a_step(aioflow_root: Path)
     run_ = Flow("CancelFlow").latest_run
     assert run_ is not None and run_.status == "cancelled" and not run_.successful
     assert not run_["blocked"].task.finished
+
+
+# -- aioflow's own failures -------------------------------------------------------------------
+
+
+class TwoSyncStepsFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = [1, 2, 3]
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+async def test_an_aioflow_error_around_a_sync_step_fails_the_run_with_it(
+    aioflow_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sync steps are handed to the thread lane with a callback that nobody awaits: an error
+    # of aioflow itself there must still end the run and reach the caller, not hang it.
+    from aioflow.runtime import dispatch
+
+    real = dispatch.run_sync_task
+
+    def broken(env: Any, spec: Any) -> Any:
+        if spec.step == "work":
+            raise RuntimeError("broken runtime")
+        return real(env, spec)
+
+    monkeypatch.setattr(dispatch, "run_sync_task", broken)
+    with pytest.raises(RuntimeError, match="broken runtime"):
+        await run_here(TwoSyncStepsFlow, aioflow_root)
+    run = Flow("TwoSyncStepsFlow").latest_run
+    assert run is not None and run.status == "failed" and not run.successful
+    assert run["start"].task.successful
+    assert "join" not in run

@@ -224,3 +224,55 @@ async def test_cancelled_flush_still_commits_what_it_took(store: Store) -> None:
         tg.cancel_scope.cancel()
         spy.release.set()
     assert [r[4] for r in store.db.task_attempts(run_id)] == ["succeeded"]
+
+
+async def test_running_rows_are_pulled_when_a_batch_is_taken(store: Store) -> None:
+    run_id = new_run(store)
+    spy = Spy(store)
+    w = BatchWriter(store)
+    asked: list[int] = []
+
+    def running_rows() -> list[tuple[Any, ...]]:
+        asked.append(1)
+        return [task_row(run_id, 1, "running"), task_row(run_id, 2, "running")]
+
+    w.running_rows = running_rows
+    w.put_task(task_row(run_id, 2, "succeeded"))  # queued before the batch is taken: it wins
+    await w.flush()
+    assert asked == [1]
+    assert sorted((r[1], r[4]) for r in spy.batches[0][0]) == [(1, "running"), (2, "succeeded")]
+    assert [(r[1], r[4]) for r in store.db.task_attempts(run_id)] == [
+        (1, "running"),
+        (2, "succeeded"),
+    ]
+
+
+async def test_commits_are_at_least_the_commit_interval_apart(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "COMMIT_INTERVAL", 3600.0)
+    run_id = new_run(store)
+    spy = Spy(store)
+    w = BatchWriter(store)
+    real_flush, flushed = w.flush, anyio.Event()
+
+    async def flush() -> None:
+        await real_flush()
+        flushed.set()
+
+    w.flush = flush  # type: ignore[method-assign]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(w.run, lambda exc: None)
+        w.put_task(task_row(run_id, 1, "running"))
+        await flushed.wait()  # the first commit goes at once
+        w.put_task(task_row(run_id, 1, "succeeded"))
+        w.put_task(task_row(run_id, 2, "running"))
+        await anyio.wait_all_tasks_blocked()
+        assert len(spy.batches) == 1  # the next one waits for the interval...
+        w.close()  # ...unless the writer closes: run() returns now, not in an hour
+    assert len(spy.batches) == 1
+    await w.flush()
+    assert [(r[1], r[4]) for r in store.db.task_attempts(run_id)] == [
+        (1, "succeeded"),
+        (2, "running"),
+    ]
