@@ -10,6 +10,7 @@ exit code (`output.py`).
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -144,6 +145,11 @@ def _execute(
         origin_run_id=origin_run_id,
         resume_step=resume_step,
     )
+    # This process exists to run this one flow, and everything imported so far (aioflow, the
+    # CLI, the flow's module) lives until it exits: moved out of the collector's generations,
+    # the full collections a run of many tasks triggers no longer walk it each time. A library
+    # cannot do this for its host; the command owns its process.
+    gc.freeze()
     try:
         outcome = anyio.run(_run_until_signal, prepared, options, remember)
     except ParameterError as exc:
