@@ -168,8 +168,12 @@ class FlowSpec:
     @property
     def input(self) -> Any:
         """The item of the innermost foreach this task processes (None outside a foreach)."""
-        frames = self._foreach_frames()
-        return self._item(frames[-1]) if frames else None
+        state = self._state_or_none()
+        if state is not None:
+            for frame in reversed(state.frames):
+                if frame[4] is not None:
+                    return self._item(frame)
+        return None
 
     @property
     def index(self) -> int | None:
@@ -191,6 +195,20 @@ class FlowSpec:
         """
         state = self._state("self.next()")
         node = state.node
+        if len(dsts) == 1 and not kwargs and state.transition is None:
+            # The common `self.next(self.step)` to the one step the graph expects: every check
+            # below would pass, so skip them (a task of a wide foreach feels each one).
+            out = node.out_funcs
+            name = getattr(getattr(dsts[0], "__func__", None), "__name__", None)
+            if (
+                len(out) == 1
+                and out[0] == name
+                and node.foreach_param is None
+                and node.type != "foreach"
+                and node.type != "split-switch"
+            ):
+                state.transition = Transition((name,))
+                return
         step = node.name
         foreach = kwargs.pop("foreach", None)
         condition = kwargs.pop("condition", None)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import pickle
 import struct
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,11 +62,23 @@ def _refuse(obj: Any) -> Any:
     raise TypeError(type(obj).__name__)
 
 
-_packer_options: dict[str, Any] = {"use_bin_type": True, "strict_types": True, "default": _refuse}
+class _Packers(threading.local):
+    """This thread's msgpack packers: `msgpack.packb` builds a new Packer on every call, which
+    costs more than packing a small value. A Packer is not thread-safe, hence one per thread."""
+
+    def __init__(self) -> None:
+        self.artifact = msgpack.Packer(use_bin_type=True, strict_types=True, default=_refuse)
+        self.metadata = msgpack.Packer(use_bin_type=True)
 
 
-# msgpack's headers of binary data; absent from a packed value that holds no bytes at all.
-_BIN_MARKERS = (b"\xc4", b"\xc5", b"\xc6")
+_packers = _Packers()
+
+
+def _has_bin_marker(packed: bytes) -> bool:
+    """False when `packed` cannot hold binary data: none of msgpack's bin headers occurs."""
+    return b"\xc4" in packed or b"\xc5" in packed or b"\xc6" in packed
+
+
 _BYTES_LIKE = (bytearray, memoryview)
 
 
@@ -106,18 +119,26 @@ def _encoded(chunks: tuple[Buffer, ...], type_name: str) -> Encoded:
     return Encoded(hash_chunks(chunks, size), chunks, size, type_name)
 
 
+def _encoded_small(blob: bytes, type_name: str) -> Encoded:
+    # The common case (one small bytes object) without the general path's loops.
+    return Encoded(blake3(blob).hexdigest(length=_KEY_BYTES), (blob,), len(blob), type_name)
+
+
 def encode(value: Any) -> Encoded:
     """Encode `value`; raise ArtifactEncodingError (with the reason) when it cannot be stored."""
     type_name = type(value).__name__
     if type(value) is bytes and len(value) >= LARGE:
         return _encoded((b"B", value), type_name)
     try:
-        packed = msgpack.packb(value, **_packer_options)
+        packed = _packers.artifact.pack(value)
     except (TypeError, ValueError, OverflowError):
         pass
     else:
-        if not (any(m in packed for m in _BIN_MARKERS) and _has_bytes_like(value)):
-            return _encoded((b"M" + packed,), type_name)
+        if not (_has_bin_marker(packed) and _has_bytes_like(value)):
+            blob = b"M" + packed
+            if len(blob) < LARGE:
+                return _encoded_small(blob, type_name)
+            return _encoded((blob,), type_name)
     buffers: list[pickle.PickleBuffer] = []
     try:
         pickled = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
@@ -128,7 +149,10 @@ def encode(value: Any) -> Encoded:
             f"{type_name} cannot be pickled: {type(exc).__name__}: {exc}"
         ) from exc
     if not buffers:
-        return _encoded((b"P" + pickled,), type_name)
+        blob = b"P" + pickled
+        if len(blob) < LARGE:
+            return _encoded_small(blob, type_name)
+        return _encoded((blob,), type_name)
     views = [b.raw() for b in buffers]
     chunks: list[Buffer] = [b"Q", _U64.pack(len(views)), _U64.pack(len(pickled)), pickled]
     for view in views:
@@ -172,7 +196,7 @@ def decode_blob(blob: Buffer) -> Any:
 
 def pack(value: Any) -> bytes:
     """msgpack for aioflow's own metadata (manifests, frames): plain data only."""
-    return msgpack.packb(value, use_bin_type=True)
+    return _packers.metadata.pack(value)
 
 
 def unpack(data: Buffer) -> Any:
