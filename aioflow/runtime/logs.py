@@ -15,28 +15,36 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TextIO
 
-#: Called with (stream name, line) for every complete line, from the printing thread.
-LineSink = Callable[[str, str], None]
+#: Called with (source, stream name, line) for every complete line, from the printing thread.
+LineSink = Callable[[str, str, str], None]
 
 
 class TaskLog:
-    """The lines one task attempt printed, per stream, with timestamps."""
+    """The lines one task attempt printed, per stream, with timestamps.
 
-    __slots__ = ("_partial", "_sink", "stderr", "stdout")
+    Complete lines are also passed to `sink` with `source` (the task's pathspec), as they are
+    printed.
+    """
 
-    def __init__(self, sink: LineSink | None = None) -> None:
+    __slots__ = ("_partial", "_sink", "_source", "stderr", "stdout")
+
+    def __init__(self, sink: LineSink | None = None, source: str = "") -> None:
         self.stdout: list[tuple[float, str]] = []
         self.stderr: list[tuple[float, str]] = []
-        self._partial = {"stdout": "", "stderr": ""}
+        self._partial: dict[str, str] | None = None  # unterminated last lines, once any
         self._sink = sink
+        self._source = source
 
     def write(self, stream: str, text: str) -> None:
         """Add printed text; complete lines are recorded and passed to the sink."""
+        partial = self._partial
+        if partial is None:
+            partial = self._partial = {"stdout": "", "stderr": ""}
         if "\n" not in text:
-            self._partial[stream] += text
+            partial[stream] += text
             return
-        pieces = (self._partial[stream] + text).split("\n")
-        self._partial[stream] = pieces.pop()
+        pieces = (partial[stream] + text).split("\n")
+        partial[stream] = pieces.pop()
         self._add(stream, pieces)
 
     def _add(self, stream: str, lines: list[str]) -> None:
@@ -46,14 +54,15 @@ class TaskLog:
         for line in lines:
             target.append((now, line))
             if sink is not None:
-                sink(stream, line)
+                sink(self._source, stream, line)
 
     def close(self) -> None:
         """Record unterminated last lines."""
-        for stream, rest in self._partial.items():
-            if rest:
-                self._add(stream, [rest])
-        self._partial = {"stdout": "", "stderr": ""}
+        partial, self._partial = self._partial, None
+        if partial is not None:
+            for stream, rest in partial.items():
+                if rest:
+                    self._add(stream, [rest])
 
     @staticmethod
     def text(lines: list[tuple[float, str]]) -> str:

@@ -198,6 +198,7 @@ def run_task(request: TaskRequest) -> TaskReply:
             pickle.loads(exception)
         except Exception:
             exception = None
+    assert outcome.log is not None
     return TaskReply(
         manifest=outcome.manifest,
         small=outcome.small,

@@ -90,6 +90,8 @@ class Scheduler:
         self._cancel: Callable[[], None] = lambda: None
         self._packed_for: dict[str, str] | None = None
         self._packed: bytes = b""
+        self._parents_for: tuple[int, ...] | None = None
+        self._parents_packed: bytes | None = None
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -255,10 +257,10 @@ class Scheduler:
     def _row(self, spec: TaskSpec, outcome: TaskOutcome | None) -> TaskRow:
         run_id = int(self.env.run_id)
         if spec.packed is None:
-            spec.packed = (
-                pack(spec.frames) if spec.frames else None,
-                pack(spec.parents) if spec.parents else None,
-            )
+            if spec.parents is not self._parents_for:  # a split's children share theirs
+                self._parents_for = spec.parents
+                self._parents_packed = pack(spec.parents) if spec.parents else None
+            spec.packed = (pack(spec.frames) if spec.frames else None, self._parents_packed)
         frames, parents = spec.packed
         if outcome is None:
             return task_row(run_id, spec.task_id, spec.attempt, spec.step, "running",
@@ -384,6 +386,7 @@ class Scheduler:
         if bucket is None:
             bucket = self._joins[key] = [None] * count
             self._join_counts[key] = 0
+        outcome.shed()
         bucket[index] = outcome
         self._join_counts[key] += 1
         if self._join_counts[key] < count:

@@ -74,7 +74,7 @@ class TaskOutcome:
     spec: TaskSpec
     manifest: dict[str, str]
     small: list[tuple[str, bytes]]
-    log: TaskLog
+    log: TaskLog | None
     transition: Transition | None = None
     item_keys: list[str] | None = None
     error: ErrorInfo | None = None
@@ -89,6 +89,17 @@ class TaskOutcome:
     def ok(self) -> bool:
         """True when the step succeeded."""
         return self.error is None
+
+    def shed(self) -> None:
+        """Drop what only the end of the task needed (it is stored and followed): an outcome
+        kept as a join input then holds just its identity and manifest. A wide foreach keeps
+        thousands of these until its join, and every object they hold is one more for each
+        garbage collection to walk."""
+        self.log = None
+        self.transition = None
+        self.item_keys = None
+        self.transition_record = None
+        self.spec.packed = None
 
 
 def task_pathspec(flow_name: str, run_id: str, spec: TaskSpec) -> str:
@@ -185,9 +196,7 @@ class TaskRun:
         )
         assert env.task_cls is not None
         self.flow = env.task_cls._for_task(self.state)
-        pathspec = env.pathspec(spec)
-        sink = env.line_sink
-        self.log = TaskLog(lambda stream, line: sink(pathspec, stream, line))
+        self.log = TaskLog(env.line_sink, env.pathspec(spec))
         self.context = TaskContext(
             flow_name=env.flow_name,
             run_id=env.run_id,

@@ -44,6 +44,7 @@ class BatchWriter:
         self._cache: dict[str, bytes] = {}
         self._cache_size = 0
         self._wakeup = anyio.Event()
+        self._woken = False  # _wakeup is set (checked first: a plain flag costs less)
         self._closing = anyio.Event()
         self._limiter = anyio.CapacityLimiter(1)
         self._closed = False
@@ -57,11 +58,14 @@ class BatchWriter:
     def put_task(self, row: TaskRow) -> None:
         """Queue a task row (replaces a queued row of the same attempt)."""
         self._tasks[(row[0], row[1], row[2])] = row
-        self._wakeup.set()
+        if not self._woken:
+            self.wake()
 
     def wake(self) -> None:
         """Make sure a commit follows soon, e.g. to store what `running_rows` will return."""
-        self._wakeup.set()
+        if not self._woken:
+            self._woken = True
+            self._wakeup.set()
 
     def put_blob(self, key: str, data: bytes) -> None:
         """Queue a small blob and make it readable at once."""
@@ -69,12 +73,13 @@ class BatchWriter:
             self._cache[key] = data
             self._cache_size += len(data)
             self._blobs[key] = data
-            self._wakeup.set()
+            if not self._woken:
+                self.wake()
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         """Queue an update of the run's row."""
         self._runs.append((run_id, fields))
-        self._wakeup.set()
+        self.wake()
 
     def cached_blob(self, key: str) -> bytes | None:
         """A small blob handed to this writer, if it is still cached (any thread)."""
@@ -130,6 +135,7 @@ class BatchWriter:
         while not self._closed:
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
+            self._woken = False
             try:
                 await self.flush()
             except Exception as exc:
@@ -144,6 +150,7 @@ class BatchWriter:
         `flush()` by the owner)."""
         self._closed = True
         self._closing.set()
+        self._woken = True
         self._wakeup.set()
 
 
