@@ -12,19 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(slots=True)
-class TaskContext:
-    """The identity of one running task attempt (treat as read-only).
-
-    Not a frozen dataclass: one is built per task, and frozen ones cost several times more to
-    construct.
-    """
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What every task of one run shares in `current` (one per run)."""
 
     flow_name: str
     run_id: str
-    step_name: str
-    task_id: str
-    retry_count: int
     origin_run_id: str | None
     username: str
     namespace: str
@@ -32,10 +25,37 @@ class TaskContext:
     parameter_names: tuple[str, ...]
     graph: Any = None
 
+
+class TaskContext:
+    """The identity of one running task attempt (treat as read-only): its run's shared
+    `RunContext` plus what is the task's own. One is built per task, so it holds four fields,
+    not a copy of the run's."""
+
+    __slots__ = ("retry_count", "run", "step_name", "task_id")
+
+    def __init__(self, run: RunContext, step_name: str, task_id: str, retry_count: int) -> None:
+        self.run = run
+        self.step_name = step_name
+        self.task_id = task_id
+        self.retry_count = retry_count
+
+    flow_name = property(lambda self: self.run.flow_name, doc="The flow's name.")
+    run_id = property(lambda self: self.run.run_id, doc="The run's id.")
+    origin_run_id = property(
+        lambda self: self.run.origin_run_id, doc="The run a resumed run resumes, or None."
+    )
+    username = property(lambda self: self.run.username, doc="Who started the run.")
+    namespace = property(lambda self: self.run.namespace, doc="The run's namespace.")
+    tags = property(lambda self: self.run.tags, doc="The run's user tags.")
+    parameter_names = property(
+        lambda self: self.run.parameter_names, doc="Names of the flow's parameters."
+    )
+    graph = property(lambda self: self.run.graph, doc="The flow's graph.")
+
     @property
     def pathspec(self) -> str:
         """`Flow/run_id/step/task_id`."""
-        return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
+        return f"{self.run.flow_name}/{self.run.run_id}/{self.step_name}/{self.task_id}"
 
 
 _task_context: ContextVar[TaskContext | None] = ContextVar("aioflow_task_context", default=None)

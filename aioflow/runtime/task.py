@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 
 from ..artifacts import encode_values, snapshot, store_encoded
-from ..current import TaskContext, reset_task_context, set_task_context
+from ..current import RunContext, TaskContext, reset_task_context, set_task_context
 from ..exceptions import ArtifactEncodingError, TimeoutException, TransitionError
 from ..flowspec import FlowSpec, TaskState, Transition, check_against_graph, task_class
 from ..inputs import Frame, Inputs, InputView
@@ -137,10 +137,27 @@ class RunEnv:
     catch_vars: dict[str, str] = field(default_factory=dict)
     task_cls: type[FlowSpec] | None = None
 
+    run_context: RunContext = field(init=False)
+    #: packed records of transitions without foreach items, by (targets, foreach): a memo
+    #: tasks fill in as they finish (an entry written twice by two threads is the same bytes)
+    records: dict[tuple[tuple[str, ...], str | None], bytes] = field(
+        init=False, default_factory=dict
+    )
+
     def __post_init__(self) -> None:
         if self.task_cls is None:
             constants = self.readonly - set(self.parameter_names)
             self.task_cls = task_class(self.flow_cls, constants)
+        self.run_context = RunContext(
+            flow_name=self.flow_name,
+            run_id=self.run_id,
+            origin_run_id=self.origin_run_id,
+            username=self.username,
+            namespace=self.namespace,
+            tags=self.tags,
+            parameter_names=self.parameter_names,
+            graph=self.graph,
+        )
 
     def pathspec(self, spec: TaskSpec) -> str:
         """`Flow/run_id/step/task_id` of a task of this run."""
@@ -197,19 +214,7 @@ class TaskRun:
         assert env.task_cls is not None
         self.flow = env.task_cls._for_task(self.state)
         self.log = TaskLog(env.line_sink, env.pathspec(spec))
-        self.context = TaskContext(
-            flow_name=env.flow_name,
-            run_id=env.run_id,
-            step_name=spec.step,
-            task_id=str(spec.task_id),
-            retry_count=spec.attempt,
-            origin_run_id=env.origin_run_id,
-            username=env.username,
-            namespace=env.namespace,
-            tags=env.tags,
-            parameter_names=env.parameter_names,
-            graph=env.graph,
-        )
+        self.context = TaskContext(env.run_context, spec.step, str(spec.task_id), spec.attempt)
 
     def enter(self) -> tuple[Any, Any]:
         """Make this task current in the calling context."""
@@ -299,7 +304,15 @@ class TaskRun:
         record = None
         if transition is not None:
             transition.items = None  # the values now live in blobs; free them
-            record = transition_record(transition, item_keys, small, self.env.put_large)
+            if item_keys is None:
+                # The same few records for every task of a step: packed once per run.
+                cache_key = (transition.targets, transition.foreach)
+                record = self.env.records.get(cache_key)
+                if record is None:
+                    record = transition_record(transition, None, small, self.env.put_large)
+                    self.env.records[cache_key] = record
+            else:
+                record = transition_record(transition, item_keys, small, self.env.put_large)
         return TaskOutcome(
             spec=self.spec,
             manifest=manifest,
