@@ -111,6 +111,34 @@ RUN_COLUMNS = (
 )
 
 
+#: Bound parameters one statement may have (SQLite's default limit since 3.32, 999 before).
+_MAX_PARAMETERS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, insert: str, width: int, rows: Sequence[Sequence[Any]]
+) -> None:
+    """`insert` (up to `VALUES`) many rows per statement, not one statement per row.
+
+    sqlite3 lets go of the GIL around each statement's execution and must take it back after:
+    with `executemany`, once per row. While the event loop and task threads keep the GIL busy,
+    each take-back waits for a switch interval, so a commit of thousands of rows crawled and
+    kept forcing handoffs. One statement per chunk of rows runs SQLite's part of the work
+    without the GIL, on another core.
+    """
+    per = max(1, _MAX_PARAMETERS // width)
+    one = "(" + ", ".join("?" * width) + ")"
+    for row in rows:
+        if len(row) != width:  # flattened, a short row would shift every value after it
+            raise sqlite3.ProgrammingError(
+                f"{insert}: a row has {len(row)} values, expected {width}: {row!r:.200}"
+            )
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        values = ", ".join([one] * len(chunk))
+        conn.execute(f"{insert} {values}", [value for row in chunk for value in row])
+
+
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
     """Bring a store written by an older aioflow up to date (columns are only ever added)."""
     have = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
@@ -244,11 +272,9 @@ class MetadataDB:
         """Commit blobs, task rows and run updates in one transaction."""
         conn = self.connection()
         with conn:
-            conn.executemany("INSERT OR IGNORE INTO blobs VALUES (?, ?)", blobs)
-            conn.executemany(
-                f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                tasks,
+            _insert_rows(conn, "INSERT OR IGNORE INTO blobs VALUES", 2, list(blobs))
+            _insert_rows(
+                conn, f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES", 15, list(tasks)
             )
             for run_id, fields in run_updates:
                 names = ", ".join(f"{name} = ?" for name in fields)

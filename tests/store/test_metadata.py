@@ -186,6 +186,29 @@ def test_write_batch_and_reads(db: MetadataDB) -> None:
     assert row is not None and row["status"] == "succeeded" and row["finished_at"] == 99.0
 
 
+def test_write_batch_writes_more_rows_than_one_statement_takes(
+    db: MetadataDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aioflow.store import metadata
+
+    monkeypatch.setattr(metadata, "_MAX_PARAMETERS", 40)  # 2 task rows, 20 blobs a statement
+    run_id = new_run(db)
+    tasks = [task_row(run_id, i, step="s" if i % 2 else "t") for i in range(1, 8)]
+    blobs = [(f"k{i}", b"M" + bytes([i])) for i in range(45)]
+    db.write_batch(tasks, blobs)
+    assert [(r[1], r[3]) for r in db.task_attempts(run_id)] == [(r[1], r[3]) for r in tasks]
+    assert all(db.get_blob(key) == data for key, data in blobs)
+    assert raw(db, "SELECT count(*) FROM blobs") == [(45,)]
+
+
+def test_a_row_of_the_wrong_width_is_refused_not_shifted(db: MetadataDB) -> None:
+    run_id = new_run(db)
+    short, long = task_row(run_id, 1)[:-1], (*task_row(run_id, 2), None)
+    with pytest.raises(sqlite3.ProgrammingError, match="a row has 14 values, expected 15"):
+        db.write_batch([short, long], [])
+    assert db.task_attempts(run_id) == []
+
+
 def test_task_rows_are_replaced_and_blobs_kept(db: MetadataDB) -> None:
     run_id = new_run(db)
     db.write_batch([task_row(run_id, 1, status="running", finished_at=None)], [("k", b"first")])
