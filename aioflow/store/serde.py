@@ -75,7 +75,8 @@ _packers = _Packers()
 
 
 def _has_bin_marker(packed: bytes) -> bool:
-    """False when `packed` cannot hold binary data: none of msgpack's bin headers occurs."""
+    """True when `packed` may hold binary data: one of msgpack's bin headers occurs in it
+    (a packed value with no bytes in it at all never has one)."""
     return b"\xc4" in packed or b"\xc5" in packed or b"\xc6" in packed
 
 

@@ -26,7 +26,7 @@ from .serde import Buffer
 
 #: Unflushed-and-flushed small blobs kept for reads during the run, in bytes.
 CACHE_LIMIT = 64 * 1024 * 1024
-#: Seconds between the start of one commit and the next (unless the writer is closing).
+#: Seconds the writer waits after a commit before it starts the next (unless it is closing).
 COMMIT_INTERVAL = 0.01
 
 
