@@ -137,6 +137,7 @@ class ThreadLane:
         self._limiter: anyio.CapacityLimiter | None = None
         self._pool: IdleThreads | None = None
         self._check: asyncio.TimerHandle | None = None
+        self._closed = False
 
     def accepts_callbacks(self) -> bool:
         """True when `submit` can be used: on asyncio (other backends take `run`'s slow path)."""
@@ -149,6 +150,8 @@ class ThreadLane:
         No future and no coroutine resumption: a scheduler that reacts to results directly
         saves both on every task, which a foreach of many tiny tasks feels.
         """
+        if self._closed:
+            raise RuntimeError(f"thread lane {self.name} is closed")
         loop = asyncio.get_running_loop()
         if self._inbox is None:
             self._inbox = LoopInbox(loop, self._deliver)
@@ -234,7 +237,10 @@ class ThreadLane:
         self._abandoned += 1
 
     def close(self) -> None:
-        """Give the threads back; one still running a body (abandoned too) finishes it first."""
+        """Give the threads back; one still running a body (abandoned too) finishes it first.
+
+        Jobs cannot be submitted afterwards; results of jobs still running are delivered."""
+        self._closed = True
         if self._check is not None:
             self._check.cancel()
             self._check = None

@@ -84,6 +84,7 @@ class Scheduler:
             else {}
         )
         self._crashed: BaseException | None = None
+        self._finished = False  # run() returned: results arriving late are dropped
         self._joins: dict[tuple[str, int], list[TaskOutcome | None]] = {}
         self._join_counts: dict[tuple[str, int], int] = {}
         self._send: MemoryObjectSendStream[TaskSpec] | None = None
@@ -110,6 +111,7 @@ class Scheduler:
                 self._spawn("start", (), (), self.env.base_manifest)
                 self._pump()
         finally:
+            self._finished = True
             self.writer.running_rows = None
             self.writer.close()
             send.close()
@@ -173,8 +175,10 @@ class Scheduler:
 
     def _attempt_done(self, spec: TaskSpec, ok: bool, value: object) -> None:
         """A directly submitted attempt ended (on the loop, called by the thread lane)."""
-        if self.result.status != "running":
-            return  # a failed or cancelled run drops it, as a cancelled worker would
+        if self.result.status != "running" or self._finished:
+            # A failed or cancelled run drops it, as a cancelled worker coroutine would: a
+            # thread cannot be interrupted, so its result may arrive after the run ended.
+            return
         try:
             if not ok:
                 assert isinstance(value, BaseException)

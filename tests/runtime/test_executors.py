@@ -75,3 +75,11 @@ async def test_run_returns_the_value_and_raises_the_error() -> None:
             await lane.run(_fail, "bad")
     finally:
         lane.close()
+
+
+async def test_a_closed_lane_takes_no_more_jobs() -> None:
+    lane = ThreadLane(1, name="L")
+    assert await lane.run(sum, [1]) == 1
+    lane.close()
+    with pytest.raises(RuntimeError, match="thread lane L is closed"):
+        lane.submit(sum, ([2],), lambda ok, value: None)

@@ -1168,3 +1168,57 @@ async def test_an_aioflow_error_around_a_sync_step_fails_the_run_with_it(
     assert run is not None and run.status == "failed" and not run.successful
     assert run["start"].task.successful
     assert "join" not in run
+
+
+class LateSyncFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.slow)
+
+    @step
+    def slow(self):
+        STATE.reached.set()
+        STATE.release.wait_sync()
+        self.next(self.after)
+
+    @step
+    def after(self):
+        STATE.after_ran = True
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+async def test_a_sync_task_finishing_after_its_run_was_cancelled_starts_nothing(
+    aioflow_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A thread cannot be interrupted, so a sync task's result may come back after its run was
+    # cancelled and stored. It must be dropped: no later step may start in a dead run.
+    from aioflow.runtime.executors import ThreadLane
+
+    STATE.reached, STATE.release = Gate(), Gate()
+    STATE.after_ran = False
+    delivered = anyio.Event()
+    real_deliver = ThreadLane._deliver
+
+    def deliver(self: ThreadLane, item: Any) -> None:
+        real_deliver(self, item)
+        if getattr(getattr(item[2], "spec", None), "step", None) == "slow":
+            delivered.set()
+
+    monkeypatch.setattr(ThreadLane, "_deliver", deliver)
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: run_here(LateSyncFlow, aioflow_root))
+            await STATE.reached.wait()
+            scope.cancel()
+    assert scope.cancelled_caught
+    STATE.release.set()
+    with anyio.fail_after(TIMEOUT):
+        await delivered.wait()  # slow's result reached the (finished) scheduler
+    assert not STATE.after_ran
+    run_ = Flow("LateSyncFlow").latest_run
+    assert run_ is not None and run_.status == "cancelled"
+    assert not run_["slow"].task.finished and "after" not in run_
