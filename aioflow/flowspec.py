@@ -154,6 +154,14 @@ class FlowSpec:
         state = self._state_or_none()
         return [] if state is None else [f for f in state.frames if f[4] is not None]
 
+    def _innermost_foreach_frame(self) -> Frame | None:
+        state = self._state_or_none()
+        if state is not None:
+            for frame in reversed(state.frames):
+                if frame[4] is not None:
+                    return frame
+        return None
+
     def _item(self, frame: Frame) -> Any:
         state = self._state("self.input")
         if frame[4] is None or not self._has(frame[4]):
@@ -168,18 +176,14 @@ class FlowSpec:
     @property
     def input(self) -> Any:
         """The item of the innermost foreach this task processes (None outside a foreach)."""
-        state = self._state_or_none()
-        if state is not None:
-            for frame in reversed(state.frames):
-                if frame[4] is not None:
-                    return self._item(frame)
-        return None
+        frame = self._innermost_foreach_frame()
+        return None if frame is None else self._item(frame)
 
     @property
     def index(self) -> int | None:
         """The index of this task in its innermost foreach (None outside a foreach)."""
-        frames = self._foreach_frames()
-        return frames[-1][2] if frames else None
+        frame = self._innermost_foreach_frame()
+        return None if frame is None else frame[2]
 
     def foreach_stack(self) -> list[tuple[int, int, Any]]:
         """(index, num_splits, value) for every foreach around this task, outermost first."""

@@ -53,6 +53,11 @@ _ENV_FIELDS = (
 )
 
 
+def _reserves(options: StepOptions) -> bool:
+    """True when the step's @resources ask for a reservation."""
+    return bool(options.cpu or options.memory or options.gpu)
+
+
 def failed_outcome(env: RunEnv, spec: TaskSpec, exc: BaseException) -> TaskOutcome:
     """An outcome for an attempt whose body could not report back (no new artifacts)."""
     manifest = env.starting_manifest(spec)
@@ -101,7 +106,7 @@ class Dispatcher:
         return (
             options.executor == "thread"
             and options.timeout is None
-            and not (options.cpu or options.memory or options.gpu)
+            and not _reserves(options)
             and self.lane.accepts_callbacks()
         )
 
@@ -115,7 +120,7 @@ class Dispatcher:
 
     async def attempt(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
         """Run one attempt of a task and return its outcome (never raises for the step)."""
-        if options.cpu or options.memory or options.gpu:
+        if _reserves(options):
             async with self.resources.reserve(options.cpu, options.memory, options.gpu):
                 return await self._run(spec, options)
         return await self._run(spec, options)

@@ -58,8 +58,7 @@ class BatchWriter:
     def put_task(self, row: TaskRow) -> None:
         """Queue a task row (replaces a queued row of the same attempt)."""
         self._tasks[(row[0], row[1], row[2])] = row
-        if not self._woken:
-            self.wake()
+        self.wake()
 
     def wake(self) -> None:
         """Make sure a commit follows soon, e.g. to store what `running_rows` will return."""
@@ -73,8 +72,7 @@ class BatchWriter:
             self._cache[key] = data
             self._cache_size += len(data)
             self._blobs[key] = data
-            if not self._woken:
-                self.wake()
+            self.wake()
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         """Queue an update of the run's row."""
