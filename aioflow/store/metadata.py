@@ -139,6 +139,32 @@ def _insert_rows(
         conn.execute(f"{insert} {values}", [value for row in chunk for value in row])
 
 
+#: Seconds a connection waits for another one's lock before it reports the database locked.
+_BUSY_TIMEOUT = 60.0
+
+
+def _when_unlocked(action: Callable[[], Any]) -> None:
+    """Run `action`, and again while SQLite reports the database locked, for `_BUSY_TIMEOUT`.
+
+    SQLite normally waits for a lock itself (the busy timeout), but where waiting could
+    deadlock it reports "database is locked" at once: two connections opening a new store
+    together, one switching it to WAL while the other creates the tables, is such a case (two
+    runs started at once in a fresh folder, a service's first requests). Backing off and trying
+    again resolves it, since the other connection finishes.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    delay = 0.001
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
     """Bring a store written by an older aioflow up to date (columns are only ever added)."""
     have = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
@@ -183,12 +209,16 @@ class MetadataDB:
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = self.connection()
-            with conn:
-                conn.executescript(_SCHEMA)
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
+
+            def create_schema() -> None:
+                with conn:
+                    conn.executescript(_SCHEMA)
+                    conn.execute(
+                        "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
+
+            _when_unlocked(create_schema)
             _add_missing_columns(conn)
         else:
             # A reader of a store written by an older aioflow needs its columns too.
@@ -205,8 +235,8 @@ class MetadataDB:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
+                conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT, check_same_thread=False)
+                _when_unlocked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
                 conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
                 raise StoreError(f"Cannot open the metadata database {self.path}: {exc}") from exc

@@ -109,6 +109,38 @@ def test_unopenable_database_is_a_store_error(tmp_path: Path) -> None:
         MetadataDB(tmp_path / "metadata.db")
 
 
+def _open_at_once(path: Path, count: int) -> list[BaseException]:
+    """Open `path` as a MetadataDB from `count` threads released together; their errors."""
+    start = threading.Barrier(count)
+    errors: list[BaseException] = []
+    opened: list[MetadataDB] = []
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            opened.append(MetadataDB(path))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for database in opened:
+        database.close()
+    return errors
+
+
+def test_threads_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    # SQLite answers "database is locked" at once (no busy wait) when one connection switches a
+    # new database to WAL while another creates its tables: two runs started together in a
+    # fresh folder hit it. Many rounds, because each round hits it only sometimes.
+    for round_no in range(40):
+        errors = _open_at_once(tmp_path / str(round_no) / "metadata.db", 6)
+        assert errors == [], f"round {round_no}: {errors[0]!r}"
+
+
 def test_create_run_records_the_run(db: MetadataDB) -> None:
     run_id = new_run(db, "MyFlow", origin_run_id="7")
     row = db.run("MyFlow", run_id)
