@@ -47,7 +47,6 @@ class BatchWriter:
         self._woken = False  # _wakeup is set (checked first: a plain flag costs less)
         self._closing = anyio.Event()
         self._limiter = anyio.CapacityLimiter(1)
-        self._closed = False
         self.error: BaseException | None = None
         #: Called (on the loop) when a batch is taken: rows of tasks running at that moment
         #: that were not stored yet. See `wake()`.
@@ -130,7 +129,7 @@ class BatchWriter:
     async def run(self, on_error: Callable[[BaseException], None]) -> None:
         """Flush when something is queued, at most every `COMMIT_INTERVAL`, until `close()`;
         report a failed commit."""
-        while not self._closed:
+        while not self._closing.is_set():
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
             self._woken = False
@@ -146,10 +145,9 @@ class BatchWriter:
     def close(self) -> None:
         """Let `run()` return after its current flush (what is still queued is left to a last
         `flush()` by the owner)."""
-        self._closed = True
         self._closing.set()
         self._woken = True
-        self._wakeup.set()
+        self._wakeup.set()  # even if a flag says it is set: run() must see the close now
 
 
 __all__ = ["CACHE_LIMIT", "COMMIT_INTERVAL", "BatchWriter"]

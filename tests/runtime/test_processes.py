@@ -528,7 +528,7 @@ async def test_small_uncommitted_blobs_travel_inline(
     aioflow_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def commit_only_at_the_end(self: BatchWriter, on_error: Any) -> None:
-        while not self._closed:  # the run's final flush (in the runner) still commits
+        while not self._closing.is_set():  # the run's final flush (in the runner) commits
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
 
