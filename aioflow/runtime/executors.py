@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio.to_thread
-import sniffio
 from anyio.lowlevel import RunVar
 
 from .bridge import LoopInbox
@@ -141,7 +140,13 @@ class ThreadLane:
 
     def accepts_callbacks(self) -> bool:
         """True when `submit` can be used: on asyncio (other backends take `run`'s slow path)."""
-        return self._inbox is not None or sniffio.current_async_library() == "asyncio"
+        if self._inbox is not None:
+            return True
+        try:  # anyio on asyncio has a running asyncio loop; on trio there is none
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Done) -> None:
         """Run `fn(*args)` in a worker thread (in a copy of the caller's context) and hand its
