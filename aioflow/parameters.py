@@ -3,9 +3,10 @@
 This module owns everything between a `Parameter` class attribute and the value a step reads:
 declaring parameters (types, defaults, separators, files), finding and validating them on a flow
 class (`flow_parameters`), the flow's class-level constants (`flow_constants`), turning values
-given on the command line or to `run_flow` into final values (`resolve_parameters`) and the click
-options of the `run` command (`click_params`). Every usage problem raises `ParameterError`, with
-the wording Metaflow users know from click ("Invalid value for '--alpha': ...").
+given on the command line or to `run_flow` into final values (`resolve_parameters`). Every usage
+problem raises `ParameterError`, with the wording Metaflow users know from click ("Invalid value
+for '--alpha': ..."). It is plain Python: the click options of the `run` command are built from
+these parameters by `aioflow.cli.parameter_options`, so importing aioflow does not import click.
 """
 
 from __future__ import annotations
@@ -15,22 +16,21 @@ import functools
 import json
 import numbers
 import os
+import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
-
-import click
 
 from .decorators import is_step
 from .exceptions import ParameterError, ReadOnlyArtifactError
 
 __all__ = [
     "IncludeFile",
+    "InvalidValue",
     "JSONType",
     "JSONTypeClass",
     "Parameter",
     "ParameterContext",
-    "click_params",
     "flow_constants",
     "flow_parameters",
     "resolve_parameters",
@@ -72,17 +72,27 @@ class ParameterContext(NamedTuple):
     configs: Any = None
 
 
-class JSONTypeClass(click.ParamType):
+class InvalidValue(ValueError):
+    """A value cannot be converted to a parameter's type.
+
+    The message says what is wrong with the value ("'x' is not a valid integer.") but not which
+    parameter it was given to: `ParameterError`s built from it name the parameter, and the CLI
+    lets click name the option.
+    """
+
+
+class JSONTypeClass:
     """The type of `JSONType`: a value given as JSON text, parsed with `json.loads`."""
 
     name = "JSON"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        """Parse `value` as JSON text; a value that is not a str is returned as is."""
-        try:
-            return _convert_value(self, value)
-        except _BadValue as exc:
-            self.fail(str(exc), param, ctx)
+    def convert(self, value: Any, param: object = None, ctx: object = None) -> Any:
+        """Parse `value` as JSON text; any other JSON-serializable value is returned as is.
+
+        Raises `InvalidValue` for anything else. `param` and `ctx` are ignored: they keep the
+        call of Metaflow's click type working.
+        """
+        return _convert_value(self, value)
 
     def __repr__(self) -> str:
         return "JSON"
@@ -92,8 +102,24 @@ JSONType = JSONTypeClass()
 """Use as `Parameter(..., type=JSONType)` for a value given as JSON text (a dict or list as is)."""
 
 
-class _BadValue(Exception):
-    """A value cannot be converted; the message lacks the "Invalid value for" prefix."""
+# The wording of a parameter's usage errors, in one place. The CLI's own errors are worded the same
+# way by click, which knows the option; these are for values that reach `resolve_parameters`.
+def _invalid_value_error(param: Parameter, problem: str, origin: str = "") -> ParameterError:
+    return ParameterError(f"Invalid value for '--{param.name}'{origin}: {problem}")
+
+
+def _missing_value_error(param: Parameter) -> ParameterError:
+    return ParameterError(f"Missing option '--{param.name}'.")
+
+
+def _unknown_parameter_error(
+    key: str, flow_name: str, params: list[Parameter], from_cli: bool
+) -> ParameterError:
+    shown = ", ".join(("--" if from_cli else "") + param.name for param in params)
+    return ParameterError(
+        f"Unknown parameter '{key}' for flow {flow_name}. "
+        + (f"Valid parameters are: {shown}." if shown else "The flow has no parameters.")
+    )
 
 
 def _norm(name: str) -> str:
@@ -114,11 +140,11 @@ def _convert_value(kind: Any, value: Any) -> Any:
             try:
                 return json.loads(value)
             except ValueError:
-                raise _BadValue(f"{value!r} is not a valid JSON object.") from None
+                raise InvalidValue(f"{value!r} is not a valid JSON object.") from None
         try:
             json.dumps(value)
         except (TypeError, ValueError):
-            raise _BadValue(f"{_describe(value)} is not a valid JSON object.") from None
+            raise InvalidValue(f"{_describe(value)} is not a valid JSON object.") from None
         return value
     if isinstance(value, str):
         if kind is str:
@@ -138,7 +164,7 @@ def _convert_value(kind: Any, value: Any) -> Any:
         return int(value)
     elif kind is float and isinstance(value, numbers.Real):
         return float(value)
-    raise _BadValue(f"{_describe(value)} is not a valid {_TYPE_NAMES[kind]}.")
+    raise InvalidValue(f"{_describe(value)} is not a valid {_TYPE_NAMES[kind]}.")
 
 
 def _infer_type(name: str, default: Any, given: Any) -> Any:
@@ -168,10 +194,11 @@ class Parameter:
     (str when there is none). A callable `default` is called once per run with a
     `ParameterContext`. `separator` (string parameters only) splits the value into a list.
     `required` is ignored when there is a default. Extra keyword arguments (`hidden`, `metavar`,
-    `envvar`, `show_envvar`) go to the click option.
+    `envvar`, `show_envvar`) go to the option of the `run` command.
     """
 
-    _type_name: str
+    type_name: str
+    """How the type is shown in `--help` ("integer", "JSON", "FilePath", ...)."""
 
     def __init__(
         self,
@@ -203,9 +230,9 @@ class Parameter:
         self.show_default = True if show_default is None else bool(show_default)
         self.separator = separator or None
         self.kwargs = kwargs
-        self._type_name = _CLI_TYPE_NAMES.get(self.type, "JSON")
+        self.type_name = _CLI_TYPE_NAMES.get(self.type, "JSON")
         string_default = default is None or callable(default) or isinstance(default, str)
-        if self._type_name == "JSON" and not string_default:
+        if self.type_name == "JSON" and not string_default:
             try:
                 json.dumps(default)
             except (TypeError, ValueError):
@@ -218,7 +245,7 @@ class Parameter:
             )
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.name!r}, type={self._type_name})"
+        return f"{self.__class__.__name__}({self.name!r}, type={self.type_name})"
 
     def __set_name__(self, owner: type, name: str) -> None:
         """Record the flow attribute holding the parameter (its artifact name)."""
@@ -244,15 +271,27 @@ class Parameter:
         raise self._read_only()
 
     def _convert(self, value: Any) -> Any:
-        """Turn a given or default value into the parameter's value; raises `_BadValue`."""
+        """Turn a given or default value into the parameter's value; raises `InvalidValue`."""
         if self.separator and isinstance(value, (list, tuple)):
             return [_convert_value(str, item) for item in value]
         value = _convert_value(self.type, value)
         return value.split(self.separator) if self.separator and value else value
 
-    def _check_cli(self, text: str) -> None:
-        """Check a command-line value as click parses it; raises `_BadValue`."""
+    def check_text(self, text: str) -> None:
+        """Check a value given on the command line; raises `InvalidValue` if it is not valid.
+
+        The text itself is what reaches `resolve_parameters` (an `IncludeFile` is only checked
+        to be readable here: it is read once, when the run resolves its parameters).
+        """
         self._convert(text)
+
+    @property
+    def default_text(self) -> str | None:
+        """The default as command-line text (JSON for `JSONType`); None when there is no
+        default or it is callable (computed when the run starts)."""
+        if self.default is None or callable(self.default):
+            return None
+        return self._cli_text(self.default)
 
     def _resolve(self, value: Any, ctx: ParameterContext) -> Any:
         """The final value of the parameter given `value` (None when it was not given)."""
@@ -260,7 +299,7 @@ class Parameter:
         if value is None:
             if self.default is None:
                 if self.required:
-                    raise ParameterError(f"Missing option '--{self.name}'.")
+                    raise _missing_value_error(self)
                 return None
             value = self.default
             if not callable(value):  # converted exactly as the CLI converts it
@@ -278,29 +317,13 @@ class Parameter:
                     return None
         try:
             return self._convert(value)
-        except _BadValue as exc:
-            raise ParameterError(f"Invalid value for '--{self.name}'{origin}: {exc}") from None
+        except InvalidValue as exc:
+            raise _invalid_value_error(self, str(exc), origin) from None
 
     def _cli_text(self, value: Any) -> str:
         if isinstance(self.type, JSONTypeClass) and not isinstance(value, str):
             return json.dumps(value)
         return str(os.fspath(value) if isinstance(value, os.PathLike) else value)
-
-    def _click_option(self) -> click.Option:
-        help_text, required, extra = self.help or "", self.required, dict(self.kwargs)
-        if callable(self.default):
-            help_text += f"{' ' if help_text else ''}[default: computed when the run starts]"
-            required = False
-        elif self.default is not None:  # click >= 8.3 takes default=None as a given value
-            extra["default"] = self._cli_text(self.default)
-        return click.Option(
-            ["--" + self.name],
-            type=_CliType(self),
-            required=required,
-            help=help_text or None,
-            show_default=self.show_default,
-            **extra,
-        )
 
 
 class IncludeFile(Parameter):
@@ -331,23 +354,24 @@ class IncludeFile(Parameter):
             raise ParameterError(f"IncludeFile *{name}*: unknown encoding {encoding!r}.") from None
         self.is_text = is_text
         self.encoding = encoding or "utf-8"
-        self._type_name = "FilePath"
+        self.type_name = "FilePath"
 
     def _path(self, value: Any) -> str:
         if not isinstance(value, (str, os.PathLike)):
-            raise _BadValue(f"{_describe(value)} is not a valid file path.")
+            raise InvalidValue(f"{_describe(value)} is not a valid file path.")
         path = os.path.expanduser(os.fspath(value))
         if "://" in path:
-            raise _BadValue(f"IncludeFile: only local files can be included (given '{path}')")
+            raise InvalidValue(f"IncludeFile: only local files can be included (given '{path}')")
         return path
 
-    def _check_cli(self, text: str) -> None:
+    def check_text(self, text: str) -> None:
+        """Check that the file `text` names can be opened; raises `InvalidValue` if not."""
         path = self._path(text)
         try:
             with open(path, "rb"):
                 pass
         except OSError:
-            raise _BadValue(f"IncludeFile: could not open file '{path}' for reading") from None
+            raise InvalidValue(f"IncludeFile: could not open file '{path}' for reading") from None
 
     def _convert(self, value: Any) -> Any:
         path = self._path(value)
@@ -355,29 +379,13 @@ class IncludeFile(Parameter):
             with open(path, "rb") as handle:
                 content = handle.read()
         except OSError:
-            raise _BadValue(f"IncludeFile: could not open file '{path}' for reading") from None
+            raise InvalidValue(f"IncludeFile: could not open file '{path}' for reading") from None
         if not self.is_text:
             return content
         try:
             return content.decode(self.encoding)
         except UnicodeDecodeError:
-            raise _BadValue(f"IncludeFile: file '{path}' is not valid {self.encoding}") from None
-
-
-class _CliType(click.ParamType):
-    """Checks a parameter's command-line value and passes the text on for `resolve_parameters`."""
-
-    def __init__(self, parameter: Parameter) -> None:
-        self.parameter = parameter
-        self.name = parameter._type_name
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str):
-            try:
-                self.parameter._check_cli(value)
-            except _BadValue as exc:
-                self.fail(str(exc), param, ctx)
-        return value
+            raise InvalidValue(f"IncludeFile: file '{path}' is not valid {self.encoding}") from None
 
 
 def _static_lookup(cls: type, name: str) -> Any:
@@ -462,7 +470,7 @@ def flow_constants(flow_cls: type, base_cls: type) -> dict[str, object]:
 
 
 def _stderr_logger(msg: str = "", **_: Any) -> None:
-    click.echo(msg, err=True)
+    print(msg, file=sys.stderr, flush=True)
 
 
 def resolve_parameters(
@@ -488,24 +496,10 @@ def resolve_parameters(
     for key, value in given.items():
         param = by_key.get(_norm(key))
         if param is None:
-            shown = ", ".join(("--" if from_cli else "") + p.name for _, p in params)
-            raise ParameterError(
-                f"Unknown parameter '{key}' for flow {flow_name}. "
-                + (f"Valid parameters are: {shown}." if shown else "The flow has no parameters.")
-            )
+            raise _unknown_parameter_error(key, flow_name, [p for _, p in params], from_cli)
         if value is not None:
             if param.name in values:
                 raise ParameterError(f"Parameter '{param.name}' is given twice.")
             values[param.name] = value
     ctx = ParameterContext(flow_name, user_name, "", logger or _stderr_logger, "local")
     return {attr: param._resolve(values.get(param.name), ctx) for attr, param in params}
-
-
-def click_params(flow_cls: type) -> list[click.Option]:
-    """Click options (`--<name>`) of the `run` command, one per parameter in definition order.
-
-    They check values (exit status 2 on bad ones) but pass strings on, defaults included: give
-    `{option.name: parsed[option.name]}` for these options to `resolve_parameters(...,
-    from_cli=True)`. A callable default is left to `resolve_parameters` (click sees None).
-    """
-    return [param._click_option() for _, param in flow_parameters(flow_cls)]

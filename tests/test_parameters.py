@@ -11,15 +11,16 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from aioflow.cli.parameter_options import click_params
 from aioflow.decorators import step
 from aioflow.exceptions import AioflowException, ParameterError, ReadOnlyArtifactError
 from aioflow.parameters import (
     IncludeFile,
+    InvalidValue,
     JSONType,
     JSONTypeClass,
     Parameter,
     ParameterContext,
-    click_params,
     flow_constants,
     flow_parameters,
     resolve_parameters,
@@ -188,14 +189,14 @@ def test_bad_json_is_an_error() -> None:
     )
 
 
-def test_json_type_is_a_click_type() -> None:
+def test_json_type_converts_like_metaflows() -> None:
     assert JSONType.convert('[1, "a"]', None, None) == [1, "a"]
-    assert JSONType.convert({"a": 1}, None, None) == {"a": 1}
+    assert JSONType.convert({"a": 1}) == {"a": 1}
     with pytest.raises(
         ParameterError, match=r"Parameter \*p\*: the default \{1\} is not a valid JSON"
     ):
         Parameter("p", type=JSONType, default={1})
-    with pytest.raises(click.BadParameter, match=r"'nope' is not a valid JSON object\."):
+    with pytest.raises(InvalidValue, match=r"^'nope' is not a valid JSON object\.$"):
         JSONType.convert("nope", None, None)
     assert repr(JSONType) == "JSON"
 

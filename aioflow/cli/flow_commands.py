@@ -26,7 +26,6 @@ from ..console import Console
 from ..exceptions import AioflowException, FlowDefinitionError, ParameterError
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph
-from ..parameters import click_params
 from ..runtime.runner import (
     PreparedRun,
     RunOptions,
@@ -37,6 +36,7 @@ from ..runtime.runner import (
     validate_tags,
 )
 from .output import EXIT_FAILED, EXIT_INTERRUPTED, _echo, _fail, _header, _validate
+from .parameter_options import click_params
 
 # -- running ------------------------------------------------------------------------------------
 
