@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from ..runtime.runner import (
 )
 from .output import EXIT_FAILED, EXIT_INTERRUPTED, _echo, _fail, _header, _validate
 from .parameter_options import click_params
+from .signals import receive_stop_signals
 
 # -- running ------------------------------------------------------------------------------------
 
@@ -54,7 +54,7 @@ async def _run_until_signal(
         run_scope = anyio.CancelScope()
 
         async def watch_signals() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            with receive_stop_signals() as signals:
                 count = 0
                 async for _ in signals:
                     count += 1
