@@ -7,8 +7,9 @@ Write a flow as for Metaflow (`from aioflow import FlowSpec, step, Parameter`), 
 
 __version__ = "0.1.0"
 
-from .api import resume_flow, run_flow, run_flow_sync, start_flow
-from .client import DataArtifact, Flow, Metaflow, Run, Step, Task
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .current import current
 from .decorators import catch, environment, resources, retry, step, timeout
 from .exceptions import (
@@ -28,6 +29,33 @@ from .flowspec import FlowSpec
 from .namespaces import default_namespace, get_namespace, namespace, scoped_namespace
 from .parameters import IncludeFile, JSONType, Parameter
 from .tags import MetaflowTaggingError, TaggingError
+
+if TYPE_CHECKING:
+    from .api import resume_flow, run_flow, run_flow_sync, start_flow
+    from .client import DataArtifact, Flow, Metaflow, Run, Step, Task
+
+# Public names whose modules are imported on first use. Running a flow needs asyncio and the
+# runtime, reading runs needs the store; defining a flow needs neither, and neither does a
+# plain `import aioflow`.
+_LAZY_NAMES: dict[str, str] = {
+    **dict.fromkeys(("resume_flow", "run_flow", "run_flow_sync", "start_flow"), ".api"),
+    **dict.fromkeys(("DataArtifact", "Flow", "Metaflow", "Run", "Step", "Task"), ".client"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module of a lazily exported name (see `_LAZY_NAMES`) and return the name."""
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups find it without coming here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_NAMES})
+
 
 __all__ = [
     "AioflowException",

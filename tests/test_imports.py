@@ -1,0 +1,80 @@
+"""What a plain `import aioflow` loads, checked in a fresh interpreter.
+
+The CLI's libraries (click, typer, rich) must not be needed to import aioflow: typer 0.26+ no
+longer installs click. The runtime (asyncio, the process pool, cloudpickle) and the client's
+store load on first use of the names that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import aioflow
+
+NOT_LOADED_BY_IMPORT = (
+    "click",
+    "typer",
+    "rich",
+    "aioflow.cli",
+    "asyncio",
+    "anyio",
+    "cloudpickle",
+    "multiprocessing",
+    "concurrent.futures.process",
+    "sqlite3",
+    "aioflow.runtime",
+    "aioflow.store",
+    "aioflow.client",
+)
+
+
+def loaded_after(code: str, modules: tuple[str, ...]) -> list[str]:
+    """Which of `modules` are in sys.modules after running `code` in a fresh interpreter."""
+    report = f"print(json.dumps([m for m in {modules!r} if m in sys.modules]))"
+    probe = f"{code}\nimport json, sys\n{report}"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+    ).stdout
+    return list(json.loads(out.strip().splitlines()[-1]))
+
+
+def test_import_aioflow_loads_neither_the_cli_nor_the_runtime() -> None:
+    assert loaded_after("import aioflow", NOT_LOADED_BY_IMPORT) == []
+
+
+def test_defining_a_flow_loads_neither_the_cli_nor_the_runtime() -> None:
+    flow = (
+        "from aioflow import FlowSpec, IncludeFile, JSONType, Parameter, step\n"
+        "class F(FlowSpec):\n"
+        "    p = Parameter('p', type=JSONType, default={'a': 1})\n"
+        "    @step\n"
+        "    def start(self):\n"
+        "        self.next(self.end)\n"
+        "    @step\n"
+        "    def end(self):\n"
+        "        pass\n"
+    )
+    assert loaded_after(flow, NOT_LOADED_BY_IMPORT) == []
+
+
+def test_running_a_flow_loads_the_runtime_but_not_the_cli() -> None:
+    loaded = loaded_after("from aioflow import run_flow", NOT_LOADED_BY_IMPORT)
+    assert "asyncio" in loaded and "aioflow.runtime" in loaded
+    assert not {"click", "typer", "rich", "aioflow.cli"} & set(loaded)
+
+
+@pytest.mark.parametrize("name", aioflow.__all__)
+def test_every_public_name_can_be_imported_from_aioflow(name: str) -> None:
+    namespace: dict[str, object] = {}
+    exec(f"from aioflow import {name}", namespace)
+    assert namespace[name] is getattr(aioflow, name)
+    assert name in dir(aioflow)
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="module 'aioflow' has no attribute 'nope'"):
+        aioflow.nope  # noqa: B018
