@@ -6,6 +6,7 @@
 2. A 200 MB artifact carried untouched through 10 steps and a 4-way branch with
    merge_artifacts: store size, per untouched step cost, peak memory.
 3. `aioflow run` of the 3-step LinearFlow, process start included (median of 5).
+4. `import aioflow` in a fresh interpreter, the interpreter's own start-up excluded (median of 10).
 """
 
 from __future__ import annotations
@@ -111,6 +112,20 @@ def linear_cli_seconds(repeats: int) -> list[float]:
     return times
 
 
+def import_seconds(repeats: int) -> tuple[float, float]:
+    """Medians of the wall time of `python -c "import aioflow"` and of `python -c pass`.
+
+    The two alternate, so that a burst of load on the machine slows both alike.
+    """
+    times: dict[str, list[float]] = {"import aioflow": [], "pass": []}
+    for _ in range(repeats):
+        for code, runs in times.items():
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+            runs.append(time.perf_counter() - started)
+    return statistics.median(times["import aioflow"]), statistics.median(times["pass"])
+
+
 def main() -> None:
     """Print the core figures."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -126,6 +141,8 @@ def main() -> None:
         foreach = _child(["foreach", str(n), str(Path(tmp) / "f")])
         big = _child(["big", str(size), str(Path(tmp) / "b")])
     linear = linear_cli_seconds(2 if args.quick else 5)
+    import_repeats = 3 if args.quick else 10
+    import_s, startup_s = import_seconds(import_repeats)
     print(f"{'benchmark':<58} {'figure':>12}  target")
     print(f"{'foreach of ' + str(n) + ' trivial tasks: whole run':<58} "
           f"{foreach['total_s']:>10.3f} s  < 2 s")  # fmt: skip
@@ -138,6 +155,10 @@ def main() -> None:
     print(f"{'  peak memory / artifact size':<58} {big['peak_rss_mb'] / size:>11.2f}x  < 2x")
     print(f"{'aioflow run examples/linear.py (median of ' + str(len(linear)) + ')':<58} "
           f"{statistics.median(linear):>10.3f} s  < 0.5 s")  # fmt: skip
+    print(f"{'import aioflow, fresh interpreter (median of ' + str(import_repeats) + ')':<58} "
+          f"{(import_s - startup_s) * 1e3:>9.1f} ms")  # fmt: skip
+    print(f"{'  interpreter start-up alone (not included above)':<58} "
+          f"{startup_s * 1e3:>9.1f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":
