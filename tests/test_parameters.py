@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 from typing import Any
 
 import click
@@ -627,14 +628,19 @@ def test_click_run_resolves_values(tmp_path: pathlib.Path) -> None:
             "IncludeFile: could not open file '/no/such/file' for reading",
         ),
         ([], "Missing option '--count'."),
-        (["--count", "1", "--gamma", "2"], "No such option '--gamma'"),
+        # click words this one itself, and its punctuation changed in 8.3 ("option: --gamma").
+        (["--count", "1", "--gamma", "2"], re.compile("No such option:? '?--gamma'?")),
     ],
 )
-def test_click_bad_values_are_usage_errors(args: list[str], message: str) -> None:
+def test_click_bad_values_are_usage_errors(args: list[str], message: str | re.Pattern[str]) -> None:
     results: list[dict[str, Any]] = []
     result = CliRunner().invoke(make_command(CliFlow, results), args)
     assert result.exit_code == 2
-    assert message in " ".join(result.output.split())
+    output = " ".join(result.output.split())
+    if isinstance(message, str):
+        assert message in output
+    else:
+        assert message.search(output), output
     assert results == []
 
 
