@@ -50,8 +50,9 @@ async def _round_trip(repeats: int, root: str) -> dict[str, float]:
     # Drive a ProcessLane directly, as the scheduler does, to time the round trip alone.
     from aioflow import run_flow
     from aioflow.events import TaskFinished, TaskStarted
+    from aioflow.runtime.caches import linted_graph
     from aioflow.runtime.process_worker import TaskRequest, WorkerSetup
-    from aioflow.runtime.processes import ProcessLane, pickle_flow_class
+    from aioflow.runtime.processes import ProcessLane, pickle_flow
 
     from .flows import TrivialProcessFlow
 
@@ -69,7 +70,8 @@ async def _round_trip(repeats: int, root: str) -> dict[str, float]:
         "max_num_splits": 100,
         "catch_vars": {},
     }
-    setup = WorkerSetup(pickle_flow_class(TrivialProcessFlow), root, env_fields)
+    flow_pickle = pickle_flow(TrivialProcessFlow, linted_graph(TrivialProcessFlow))
+    setup = WorkerSetup(flow_pickle, root, env_fields)
     lane = ProcessLane(setup, 1)
     request = TaskRequest(
         task_id=99, step="work", attempt=0, frames=(), parents=(1,),

@@ -25,7 +25,7 @@ from .process_worker import (
     WorkerSetup,
     WorkerSetupError,
 )
-from .processes import ProcessLane, WorkerDied, pickle_flow_class, unsaved_sources
+from .processes import ProcessLane, WorkerDied, pickle_flow, unsaved_sources
 from .resources import ResourcePool
 from .task import (
     ErrorInfo,
@@ -92,7 +92,7 @@ class Dispatcher:
         if self._processes is None:
             env = self.env
             setup = WorkerSetup(
-                flow_cls_pickle=pickle_flow_class(env.flow_cls),
+                flow_pickle=pickle_flow(env.flow_cls, env.graph),
                 root=self._root,
                 env_fields={name: getattr(env, name) for name in _ENV_FIELDS},
                 sources=unsaved_sources(node.file for node in env.graph),

@@ -1,10 +1,10 @@
 """The child side of the process executor: run one task in a worker process.
 
-A worker is initialised once per run with the flow class (cloudpickled, so classes defined in
-`__main__`, a notebook cell or a loaded flow file travel by value) and the store's location.
-Each request carries blob keys, plus inline the few small blobs the parent has not committed
-yet; the worker reads everything else from the store, writes large blobs itself and returns the
-artifact map with the small blobs inline. Values never cross the process boundary.
+A worker is initialised once per run with the flow class and its graph (cloudpickled, so classes
+defined in `__main__`, a notebook cell or a loaded flow file travel by value) and the store's
+location. Each request carries blob keys, plus inline the few small blobs the parent has not
+committed yet; the worker reads everything else from the store, writes large blobs itself and
+returns the artifact map with the small blobs inline. Values never cross the process boundary.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import cloudpickle
 
 from ..exceptions import AioflowException
 from ..flowspec import Transition
-from ..graph import FlowGraph
 from ..inputs import Frame
 from ..store import Store
 from ..store.serde import Buffer
@@ -33,10 +32,12 @@ from .task import RunEnv, TaskOutcome, TaskRun, TaskSpec
 class WorkerSetup:
     """What every task of a run needs in a worker (sent once, when the worker starts)."""
 
-    flow_cls_pickle: bytes
+    #: The flow class and its linted graph, from `processes.pickle_flow`.
+    flow_pickle: bytes
     root: str
     env_fields: dict[str, Any]
-    #: Source lines of steps with no file on disk (notebook cells), by file name.
+    #: Source lines of steps with no file on disk (notebook cells), by file name: tracebacks
+    #: show them.
     sources: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -80,7 +81,11 @@ class RemoteTaskError(AioflowException):
 
 
 class WorkerSetupError(AioflowException):
-    """A worker process could not load the flow (e.g. its module cannot be imported there)."""
+    """A worker process could not load the flow (e.g. its module cannot be imported there).
+
+    The step never ran, and every attempt in such a worker would fail the same way: the task
+    fails without retries, and @catch does not catch it.
+    """
 
     headline = "Worker process setup failed"
 
@@ -118,19 +123,21 @@ def initialize(setup: WorkerSetup) -> None:
     try:
         _initialize(setup)
     except Exception as exc:
-        _setup_error[:] = [f"{type(exc).__name__}: {exc}"]
+        flow = setup.env_fields.get("flow_name", "")
+        _setup_error[:] = [f"could not load the flow {flow}: {type(exc).__name__}: {exc}"]
 
 
 def _initialize(setup: WorkerSetup) -> None:
     for file, lines in setup.sources.items():
         # As IPython registers a cell: no mtime, so linecache never drops the entry.
         linecache.cache[file] = (sum(map(len, lines)), None, lines, file)
-    flow_cls = cloudpickle.loads(setup.flow_cls_pickle)
+    # The parent's graph, not one built here: the steps' source may not be readable here.
+    flow_cls, graph = pickle.loads(setup.flow_pickle)
     store = Store(setup.root)
     reader = _Reader(store)
     env = RunEnv(
         flow_cls=flow_cls,
-        graph=FlowGraph(flow_cls),
+        graph=graph,
         reader=reader,
         blobs=store.blobs,
         line_sink=lambda pathspec, stream, line: None,
@@ -162,8 +169,8 @@ def run_task(request: TaskRequest) -> TaskReply:
     """Run one task attempt in this worker and describe its outcome."""
     if _setup_error:
         raise WorkerSetupError(
-            f"The worker process for task {request.task_id} of step *{request.step}* could not "
-            f"load the flow: {_setup_error[0]}"
+            f"The worker process for task {request.task_id} of step *{request.step}* "
+            f"{_setup_error[0]}"
         )
     state = _state[0]
     state.reader.inline = request.inline

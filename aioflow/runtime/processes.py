@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import io
 import linecache
 import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections import ChainMap
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from types import CodeType
 from typing import Any
 
 import anyio
 import cloudpickle
 
 from ..exceptions import AioflowException
+from ..graph import FlowGraph
 from . import process_worker
 from .process_worker import TaskReply, TaskRequest, WorkerSetup
 
@@ -50,23 +54,62 @@ def _importable(module_name: str) -> bool:
     return spec is not None and spec.origin == getattr(module, "__file__", None)
 
 
-def pickle_flow_class(flow_cls: type) -> bytes:
-    """The flow class, by reference when its module is importable, else by value."""
+_cloudpickle_reduce_code = cloudpickle.Pickler.dispatch_table[CodeType]
+
+
+def _code_in_file(rebuild: Callable[..., CodeType], args: tuple[Any, ...], file: str) -> CodeType:
+    """A code object rebuilt as cloudpickle rebuilds it, with the name of its file back."""
+    return rebuild(*args).replace(co_filename=file)
+
+
+def _reduce_code_keeping_file(code: CodeType) -> tuple[Any, ...]:
+    """cloudpickle's reduction of `code`, to be rebuilt by `_code_in_file`."""
+    rebuild, args = _cloudpickle_reduce_code(code)
+    return _code_in_file, (rebuild, args, code.co_filename)
+
+
+class _FlowPickler(cloudpickle.Pickler):
+    """cloudpickle, except that code sent by value keeps the name of its file.
+
+    cloudpickle 3.1.3 renames it "<dynamic-code>" (for payloads that do not depend on where the
+    code was written). A worker's tracebacks would then name no file and show no source line for
+    the steps of a flow file, a script or a notebook cell.
+    """
+
+    dispatch_table = ChainMap(
+        {CodeType: _reduce_code_keeping_file}, cloudpickle.Pickler.dispatch_table
+    )
+
+
+def pickle_flow(flow_cls: type, graph: FlowGraph) -> bytes:
+    """The flow class and its graph, pickled together for a worker's setup.
+
+    The class goes by reference when its module is importable, else by value. The graph goes
+    with it, already built and linted: a worker cannot always read the steps' source to build it
+    again (a file deleted or edited since, code from a notebook cell). Pickled together, the
+    graph's step functions are the class's own in the worker too.
+    """
     module = sys.modules.get(flow_cls.__module__)
-    if module is None or _importable(flow_cls.__module__) or flow_cls.__module__ == "__main__":
-        return cloudpickle.dumps(flow_cls)
-    cloudpickle.register_pickle_by_value(module)
+    # cloudpickle sends `__main__`'s classes by value on its own; other modules need saying so.
+    by_value = (
+        module is not None and module.__name__ != "__main__" and not _importable(module.__name__)
+    )
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
     try:
-        return cloudpickle.dumps(flow_cls)
+        with io.BytesIO() as out:
+            _FlowPickler(out).dump((flow_cls, graph))
+            return out.getvalue()
     finally:
-        cloudpickle.unregister_pickle_by_value(module)
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
 
 
 def unsaved_sources(files: Iterable[str]) -> dict[str, list[str]]:
     """The lines of those source files that exist only in this process's `linecache`.
 
-    A worker rebuilds the flow's graph from its steps' source. Code typed into a notebook cell
-    has no file a worker could read, so its lines travel with the worker's setup.
+    Code typed into a notebook cell has no file a worker could read: its lines travel with the
+    worker's setup, so that a worker's tracebacks show them.
     """
     return {
         file: linecache.getlines(file)
@@ -184,4 +227,4 @@ class ProcessLane:
         self._idle.clear()
 
 
-__all__ = ["ProcessLane", "WorkerDied", "describe_exit", "pickle_flow_class", "unsaved_sources"]
+__all__ = ["ProcessLane", "WorkerDied", "describe_exit", "pickle_flow", "unsaved_sources"]

@@ -34,6 +34,7 @@ from ..store.serde import pack
 from ..store.writer import BatchWriter
 from .catching import caught
 from .dispatch import Dispatcher
+from .process_worker import WorkerSetupError
 from .resume import Origin, OriginTask
 from .task import RunEnv, TaskOutcome, TaskSpec
 
@@ -157,7 +158,11 @@ class Scheduler:
     def _judge(self, outcome: TaskOutcome) -> TaskOutcome | TaskSpec:
         """What follows an attempt: the task's outcome, or the spec of its next attempt."""
         spec = outcome.spec
-        if outcome.ok:
+        if outcome.error is None:
+            return outcome
+        if isinstance(outcome.error.exception, WorkerSetupError):
+            # A worker that could not load the flow fails every attempt the same way: a retry
+            # cannot help, and @catch would hide that aioflow never ran the step.
             return outcome
         options = self.options[spec.step]
         if spec.attempt < options.retries and self.result.status == "running":

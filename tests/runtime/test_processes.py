@@ -1,11 +1,12 @@
 """The process executor: steps run in a run's pool of worker processes.
 
 Covers `@step(executor="process")` on sync and async steps, `executor="process"` as the default
-for sync steps (run_flow and `--executor`), every way a flow class reaches a worker (by name from
-an importable module, by value from a flow file, `__main__`, a notebook cell or a test function),
-artifacts in both directions (large ones written by the worker, small uncommitted ones inline),
-logs, exceptions, and the pool being reused. Workers take ~0.3 s to start, so one run of
-`ProcFlow` is shared by several tests.
+for sync steps (run_flow and `--executor`), `@environment` steps, every way a flow class reaches a
+worker (by name from an importable module, by value from a flow file, `__main__`, a notebook cell
+or a test function; with the parent's graph, so a worker never reads the steps' source),
+tracebacks of by-value steps, artifacts in both directions (large ones written by the worker,
+small uncommitted ones inline), logs, exceptions, and the pool being reused. Workers take ~0.3 s
+to start, so one run of `ProcFlow` is shared by several tests.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ import anyio
 import pytest
 
 from aioflow import Flow, FlowFailed, FlowSpec, Parameter, current, run_flow, run_flow_sync, step
-from aioflow.client import Run
+from aioflow.client import Run, Task
 from aioflow.events import Event, LogLine
 from aioflow.exceptions import FlowDefinitionError, ParameterError
+from aioflow.loader import load_flow
+from aioflow.runtime.caches import linted_graph
 from aioflow.runtime.process_worker import RemoteTaskError
-from aioflow.runtime.processes import pickle_flow_class
+from aioflow.runtime.processes import pickle_flow
 from aioflow.store import SMALL, Store
 from aioflow.store.writer import BatchWriter
 from aioflow.testing import run_in_temp_store
@@ -231,7 +234,7 @@ CLI_FLOW = """
 import os
 import sys
 
-from aioflow import FlowSpec, step
+from aioflow import FlowSpec, environment, step
 
 
 class CliProcFlow(FlowSpec):
@@ -253,6 +256,13 @@ class CliProcFlow(FlowSpec):
     def join(self, inputs):
         self.pid = os.getpid()
         self.squares = [i.sq for i in inputs]
+        self.next(self.configured)
+
+    @environment(vars={"CLI_PROC_ENV": "set"})
+    @step
+    def configured(self):
+        self.pid = os.getpid()
+        self.env_value = os.environ.get("CLI_PROC_ENV")
         self.next(self.end)
 
     @step
@@ -263,6 +273,12 @@ class CliProcFlow(FlowSpec):
 if __name__ == "__main__":
     CliProcFlow()
 """
+
+
+def assert_ran_with_environment(task: Task, parent_pid: int) -> None:
+    """The task of `configured` ran in a worker, with its @environment variable set."""
+    assert task.data.pid != parent_pid
+    assert task.data.env_value == "set"
 
 
 def test_aioflow_run_with_executor_process(
@@ -283,6 +299,7 @@ def test_aioflow_run_with_executor_process(
         assert task.stdout == f"square {task.index + 1}\n"
     assert run["join"].task.data.pid != loop_pid
     assert run["join"].task.data.squares == [1, 4, 9]
+    assert_ran_with_environment(run["configured"].task, loop_pid)
     assert re.search(rf"\[{run.id}/square/\d+\] square 2\n", proc.stdout)
 
 
@@ -296,12 +313,13 @@ def test_python_flow_py_run(aioflow_root: Path, write_flow: Callable[..., Path])
     assert {t.data.pid for t in run["square"]} == {loop_pid}
     assert run["join"].task.data.pid != loop_pid
     assert run["join"].task.data.squares == [1, 4, 9]
+    assert_ran_with_environment(run["configured"].task, loop_pid)
 
 
 SCRIPT = """
 import os
 
-from aioflow import FlowSpec, run_flow_sync, step
+from aioflow import FlowSpec, environment, run_flow_sync, step
 
 
 def double(x):
@@ -320,10 +338,12 @@ class ScriptFlow(FlowSpec):
         self.double = double(self.input)
         self.next(self.join)
 
+    @environment(vars={"SCRIPT_ENV": "set"})
     @step
     def join(self, inputs):
         self.doubles = [i.double for i in inputs]
-        self.pids = [i.pid for i in inputs]
+        self.pids = [i.pid for i in inputs] + [os.getpid()]
+        self.env_value = os.environ.get("SCRIPT_ENV")
         self.next(self.end)
 
     @step
@@ -334,7 +354,7 @@ class ScriptFlow(FlowSpec):
 if __name__ == "__main__":
     run = run_flow_sync(ScriptFlow, quiet=True)
     data = run["join"].task.data
-    print("RESULT", data.doubles, os.getpid() not in data.pids)
+    print("RESULT", data.doubles, os.getpid() not in data.pids, data.env_value)
 """
 
 
@@ -344,7 +364,7 @@ def test_a_class_in_main_of_a_script_that_calls_run_flow_sync(
     path = write_flow(SCRIPT, name="script.py")
     proc = run_sub([sys.executable, str(path)], path.parent)
     assert proc.returncode == 0, proc.stderr
-    assert "RESULT [2, 4, 6] True" in proc.stdout
+    assert "RESULT [2, 4, 6] True set" in proc.stdout
 
 
 MODULE_FLOW = """
@@ -381,8 +401,10 @@ async def test_run_flow_with_a_class_from_an_importable_module(
     monkeypatch.syspath_prepend(str(package))
     module = importlib.import_module(name)
     try:
-        # An importable class travels by name: a few hundred bytes, not its code.
-        assert len(pickle_flow_class(module.ModuleFlow)) < 500
+        # An importable class travels by name, its steps too: the payload holds none of their
+        # code (such as the names the code calls).
+        payload = pickle_flow(module.ModuleFlow, linted_graph(module.ModuleFlow))
+        assert name.encode() in payload and b"getpid" not in payload
         run = await run_in_temp_store(module.ModuleFlow, aioflow_root)
     finally:
         del sys.modules[name]
@@ -423,10 +445,12 @@ async def test_a_class_defined_in_a_test_function_travels_by_value(aioflow_root:
 CELL = """
 import os
 
-from aioflow import FlowSpec, step
+from aioflow import FlowSpec, Parameter, environment, step
 
 
 class CellFlow(FlowSpec):
+    fail = Parameter("fail", default=False)
+
     @step
     def start(self):
         self.next(self.work)
@@ -434,7 +458,16 @@ class CellFlow(FlowSpec):
     @step(executor="process")
     def work(self):
         self.pid = os.getpid()
+        if self.fail:
+            raise ValueError("failed in a cell")
         self.answer = helper()
+        self.next(self.configured)
+
+    @environment(vars={"CELL_ENV": "set"})
+    @step
+    def configured(self):
+        self.pid = os.getpid()
+        self.env_value = os.environ.get("CELL_ENV")
         self.next(self.end)
 
     @step
@@ -470,6 +503,96 @@ async def test_a_class_defined_in_a_notebook_cell(
     data = run["work"].task.data
     assert data.pid != os.getpid()
     assert data.answer == 42
+    assert_ran_with_environment(run["configured"].task, os.getpid())
+
+
+async def test_a_failing_step_of_a_notebook_cell_shows_its_lines(
+    aioflow_root: Path, notebook_cell: dict[str, Any]
+) -> None:
+    flow_cls = notebook_cell["CellFlow"]
+    with pytest.raises(FlowFailed) as info:
+        await run_in_temp_store(flow_cls, aioflow_root, fail=True)
+    trace = info.value.run["work"].task.exception.stacktrace
+    # The cell's lines travel with the worker's setup: the worker has no file to read them.
+    assert f'File "{flow_cls.work.__code__.co_filename}", line ' in trace
+    assert 'raise ValueError("failed in a cell")' in trace
+
+
+async def test_a_failing_step_sent_by_value_shows_its_file_and_line(aioflow_root: Path) -> None:
+    class LocalFailFlow(FlowSpec):
+        @step
+        def start(self):
+            self.next(self.work)
+
+        @step(executor="process")
+        def work(self):
+            raise PlannedError("sent by value")
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+
+    with pytest.raises(FlowFailed) as info:
+        await run_in_temp_store(LocalFailFlow, aioflow_root)
+    trace = info.value.run["work"].task.exception.stacktrace
+    # cloudpickle 3.1.3 names the file of code it sends by value "<dynamic-code>"; aioflow
+    # keeps the real name, so the worker's traceback shows where the step failed.
+    assert f'File "{__file__}", line ' in trace
+    assert 'raise PlannedError("sent by value")' in trace
+
+
+VANISHING_FLOW = """
+import linecache
+import os
+
+from aioflow import FlowSpec, environment, step
+
+
+class VanishingFlow(FlowSpec):
+    @step
+    def start(self):
+        # Deleted (and forgotten by linecache) before any worker starts: from now on, no
+        # process can read the source of the steps.
+        os.remove(__file__)
+        linecache.checkcache(__file__)
+        self.items = [1, 2, 3]
+        self.next(self.square, foreach="items")
+
+    @step(executor="process")
+    def square(self):
+        self.pid = os.getpid()
+        self.sq = self.input ** 2
+        self.next(self.join)
+
+    @environment(vars={"VANISHING_ENV": "set"})
+    @step
+    def join(self, inputs):
+        self.pid = os.getpid()
+        self.squares = [i.sq for i in inputs]
+        self.env_value = os.environ.get("VANISHING_ENV")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+async def test_workers_run_steps_whose_source_they_cannot_read(
+    aioflow_root: Path, write_flow: Callable[..., Path]
+) -> None:
+    path = write_flow(VANISHING_FLOW)
+    flow_cls = load_flow(path)
+    # A worker uses the graph the parent built and linted: it never reads the steps' source.
+    run = await run_in_temp_store(flow_cls, aioflow_root)
+    assert not path.exists()
+    squares = list(run["square"])
+    assert sorted(t.data.sq for t in squares) == [1, 4, 9]
+    assert all(t.data.pid != os.getpid() for t in squares)
+    join = run["join"].task
+    assert join.data.squares == [1, 4, 9]
+    assert_ran_with_environment(join, os.getpid())
 
 
 async def test_a_worker_that_cannot_load_the_flow_fails_the_task_clearly(
@@ -483,16 +606,23 @@ async def test_a_worker_that_cannot_load_the_flow_fails_the_task_clearly(
     monkeypatch.syspath_prepend(str(package))
     module = importlib.import_module(name)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(package)])
+    # The step never ran: neither a retry (it would fail the same way) nor @catch applies.
+    specs = ["retry:times=2,minutes_between_retries=0", "catch:var=err"]
     try:
         with pytest.raises(FlowFailed) as info:
-            await run_in_temp_store(module.ModuleFlow, aioflow_root)
+            await run_in_temp_store(module.ModuleFlow, aioflow_root, with_decorators=specs)
     finally:
         del sys.modules[name]
     message = str(info.value.__cause__)
-    assert "could not load the flow" in message
-    assert f"ModuleNotFoundError: No module named '{name}'" in message
-    task = info.value.run["work"].task
+    assert message == (
+        "The worker process for task 2 of step *work* could not load the flow ModuleFlow: "
+        f"ModuleNotFoundError: No module named '{name}'"
+    )
+    run = info.value.run
+    assert run.status == "failed"
+    task = run["work"].task
     assert task.exception.type == "aioflow.runtime.process_worker.WorkerSetupError"
+    assert len(Store(aioflow_root).db.task_attempts(int(run.id), "work")) == 1
 
 
 # -- small blobs the parent has not committed travel inline ---------------------------------
