@@ -20,6 +20,9 @@
     │   ├── MetaflowNotFound
     │   └── MetaflowNamespaceMismatch
     ├── TimeoutException                  a task attempt ran past its @timeout
+    ├── WorkerDied                        a worker process ended while running a task
+    ├── WorkerSetupError                  a worker process could not load the flow
+    ├── RemoteTaskError                   stands in for a step error that could not be pickled
     ├── TaskFailed                        a step body raised; carries step, task and cause
     └── FlowFailed                        a run did not succeed; carries the run and the failed task
 
@@ -172,6 +175,28 @@ class TimeoutException(AioflowException):
     """A task attempt ran longer than its step's @timeout."""
 
     headline = "@timeout"
+
+
+class WorkerDied(AioflowException):
+    """The worker process running a task ended without returning (crash, kill, exit)."""
+
+    headline = "Worker process died"
+
+
+class WorkerSetupError(AioflowException):
+    """A worker process could not load the flow (e.g. its module cannot be imported there).
+
+    The step never ran, and every attempt in such a worker would fail the same way: the task
+    fails without retries, and @catch does not catch it.
+    """
+
+    headline = "Worker process setup failed"
+
+
+class RemoteTaskError(AioflowException):
+    """Stands in for a step's exception that could not be pickled back from its worker."""
+
+    headline = "Task failed in a worker process"
 
 
 class ExceptionWrapper(Exception):

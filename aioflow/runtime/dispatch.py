@@ -15,17 +15,12 @@ import anyio
 
 from ..decorators import StepOptions
 from ..events import Event, LogLine
+from ..exceptions import RemoteTaskError, WorkerDied, WorkerSetupError
 from ..store.writer import BatchWriter
 from .executors import Done, ThreadLane
 from .logs import TaskLog
-from .process_worker import (
-    RemoteTaskError,
-    TaskReply,
-    TaskRequest,
-    WorkerSetup,
-    WorkerSetupError,
-)
-from .processes import ProcessLane, WorkerDied, pickle_flow, unsaved_sources
+from .process_worker import TaskReply, TaskRequest, WorkerSetup
+from .processes import ProcessLane, pickle_flow, unsaved_sources
 from .resources import ResourcePool
 from .task import (
     ErrorInfo,

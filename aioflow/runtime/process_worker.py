@@ -19,7 +19,7 @@ from typing import Any
 
 import cloudpickle
 
-from ..exceptions import AioflowException
+from ..exceptions import WorkerSetupError
 from ..flowspec import Transition
 from ..inputs import Frame
 from ..store import Store
@@ -72,22 +72,6 @@ class TaskReply:
     error: dict[str, str] | None
     exception: bytes | None
     finished_at: float
-
-
-class RemoteTaskError(AioflowException):
-    """Stands in for a step's exception that could not be pickled back from its worker."""
-
-    headline = "Task failed in a worker process"
-
-
-class WorkerSetupError(AioflowException):
-    """A worker process could not load the flow (e.g. its module cannot be imported there).
-
-    The step never ran, and every attempt in such a worker would fail the same way: the task
-    fails without retries, and @catch does not catch it.
-    """
-
-    headline = "Worker process setup failed"
 
 
 class _Reader:

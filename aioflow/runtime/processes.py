@@ -28,16 +28,10 @@ from typing import Any
 import anyio
 import cloudpickle
 
-from ..exceptions import AioflowException
+from ..exceptions import WorkerDied
 from ..graph import FlowGraph
 from . import process_worker
 from .process_worker import TaskReply, TaskRequest, WorkerSetup
-
-
-class WorkerDied(AioflowException):
-    """The worker process running a task ended without returning (crash, kill, exit)."""
-
-    headline = "Worker process died"
 
 
 def _importable(module_name: str) -> bool:
@@ -227,4 +221,4 @@ class ProcessLane:
         self._idle.clear()
 
 
-__all__ = ["ProcessLane", "WorkerDied", "describe_exit", "pickle_flow", "unsaved_sources"]
+__all__ = ["ProcessLane", "describe_exit", "pickle_flow", "unsaved_sources"]

@@ -27,14 +27,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ..decorators import StepOptions
 from ..events import Event, TaskFailed, TaskFinished, TaskRetrying, TaskStarted
-from ..exceptions import AioflowException
+from ..exceptions import AioflowException, WorkerSetupError
 from ..inputs import Frame
 from ..store.metadata import TaskRow, task_row
 from ..store.serde import pack
 from ..store.writer import BatchWriter
 from .catching import caught
 from .dispatch import Dispatcher
-from .process_worker import WorkerSetupError
 from .resume import Origin, OriginTask
 from .task import RunEnv, TaskOutcome, TaskSpec
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from aioflow import FlowFailed, FlowSpec, Parameter, catch, current, resume_flow, retry, step
-from aioflow.runtime.processes import WorkerDied
+from aioflow.exceptions import WorkerDied
 from aioflow.store import Store
 from aioflow.store.serde import unpack
 from aioflow.testing import run_in_temp_store
@@ -149,7 +149,7 @@ async def test_each_fault_fails_only_its_task(aioflow_root: Path, marks: Path) -
         task = crashed[kind]
         assert not task.successful
         err = task.data.err
-        assert err.type == "aioflow.runtime.processes.WorkerDied"
+        assert err.type == "aioflow.exceptions.WorkerDied"
         assert needle in err.exception
         assert f"task {task.id} of step *crash*" in err.exception
         assert task.exception.exception == err.exception
@@ -177,7 +177,7 @@ async def test_each_fault_fails_only_its_task(aioflow_root: Path, marks: Path) -
     assert end_pid not in dead and join_pid not in dead
     assert end_pid != os.getpid()
     assert run["join"].task.data.err_types == [
-        *["aioflow.runtime.processes.WorkerDied"] * 3,
+        *["aioflow.exceptions.WorkerDied"] * 3,
         "builtins.MemoryError",
     ]
 
@@ -190,7 +190,7 @@ async def test_each_fault_fails_only_its_task(aioflow_root: Path, marks: Path) -
         (int(retried.id), 1, "succeeded"),
     ]
     first = unpack(rows[0][12])
-    assert first["type"] == "aioflow.runtime.processes.WorkerDied"
+    assert first["type"] == "aioflow.exceptions.WorkerDied"
     assert "SIGSEGV" in first["message"]
 
     # Nothing was left half-written: every attempt of the run ended.

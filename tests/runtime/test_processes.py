@@ -31,10 +31,9 @@ import pytest
 from aioflow import Flow, FlowFailed, FlowSpec, Parameter, current, run_flow, run_flow_sync, step
 from aioflow.client import Run, Task
 from aioflow.events import Event, LogLine
-from aioflow.exceptions import FlowDefinitionError, ParameterError
+from aioflow.exceptions import FlowDefinitionError, ParameterError, RemoteTaskError
 from aioflow.loader import load_flow
 from aioflow.runtime.caches import linted_graph
-from aioflow.runtime.process_worker import RemoteTaskError
 from aioflow.runtime.processes import pickle_flow
 from aioflow.store import SMALL, Store
 from aioflow.store.writer import BatchWriter
@@ -621,7 +620,7 @@ async def test_a_worker_that_cannot_load_the_flow_fails_the_task_clearly(
     run = info.value.run
     assert run.status == "failed"
     task = run["work"].task
-    assert task.exception.type == "aioflow.runtime.process_worker.WorkerSetupError"
+    assert task.exception.type == "aioflow.exceptions.WorkerSetupError"
     assert len(Store(aioflow_root).db.task_attempts(int(run.id), "work")) == 1
 
 
