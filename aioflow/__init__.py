@@ -5,11 +5,10 @@ Write a flow as for Metaflow (`from aioflow import FlowSpec, step, Parameter`), 
 `async with start_flow(MyFlow) as handle`.
 """
 
-__version__ = "0.1.0"
-
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .current import current
 from .decorators import catch, environment, resources, retry, step, timeout
 from .exceptions import (
@@ -21,14 +20,15 @@ from .exceptions import (
     MetaflowExceptionWrapper,
     MetaflowNamespaceMismatch,
     MetaflowNotFound,
+    MetaflowTaggingError,
     MissingInMergeArtifactsException,
     StoreError,
+    TaggingError,
     UnhandledInMergeArtifactsException,
 )
 from .flowspec import FlowSpec
 from .namespaces import default_namespace, get_namespace, namespace, scoped_namespace
 from .parameters import IncludeFile, JSONType, Parameter
-from .tags import MetaflowTaggingError, TaggingError
 
 if TYPE_CHECKING:
     from .api import resume_flow, run_flow, run_flow_sync, start_flow

@@ -18,7 +18,9 @@
     ├── ClientError                       the client API cannot find what it was asked for
     │   ├── InvalidPathspec
     │   ├── MetaflowNotFound
-    │   └── MetaflowNamespaceMismatch
+    │   ├── MetaflowNamespaceMismatch
+    │   └── TaggingError                  a tag is invalid or a tag change breaks the rules
+    │                                     (alias: MetaflowTaggingError)
     ├── TimeoutException                  a task attempt ran past its @timeout
     ├── WorkerDied                        a worker process ended while running a task
     ├── WorkerSetupError                  a worker process could not load the flow
@@ -169,6 +171,15 @@ class MetaflowNamespaceMismatch(ClientError):
     """The object exists but lies outside the current namespace."""
 
     headline = "Object not in the current namespace"
+
+
+class TaggingError(ClientError):
+    """A tag is invalid, or a tag mutation breaks the rules (Metaflow's MetaflowTaggingError)."""
+
+    headline = "Tagging error"
+
+
+MetaflowTaggingError = TaggingError
 
 
 class TimeoutException(AioflowException):

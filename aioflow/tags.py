@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from .exceptions import ClientError
+from .exceptions import TaggingError
 
 if TYPE_CHECKING:  # the store is only passed in: defining tags needs neither it nor SQLite
     from .store import Store
@@ -29,15 +29,6 @@ if TYPE_CHECKING:  # the store is only passed in: defining tags needs neither it
 MAX_USER_TAGS = 50
 #: The longest a tag may be, in characters.
 MAX_TAG_LENGTH = 500
-
-
-class TaggingError(ClientError):
-    """A tag is invalid, or a tag mutation breaks the rules (Metaflow's MetaflowTaggingError)."""
-
-    headline = "Tagging error"
-
-
-MetaflowTaggingError = TaggingError
 
 
 def validate_tag(tag: object) -> str:
@@ -154,8 +145,6 @@ def format_tag_table(runs: Sequence[tuple[str, Iterable[str]]]) -> list[str]:
 __all__ = [
     "MAX_TAG_LENGTH",
     "MAX_USER_TAGS",
-    "MetaflowTaggingError",
-    "TaggingError",
     "format_run_tags",
     "format_tag_table",
     "mutate_user_tags",
