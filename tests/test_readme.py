@@ -1,0 +1,760 @@
+"""README.md is tested as written: every fenced block in it runs here, or says why it does not.
+
+An HTML comment on the line before a fence (invisible on GitHub) says how its block is tested:
+
+    <!-- test: file=hello.py -->    a file the other blocks use, written into the work folder
+    <!-- test: run=SCENE -->        run by the test of that scene below (a name in SCENES)
+    <!-- test: ci-setup -->         a set-up command `.ci/run` runs literally (pip): only the two
+                                    under "## Set up"
+    <!-- test: skip: REASON -->     not run, for the reason given
+
+A block without a marker, or naming a scene no test runs, fails `test_every_block_is_tested`,
+so a new snippet cannot go untested.
+
+Python blocks run statement by statement in a namespace holding what the README says they build
+on (`HelloFlow`, loaded from the `file=hello.py` block; a FastAPI `app` for the service
+fragment), top-level `await` allowed as in a notebook cell. An expression statement ending in
+`# ... -> VALUE` shows its output: its value's repr must be VALUE. Shell blocks run line by line
+as subprocesses in a work folder holding the README's files, with `$AIOFLOW_ROOT` set; each
+line needs a check in its scene's table (a literal line is run exactly as written, an `or:`
+alternative in its comment too; a synopsis with `[optional]` parts runs without them and with
+all of them, see `expand`), and a line without one fails the scene.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import inspect
+import os
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from aioflow import Run, Task, run_flow, run_flow_sync
+from aioflow.flowspec import FlowSpec
+from aioflow.loader import load_flow
+
+pytestmark = pytest.mark.timeout(120)
+
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+HI = ["HI A", "HI B", "HI C"]
+
+#: The scenes; `test_<scene>` below (dashes as underscores) runs each one.
+SCENES = {
+    "cli",
+    "service",
+    "notebook",
+    "events",
+    "testing",
+    "reading",
+    "client-cli",
+    "resume-cli",
+    "resume",
+    "step-decorators",
+    "benchmarks",
+}
+
+# -- reading the README ---------------------------------------------------------------------------
+
+FENCE_RE = re.compile(r"^(?P<indent> *)```(?P<lang>\w*)\s*$")
+MARKER_RE = re.compile(r"^ *<!-- test: (?P<body>.+?) -->\s*$")
+HEADING_RE = re.compile(r"^#+ (.+)$")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced block of the README, dedented, with the marker before it."""
+
+    lang: str
+    code: str
+    line: int  # the README line of the block's first code line (1-based)
+    heading: str
+    marker: str | None
+
+    @property
+    def where(self) -> str:
+        return f"README.md:{self.line} (under {self.heading!r})"
+
+    def _marked(self, key: str) -> str | None:
+        prefix = f"{key}="
+        marker = self.marker or ""
+        return marker[len(prefix) :] if marker.startswith(prefix) else None
+
+    @property
+    def scene(self) -> str | None:
+        """The scene of a `run=SCENE` block."""
+        return self._marked("run")
+
+    @property
+    def file(self) -> str | None:
+        """The file name of a `file=NAME` block."""
+        return self._marked("file")
+
+
+def read_blocks(text: str) -> list[Block]:
+    """Every fenced block of a Markdown text, in order."""
+    lines = text.splitlines()
+    blocks = []
+    heading = "(top)"
+    i = 0
+    while i < len(lines):
+        if match := HEADING_RE.match(lines[i]):
+            heading = match.group(1)
+        fence = FENCE_RE.match(lines[i])
+        if not fence:
+            i += 1
+            continue
+        indent = fence.group("indent")
+        end = next(j for j in range(i + 1, len(lines)) if lines[j] == f"{indent}```")
+        body = [line[len(indent) :] for line in lines[i + 1 : end]]
+        before = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+        marker = MARKER_RE.match(before)
+        blocks.append(
+            Block(
+                lang=fence.group("lang"),
+                code="\n".join(body) + "\n",
+                line=i + 2,
+                heading=heading,
+                marker=marker.group("body") if marker else None,
+            )
+        )
+        i = end + 1
+    return blocks
+
+
+BLOCKS = read_blocks(README.read_text())
+
+
+def blocks(scene: str) -> list[Block]:
+    """The blocks a scene runs, in README order."""
+    assert scene in SCENES, scene
+    found = [b for b in BLOCKS if b.scene == scene]
+    assert found, f"no README block is marked <!-- test: run={scene} -->"
+    return found
+
+
+def test_every_block_is_tested() -> None:
+    untested = []
+    for block in BLOCKS:
+        marker = block.marker or ""
+        known = (
+            marker == "ci-setup"
+            or block.file is not None
+            or (marker.startswith("skip: ") and len(marker) > len("skip: "))
+            or block.scene in SCENES
+        )
+        if not known:
+            untested.append(f"{block.where}: {marker or 'no <!-- test: ... --> marker'}")
+    assert not untested, "README blocks no test runs:\n" + "\n".join(untested)
+    assert {b.scene for b in BLOCKS if b.scene} == SCENES
+    for scene in SCENES:
+        assert callable(globals().get(f"test_{scene.replace('-', '_')}")), scene
+
+
+def test_the_ci_set_up_commands_are_the_two_under_set_up() -> None:
+    """`.ci/run` runs the `pip install` lines under "## Set up" literally; nothing here runs pip."""
+    setup = [b for b in BLOCKS if b.marker == "ci-setup"]
+    assert [b.heading for b in setup] == ["Set up", "Set up"]
+    assert [b.code for b in setup] == [
+        "pip install -e . && aioflow run examples/foreach.py\n",
+        "pip install -e '.[test]' && python -m pytest\n",
+    ]
+    assert (REPO / "examples" / "foreach.py").is_file()
+    section = README.read_text().split("## Set up", 1)[1].split("\n## ", 1)[0]
+    assert [line for line in section.splitlines() if line.startswith("pip install")] == [
+        b.code.strip() for b in setup
+    ]
+    for block in BLOCKS:
+        if "pip install" in block.code and block.marker != "ci-setup":
+            assert (block.marker or "").startswith("skip: "), f"{block.where} runs pip"
+
+
+def test_read_blocks_sees_indented_fences_and_markers() -> None:
+    text = (
+        "# T\n\n- item:\n\n  <!-- test: run=x -->\n  ```python\n  a = 1\n  ```\n\n"
+        "```bash\nls\n```\n"
+    )
+    first, second = read_blocks(text)
+    assert (first.lang, first.code, first.line, first.marker) == ("python", "a = 1\n", 7, "run=x")
+    assert (second.lang, second.code, second.heading, second.marker) == ("bash", "ls\n", "T", None)
+
+
+# -- the work folder ------------------------------------------------------------------------------
+
+
+@dataclass
+class Done:
+    """A finished command line."""
+
+    command: str
+    code: int
+    out: str
+    err: str
+
+    def ok(self) -> Done:
+        assert self.code == 0, f"`{self.command}` exited {self.code}:\n{self.out}{self.err}"
+        return self
+
+
+@dataclass
+class Shell:
+    """Runs command lines as subprocesses in one folder and environment, and records them."""
+
+    cwd: Path
+    env: dict[str, str]
+    ran: list[str] = field(default_factory=list)
+    #: README commands run otherwise than as written (or not at all), and why.
+    instead: dict[str, str] = field(default_factory=dict)
+
+    def __call__(self, command: str) -> Done:
+        argv = shlex.split(command)
+        # `python` is this interpreter; `aioflow` is found on PATH, which starts with its folder.
+        if argv[0] == "python":
+            argv[0] = sys.executable
+        done = subprocess.run(
+            argv, cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=90
+        )
+        self.ran.append(command)
+        return Done(command, done.returncode, done.stdout, done.stderr)
+
+
+@dataclass
+class Work:
+    """A folder holding the README's files, with its own store at `$AIOFLOW_ROOT`."""
+
+    path: Path
+    shell: Shell
+
+    def hello_flow(self) -> type[FlowSpec]:
+        return load_flow(self.path / "hello.py")
+
+    def three_runs(self) -> None:
+        """The store the README's `HelloFlow/3` examples read: three runs of `hello.py`."""
+        flow = self.hello_flow()
+        for _ in range(3):
+            run_flow_sync(flow, greeting="hi", quiet=True)
+
+
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Work]:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    for block in BLOCKS:
+        if block.file:
+            (folder / block.file).write_text(block.code)
+    monkeypatch.setenv("AIOFLOW_ROOT", str(tmp_path / "store"))
+    # The README's `--namespace user:alice` is the namespace of the runs made here.
+    monkeypatch.setenv("AIOFLOW_USER", "alice")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.chdir(folder)
+    # The loader puts the flow file's folder on sys.path: monkeypatch takes it off again.
+    monkeypatch.syspath_prepend(str(folder))
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    yield Work(folder, Shell(folder, env))
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None) or "").startswith(str(tmp_path)):
+            del sys.modules[name]
+
+
+# -- running Python blocks ------------------------------------------------------------------------
+
+SHOWN_RE = re.compile(r"#.*-> (?P<value>.+)$")
+TOP_LEVEL_AWAIT = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+
+
+async def run_python(block: Block, namespace: dict[str, Any]) -> None:
+    """Run a Python block statement by statement in `namespace`, checking the values it shows.
+
+    Runs in a task of its own, so context variables it sets (`namespace(None)`) stay there.
+    """
+    await asyncio.create_task(_run_statements(block, namespace))
+
+
+async def _run_statements(block: Block, namespace: dict[str, Any]) -> None:
+    tree = ast.parse(block.code, filename=str(README))
+    ast.increment_lineno(tree, block.line - 1)  # tracebacks name README lines
+    lines = block.code.splitlines()
+    for statement in tree.body:
+        shown = SHOWN_RE.search(lines[(statement.end_lineno or statement.lineno) - block.line])
+        if shown is None:
+            code = compile(ast.Module([statement], []), str(README), "exec", TOP_LEVEL_AWAIT)
+            await _evaluate(code, namespace)
+            continue
+        assert isinstance(statement, ast.Expr), f"README.md:{statement.lineno}: `->` on a statement"
+        code = compile(ast.Expression(statement.value), str(README), "eval", TOP_LEVEL_AWAIT)
+        value = await _evaluate(code, namespace)
+        assert repr(value) == shown.group("value"), f"README.md:{statement.lineno}"
+
+
+async def _evaluate(code: Any, namespace: dict[str, Any]) -> Any:
+    result = eval(code, namespace)
+    if code.co_flags & inspect.CO_COROUTINE:
+        result = await result
+    return result
+
+
+def test_run_python_checks_shown_values() -> None:
+    block = Block("python", "x = 1\nx + 1  # -> 3\n", line=1, heading="", marker=None)
+    with pytest.raises(AssertionError):
+        asyncio.run(_run_statements(block, {}))
+
+
+# -- running shell blocks -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShellLine:
+    command: str
+    comment: str
+    where: str
+
+    @property
+    def alternative(self) -> str | None:
+        """The command after `or:` in the comment (`# or: aioflow list`), if any."""
+        match = re.match(r"or: (.+)", self.comment)
+        return match.group(1).strip() if match else None
+
+
+def shell_lines(block: Block) -> list[ShellLine]:
+    lines = []
+    for offset, text in enumerate(block.code.splitlines()):
+        if text.strip():
+            command, _, comment = text.partition(" #")
+            lines.append(
+                ShellLine(command.strip(), comment.strip(), f"README.md:{block.line + offset}")
+            )
+    return lines
+
+
+def expand(synopsis: str, **values: str) -> list[str]:
+    """The command lines a synopsis stands for: without its `[optional]` parts, then with all of
+    them, once per alternative of an `[a|b]` part; upper-case metavariables (N, STEP) take
+    `values`."""
+    parts = re.findall(r"\[[^\]]*\]|\S+", synopsis)
+    groups = [p[1:-1].split("|") if p.startswith("[") else None for p in parts]
+    widest = max((len(g) for g in groups if g), default=0)
+    variants = [[p for p, g in zip(parts, groups, strict=True) if g is None]]
+    for i in range(widest):
+        variants.append(
+            [p if g is None else g[min(i, len(g) - 1)] for p, g in zip(parts, groups, strict=True)]
+        )
+
+    def fill(word: str) -> str:
+        if re.fullmatch(r"[A-Z]+", word):
+            assert word in values, f"{synopsis!r}: no value for {word}"
+            return values[word]
+        return word
+
+    return [" ".join(fill(w) for w in " ".join(v).split()) for v in variants]
+
+
+def test_expand() -> None:
+    assert expand("a logs F/1 [--stdout|--stderr] [--attempt N]", N="0") == [
+        "a logs F/1",
+        "a logs F/1 --stdout --attempt 0",
+        "a logs F/1 --stderr --attempt 0",
+    ]
+    assert expand("aioflow check hello.py") == ["aioflow check hello.py"]
+
+
+Handler = Callable[[Shell, ShellLine], None]
+
+
+def run_shell_scene(scene: str, shell: Shell, handlers: dict[str, Handler]) -> None:
+    """Run a scene's shell lines in README order through their handlers."""
+    lines = [line for block in blocks(scene) for line in shell_lines(block)]
+    missing = [f"{line.where}: {line.command}" for line in lines if line.command not in handlers]
+    assert not missing, f"shell lines of scene {scene!r} without a check:\n" + "\n".join(missing)
+    stale = set(handlers) - {line.command for line in lines}
+    assert not stale, f"checks of scene {scene!r} for lines the README no longer has: {stale}"
+    for line in lines:
+        before = len(shell.ran)
+        handlers[line.command](shell, line)
+        ran = shell.ran[before:]
+        if "[" not in line.command and line.command not in shell.instead:
+            assert line.command in ran, f"{line.where}: not run as written, and no reason why"
+        if line.alternative and not line.alternative.endswith("..."):
+            assert line.alternative in ran, f"{line.where}: the `or:` command was not run"
+
+
+# -- the scenes -----------------------------------------------------------------------------------
+
+STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}"
+
+
+def task_line(step: str, text: str) -> str:
+    """A console line of a task of `step` saying `text`, as a regular expression."""
+    return rf"^{STAMP} \[\d+/{step}/\d+\] {re.escape(text)}$"
+
+
+def _printed_hi(done: Done) -> None:
+    """A `run` of hello.py: the end step printed the shouts, and the run finished."""
+    done.ok()
+    assert re.search(task_line("end", repr(HI)), done.out, re.M), done.out
+    assert done.out.splitlines()[-1].endswith(" Done!")
+
+
+def _run_hello(sh: Shell, line: ShellLine) -> None:
+    _printed_hi(sh(line.command))
+    assert line.alternative
+    _printed_hi(sh(line.alternative))
+
+
+def _help(sh: Shell, line: ShellLine) -> None:
+    out = sh(line.command).ok().out
+    assert out.startswith("Usage: aioflow run hello.py [OPTIONS]")
+    assert re.search(r"--greeting TEXT\s+What to say\s+\[default: hello\]", out)
+
+
+def _show(sh: Shell, line: ShellLine) -> None:
+    out = sh(line.command).ok().out
+    assert out.startswith("Upper-case some words, in parallel.\n")
+    assert re.findall(r"^Step (\w+)$", out, re.M) == ["start", "shout", "join", "end"]
+    assert "Step start\n    ?\n    => shout (foreach over words)\n" in out
+
+
+def _check(sh: Shell, line: ShellLine) -> None:
+    done = sh(line.command).ok()
+    assert "The graph looks good!" in done.err
+    assert "Workflow starting" not in done.out
+
+
+def test_cli(work: Work) -> None:
+    run_shell_scene(
+        "cli",
+        work.shell,
+        {
+            "aioflow run hello.py --greeting hi": _run_hello,
+            "aioflow run hello.py --help": _help,
+            "aioflow show hello.py": _show,
+            "aioflow check hello.py": _check,
+        },
+    )
+    # Only the two runs were stored: --help, show and check store nothing.
+    listed = work.shell("aioflow runs").ok().out
+    assert re.findall(r"^(HelloFlow/\d+) ", listed, re.M) == ["HelloFlow/2", "HelloFlow/1"]
+
+
+async def test_service(work: Work) -> None:
+    """The route fragment, on an app of its own, called as a client would call it."""
+    app = FastAPI()
+    (block,) = blocks("service")
+    await run_python(block, {"app": app, "HelloFlow": work.hello_flow()})
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/hello", params={"greeting": "hi"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body == {"run": "HelloFlow/1", "all": HI}
+    assert "api" in Run(body["run"]).user_tags
+
+
+async def test_notebook(work: Work, capsys: pytest.CaptureFixture[str]) -> None:
+    (block,) = blocks("notebook")
+    await run_python(block, {"HelloFlow": work.hello_flow()})
+    out = capsys.readouterr().out
+    assert "Workflow starting (run-id 1):" in out and out.rstrip().endswith("Done!")
+
+
+async def test_events(work: Work, capsys: pytest.CaptureFixture[str]) -> None:
+    namespace: dict[str, Any] = {"HelloFlow": work.hello_flow()}
+    (block,) = blocks("events")
+    await run_python(block, namespace)
+    run = namespace["run"]
+    assert run.successful
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [run.id, f"{run['end'].task.pathspec} {HI!r}"]
+
+
+def test_testing(work: Work, tmp_path: Path) -> None:
+    """The snippet's files (split at their `# name` lines) next to hello.py, run by pytest."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "hello.py").write_text((work.path / "hello.py").read_text())
+    written = []
+    for block in blocks("testing"):
+        for name, body in re.findall(
+            r"^# (\S+\.\w+)\n(.*?)(?=^# \S+\.\w+\n|\Z)", block.code, re.M | re.S
+        ):
+            (project / name).write_text(body)
+            written.append(name)
+    assert written == ["conftest.py", "test_hello.py", "pyproject.toml"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "AIOFLOW_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"\b2 passed\b", done.stdout), done.stdout
+
+
+async def test_reading(work: Work, capsys: pytest.CaptureFixture[str]) -> None:
+    await asyncio.to_thread(work.three_runs)
+    namespace: dict[str, Any] = {}
+    (block,) = blocks("reading")
+    await run_python(block, namespace)
+    run, task = namespace["run"], namespace["task"]
+    assert run.pathspec == "HelloFlow/3"
+    # The loop printed every task, newest step first.
+    out = capsys.readouterr().out
+    printed = re.findall(r"^(HelloFlow/\S+) ", out, re.M)
+    assert printed[0] == "HelloFlow/3/end/6"
+    assert sorted(printed) == sorted(t.pathspec for s in run for t in s)
+    # The task named in the comment is the one the line reads.
+    (other,) = re.findall(r'# or (Task\("[^"]+"\))', block.code)
+    assert eval(other, {"Task": Task}).pathspec == task.pathspec == "HelloFlow/3/end/6"
+
+
+def _runs(sh: Shell, line: ShellLine) -> None:
+    listings = [sh(command).ok().out for command in expand(line.command)]
+    assert line.alternative
+    listings.append(sh(line.alternative).ok().out)
+    for out in listings:
+        rows = re.findall(r"^(HelloFlow/\d+) +(\w+) .* alice ", out, re.M)
+        assert rows == [(f"HelloFlow/{i}", "succeeded") for i in (3, 2, 1)], out
+    assert len(set(listings)) == 1
+
+
+def _logs(sh: Shell, line: ShellLine) -> None:
+    plain, stdout, stderr = (sh(c).ok().out for c in expand(line.command, N="0"))
+    assert plain == f"{HI!r}\n"
+    assert re.fullmatch(rf"\S+ \S+ {re.escape(repr(HI))}\n", stdout), stdout
+    assert stderr == ""
+
+
+def _dump(sh: Shell, line: ShellLine) -> None:
+    everything, chosen = (sh(c).ok().out for c in expand(line.command, N="8"))
+    assert re.search(r"^words \[size: \d+ type: list\] = \['a', 'b', 'c'\]$", everything, re.M)
+    assert re.search(r"^greeting \[size: \d+ type: str\] = 'hi'$", everything, re.M)
+    names = re.findall(r"^(\w+) \[", chosen, re.M)
+    assert names == ["greeting", "words"]
+    assert "['a', 'b', 'c']" not in chosen  # cut at 8 characters
+
+
+def _user_tags(out: str) -> str:
+    (tags,) = re.findall(r"^ +user tags: +(.*)$", out, re.M)
+    return tags
+
+
+def _tag_add(sh: Shell, line: ShellLine) -> None:
+    assert _user_tags(sh(line.command).ok().out) == "nightly, reviewed"
+    # `# also: remove, replace --remove A --add B`
+    assert _user_tags(sh("aioflow tag remove HelloFlow/3 reviewed").ok().out) == "nightly"
+    (replace,) = expand("aioflow tag replace HelloFlow/3 --remove A --add B", A="nightly", B="ok")
+    assert _user_tags(sh(replace).ok().out) == "ok"
+
+
+def _tag_list(sh: Shell, line: ShellLine) -> None:
+    every, grouped = (sh(c).ok().out for c in expand(line.command))
+    assert re.findall(r"^(HelloFlow/\d+)$", every, re.M) == [
+        "HelloFlow/3",
+        "HelloFlow/2",
+        "HelloFlow/1",
+    ]
+    assert "system tags: " in every and "user:alice" in every
+    assert grouped.split() == ["ok", "HelloFlow/3"]
+
+
+def test_client_cli(work: Work) -> None:
+    work.three_runs()
+    run_shell_scene(
+        "client-cli",
+        work.shell,
+        {
+            "aioflow runs [HelloFlow] [-n 20] [--namespace user:alice]": _runs,
+            "aioflow logs HelloFlow/3/end [--stdout|--stderr] [--timestamps] [--attempt N]": _logs,
+            "aioflow dump HelloFlow/3/start/1 [--private] [--include words,greeting] "
+            "[--max-value-size N]": _dump,
+            "aioflow tag add HelloFlow/3 reviewed nightly": _tag_add,
+            "aioflow tag list HelloFlow [--hide-system-tags] [--group-by-tag]": _tag_list,
+        },
+    )
+
+
+def _resume(sh: Shell, line: ShellLine) -> None:
+    commands = expand(line.command, STEP="join")
+    # `# or: python hello.py resume ...`: the same arguments after `python hello.py resume`.
+    assert line.alternative == "python hello.py resume ..."
+    commands += [c.replace("aioflow resume hello.py", "python hello.py resume") for c in commands]
+    for command in commands:
+        done = sh(command).ok()
+        from_join = "join" in command
+        # Without --origin-run-id: the latest run started by `run`, so never a resumed one.
+        assert "Resuming HelloFlow/3" + (" from step join" if from_join else "") in done.err
+        cloned = re.findall(r"\[\d+/(\w+)/\d+\] Cloning results", done.out)
+        assert cloned == (
+            ["start", "shout", "shout", "shout"]
+            if from_join
+            else ["start", "shout", "shout", "shout", "join", "end"]
+        )
+        if from_join:
+            _printed_hi(done)
+
+
+def test_resume_cli(work: Work) -> None:
+    work.three_runs()
+    run_shell_scene(
+        "resume-cli",
+        work.shell,
+        {"aioflow resume hello.py [STEP] [--origin-run-id 3]": _resume},
+    )
+
+
+async def test_resume(work: Work) -> None:
+    await asyncio.to_thread(work.three_runs)
+    namespace: dict[str, Any] = {"HelloFlow": work.hello_flow()}
+    (block,) = blocks("resume")
+    await run_python(block, namespace)
+    run = namespace["run"]
+    assert run.successful and run.id == "4"
+    assert run["start"].task.origin_pathspec == "HelloFlow/3/start/1"
+    assert run["join"].task.origin_pathspec is None  # run again, from the named step
+    assert run["end"].task.data.all == HI
+
+
+#: What the step fragments call, so each runs as written; each result says that it ran where and
+#: how its decorator promises.
+FRAGMENT_HELPERS = '''
+import os
+
+from aioflow import FlowSpec, catch, current, environment, resources, retry, step, timeout
+
+
+def download(url):
+    """Fails on the first attempt, so @retry has something to do."""
+    if current.retry_count == 0:
+        raise ConnectionError(f"{url} did not answer")
+    return f"<html>{url}</html>"
+
+
+def parse_rows(page):
+    """Always fails, so @catch has something to do."""
+    raise ValueError(f"no rows in {page}")
+
+
+def run_simulation(params):
+    return {"params": params, "pid": os.getpid()}
+
+
+def fit(data):
+    return {"mean": sum(data) / len(data), "pid": os.getpid()}
+
+
+def compute(matrix):
+    return {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "pid": os.getpid()}
+'''
+
+FRAGMENT_FLOW = """
+
+class {name}(FlowSpec):
+    @step
+    def start(self):
+        self.url, self.params, self.data, self.matrix = "https://a.invalid", [1, 2], [1, 3], [[1]]
+        self.next(self.{first})
+
+{steps}
+    @step
+    def end(self):
+        pass
+"""
+
+
+def _found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match, f"no {pattern!r} in:\n{text}"
+    return match.group(1)
+
+
+def fragment_flows(fragments: list[str], folder: Path) -> list[type[FlowSpec]]:
+    """Flows start -> fragment -> ... -> end, one per chain of fragments naming each other."""
+    steps = {_found(r"def (\w+)\(self", fragment): fragment for fragment in fragments}
+    after = {name: _found(r"self\.next\(self\.(\w+)\)", code) for name, code in steps.items()}
+    flows = []
+    for first in [name for name in steps if name not in after.values()]:
+        chain = [first]
+        while after[chain[-1]] != "end":
+            chain.append(after[chain[-1]])
+        name = f"{first.title()}Flow"
+        body = "\n".join(textwrap.indent(steps[s], "    ") for s in chain)
+        path = folder / f"{first}_flow.py"
+        path.write_text(FRAGMENT_HELPERS + FRAGMENT_FLOW.format(name=name, first=first, steps=body))
+        flows.append(load_flow(path))
+    return flows
+
+
+async def test_step_decorators(work: Work) -> None:
+    fragments = [b.code for b in blocks("step-decorators")]
+    flows = {flow.__name__: flow for flow in fragment_flows(fragments, work.path)}
+    assert set(flows) == {"FetchFlow", "SimulateFlow", "TrainFlow", "CrunchFlow"}
+    runs = {name: await run_flow(flow, quiet=True) for name, flow in flows.items()}
+    assert all(run.successful for run in runs.values())
+
+    fetch = runs["FetchFlow"]["fetch"].task
+    assert fetch.metadata_dict["attempt"] == "1"  # retried once, then succeeded
+    assert fetch.data.page == "<html>https://a.invalid</html>"
+    parse = runs["FetchFlow"]["parse"].task
+    assert not parse.successful  # caught: the run went on
+    assert parse.data.parse_error.type == "builtins.ValueError"
+
+    for name, step, artifact in [
+        ("SimulateFlow", "simulate", "result"),
+        ("TrainFlow", "train", "model"),
+        ("CrunchFlow", "crunch", "stats"),
+    ]:
+        value = getattr(runs[name][step].task.data, artifact)
+        assert value["pid"] != os.getpid(), f"{step} did not run in a worker process"
+    assert runs["CrunchFlow"]["crunch"].task.data.stats["OMP_NUM_THREADS"] == "1"
+    assert "OMP_NUM_THREADS" not in os.environ
+
+
+def _benchmark(*expected: str) -> Handler:
+    """Run the module in its `--quick` mode (the README's sizes take minutes)."""
+
+    def check(sh: Shell, line: ShellLine) -> None:
+        sh.instead[line.command] = "--quick: the same code on small sizes, seconds, not minutes"
+        out = sh(f"{line.command} --quick").ok().out
+        assert re.match(r"benchmark +figure +target\n", out), out
+        for text in expected:
+            assert text in out, f"{text!r} not in:\n{out}"
+
+    return check
+
+
+def _peers(sh: Shell, line: ShellLine) -> None:
+    """Not run: it installs Metaflow and Prefect from PyPI and runs for minutes. The runner is
+    run by tests/benchmarks/test_runner_smoke.py; here, only that the option exists."""
+    sh.instead[line.command] = "installs Metaflow and Prefect from PyPI, then runs for minutes"
+    out = sh("python -m benchmarks --help").ok().out
+    assert "--peers" in out
+
+
+def test_benchmarks(work: Work) -> None:
+    shell = Shell(REPO, work.shell.env)  # `benchmarks` is imported from the repository
+    run_shell_scene(
+        "benchmarks",
+        shell,
+        {
+            "python -m benchmarks --peers": _peers,
+            "python -m benchmarks.core": _benchmark("foreach of", "aioflow run examples/linear.py"),
+            "python -m benchmarks.executors": _benchmark("process executor", "round trip"),
+            "python -m benchmarks.client": _benchmark("Flow(name).latest_run", "resume"),
+            "python -m benchmarks.embedding": _benchmark("await run_flow", "event-loop lag"),
+        },
+    )
