@@ -3,10 +3,14 @@
 Each task sets the variable in its own context (its worker coroutine or worker thread), so
 concurrent tasks of one run, and concurrent runs in one process, each see their own values.
 Outside a task every attribute is None and `is_running_flow` is False.
+
+`current_username()` names the user a run started now is attributed to (and whose namespace
+the client reads by default).
 """
 
 from __future__ import annotations
 
+import os
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -124,3 +128,17 @@ class Current:
 
 
 current = Current()
+
+
+def current_username() -> str:
+    """The user runs are attributed to: $AIOFLOW_USER, $USER, $USERNAME, or the login name."""
+    for var in ("AIOFLOW_USER", "METAFLOW_USER", "USER", "USERNAME"):
+        value = os.environ.get(var)
+        if value:
+            return value
+    import getpass  # only when no variable names the user: it costs `import aioflow` time
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"

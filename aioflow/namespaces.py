@@ -12,14 +12,14 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Final
 
+from .current import current_username
+
 _UNSET: Final = "__aioflow_default_namespace__"
 _namespace: ContextVar[str | None] = ContextVar("aioflow_namespace", default=_UNSET)
 
 
 def default_namespace() -> str:
     """Return to the default namespace (`user:<name>`) and return it."""
-    from .runtime.runner import current_username
-
     ns = f"user:{current_username()}"
     _namespace.set(ns)
     return ns
@@ -51,7 +51,5 @@ def get_namespace() -> str | None:
     """The current namespace (None means every run is visible)."""
     ns = _namespace.get()
     if ns == _UNSET:
-        from .runtime.runner import current_username
-
         return f"user:{current_username()}"
     return ns

@@ -19,6 +19,7 @@ import click
 import typer
 
 from ..client import Flow, Run, shared_store, tasks_at
+from ..current import current_username
 from ..dump import dump_task
 from ..exceptions import (
     AioflowException,
@@ -28,7 +29,6 @@ from ..exceptions import (
 )
 from ..namespaces import scoped_namespace
 from ..runs_table import runs_table
-from ..runtime.runner import current_username
 from ..store import Store
 from ..tags import format_run_tags, format_tag_table
 from .output import _echo, _fail

@@ -13,11 +13,11 @@ from typing import NoReturn
 
 import click
 
-from .. import __version__
+from .._version import __version__
+from ..current import current_username
 from ..exceptions import AioflowException, FlowDefinitionError, LintError
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph
-from ..runtime.runner import current_username
 
 #: Exit codes: a failed run or command, a usage error (as click's), a run stopped by a signal.
 EXIT_FAILED = 1

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from .. import __version__
+from .._version import __version__
 from ..exceptions import FlowDefinitionError
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph

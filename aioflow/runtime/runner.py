@@ -16,7 +16,6 @@ happens in worker threads, never on the event loop.
 
 from __future__ import annotations
 
-import getpass
 import os
 import platform
 import time
@@ -24,8 +23,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..artifacts import encode_artifact, store_encoded
+from ..current import current_username
 from ..decorators import EXECUTORS, StepDecorator, StepOptions, parse_with, step_options
 from ..events import Listener
 from ..exceptions import FlowDefinitionError, ParameterError
@@ -65,18 +65,6 @@ class PreparedRun:
     constants: dict[str, Any]
     username: str
     options: dict[str, StepOptions] = field(default_factory=dict)
-
-
-def current_username() -> str:
-    """The user runs are attributed to: $AIOFLOW_USER, $USER, $USERNAME, or the login name."""
-    for var in ("AIOFLOW_USER", "METAFLOW_USER", "USER", "USERNAME"):
-        value = os.environ.get(var)
-        if value:
-            return value
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
 
 
 def system_tags(username: str) -> list[str]:
@@ -274,7 +262,6 @@ __all__ = [
     "PreparedRun",
     "RunOptions",
     "RunOutcome",
-    "current_username",
     "execute",
     "open_run",
     "prepare",
