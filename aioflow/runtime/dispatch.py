@@ -1,51 +1,28 @@
-"""Running one task attempt where its step says: the loop, a thread, or a worker process.
+"""Running one task attempt where its step says, through the executor of that name.
 
-`Dispatcher.attempt` applies the step's `@resources` reservation and `@timeout`, and always
-returns a `TaskOutcome`: a timeout, a dead worker or an abandoned thread become the attempt's
-error, so retries and `@catch` treat them like any exception the step raised.
+`Dispatcher.attempt` applies the step's `@resources` reservation (the same wherever a body runs)
+and hands the attempt to the step's executor, which enforces `@timeout` its own way and always
+returns a `TaskOutcome`. Executors are built on first use from the registry's factories, as seen
+when the dispatcher was made (see `ExecutorRegistry.overriding`).
 """
 
 from __future__ import annotations
 
-import pickle
-import traceback
-from collections.abc import Callable
-
-import anyio
+from collections.abc import Mapping
 
 from ..decorators import StepOptions
-from ..events import Event, LogLine
-from ..exceptions import RemoteTaskError, WorkerDied, WorkerSetupError
-from ..store.writer import BatchWriter
-from .executors import Done, ThreadLane
-from .logs import TaskLog
-from .process_worker import TaskReply, TaskRequest, WorkerSetup
-from .processes import ProcessLane, pickle_flow, unsaved_sources
+from .executors import (
+    CallbackExecutor,
+    Executor,
+    ExecutorContext,
+    ExecutorFactory,
+    failed_outcome,
+    registry,
+)
 from .resources import ResourcePool
-from .task import (
-    ErrorInfo,
-    RunEnv,
-    TaskOutcome,
-    TaskSpec,
-    run_async_task,
-    run_sync_task,
-    timeout_error,
-)
+from .task import TaskOutcome, TaskSpec
 
-#: RunEnv fields a worker process needs (the rest it rebuilds itself).
-_ENV_FIELDS = (
-    "flow_name",
-    "run_id",
-    "username",
-    "namespace",
-    "tags",
-    "parameter_names",
-    "readonly",
-    "base_manifest",
-    "origin_run_id",
-    "max_num_splits",
-    "catch_vars",
-)
+__all__ = ["Dispatcher", "failed_outcome"]
 
 
 def _reserves(options: StepOptions) -> bool:
@@ -53,176 +30,50 @@ def _reserves(options: StepOptions) -> bool:
     return bool(options.cpu or options.memory or options.gpu)
 
 
-def failed_outcome(env: RunEnv, spec: TaskSpec, exc: BaseException) -> TaskOutcome:
-    """An outcome for an attempt whose body could not report back (no new artifacts)."""
-    manifest = env.starting_manifest(spec)
-    text = "".join(traceback.format_exception_only(type(exc), exc))
-    info = ErrorInfo(exc, type(exc).__name__, str(exc), text)
-    return TaskOutcome(spec, manifest, [], TaskLog(), error=info)
-
-
 class Dispatcher:
-    """Where a run's task bodies execute."""
+    """Where a run's task bodies execute: the run's executors, by name."""
 
     def __init__(
         self,
-        env: RunEnv,
-        writer: BatchWriter,
-        lane: ThreadLane,
-        root: str,
-        process_slots: int,
-        emit: Callable[[Event], None],
+        context: ExecutorContext,
+        factories: Mapping[str, ExecutorFactory] | None = None,
     ) -> None:
-        self.env = env
-        self.emit = emit
-        self.writer = writer
-        self.lane = lane
+        """`factories` by executor name; the registry's (with its overrides) when None."""
+        self.context = context
         self.resources = ResourcePool()
-        self._root = root
-        self._process_slots = process_slots
-        self._processes: ProcessLane | None = None
+        self._factories = dict(registry.factories() if factories is None else factories)
+        self._executors: dict[str, Executor] = {}
 
-    def processes(self) -> ProcessLane:
-        """The run's process lane, started on first use."""
-        if self._processes is None:
-            env = self.env
-            setup = WorkerSetup(
-                flow_pickle=pickle_flow(env.flow_cls, env.graph),
-                root=self._root,
-                env_fields={name: getattr(env, name) for name in _ENV_FIELDS},
-                sources=unsaved_sources(node.file for node in env.graph),
-            )
-            self._processes = ProcessLane(setup, self._process_slots)
-        return self._processes
+    def executor(self, name: str) -> Executor:
+        """The run's executor called `name`, built on first use."""
+        executor = self._executors.get(name)
+        if executor is None:
+            factory = self._factories.get(name)
+            if factory is None:
+                factory = registry.factory(name)  # raises the error naming the known ones
+            executor = self._executors[name] = factory(self.context)
+        return executor
 
-    def can_submit(self, options: StepOptions) -> bool:
-        """True when attempts of a step with these options can go through `submit`: a sync
-        body on a thread, with no @timeout to enforce and no @resources to reserve."""
-        return (
-            options.executor == "thread"
-            and options.timeout is None
-            and not _reserves(options)
-            and self.lane.accepts_callbacks()
-        )
-
-    def submit(self, spec: TaskSpec, done: Done) -> None:
-        """Start one attempt in the thread lane; `done(ok, outcome)` is called on the loop.
-
-        Only for steps `can_submit` accepts; `ok` is False only when aioflow itself failed
-        around the step (a step's own failure is an outcome, as with `attempt`).
-        """
-        self.lane.submit(run_sync_task, (self.env, spec), done)
+    def direct(self, options: StepOptions) -> CallbackExecutor | None:
+        """The executor to `submit` attempts of a step with these options to, or None when
+        they must go through `attempt` (a @resources reservation, an executor that cannot)."""
+        if _reserves(options):
+            return None
+        executor = self.executor(options.executor)
+        if isinstance(executor, CallbackExecutor) and executor.can_submit(options):
+            return executor
+        return None
 
     async def attempt(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
         """Run one attempt of a task and return its outcome (never raises for the step)."""
+        executor = self.executor(options.executor)
         if _reserves(options):
             async with self.resources.reserve(options.cpu, options.memory, options.gpu):
-                return await self._run(spec, options)
-        return await self._run(spec, options)
+                return await executor.attempt(spec, options)
+        return await executor.attempt(spec, options)
 
-    async def _run(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
-        if options.executor == "loop":
-            return await run_async_task(self.env, spec, self.lane.run, options.timeout)
-        if options.executor == "process":
-            return await self._in_process(spec, options)
-        return await self._in_thread(spec, options)
-
-    async def _in_thread(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
-        if options.timeout is None:
-            return await self.lane.run(run_sync_task, self.env, spec)
-        with anyio.move_on_after(options.timeout) as scope:
-            return await self.lane.run(run_sync_task, self.env, spec)
-        if scope.cancelled_caught:
-            # A thread cannot be stopped: it is left to finish on its own, its result unused.
-            self.lane.abandon_one()
-            note = (
-                " Its thread cannot be stopped, so it was abandoned and may still be running; "
-                'use @step(executor="process") for a step that must be stopped on timeout.'
-            )
-            return failed_outcome(self.env, spec, timeout_error(spec, options.timeout, note))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _request(self, spec: TaskSpec, options: StepOptions) -> TaskRequest:
-        keys = set(spec.manifest.values())
-        keys.update(frame[5] for frame in spec.frames if frame[5])
-        inputs = None
-        if spec.inputs is not None:
-            inputs = []
-            for parent in spec.inputs:
-                keys.update(parent.manifest.values())
-                inputs.append(
-                    (parent.spec.step, parent.spec.task_id, parent.manifest, parent.spec.frames)
-                )
-        keys.update(self.env.base_manifest.values())
-        inline = {}
-        for key in keys:
-            data = self.writer.unflushed_blob(key)
-            if data is not None:
-                inline[key] = data
-        return TaskRequest(
-            task_id=spec.task_id,
-            step=spec.step,
-            attempt=spec.attempt,
-            frames=spec.frames,
-            parents=spec.parents,
-            manifest=spec.manifest,
-            inputs=inputs,
-            inline=inline,
-            env_vars=options.env,
-        )
-
-    async def _in_process(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
-        request = self._request(spec, options)
-        try:
-            reply = await self.processes().run(request, options.timeout)
-        except TimeoutError:
-            assert options.timeout is not None
-            return failed_outcome(self.env, spec, timeout_error(spec, options.timeout))
-        except (WorkerDied, WorkerSetupError) as exc:
-            return failed_outcome(self.env, spec, exc)
-        return self._from_reply(spec, reply)
-
-    def _from_reply(self, spec: TaskSpec, reply: TaskReply) -> TaskOutcome:
-        pathspec = self.env.pathspec(spec)
-        # A worker's lines arrive with its reply; emitted now, in order, before the task's end.
-        for stream, lines in (("stdout", reply.stdout), ("stderr", reply.stderr)):
-            for ts, line in lines:
-                self.emit(LogLine(pathspec, stream, line, timestamp=ts))
-        log = TaskLog()
-        log.stdout, log.stderr = reply.stdout, reply.stderr
-        error = None
-        if reply.error is not None:
-            exc: BaseException
-            if reply.exception is not None:
-                exc = pickle.loads(reply.exception)
-            else:
-                exc = RemoteTaskError(f"{reply.error['type']}: {reply.error['message']}")
-            error = ErrorInfo(
-                exc,
-                reply.error["type"].rsplit(".", 1)[-1],
-                reply.error["message"],
-                reply.error["traceback"],
-                reply.error["type"],
-            )
-        return TaskOutcome(
-            spec,
-            reply.manifest,
-            reply.small,
-            log,
-            transition=reply.transition,
-            item_keys=reply.item_keys,
-            transition_record=reply.transition_record,
-            error=error,
-            stdout_key=reply.stdout_key,
-            stderr_key=reply.stderr_key,
-            finished_at=reply.finished_at,
-        )
-
-    async def warm_up(self) -> None:
-        """Start a process worker now (benchmarks use this to measure warm round trips)."""
-        await self.processes().ping()
-
-    def close(self) -> None:
-        """Stop the process workers, if any were started."""
-        if self._processes is not None:
-            self._processes.close()
+    async def aclose(self) -> None:
+        """Close every executor the run started (worker processes are stopped)."""
+        executors, self._executors = list(self._executors.values()), {}
+        for executor in executors:
+            await executor.aclose()

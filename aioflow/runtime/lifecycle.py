@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
-import anyio.to_thread
 
 from ..events import Event, LogLine, RunFinished, RunStarted
 from ..store import Store
@@ -26,7 +25,7 @@ from ..store.writer import BatchWriter
 from .bridge import LoopInbox
 from .caches import offload, offload_limiter
 from .dispatch import Dispatcher
-from .executors import ThreadLane
+from .executors import ExecutorContext, ThreadLane
 from .logs import install as install_log_capture
 from .logs import uninstall as uninstall_log_capture
 from .resume import Origin
@@ -128,8 +127,15 @@ class OpenRun:
                 inbox = LoopInbox(asyncio.get_running_loop(), deliver)
             env = self._env(writer, inbox)
             lane = ThreadLane(options.max_workers, name=f"aioflow-{flow_name}-{run_id}")
-            process_slots = min(options.max_workers, os.cpu_count() or 1)
-            dispatcher = Dispatcher(env, writer, lane, str(self.store.root), process_slots, emit)
+            context = ExecutorContext(
+                env=env,
+                lane=lane,
+                unflushed=writer,
+                store_root=str(self.store.root),
+                process_slots=min(options.max_workers, os.cpu_count() or 1),
+                emit=emit,
+            )
+            dispatcher = Dispatcher(context)
             scheduler = Scheduler(
                 env,
                 writer,
@@ -155,9 +161,8 @@ class OpenRun:
             if lane is not None:
                 lane.close()
             with anyio.CancelScope(shield=True):
-                if getattr(dispatcher, "_processes", None) is not None:
-                    # Stopping worker processes may take seconds: not in `offload`'s threads.
-                    await anyio.to_thread.run_sync(dispatcher.close)  # type: ignore[union-attr]
+                if dispatcher is not None:
+                    await dispatcher.aclose()  # stops worker processes, if any were started
                 try:
                     outcome = await _record_end(writer, flow_name, run_id, result)
                     self.outcome = outcome

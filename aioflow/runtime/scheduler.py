@@ -34,6 +34,7 @@ from ..store.serde import pack
 from ..store.writer import BatchWriter
 from .catching import caught
 from .dispatch import Dispatcher
+from .executors import CallbackExecutor
 from .resume import Origin, OriginTask
 from .task import RunEnv, TaskOutcome, TaskSpec
 
@@ -78,8 +79,9 @@ class Scheduler:
         self._pending = 0  # spawned and not completed
         self._ready: deque[TaskSpec] = deque()  # spawned and not started
         self._in_flight = 0  # started (or handed to a worker coroutine) and not completed
+        # Steps whose attempts go straight to their executor with a callback (no coroutine).
         self._direct = (
-            {name: dispatcher.can_submit(opts) for name, opts in options.items()}
+            {name: dispatcher.direct(opts) for name, opts in options.items()}
             if origin is None
             else {}
         )
@@ -173,11 +175,13 @@ class Scheduler:
 
     # -- tasks handed straight to the thread lane -------------------------------------------
 
-    def _submit(self, spec: TaskSpec) -> None:
+    def _submit(self, spec: TaskSpec, executor: CallbackExecutor) -> None:
         self._started(spec)
-        self.dispatcher.submit(spec, lambda ok, value: self._attempt_done(spec, ok, value))
+        executor.submit(spec, lambda ok, value: self._attempt_done(spec, executor, ok, value))
 
-    def _attempt_done(self, spec: TaskSpec, ok: bool, value: object) -> None:
+    def _attempt_done(
+        self, spec: TaskSpec, executor: CallbackExecutor, ok: bool, value: object
+    ) -> None:
         """A directly submitted attempt ended (on the loop, called by the thread lane)."""
         if self.result.status != "running" or self._finished:
             # A failed or cancelled run drops it, as a cancelled worker coroutine would: a
@@ -190,7 +194,7 @@ class Scheduler:
             assert isinstance(value, TaskOutcome)
             judged = self._judge(value)
             if isinstance(judged, TaskSpec):
-                self._submit(judged)
+                self._submit(judged, executor)
             else:
                 self._completed(judged)
         except BaseException as exc:
@@ -256,8 +260,9 @@ class Scheduler:
         while ready and self._in_flight < self.max_workers and self.result.status == "running":
             spec = ready.popleft()
             self._in_flight += 1
-            if direct.get(spec.step):
-                self._submit(spec)
+            executor = direct.get(spec.step)
+            if executor is not None:
+                self._submit(spec, executor)
             else:
                 assert self._send is not None
                 self._send.send_nowait(spec)

@@ -1152,16 +1152,16 @@ async def test_an_aioflow_error_around_a_sync_step_fails_the_run_with_it(
 ) -> None:
     # Sync steps are handed to the thread lane with a callback that nobody awaits: an error
     # of aioflow itself there must still end the run and reach the caller, not hang it.
-    from aioflow.runtime import dispatch
+    from aioflow.runtime.executors import local
 
-    real = dispatch.run_sync_task
+    real = local.run_sync_task
 
     def broken(env: Any, spec: Any) -> Any:
         if spec.step == "work":
             raise RuntimeError("broken runtime")
         return real(env, spec)
 
-    monkeypatch.setattr(dispatch, "run_sync_task", broken)
+    monkeypatch.setattr(local, "run_sync_task", broken)
     with pytest.raises(RuntimeError, match="broken runtime"):
         await run_here(TwoSyncStepsFlow, aioflow_root)
     run = Flow("TwoSyncStepsFlow").latest_run

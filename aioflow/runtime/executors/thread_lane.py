@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from anyio.lowlevel import RunVar
 
-from .bridge import LoopInbox
+from ..bridge import LoopInbox
 
 T = TypeVar("T")
 #: Receives a job's result on the loop: (True, value) or (False, the exception it raised).

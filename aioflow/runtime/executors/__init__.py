@@ -1,0 +1,44 @@
+"""Where task bodies run: one `Executor` per place (the event loop, the run's worker threads,
+worker processes), built by name from `registry`.
+
+- `protocol`: what the scheduler needs from an executor, and what a run offers executors.
+- `thread_lane`: the run's pool of worker threads, tuned for many tiny sync bodies.
+- `local`: the loop and thread executors (and an inline one for tests).
+- `process`: the process executor (the worker pool itself is `runtime.processes`).
+- `registry`: executors by name.
+"""
+
+from __future__ import annotations
+
+from .local import InlineExecutor, LoopExecutor, ThreadExecutor
+from .process import ProcessExecutor
+from .protocol import (
+    CallbackExecutor,
+    Done,
+    Executor,
+    ExecutorContext,
+    ExecutorFactory,
+    UnflushedBlobs,
+    failed_outcome,
+)
+from .registry import ExecutorRegistry, registry
+from .thread_lane import IdleThreads, ThreadLane, idle_threads
+
+__all__ = [
+    "CallbackExecutor",
+    "Done",
+    "Executor",
+    "ExecutorContext",
+    "ExecutorFactory",
+    "ExecutorRegistry",
+    "IdleThreads",
+    "InlineExecutor",
+    "LoopExecutor",
+    "ProcessExecutor",
+    "ThreadExecutor",
+    "ThreadLane",
+    "UnflushedBlobs",
+    "failed_outcome",
+    "idle_threads",
+    "registry",
+]

@@ -1,0 +1,145 @@
+"""The process executor: a task attempt sent to one of the run's worker processes.
+
+The pool itself (starting, reusing and killing workers) is `ProcessLane`; this module turns a
+task into the request a worker understands, and its reply (or its death) back into an outcome.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import anyio.to_thread
+
+from ...decorators import StepOptions
+from ...events import LogLine
+from ...exceptions import RemoteTaskError, WorkerDied, WorkerSetupError
+from ..logs import TaskLog
+from ..process_worker import TaskReply, TaskRequest, WorkerSetup
+from ..processes import ProcessLane, pickle_flow, unsaved_sources
+from ..task import ErrorInfo, TaskOutcome, TaskSpec, timeout_error
+from .protocol import ExecutorContext, failed_outcome
+
+#: RunEnv fields a worker process needs (the rest it rebuilds itself).
+_ENV_FIELDS = (
+    "flow_name",
+    "run_id",
+    "username",
+    "namespace",
+    "tags",
+    "parameter_names",
+    "readonly",
+    "base_manifest",
+    "origin_run_id",
+    "max_num_splits",
+    "catch_vars",
+)
+
+
+class ProcessExecutor:
+    """Sync step bodies in the run's worker processes, started on first use."""
+
+    def __init__(self, context: ExecutorContext) -> None:
+        self.context = context
+        self.env = context.env
+        self._lane: ProcessLane | None = None
+
+    def lane(self) -> ProcessLane:
+        """The run's process lane, started on first use."""
+        if self._lane is None:
+            env = self.env
+            setup = WorkerSetup(
+                flow_pickle=pickle_flow(env.flow_cls, env.graph),
+                root=self.context.store_root,
+                env_fields={name: getattr(env, name) for name in _ENV_FIELDS},
+                sources=unsaved_sources(node.file for node in env.graph),
+            )
+            self._lane = ProcessLane(setup, self.context.process_slots)
+        return self._lane
+
+    async def attempt(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
+        """Run the body in a worker; past its @timeout, or when cancelled, the worker is
+        killed. A worker that dies or cannot load the flow fails the attempt."""
+        request = self._request(spec, options)
+        try:
+            reply = await self.lane().run(request, options.timeout)
+        except TimeoutError:
+            assert options.timeout is not None
+            return failed_outcome(self.env, spec, timeout_error(spec, options.timeout))
+        except (WorkerDied, WorkerSetupError) as exc:
+            return failed_outcome(self.env, spec, exc)
+        return self._from_reply(spec, reply)
+
+    async def warm_up(self) -> None:
+        """Start a worker now (benchmarks use this to measure warm round trips)."""
+        await self.lane().ping()
+
+    async def aclose(self) -> None:
+        """Stop the workers, if any were started (in a thread: it may take seconds)."""
+        if self._lane is not None:
+            await anyio.to_thread.run_sync(self._lane.close)
+
+    def _request(self, spec: TaskSpec, options: StepOptions) -> TaskRequest:
+        keys = set(spec.manifest.values())
+        keys.update(frame[5] for frame in spec.frames if frame[5])
+        inputs = None
+        if spec.inputs is not None:
+            inputs = []
+            for parent in spec.inputs:
+                keys.update(parent.manifest.values())
+                inputs.append(
+                    (parent.spec.step, parent.spec.task_id, parent.manifest, parent.spec.frames)
+                )
+        keys.update(self.env.base_manifest.values())
+        inline = {}
+        for key in keys:
+            data = self.context.unflushed.unflushed_blob(key)
+            if data is not None:
+                inline[key] = data
+        return TaskRequest(
+            task_id=spec.task_id,
+            step=spec.step,
+            attempt=spec.attempt,
+            frames=spec.frames,
+            parents=spec.parents,
+            manifest=spec.manifest,
+            inputs=inputs,
+            inline=inline,
+            env_vars=options.env,
+        )
+
+    def _from_reply(self, spec: TaskSpec, reply: TaskReply) -> TaskOutcome:
+        pathspec = self.env.pathspec(spec)
+        # A worker's lines arrive with its reply; emitted now, in order, before the task's end.
+        emit = self.context.emit
+        for stream, lines in (("stdout", reply.stdout), ("stderr", reply.stderr)):
+            for ts, line in lines:
+                emit(LogLine(pathspec, stream, line, timestamp=ts))
+        log = TaskLog()
+        log.stdout, log.stderr = reply.stdout, reply.stderr
+        error = None
+        if reply.error is not None:
+            exc: BaseException
+            if reply.exception is not None:
+                exc = pickle.loads(reply.exception)
+            else:
+                exc = RemoteTaskError(f"{reply.error['type']}: {reply.error['message']}")
+            error = ErrorInfo(
+                exc,
+                reply.error["type"].rsplit(".", 1)[-1],
+                reply.error["message"],
+                reply.error["traceback"],
+                reply.error["type"],
+            )
+        return TaskOutcome(
+            spec,
+            reply.manifest,
+            reply.small,
+            log,
+            transition=reply.transition,
+            item_keys=reply.item_keys,
+            transition_record=reply.transition_record,
+            error=error,
+            stdout_key=reply.stdout_key,
+            stderr_key=reply.stderr_key,
+            finished_at=reply.finished_at,
+        )
