@@ -24,16 +24,12 @@ from datetime import datetime
 from typing import TextIO
 
 from .events import Event, LogLine, RunFinished, RunStarted, TaskFailed, TaskFinished, TaskStarted
-from .runtime.logs import StreamProxy
+from .streams import uncaptured
 
 
 def _short(pathspec: str) -> str:
     # "Flow/run/step/task" -> "run/step/task", as Metaflow prints it.
     return pathspec.split("/", 1)[1]
-
-
-def _unwrap(stream: TextIO) -> TextIO:
-    return stream.original if isinstance(stream, StreamProxy) else stream
 
 
 #: Erase the current terminal line: carriage return, then "erase in line".
@@ -69,7 +65,7 @@ class Console:
         self._stamp_text = ""
 
     def _out(self) -> TextIO:
-        return _unwrap(self._stream or sys.stdout)
+        return uncaptured(self._stream or sys.stdout)
 
     def _stamp(self, timestamp: float) -> str:
         # Formatting a datetime costs microseconds; a task printing many lines prints many in
@@ -138,11 +134,11 @@ class Console:
 
     def echo(self, text: str, timestamp: float | None = None) -> None:
         """Print one line to stdout (the real one, even while tasks' output is captured)."""
-        self._write(_unwrap(self._stream or sys.stdout), text, timestamp)
+        self._write(uncaptured(self._stream or sys.stdout), text, timestamp)
 
     def echo_err(self, text: str) -> None:
         """Print one line to stderr."""
-        self._write(_unwrap(self._err or sys.stderr), text, None)
+        self._write(uncaptured(self._err or sys.stderr), text, None)
 
     def __call__(self, event: Event) -> None:
         self._count(event)

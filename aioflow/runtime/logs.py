@@ -15,6 +15,8 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TextIO
 
+from ..streams import CapturingStream
+
 #: Called with (source, stream name, line) for every complete line, from the printing thread.
 LineSink = Callable[[str, str, str], None]
 
@@ -83,12 +85,12 @@ def reset_task_log(token: Any) -> None:
     _active_log.reset(token)
 
 
-class StreamProxy:
+class StreamProxy(CapturingStream):
     """Stands in for sys.stdout / sys.stderr while runs are active."""
 
     def __init__(self, name: str, original: TextIO) -> None:
+        super().__init__(original)
         self._name = name
-        self.original = original
         self.users = 0
 
     def write(self, text: str) -> int:
