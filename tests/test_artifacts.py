@@ -1,7 +1,8 @@
 """Tests of artifacts end to end: what a task persists, what it inherits, when values are decoded.
 
-Covers aioflow.artifacts (the persist rules and encoding errors) through real runs, and the lazy
-artifact reads of aioflow.flowspec that keep untouched artifacts undecoded and branches isolated.
+Covers aioflow.runtime.artifacts (the persist rules and encoding errors) through real runs, and
+the lazy artifact reads of aioflow.flowspec that keep untouched artifacts undecoded and branches
+isolated.
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..artifacts import LargeBlobSink, encode_artifact, store_encoded
 from ..decorators import CatchDecorator
 from ..exceptions import ExceptionWrapper
 from ..flowspec import Transition
 from ..graph import StepNode
 from ..store.serde import pack
+from .artifacts import LargeBlobSink, encode_artifact, store_encoded
 from .task import TaskOutcome
 
 

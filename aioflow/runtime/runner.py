@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._version import __version__
-from ..artifacts import encode_artifact, store_encoded
 from ..current import current_username
 from ..decorators import EXECUTORS, StepDecorator, StepOptions, parse_with, step_options
 from ..events import Listener
@@ -34,6 +33,7 @@ from ..graph import FlowGraph, StepNode
 from ..parameters import flow_constants, flow_parameters, resolve_parameters
 from ..store import Store, resolve_root
 from ..store.serde import Encoded, pack, unpack
+from .artifacts import encode_artifact, store_encoded
 from .caches import StoreKeeper, linted_graph, offload, store_keeper
 from .lifecycle import OpenRun, RunOutcome, on_asyncio
 from .resume import Origin, find_origin_run

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
-from ..artifacts import encode_values, snapshot, store_encoded
 from ..current import RunContext, TaskContext, reset_task_context, set_task_context
 from ..exceptions import ArtifactEncodingError, TimeoutException, TransitionError
 from ..flowspec import FlowSpec, TaskState, Transition, check_against_graph, task_class
 from ..inputs import Frame, Inputs, InputView
 from ..store.serde import Encoded, decode, encode, pack
+from .artifacts import encode_values, snapshot, store_encoded
 from .logs import TaskLog, reset_task_log, set_task_log
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterable
 from types import FunctionType, MethodType
 from typing import Any
 
-from .exceptions import ArtifactEncodingError
-from .store.metadata import SMALL
-from .store.serde import Encoded, encode
+from ..exceptions import ArtifactEncodingError
+from ..store.metadata import SMALL
+from ..store.serde import Encoded, encode
 
 #: Receives a blob too large for the database; must store it (once) under its key.
 LargeBlobSink = Callable[[Encoded], None]
