@@ -12,6 +12,7 @@ the command lines (`aioflow resume`, `python flow.py resume`) are at the end, as
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -33,8 +34,9 @@ from aioflow import (
     step,
 )
 from aioflow.exceptions import ParameterError
+from aioflow.loader import load_flow
 from aioflow.namespaces import _namespace
-from aioflow.store import SMALL
+from aioflow.store import SMALL, Store
 from aioflow.testing import run_in_temp_store
 
 #: What the flows below should do: which places fail, and how often each step body ran.
@@ -540,3 +542,69 @@ def test_resume_from_the_command_lines(tmp_path: Path, monkeypatch: pytest.Monke
     assert third_run.data.origin == second_id
     assert {t.origin_pathspec is not None for t in third_run["work"]} == {True}
     assert third_run["join"].task.origin_pathspec is None
+
+
+# -- a run whose process was killed --------------------------------------------------------------
+
+KILLED_FLOW = """
+import sys
+from aioflow import FlowSpec, current, step
+
+
+class KilledFlow(FlowSpec):
+    @step
+    def start(self):
+        self.x = 1
+        self.next(self.wait)
+
+    @step
+    def wait(self):
+        if current.origin_run_id is None:  # the first run waits to be killed; its resume goes on
+            print("waiting", file=sys.__stderr__, flush=True)
+            sys.__stdin__.read()
+        self.y = self.x + 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+if __name__ == "__main__":
+    KilledFlow()
+"""
+
+
+def test_a_killed_run_resumes_though_its_pid_now_names_a_live_process(tmp_path: Path) -> None:
+    # A pid is reused once its process is gone: the run must not read "still running" forever.
+    (tmp_path / "flow.py").write_text(textwrap.dedent(KILLED_FLOW))
+    root = tmp_path / "store"
+    proc = subprocess.Popen(
+        [sys.executable, "flow.py", "run", "--quiet", "--run-id-file", "run.txt"],
+        cwd=tmp_path, env={**os.environ, "AIOFLOW_ROOT": str(root), "AIOFLOW_USER": "tester"},
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line == "waiting\n":
+                break
+        else:
+            raise AssertionError(f"the run ended early ({proc.wait()})")
+        run_id = (tmp_path / "run.txt").read_text()
+        flow_cls = load_flow(tmp_path / "flow.py")
+        with pytest.raises(ParameterError, match=f"Run KilledFlow/{run_id} is still running"):
+            anyio.run(lambda: resume_flow(flow_cls, root=root, quiet=True))
+    finally:
+        proc.kill()
+        proc.communicate()
+    conn = sqlite3.connect(root / "metadata.db")
+    with conn:
+        conn.execute("UPDATE runs SET pid = ? WHERE run_id = ?", (os.getpid(), int(run_id)))
+    conn.close()
+
+    killed = Run(f"KilledFlow/{run_id}", _store=Store(root, create=False))
+    assert killed.status == "failed"  # its process is gone, whoever has its pid now
+    resumed = anyio.run(lambda: resume_flow(flow_cls, root=root, quiet=True))
+    assert resumed.successful and resumed.origin_pathspec == f"KilledFlow/{run_id}"
+    assert resumed.data.y == 2

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import ExceptionWrapper, MetaflowNotFound
 from ..namespaces import get_namespace
 from ..store import Store
-from ..store.metadata import TaskRow, process_gone
+from ..store.metadata import TaskRow
 from ..store.serde import unpack
 from ..tags import mutate_user_tags
 from .base import (
@@ -79,7 +79,7 @@ class Run(MetaflowObject):
     def status(self) -> str:
         """running, succeeded, failed or cancelled (a run whose process died reads failed)."""
         row = self._row if self._row["status"] != "running" else self._refresh()
-        if row["status"] == "running" and process_gone(row["pid"], row["host"]):
+        if self._store.db.process_gone(row):
             return "failed"
         return str(row["status"])
 

@@ -17,7 +17,6 @@ from ..exceptions import ParameterError
 from ..flowspec import Transition
 from ..graph import FlowGraph
 from ..store import Store
-from ..store.metadata import process_gone
 from ..store.serde import unpack
 from .logs import TaskLog
 from .task import TaskOutcome, TaskSpec
@@ -132,7 +131,7 @@ def find_origin_run(store: Store, flow_name: str, origin_run_id: str | None) -> 
             f"Invalid value for '--origin-run-id': run {flow_name}/{origin_run_id} does not "
             f"exist in {store.root}."
         )
-    if row["status"] == "running" and not process_gone(row["pid"], row["host"]):
+    if row["status"] == "running" and not store.db.process_gone(row):
         raise ParameterError(
             f"Run {flow_name}/{origin_run_id} is still running; resume it once it has ended."
         )

@@ -7,12 +7,18 @@ the `blobs` table; a row there costs microseconds where a file costs a hundred.
 
 Rows are written in batches (see `writer.py`); every batch is one transaction, so a killed
 process leaves the database as of its last committed batch and never a half-written row.
+
+A killed run's row keeps reading `running`. While a run is open its process holds the run's
+lock file (`liveness.py`, flagged by `run_lock`), so `process_gone` tells a run in progress
+from an abandoned one; runs stored by an aioflow without run locks go by their pid.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import StoreError
+from .liveness import LOCK_FOLDER, RunLock, lock_is_held, lock_path
 from .serde import pack, unpack
 
 #: Blobs up to this size are kept in the database rather than in files.
@@ -43,7 +50,8 @@ CREATE TABLE IF NOT EXISTS runs (
     graph BLOB,
     pid INTEGER,
     host TEXT,
-    error BLOB
+    error BLOB,
+    run_lock INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow, run_id);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -107,7 +115,7 @@ def task_row(
 #: The columns of `runs` the client reads (everything but the graph and the parameters).
 RUN_COLUMNS = (
     "run_id, flow, status, user, created_at, finished_at, origin_run_id, tags, system_tags, "
-    "pid, host, error"
+    "pid, host, error, run_lock"
 )
 
 
@@ -167,22 +175,31 @@ def _when_unlocked(action: Callable[[], Any]) -> None:
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
     """Bring a store written by an older aioflow up to date (columns are only ever added)."""
-    have = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
-    missing = [name for name in TASK_COLUMNS.split(", ") if name not in have]
+    missing = []
+    for table, columns in (("tasks", TASK_COLUMNS), ("runs", RUN_COLUMNS)):
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        missing += [(table, name) for name in columns.split(", ") if name not in have]
     if not missing:
         return
     with conn:
-        for name in missing:
-            conn.execute(f"ALTER TABLE tasks ADD COLUMN {name} BLOB")
+        for table, name in missing:
+            kind = "INTEGER" if name == "run_lock" else "BLOB"  # as in _SCHEMA
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
-def process_gone(pid: int | None, host: str | None) -> bool:
-    """True when the process that wrote a run is known to be dead (this host, pid not alive).
+def this_host() -> str:
+    """The name of this machine, as runs record it (on POSIX `os.uname().nodename`, as before)."""
+    return platform.node()
 
-    A run whose process was killed stays `running` in the database; readers use this to tell
-    it from a run still in progress.
+
+def _pid_gone(pid: int) -> bool:
+    """True when no process has `pid` (for runs stored by an aioflow without run locks).
+
+    A pid is reused once its process is gone, so this may take a dead run for a live one.
     """
-    if pid is None or host != os.uname().nodename:
+    if sys.platform == "win32":
+        # os.kill on Windows ends the process (signal 0 is CTRL_C_EVENT). aioflow never ran on
+        # Windows without run locks, so a row of this host needing the pid is not from it.
         return False
     try:
         os.kill(pid, 0)
@@ -206,6 +223,8 @@ class MetadataDB:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._all: list[sqlite3.Connection] = []
+        self._run_locks: dict[int, RunLock] = {}
+        self._lock_folder_made = False
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = self.connection()
@@ -246,12 +265,19 @@ class MetadataDB:
         return conn
 
     def close(self) -> None:
-        """Close every connection this object opened."""
+        """Close every connection this object opened; the runs it created read ended.
+
+        A run's process closes its store once the run's end is committed: from then on the
+        run no longer holds its lock, and a row still reading `running` reads abandoned.
+        """
         with self._lock:
             conns, self._all = self._all, []
+            locks, self._run_locks = self._run_locks, {}
         for conn in conns:
             conn.close()
         self._local = threading.local()
+        for lock in locks.values():
+            lock.release()
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -269,29 +295,47 @@ class MetadataDB:
         """Insert a new running run and return its id (never reused, even after deletes).
 
         `params` is the packed manifest of the artifacts every task starts from (name,
-        parameters, constants), which a resumed run reuses.
+        parameters, constants), which a resumed run reuses. The run holds its lock
+        (`liveness.py`) until this object is closed.
         """
+        if not self._lock_folder_made:
+            (self.path.parent / LOCK_FOLDER).mkdir(exist_ok=True)
+            self._lock_folder_made = True
         conn = self.connection()
-        with conn:
-            cur = conn.execute(
-                "INSERT INTO runs (flow, status, user, created_at, origin_run_id, tags, "
-                "system_tags, graph, params, pid, host) "
-                "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    flow,
-                    user,
-                    time.time(),
-                    origin_run_id,
-                    tags,
-                    system_tags,
-                    graph,
-                    params,
-                    os.getpid(),
-                    os.uname().nodename,
-                ),
-            )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        lock: RunLock | None = None
+        try:
+            with conn:
+                cur = conn.execute(
+                    "INSERT INTO runs (flow, status, user, created_at, origin_run_id, tags, "
+                    "system_tags, graph, params, pid, host, run_lock) "
+                    "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                    (
+                        flow,
+                        user,
+                        time.time(),
+                        origin_run_id,
+                        tags,
+                        system_tags,
+                        graph,
+                        params,
+                        os.getpid(),
+                        this_host(),
+                    ),
+                )
+                run_id = cur.lastrowid
+                assert run_id is not None
+                # Locked before the row is committed: no reader ever sees the run unlocked.
+                lock = RunLock.acquire(lock_path(self.path.parent, run_id))
+                if lock is None:  # a file system without locks: readers go by the pid
+                    conn.execute("UPDATE runs SET run_lock = NULL WHERE run_id = ?", (run_id,))
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        if lock is not None:
+            with self._lock:
+                self._run_locks[run_id] = lock
+        return run_id
 
     def write_batch(
         self,
@@ -348,6 +392,31 @@ class MetadataDB:
         """One run's row, or None."""
         rows = self._named_rows("SELECT * FROM runs WHERE flow = ? AND run_id = ?", (flow, run_id))
         return rows[0] if rows else None
+
+    def process_gone(self, row: Any) -> bool:
+        """True when a run's row reads `running` but no process runs it any more.
+
+        `row` holds the run's run_id, status, pid, host and run_lock. A killed run's row keeps
+        reading `running`; readers use this to tell it from a run still in progress. A run of
+        another host cannot be probed, and reads as still running.
+        """
+        if row["status"] != "running" or row["host"] != this_host():
+            return False
+        if row["run_lock"] is None:  # stored without a lock: only the pid is known
+            return row["pid"] is not None and _pid_gone(row["pid"])
+        try:
+            if lock_is_held(lock_path(self.path.parent, row["run_id"])):
+                return False
+        except OSError:  # cannot be probed here
+            return False
+        # The lock is let go once the run's end is committed: the end may have come since
+        # `row` was read.
+        now = (
+            self.connection()
+            .execute("SELECT status FROM runs WHERE run_id = ?", (row["run_id"],))
+            .fetchone()
+        )
+        return now is not None and now[0] == "running"
 
     def run_summary(self, flow: str, run_id: int) -> sqlite3.Row | None:
         """One run's RUN_COLUMNS (no graph, no parameters), or None."""

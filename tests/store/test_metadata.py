@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -10,7 +14,8 @@ from typing import Any
 import pytest
 
 from aioflow.exceptions import StoreError
-from aioflow.store.metadata import SCHEMA_VERSION, TASK_COLUMNS, MetadataDB
+from aioflow.store import liveness
+from aioflow.store.metadata import SCHEMA_VERSION, TASK_COLUMNS, MetadataDB, this_host
 from aioflow.store.serde import pack, unpack
 
 COLUMNS = [c.strip() for c in TASK_COLUMNS.split(",")]
@@ -150,7 +155,9 @@ def test_create_run_records_the_run(db: MetadataDB) -> None:
     assert row["origin_run_id"] == "7"
     assert unpack(row["tags"]) == ["t1"] and unpack(row["system_tags"]) == ["user:tester"]
     assert row["created_at"] > 0 and row["finished_at"] is None
-    assert row["pid"] > 0 and row["host"]
+    assert row["pid"] == os.getpid() and row["host"] == this_host()
+    if hasattr(os, "uname"):  # what runs of earlier versions recorded, read the same
+        assert this_host() == os.uname().nodename
     assert db.run("OtherFlow", run_id) is None
 
 
@@ -303,3 +310,111 @@ def test_one_connection_per_thread_and_close(db: MetadataDB) -> None:
         other[0].execute("SELECT 1")
     assert db.connection() is not main  # usable again after close
     assert db.latest_run_id("F") == run_id
+
+
+# -- whether a run's process still runs it -----------------------------------------------------
+# Runs opened and killed in other processes, and Windows' locks: test_liveness.py.
+
+
+def test_a_run_holds_its_lock_until_its_database_closes(tmp_path: Path) -> None:
+    path = tmp_path / "store" / "metadata.db"
+    writer, reader = MetadataDB(path), MetadataDB(path)
+    run_id = new_run(writer)
+    row = reader.run("F", run_id)
+    assert row is not None and row["run_lock"] == 1 and row["host"] == this_host()
+    assert (tmp_path / "store" / "running" / f"{run_id}.lock").exists()
+    assert not reader.process_gone(row)  # the run is open in this very process
+    writer.close()  # without recording an end: as if the process had stopped running it
+    assert not (tmp_path / "store" / "running" / f"{run_id}.lock").exists()
+    assert reader.process_gone(row)
+    reader.close()
+
+
+def test_a_run_that_ended_since_its_row_was_read_is_not_abandoned(tmp_path: Path) -> None:
+    path = tmp_path / "metadata.db"
+    writer, reader = MetadataDB(path), MetadataDB(path)
+    run_id = new_run(writer)
+    stale = reader.run("F", run_id)
+    writer.write_batch([], [], [(run_id, {"status": "succeeded", "finished_at": 2.0})])
+    writer.close()  # lets go of the lock once the end is committed
+    assert stale is not None and stale["status"] == "running"
+    assert not reader.process_gone(stale)  # it ended; it was not abandoned
+    reader.close()
+
+
+def test_ended_runs_and_runs_of_other_hosts_are_never_abandoned(db: MetadataDB) -> None:
+    ended = new_run(db)
+    db.write_batch([], [], [(ended, {"status": "failed"})])
+    elsewhere = new_run(db)
+    db.write_batch([], [], [(elsewhere, {"host": "another-machine"})])
+    rows = {row["run_id"]: row for row in db.runs("F")}
+    db.close()  # both runs' locks are let go
+    assert not db.process_gone(rows[ended])
+    assert not db.process_gone(rows[elsewhere])  # cannot be probed from here
+
+
+def test_a_file_system_without_locks_falls_back_to_the_pid(
+    db: MetadataDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_locks(fd: int, *, exclusive: bool) -> bool:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(liveness, "_try_lock", no_locks)
+    run_id = new_run(db)
+    row = db.run("F", run_id)
+    assert row is not None and row["run_lock"] is None and row["pid"] == os.getpid()
+    assert not (db.path.parent / "running" / f"{run_id}.lock").exists()
+    assert not db.process_gone(row)  # this process is alive
+
+
+OLD_RUNS = """
+CREATE TABLE runs (run_id INTEGER PRIMARY KEY AUTOINCREMENT, flow TEXT NOT NULL,
+    status TEXT NOT NULL, user TEXT, created_at REAL NOT NULL, finished_at REAL,
+    origin_run_id TEXT, tags BLOB, system_tags BLOB, params BLOB, graph BLOB, pid INTEGER,
+    host TEXT, error BLOB);
+"""
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and was reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_runs_of_an_older_aioflow_go_by_their_pid(tmp_path: Path) -> None:
+    path = tmp_path / "metadata.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(OLD_RUNS)
+    with conn:
+        for pid, host in [(os.getpid(), this_host()), (dead_pid(), this_host()), (1, "other")]:
+            conn.execute(
+                "INSERT INTO runs (flow, status, created_at, pid, host) "
+                "VALUES ('Old', 'running', 1.0, ?, ?)",
+                (pid, host),
+            )
+    conn.close()
+    db = MetadataDB(path)
+    assert "run_lock" in {r[1] for r in raw(db, "PRAGMA table_info(runs)")}  # added on open
+    live, dead, elsewhere = sorted(db.runs("Old"), key=lambda row: row["run_id"])
+    assert live["run_lock"] is None
+    assert not db.process_gone(live)
+    assert db.process_gone(dead)
+    assert not db.process_gone(elsewhere)
+    db.close()
+
+
+def test_windows_never_signals_the_pid_of_an_older_run(
+    db: MetadataDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # os.kill on Windows ends the process whatever the signal: a probe must never send one.
+    run_id = new_run(db)
+    db.write_batch([], [], [(run_id, {"run_lock": None, "pid": dead_pid()})])
+    row = db.run("F", run_id)
+
+    def kill(pid: int, signum: int) -> None:
+        raise AssertionError(f"os.kill({pid}, {signum}) on Windows")
+
+    monkeypatch.setattr(os, "kill", kill)
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert not db.process_gone(row)  # cannot be told without the pid: reads running
