@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from aioflow import FlowFailed, FlowSpec, Parameter, resume_flow, step
 from aioflow.cli import app
+from aioflow.cli.runs_table import HEADERS, format_duration
 from aioflow.namespaces import _namespace
-from aioflow.runs_table import HEADERS, format_duration
 from aioflow.testing import run_in_temp_store
 
 GATE: dict[str, anyio.Event] = {}

@@ -4,8 +4,8 @@ They need no flow file: each names what it reads by pathspec (`Flow/3/start`, `F
 finds the store with `--root` (or $AIOFLOW_ROOT, or ./.aioflow). `_reading` opens the store in
 the namespace asked for and turns client errors into Metaflow-style exits (`output.py`); the
 `tag` commands, as Metaflow's, look in the user's own namespace unless told otherwise. The
-`aioflow` command (`typer_app.py`) registers them; the text they print is made by the client
-(`client/`), `runs_table.py`, `dump.py` and `tags.py`.
+`aioflow` command (`typer_app.py`) registers them; the text they print is made by
+`runs_table.py`, `dump.py` and the client's `tags.py`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import typer
 
 from ..client import Flow, Run, shared_store, tasks_at
 from ..current import current_username
-from ..dump import dump_task
 from ..exceptions import (
     AioflowException,
     InvalidPathspec,
@@ -28,10 +27,11 @@ from ..exceptions import (
     MetaflowNotFound,
 )
 from ..namespaces import scoped_namespace
-from ..runs_table import runs_table
 from ..store import Store
 from ..tags import format_run_tags, format_tag_table
+from .dump import dump_task
 from .output import _echo, _fail
+from .runs_table import runs_table
 
 RootOption = Annotated[
     str | None,

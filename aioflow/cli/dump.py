@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .client import Task
-from .store import FileBlobStore, Store
-from .store.serde import TAG_BYTES, TAG_MSGPACK, TAG_PICKLE, TAG_PICKLE_OOB
+from ..client import Task
+from ..store import FileBlobStore, Store
+from ..store.serde import TAG_BYTES, TAG_MSGPACK, TAG_PICKLE, TAG_PICKLE_OOB
 
 #: Values stored in more bytes than this are described without being loaded.
 LOAD_LIMIT = 16 * 1024 * 1024

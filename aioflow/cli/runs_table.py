@@ -17,9 +17,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from .client import Flow, Run
-from .namespaces import get_namespace
-from .store import Store
+from ..client import Flow, Run
+from ..namespaces import get_namespace
+from ..store import Store
 
 HEADERS = ("RUN", "STATUS", "STARTED", "DURATION", "USER", "ORIGIN", "TAGS")
 #: Tag lists longer than this are cut (the full list: `aioflow tag list RUN`).
