@@ -1,0 +1,105 @@
+"""Which tasks follow a finished one: foreach fan-out, static splits, switches, joins as barriers.
+
+Every task carries a stack of split frames: `(split task id, number of branches, index, split
+step, foreach variable or None, key of the foreach item)`. A split pushes a frame on its
+children; a join pops one, and waits for as many arrivals as the frame says, keyed by the split
+task that pushed it. That keys joins by what really ran, so a switch inside a branch, nested
+foreaches and recursive loops need no special cases.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from ..exceptions import AioflowException
+from ..inputs import Frame
+from .task import RunEnv, TaskOutcome, TaskSpec
+
+
+class FlowWalk:
+    """Spawns one run's tasks as their parents finish, into the `ready` queue it is given."""
+
+    def __init__(self, env: RunEnv, ready: deque[TaskSpec]) -> None:
+        self.env = env
+        self.graph = env.graph
+        self.ready = ready
+        #: tasks spawned so far (task ids count from 1)
+        self.spawned = 0
+        self._joins: dict[tuple[str, int], list[TaskOutcome | None]] = {}
+        self._join_counts: dict[tuple[str, int], int] = {}
+
+    def start(self) -> None:
+        """Spawn the run's first task."""
+        self._spawn("start", (), (), self.env.base_manifest)
+
+    def follow(self, outcome: TaskOutcome) -> bool:
+        """Spawn what follows a finished (or caught) task; True when the run reached its end."""
+        spec = outcome.spec
+        node = self.graph[spec.step]
+        transition = outcome.transition
+        if node.type == "end" or transition is None:
+            return True
+        parents = (spec.task_id,)
+        if transition.foreach is not None:
+            keys = outcome.item_keys or []
+            target = transition.targets[0]
+            count = len(keys)
+            for i, key in enumerate(keys):
+                frame: Frame = (spec.task_id, count, i, spec.step, transition.foreach, key)
+                self._spawn(target, (*spec.frames, frame), parents, outcome.manifest)
+        elif len(transition.targets) > 1:
+            count = len(transition.targets)
+            for i, target in enumerate(transition.targets):
+                static: Frame = (spec.task_id, count, i, spec.step, None, None)
+                self._spawn(target, (*spec.frames, static), parents, outcome.manifest)
+        else:
+            target = transition.targets[0]
+            if self.graph[target].is_join:
+                self._arrive(target, outcome)
+            else:
+                self._spawn(target, spec.frames, parents, outcome.manifest)
+        return False
+
+    def stall_error(self) -> AioflowException:
+        """The error of a run left with nothing to run before its end (an aioflow bug)."""
+        waiting = ", ".join(
+            f"*{join}* ({self._join_counts[(join, split)]} of {len(bucket)} inputs)"
+            for (join, split), bucket in self._joins.items()
+        )
+        return AioflowException(
+            f"The run stopped making progress before reaching *end*: joins still waiting: "
+            f"{waiting or 'none'}. This is a bug in aioflow; please report it with the flow."
+        )
+
+    def _spawn(
+        self,
+        step: str,
+        frames: tuple[Frame, ...],
+        parents: tuple[int, ...],
+        manifest: dict[str, str],
+        inputs: list[TaskOutcome] | None = None,
+    ) -> None:
+        self.spawned += 1
+        self.ready.append(TaskSpec(self.spawned, step, frames, parents, manifest, inputs))
+
+    def _arrive(self, join: str, outcome: TaskOutcome) -> None:
+        frames = outcome.spec.frames
+        if not frames:
+            raise AioflowException(
+                f"Step *{outcome.spec.step}* leads to join *{join}* outside of any split."
+            )
+        split_task, count, index = frames[-1][0], frames[-1][1], frames[-1][2]
+        key = (join, split_task)
+        bucket = self._joins.get(key)
+        if bucket is None:
+            bucket = self._joins[key] = [None] * count
+            self._join_counts[key] = 0
+        outcome.shed()
+        bucket[index] = outcome
+        self._join_counts[key] += 1
+        if self._join_counts[key] < count:
+            return
+        del self._joins[key], self._join_counts[key]
+        arrived = [o for o in bucket if o is not None]
+        parents = tuple(o.spec.task_id for o in arrived)
+        self._spawn(join, frames[:-1], parents, self.env.base_manifest, arrived)
