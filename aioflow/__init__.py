@@ -27,19 +27,28 @@ from .exceptions import (
     UnhandledInMergeArtifactsException,
 )
 from .flowspec import FlowSpec
-from .namespaces import default_namespace, get_namespace, namespace, scoped_namespace
 from .parameters import IncludeFile, JSONType, Parameter
 
 if TYPE_CHECKING:
     from .api import resume_flow, run_flow, run_flow_sync, start_flow
     from .client import DataArtifact, Flow, Metaflow, Run, Step, Task
+    from .client.namespaces import (
+        default_namespace,
+        get_namespace,
+        namespace,
+        scoped_namespace,
+    )
 
 # Public names whose modules are imported on first use. Running a flow needs asyncio and the
-# runtime, reading runs needs the store; defining a flow needs neither, and neither does a
-# plain `import aioflow`.
+# runtime, reading runs (and choosing which: the namespace) needs the client and its store;
+# defining a flow needs neither, and neither does a plain `import aioflow`.
 _LAZY_NAMES: dict[str, str] = {
     **dict.fromkeys(("resume_flow", "run_flow", "run_flow_sync", "start_flow"), ".api"),
     **dict.fromkeys(("DataArtifact", "Flow", "Metaflow", "Run", "Step", "Task"), ".client"),
+    **dict.fromkeys(
+        ("default_namespace", "get_namespace", "namespace", "scoped_namespace"),
+        ".client.namespaces",
+    ),
 }
 
 

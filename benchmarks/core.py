@@ -95,7 +95,8 @@ def child(argv: list[str]) -> None:
 
 def linear_cli_seconds(repeats: int) -> list[float]:
     """Wall time of `aioflow run examples/linear.py`, process start included."""
-    exe = shutil.which("aioflow")
+    beside = Path(sys.executable).with_name("aioflow")
+    exe = str(beside) if beside.exists() else shutil.which("aioflow")
     cmd = [exe] if exe else [sys.executable, "-m", "aioflow"]
     times = []
     with tempfile.TemporaryDirectory() as tmp:

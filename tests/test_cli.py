@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextvars
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import pytest
 import aioflow
 from aioflow import Flow, Run, namespace
 from aioflow.exceptions import MetaflowNotFound
+from tests.helpers import aioflow_command
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -296,9 +296,7 @@ class Cli:
     def __init__(self, cwd: Path, root: Path) -> None:
         self.cwd = cwd
         self.root = root
-        exe = shutil.which("aioflow")
-        assert exe is not None, "the aioflow console script is not installed (pip install -e .)"
-        self.exe = exe
+        self.exe = aioflow_command()[0]
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)

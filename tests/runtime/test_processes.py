@@ -38,6 +38,7 @@ from aioflow.runtime.processes import pickle_flow
 from aioflow.store import SMALL, Store
 from aioflow.store.writer import BatchWriter
 from aioflow.testing import run_in_temp_store
+from tests.helpers import aioflow_command
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -284,7 +285,7 @@ def test_aioflow_run_with_executor_process(
     aioflow_root: Path, write_flow: Callable[..., Path]
 ) -> None:
     path = write_flow(CLI_FLOW, name="cliprocflow.py")
-    proc = run_sub(["aioflow", "run", str(path), "--executor", "process"], path.parent)
+    proc = run_sub([*aioflow_command(), "run", str(path), "--executor", "process"], path.parent)
     assert proc.returncode == 0, proc.stderr
     run = latest_run("CliProcFlow", aioflow_root)
     assert run.successful
