@@ -88,7 +88,7 @@ class Scheduler:
         """Run the flow from its start step; returns when it ends, fails or is cancelled."""
         send, receive = anyio.create_memory_object_stream[TaskSpec](math.inf)
         self._send = send
-        self.writer.running_rows = self.recorder.running_rows
+        self.writer.pull_running_rows_from(self.recorder.running_rows)
         try:
             async with anyio.create_task_group() as tg:
                 self._cancel = tg.cancel_scope.cancel
@@ -100,7 +100,7 @@ class Scheduler:
                 self._pump()
         finally:
             self._finished = True
-            self.writer.running_rows = None
+            self.writer.pull_running_rows_from(None)
             self.writer.close()
             send.close()
             self.result.interrupted_tasks = list(self.recorder.running.values())

@@ -7,7 +7,7 @@ transaction per batch, while the next batch accumulates. Commits are at least `C
 apart (a group commit): a wide foreach then commits a few large batches rather than a hundred
 small ones, whose fixed costs (a transaction, a thread handoff, B-tree pages rewritten) would
 otherwise cost more than the rows. Rows that only say a task is running are pulled from
-`running_rows` when a batch is taken, so a task that finishes before the next commit never
+the runtime when a batch is taken, so a task that finishes before the next commit never
 costs one. Blobs are readable from the writer's cache from the moment they are handed over,
 so a child task never waits for its parent's commit.
 """
@@ -48,11 +48,14 @@ class BatchWriter:
         self._closing = anyio.Event()
         self._limiter = anyio.CapacityLimiter(1)
         self.error: BaseException | None = None
-        #: Called (on the loop) when a batch is taken: rows of tasks running at that moment
-        #: that were not stored yet. See `wake()`.
-        self.running_rows: Callable[[], list[TaskRow]] | None = None
+        self._running_rows: Callable[[], list[TaskRow]] | None = None
 
     # -- called on the event loop, cheap ----------------------------------------------------
+
+    def pull_running_rows_from(self, source: Callable[[], list[TaskRow]] | None) -> None:
+        """Call `source` (on the loop) whenever a batch is taken, for the rows of tasks running
+        at that moment that were not stored yet (see `wake()`); None stops it."""
+        self._running_rows = source
 
     def put_task(self, row: TaskRow) -> None:
         """Queue a task row (replaces a queued row of the same attempt)."""
@@ -60,7 +63,7 @@ class BatchWriter:
         self.wake()
 
     def wake(self) -> None:
-        """Make sure a commit follows soon, e.g. to store what `running_rows` will return."""
+        """Make sure a commit follows soon, e.g. to store the rows of tasks that started."""
         if not self._woken:
             self._woken = True
             self._wakeup.set()
@@ -97,8 +100,8 @@ class BatchWriter:
     # -- the flushing side ------------------------------------------------------------------
 
     def _take(self) -> tuple[list[TaskRow], list[tuple[str, bytes]], list[Any]]:
-        if self.running_rows is not None:
-            for row in self.running_rows():
+        if self._running_rows is not None:
+            for row in self._running_rows():
                 self._tasks.setdefault((row[0], row[1], row[2]), row)
         tasks, self._tasks = list(self._tasks.values()), {}
         blobs, self._blobs = list(self._blobs.items()), {}

@@ -236,7 +236,7 @@ async def test_running_rows_are_pulled_when_a_batch_is_taken(store: Store) -> No
         asked.append(1)
         return [task_row(run_id, 1, "running"), task_row(run_id, 2, "running")]
 
-    w.running_rows = running_rows
+    w.pull_running_rows_from(running_rows)
     w.put_task(task_row(run_id, 2, "succeeded"))  # queued before the batch is taken: it wins
     await w.flush()
     assert asked == [1]
