@@ -31,13 +31,13 @@ from aioflow import (
     run_flow_sync,
     step,
 )
+from aioflow.client.namespaces import _namespace
 from aioflow.exceptions import (
     InvalidPathspec,
     MetaflowNamespaceMismatch,
     MetaflowNotFound,
     StoreError,
 )
-from aioflow.namespaces import _namespace
 from aioflow.store import SMALL
 from aioflow.testing import run_in_temp_store
 

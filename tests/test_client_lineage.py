@@ -26,8 +26,8 @@ from aioflow import (
     step,
 )
 from aioflow.client import shared_store
+from aioflow.client.namespaces import _UNSET, _namespace
 from aioflow.exceptions import MetaflowNamespaceMismatch, MetaflowNotFound, StoreError
-from aioflow.namespaces import _UNSET, _namespace
 from aioflow.store.metadata import TASK_COLUMNS
 from aioflow.store.serde import pack
 from aioflow.testing import run_in_temp_store

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from aioflow import FlowFailed, FlowSpec, Parameter, resume_flow, step
 from aioflow.cli import app
 from aioflow.cli.runs_table import HEADERS, format_duration
-from aioflow.namespaces import _namespace
+from aioflow.client.namespaces import _namespace
 from aioflow.testing import run_in_temp_store
 
 GATE: dict[str, anyio.Event] = {}

@@ -25,9 +25,9 @@ from typer.testing import CliRunner
 
 from aioflow import Flow, Run, Step, resume_flow
 from aioflow.cli import app
+from aioflow.client.namespaces import _namespace
 from aioflow.exceptions import MetaflowNotFound, ParameterError, StoreError
 from aioflow.loader import load_flow
-from aioflow.namespaces import _namespace
 
 pytestmark = pytest.mark.timeout(90)
 T = TypeVar("T")

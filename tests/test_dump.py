@@ -15,7 +15,7 @@ import aioflow.cli.dump as dump_module
 from aioflow import FlowSpec, Run, step
 from aioflow.cli import app
 from aioflow.cli.dump import dump_task, peek_type, short_repr, summarize, type_name
-from aioflow.namespaces import _namespace
+from aioflow.client.namespaces import _namespace
 from aioflow.store import SMALL
 from aioflow.testing import run_in_temp_store
 

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from aioflow import FlowFailed, FlowSpec, Run, current, step
 from aioflow.cli import app
+from aioflow.client.namespaces import _namespace
 from aioflow.events import Event, LogLine
-from aioflow.namespaces import _namespace
 from aioflow.testing import run_in_temp_store
 
 WIDTH = 12  # tasks of each kind (sync, async) printing at once

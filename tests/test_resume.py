@@ -33,9 +33,9 @@ from aioflow import (
     resume_flow,
     step,
 )
+from aioflow.client.namespaces import _namespace
 from aioflow.exceptions import ParameterError
 from aioflow.loader import load_flow
-from aioflow.namespaces import _namespace
 from aioflow.store import SMALL, Store
 from aioflow.testing import run_in_temp_store
 

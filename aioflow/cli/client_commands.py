@@ -19,6 +19,7 @@ import click
 import typer
 
 from ..client import Flow, Run, shared_store, tasks_at
+from ..client.namespaces import scoped_namespace
 from ..current import current_username
 from ..exceptions import (
     AioflowException,
@@ -26,7 +27,6 @@ from ..exceptions import (
     MetaflowNamespaceMismatch,
     MetaflowNotFound,
 )
-from ..namespaces import scoped_namespace
 from ..store import Store
 from ..tags import format_run_tags, format_tag_table
 from .dump import dump_task

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..client import Flow, Run
-from ..namespaces import get_namespace
+from ..client.namespaces import get_namespace
 from ..store import Store
 
 HEADERS = ("RUN", "STATUS", "STARTED", "DURATION", "USER", "ORIGIN", "TAGS")

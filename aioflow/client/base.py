@@ -19,9 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..exceptions import InvalidPathspec, MetaflowNamespaceMismatch, MetaflowNotFound
-from ..namespaces import get_namespace
 from ..store import Store, resolve_root
 from ..store.metadata import TaskRow
+from .namespaces import get_namespace
 
 _DEPTH = {"Flow": 1, "Run": 2, "Step": 3, "Task": 4, "DataArtifact": 5}
 _FORM = ("FlowName", "RunID", "StepName", "TaskID", "ArtifactName")

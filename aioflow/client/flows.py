@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from ..exceptions import InvalidPathspec, MetaflowNamespaceMismatch, MetaflowNotFound
-from ..namespaces import get_namespace
 from ..store import Store
 from .base import MetaflowObject, _not_found, _not_in_namespace, _parse, _time, shared_store
+from .namespaces import get_namespace
 
 _PAGE = 100
 

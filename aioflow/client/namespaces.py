@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Final
 
-from .current import current_username
+from ..current import current_username
 
 _UNSET: Final = "__aioflow_default_namespace__"
 _namespace: ContextVar[str | None] = ContextVar("aioflow_namespace", default=_UNSET)

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ExceptionWrapper, MetaflowNotFound
-from ..namespaces import get_namespace
 from ..store import Store
 from ..store.metadata import TaskRow
 from ..store.serde import unpack
@@ -30,6 +29,7 @@ from .base import (
     _parse,
     _time,
 )
+from .namespaces import get_namespace
 
 if TYPE_CHECKING:
     from .artifacts import MetaflowData
