@@ -13,9 +13,14 @@ from .current import current
 from .decorators import catch, environment, resources, retry, step, timeout
 from .exceptions import (
     AioflowException,
+    BlobCorrupted,
+    BlobError,
+    BlobNotFound,
     ExceptionWrapper,
     FlowFailed,
+    InternalError,
     InvalidPathspec,
+    MetadataError,
     MetaflowException,
     MetaflowExceptionWrapper,
     MetaflowNamespaceMismatch,
@@ -25,6 +30,7 @@ from .exceptions import (
     StoreError,
     TaggingError,
     UnhandledInMergeArtifactsException,
+    WorkerDied,
 )
 from .flowspec import FlowSpec
 from .parameters import IncludeFile, JSONType, Parameter
@@ -68,14 +74,19 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AioflowException",
+    "BlobCorrupted",
+    "BlobError",
+    "BlobNotFound",
     "DataArtifact",
     "ExceptionWrapper",
     "Flow",
     "FlowFailed",
     "FlowSpec",
     "IncludeFile",
+    "InternalError",
     "InvalidPathspec",
     "JSONType",
+    "MetadataError",
     "Metaflow",
     "MetaflowException",
     "MetaflowExceptionWrapper",
@@ -90,6 +101,7 @@ __all__ = [
     "TaggingError",
     "Task",
     "UnhandledInMergeArtifactsException",
+    "WorkerDied",
     "__version__",
     "catch",
     "current",

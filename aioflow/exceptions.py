@@ -3,55 +3,111 @@
 ::
 
     AioflowException                      (alias: MetaflowException)
+    ├── InternalError                     aioflow broke its own invariant: a bug to report
     ├── FlowDefinitionError               the flow file or class cannot be used
-    │   └── LintError                     the graph breaks a rule; names step, file, line
+    │   └── LintError                     the graph breaks a rule; .step, .file, .line
     ├── ParameterError                    a parameter is declared or given wrongly (usage)
-    ├── TransitionError                   self.next() misused at run time (InvalidNextException)
+    ├── TransitionError                   self.next() misused (alias: InvalidNextException)
     ├── ArtifactError
-    │   ├── ArtifactEncodingError         a value cannot be stored as an artifact
-    │   ├── ReadOnlyArtifactError         a parameter or constant was assigned (AttributeError)
-    │   └── CorruptBlobError              a stored blob does not match its key
-    ├── MergeArtifactsException           merge_artifacts() misused
-    │   ├── UnhandledInMergeArtifactsException   conflicting values; lists the names
+    │   ├── ArtifactEncodingError         a value cannot be stored; .artifact, .step
+    │   └── ReadOnlyArtifactError         a parameter or constant was assigned
+    │                                     (also an AttributeError)
+    ├── MergeArtifactsException           merge_artifacts() misused; .artifact_names (.names)
+    │   ├── UnhandledInMergeArtifactsException   conflicting values
     │   └── MissingInMergeArtifactsException     an `include` name is nowhere
-    ├── StoreError                        the store cannot be opened or read
-    ├── ClientError                       the client API cannot find what it was asked for
-    │   ├── InvalidPathspec
-    │   ├── MetaflowNotFound
-    │   ├── MetaflowNamespaceMismatch
+    ├── StoreError                        the store cannot be opened, written or read
+    │   ├── MetadataError                 metadata.db is damaged, foreign or unreadable; .path
+    │   └── BlobError                     a blob cannot be read; .key, .artifact, .pathspec,
+    │       │                             .location
+    │       ├── BlobNotFound              the blob is missing (also a KeyError)
+    │       └── BlobCorrupted             the blob does not match its key
+    │                                     (alias: CorruptBlobError)
+    ├── ClientError                       the client API cannot give what it was asked for
+    │   ├── InvalidPathspec               malformed pathspec (also a ValueError)
+    │   ├── MetaflowNotFound              no such object (also a KeyError)
+    │   ├── MetaflowNamespaceMismatch     the object is outside the current namespace
     │   └── TaggingError                  a tag is invalid or a tag change breaks the rules
     │                                     (alias: MetaflowTaggingError)
     ├── TimeoutException                  a task attempt ran past its @timeout
     ├── WorkerDied                        a worker process ended while running a task
     ├── WorkerSetupError                  a worker process could not load the flow
     ├── RemoteTaskError                   stands in for a step error that could not be pickled
-    ├── TaskFailed                        a step body raised; carries step, task and cause
-    └── FlowFailed                        a run did not succeed; carries the run and the failed task
+    └── FlowFailed                        a run did not succeed; .run, .pathspec, __cause__
 
-Messages say what is wrong, where, and how to fix it.
+    ValueError
+    └── InvalidValue                      a value cannot be converted to a parameter's type
+                                          (what JSONType.convert raises, as click types do)
+
+    ExceptionWrapper                      a record of a step's exception, never raised:
+                                          Task.exception (alias: MetaflowExceptionWrapper)
+
+A class drawn at the left edge derives from Exception. Every exception class of the package is
+defined here, and the drawing shows each under its base (tests/test_exceptions.py checks both).
+Messages say what is wrong, where, and how to fix it. Besides these, aioflow raises Python's own
+exceptions where Python code expects them: TypeError for wrong arguments, RuntimeError for an
+object used in the wrong state (a handle entered twice, run_flow_sync() in an event loop).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # for the type of FlowFailed.run only: the core never imports the client
+    from .client import Run
+
+_Blob = TypeVar("_Blob", bound="BlobError")
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Unpickle an aioflow exception without calling its `__init__` (see `__reduce__`)."""
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
 
 
 class AioflowException(Exception):
-    """Base class of every exception aioflow raises on purpose."""
+    """Base class of every exception aioflow raises on purpose.
+
+    `message` is the text (`str()` of the exception), `headline` a short title of the kind of
+    error, as the command line prints above the message.
+    """
 
     headline = "Aioflow error"
 
-    def __init__(self, msg: str = "", **details: Any) -> None:
+    def __init__(self, msg: str = "") -> None:
         super().__init__(msg)
         self.message = msg
-        for key, value in details.items():
-            setattr(self, key, value)
 
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses build their message from typed arguments, so Exception's way (calling the
+        # class again with `args`) would garble them; a step's exception crosses processes.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
 
 MetaflowException = AioflowException
+
+
+class InternalError(AioflowException):
+    """aioflow broke one of its own invariants: a bug in aioflow, not in the user's flow.
+
+    The message says what broke, then that it is a bug and how to report it.
+    """
+
+    headline = "Internal error (a bug in aioflow)"
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(
+            f"{msg}\nThis is a bug in aioflow, not in your flow. Please report it: open an issue "
+            "on aioflow's tracker with this traceback, the output of `aioflow version` and, if "
+            "you can, the flow."
+        )
+        #: What broke, without the advice on reporting it.
+        self.detail = msg
 
 
 class FlowDefinitionError(AioflowException):
@@ -104,9 +160,17 @@ class ArtifactError(AioflowException):
 
 
 class ArtifactEncodingError(ArtifactError):
-    """A value assigned to `self` cannot be encoded as an artifact."""
+    """A value assigned to `self` cannot be encoded as an artifact.
+
+    `artifact` and `step` name the artifact and the step that set it, once known.
+    """
 
     headline = "Cannot store artifact"
+
+    def __init__(self, msg: str, *, artifact: str | None = None, step: str | None = None) -> None:
+        super().__init__(msg)
+        self.artifact = artifact
+        self.step = step
 
 
 class ReadOnlyArtifactError(ArtifactError, AttributeError):
@@ -115,19 +179,20 @@ class ReadOnlyArtifactError(ArtifactError, AttributeError):
     headline = "Read-only artifact"
 
 
-class CorruptBlobError(ArtifactError):
-    """A blob read from the store does not hash to its key (the store was damaged)."""
-
-    headline = "Corrupt blob"
-
-
 class MergeArtifactsException(AioflowException):
     """`merge_artifacts()` was called where it cannot be, or with conflicting arguments."""
 
     headline = "Cannot merge artifacts"
 
     def __init__(self, msg: str, artifact_names: list[str] | None = None) -> None:
-        super().__init__(msg, artifact_names=list(artifact_names or []))
+        super().__init__(msg)
+        #: The artifacts in question (Metaflow's attribute name).
+        self.artifact_names: list[str] = list(artifact_names or [])
+
+    @property
+    def names(self) -> list[str]:
+        """The artifacts in question (same as `artifact_names`)."""
+        return self.artifact_names
 
 
 class UnhandledInMergeArtifactsException(MergeArtifactsException):
@@ -146,6 +211,95 @@ class StoreError(AioflowException):
     """The store (blobs and metadata) cannot be opened, written or read."""
 
     headline = "Store error"
+
+
+class MetadataError(StoreError):
+    """The metadata database is damaged, is not an aioflow store's, or cannot be opened.
+
+    `path` is the database file.
+    """
+
+    headline = "Metadata database error"
+
+    def __init__(self, msg: str, path: str | Path | None = None) -> None:
+        super().__init__(msg)
+        self.path: Path | None = Path(path) if path is not None else None
+
+
+class BlobError(StoreError):
+    """A blob of the store cannot be read.
+
+    `key` is the blob's key; `artifact` and `pathspec` name the artifact and the task it was read
+    for, when the reader knows them; `location` is where it was looked for (a file, or the
+    database's blobs table).
+    """
+
+    headline = "Blob error"
+    #: What is wrong with the blob, completing "Blob <key> at <location> ..."; a constructor
+    #: argument may say it more precisely.
+    problem = "cannot be read"
+    #: What the user can do about it.
+    advice = ""
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        location: str | Path | None = None,
+        artifact: str | None = None,
+        pathspec: str | None = None,
+        problem: str | None = None,
+    ) -> None:
+        self.key = key
+        self.location = str(location) if location is not None else None
+        self.artifact = artifact
+        self.pathspec = pathspec
+        if problem is not None:
+            self.problem = problem
+        blob = f"Blob {key}"
+        if artifact is not None:
+            blob += f" (artifact '{artifact}'" + (f" of task {pathspec})" if pathspec else ")")
+        elif pathspec is not None:
+            blob += f" (of task {pathspec})"
+        where = f" at {self.location}" if self.location is not None else ""
+        super().__init__(f"{blob}{where} {self.problem}. {self.advice}".rstrip())
+
+    def in_context(
+        self: _Blob, *, artifact: str | None = None, pathspec: str | None = None
+    ) -> _Blob:
+        """The same error, naming the artifact and task it was read for (raise it `from` self)."""
+        return type(self)(
+            self.key,
+            location=self.location,
+            artifact=artifact if artifact is not None else self.artifact,
+            pathspec=pathspec if pathspec is not None else self.pathspec,
+            problem=self.problem,
+        )
+
+
+class BlobNotFound(BlobError, KeyError):
+    """A blob named by the metadata is in neither the database nor the blob files.
+
+    Also a KeyError, which is what reading an absent blob raised before it had a name.
+    """
+
+    headline = "Blob not found"
+    problem = "is missing: the store was damaged or partly deleted"
+    advice = "Runs that stored it must be re-run or resumed."
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.message
+
+
+class BlobCorrupted(BlobError):
+    """A blob read from the store does not hash to its key, or is empty (the store was damaged)."""
+
+    headline = "Corrupt blob"
+    problem = "does not match its key: the store was damaged"
+    advice = "Delete the file; runs that stored it must be re-run or resumed."
+
+
+CorruptBlobError = BlobCorrupted
 
 
 class ClientError(AioflowException):
@@ -210,6 +364,15 @@ class RemoteTaskError(AioflowException):
     headline = "Task failed in a worker process"
 
 
+class InvalidValue(ValueError):
+    """A value cannot be converted to a parameter's type.
+
+    The message says what is wrong with the value ("'x' is not a valid integer.") but not which
+    parameter it was given to: `ParameterError`s built from it name the parameter, and the CLI
+    lets click name the option.
+    """
+
+
 class ExceptionWrapper(Exception):
     """A picklable record of an exception: what @catch stores and `Task.exception` returns.
 
@@ -248,12 +411,6 @@ class ExceptionWrapper(Exception):
 MetaflowExceptionWrapper = ExceptionWrapper
 
 
-class TaskFailed(AioflowException):
-    """A step's body raised; `__cause__` is the original exception."""
-
-    headline = "Task failed"
-
-
 class FlowFailed(AioflowException):
     """A run did not finish successfully.
 
@@ -262,3 +419,8 @@ class FlowFailed(AioflowException):
     """
 
     headline = "Flow failed"
+
+    def __init__(self, msg: str, run: Run | None = None, pathspec: str | None = None) -> None:
+        super().__init__(msg)
+        self.run = run
+        self.pathspec = pathspec

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from .decorators import is_step
-from .exceptions import ParameterError, ReadOnlyArtifactError
+from .exceptions import InvalidValue, ParameterError, ReadOnlyArtifactError
 
 __all__ = [
     "IncludeFile",
@@ -70,15 +70,6 @@ class ParameterContext(NamedTuple):
     logger: Callable[..., None]
     ds_type: str
     configs: Any = None
-
-
-class InvalidValue(ValueError):
-    """A value cannot be converted to a parameter's type.
-
-    The message says what is wrong with the value ("'x' is not a valid integer.") but not which
-    parameter it was given to: `ParameterError`s built from it name the parameter, and the CLI
-    lets click name the option.
-    """
 
 
 class JSONTypeClass:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..exceptions import AioflowException
+from ..exceptions import InternalError
 from ..inputs import Frame
 from .task import RunEnv, TaskOutcome, TaskSpec
 
@@ -60,15 +60,15 @@ class FlowWalk:
                 self._spawn(target, spec.frames, parents, outcome.manifest)
         return False
 
-    def stall_error(self) -> AioflowException:
+    def stall_error(self) -> InternalError:
         """The error of a run left with nothing to run before its end (an aioflow bug)."""
         waiting = ", ".join(
             f"*{join}* ({self._join_counts[(join, split)]} of {len(bucket)} inputs)"
             for (join, split), bucket in self._joins.items()
         )
-        return AioflowException(
+        return InternalError(
             f"The run stopped making progress before reaching *end*: joins still waiting: "
-            f"{waiting or 'none'}. This is a bug in aioflow; please report it with the flow."
+            f"{waiting or 'none'}."
         )
 
     def _spawn(
@@ -85,7 +85,7 @@ class FlowWalk:
     def _arrive(self, join: str, outcome: TaskOutcome) -> None:
         frames = outcome.spec.frames
         if not frames:
-            raise AioflowException(
+            raise InternalError(
                 f"Step *{outcome.spec.step}* leads to join *{join}* outside of any split."
             )
         split_task, count, index = frames[-1][0], frames[-1][1], frames[-1][2]

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from blake3 import blake3
 
-from ..exceptions import CorruptBlobError
+from ..exceptions import BlobCorrupted
 from .serde import LARGE, TAG_PICKLE_OOB, Buffer
 
 
@@ -44,10 +44,7 @@ def _verify(key: str, tag: int, payload: Buffer, where: str) -> None:
     hasher.update(bytes((tag,)))
     hasher.update(payload)
     if hasher.hexdigest(length=len(key) // 2) != key:
-        raise CorruptBlobError(
-            f"Blob {key} at {where} does not match its key: the store was damaged. "
-            "Delete the file; runs that stored it must be re-run or resumed."
-        )
+        raise BlobCorrupted(key, location=where)
 
 
 class FileBlobStore:
@@ -96,7 +93,7 @@ class FileBlobStore:
         with f:
             head = f.read(1)
             if not head:
-                raise CorruptBlobError(f"Blob {key} at {path} is empty: the store was damaged.")
+                raise BlobCorrupted(key, location=path, problem="is empty: the store was damaged")
             tag = head[0]
             size = os.fstat(f.fileno()).st_size - 1
             payload: Buffer
