@@ -12,8 +12,10 @@ MetaflowNamespaceMismatch, and a store folder that does not exist StoreError nam
 
 One module per level of the tree: `base.py` (pathspecs, errors, the shared store, the
 MetaflowObject base), `flows.py` (Metaflow, Flow), `runs.py` (Run, Step), `tasks.py` (Task,
-`tasks_at`) and `artifacts.py` (a task's data and artifacts views, DataArtifact). This package
-is the one place to import them from.
+`tasks_at`) and `artifacts.py` (a task's data and artifacts views, DataArtifact), plus
+`namespaces.py` (which runs are visible) and `tags.py` (tag rules and mutations). The levels'
+modules import downward only, flows -> runs -> tasks -> artifacts -> base; upward (a Task's
+Run) they look the class up in base. This package is the one place to import them from.
 """
 
 from __future__ import annotations

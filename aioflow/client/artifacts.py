@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..store import Store
-from .base import MetaflowObject, _not_found, _parse
+from .base import MetaflowObject, _not_found, _parse, _upper
+
+if TYPE_CHECKING:
+    from .tasks import Task
 
 
 class MetaflowData:
@@ -83,7 +86,7 @@ class DataArtifact(MetaflowObject):
     ) -> None:
         flow, run_id, step, task_id, name = _parse("DataArtifact", pathspec)
         if _task is None:
-            _task = Task(f"{flow}/{run_id}/{step}/{task_id}", attempt, _store=_store)
+            _task = _upper("Task")(f"{flow}/{run_id}/{step}/{task_id}", attempt, _store=_store)
         super().__init__(pathspec, _task._store)
         if name not in _task.manifest:
             raise _not_found(f"DataArtifact('{pathspec}')")
@@ -136,8 +139,3 @@ class DataArtifact(MetaflowObject):
         """This artifact in the task its task was cloned from, else None."""
         origin = self._task.origin_pathspec
         return None if origin is None else f"{origin}/{self.id}"
-
-
-# Imported last, once the classes above exist: tasks.py imports this module back (a Task makes
-# its views and DataArtifacts), so whichever of the two is imported first, the other finds them.
-from .tasks import Task  # noqa: E402

@@ -7,6 +7,10 @@ store once per process, for every object read from it. A task's attempts are row
 `tasks` table, read by position (the `_ID` ... `_ORIGIN` constants); `_latest_attempts` picks
 the attempt a reader sees. `MetaflowObject` is the base of Flow, Run, Step, Task and
 DataArtifact: pathspec, id, parent, times, tags, origin, equality by repr.
+
+The levels' modules import downward only (flows -> runs -> tasks -> artifacts -> base): a level
+that makes an object of the level above it (a Task its Run, a DataArtifact its Task) finds that
+class with `_upper`, filled as each class is defined, instead of importing its module back.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from ..exceptions import InvalidPathspec, MetaflowNamespaceMismatch, MetaflowNotFound
 from ..store import Store, resolve_root
@@ -107,11 +112,26 @@ def _latest_attempts(rows: Iterable[TaskRow]) -> list[TaskRow]:
     return list(latest.values())
 
 
+# -- the levels ---------------------------------------------------------------------------------
+
+#: The client's classes by name, registered as they are defined (see `_upper`).
+_LEVELS: dict[str, type[MetaflowObject]] = {}
+
+
+def _upper(kind: str) -> Any:
+    """The class of level `kind` ("Flow", "Run", "Step", "Task") for a level below it to make."""
+    return _LEVELS[kind]
+
+
 # -- the base class -----------------------------------------------------------------------------
 
 
 class MetaflowObject:
     """What every client object has: a pathspec, an id, a parent, times, tags, an origin."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _LEVELS.setdefault(cls.__name__, cls)  # the client's own classes are defined first
 
     def __init__(self, pathspec: str, store: Store | None) -> None:
         self.pathspec = pathspec

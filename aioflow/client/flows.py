@@ -14,6 +14,7 @@ from ..exceptions import InvalidPathspec, MetaflowNamespaceMismatch, MetaflowNot
 from ..store import Store
 from .base import MetaflowObject, _not_found, _not_in_namespace, _parse, _time, shared_store
 from .namespaces import get_namespace
+from .runs import Run
 
 _PAGE = 100
 
@@ -116,8 +117,3 @@ class Flow(MetaflowObject):
     def is_in_namespace(self) -> bool:
         """True when at least one run of the flow is in the current namespace."""
         return get_namespace() is None or self.latest_run is not None
-
-
-# Imported last, once the classes above exist: runs.py imports this module back (a Run reaches
-# its Flow), so whichever of the two is imported first, the other finds what it needs.
-from .runs import Run  # noqa: E402

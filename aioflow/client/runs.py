@@ -28,11 +28,14 @@ from .base import (
     _not_in_namespace,
     _parse,
     _time,
+    _upper,
 )
 from .namespaces import get_namespace
+from .tasks import Task
 
 if TYPE_CHECKING:
     from .artifacts import MetaflowData
+    from .flows import Flow
 
 
 class Run(MetaflowObject):
@@ -135,7 +138,7 @@ class Run(MetaflowObject):
     def parent(self) -> Flow:
         """The flow."""
         if self._flow is None:
-            self._flow = Flow(self.path_components[0], _store=self._store, _checked=True)
+            self._flow = _upper("Flow")(self.path_components[0], _store=self._store, _checked=True)
         return self._flow
 
     def steps(self, *tags: str) -> Iterator[Step]:
@@ -289,9 +292,3 @@ class Step(MetaflowObject):
         """This step in the run a resumed run came from, else None."""
         origin = self._run.origin_pathspec
         return None if origin is None else f"{origin}/{self.id}"
-
-
-# Imported last, once the classes above exist: flows.py and tasks.py import this module back
-# (a Flow lists its Runs, a Task reaches its Run and Step), so any of them may be imported first.
-from .flows import Flow  # noqa: E402
-from .tasks import Task  # noqa: E402

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ExceptionWrapper, InvalidPathspec, MetaflowNotFound
 from ..store import Store
 from ..store.metadata import TaskRow
 from ..store.serde import unpack
+from .artifacts import DataArtifact, MetaflowArtifacts, MetaflowData
 from .base import (
     _ATTEMPT,
     _EXCEPTION,
@@ -36,7 +37,11 @@ from .base import (
     _not_found,
     _parse,
     _time,
+    _upper,
 )
+
+if TYPE_CHECKING:
+    from .runs import Run, Step
 
 #: Attempts are numbered 0 .. MAX_ATTEMPTS - 1 (Metaflow's bound).
 MAX_ATTEMPTS = 6
@@ -77,7 +82,7 @@ class Task(MetaflowObject):
         self._run = _run if _run is not None else (_step._run if _step is not None else None)
         if _row is None:
             if self._run is None:
-                self._run = Run(f"{flow}/{run_id}", _store=self._store)  # namespace check
+                self._run = _upper("Run")(f"{flow}/{run_id}", _store=self._store)  # namespace check
             rows = (
                 self._store.db.task_attempts(int(run_id), step, int(task_id))
                 if task_id.isdigit()
@@ -103,14 +108,14 @@ class Task(MetaflowObject):
     def _the_run(self) -> Run:
         if self._run is None:
             flow, run_id = self.path_components[:2]
-            self._run = Run(f"{flow}/{run_id}", _store=self._store)
+            self._run = _upper("Run")(f"{flow}/{run_id}", _store=self._store)
         return self._run
 
     @property
     def parent(self) -> Step:
         """The step."""
         if self._step is None:
-            self._step = Step(self.pathspec.rsplit("/", 1)[0], _run=self._the_run())
+            self._step = _upper("Step")(self.pathspec.rsplit("/", 1)[0], _run=self._the_run())
         return self._step
 
     @property
@@ -324,7 +329,7 @@ def tasks_at(
     attempt = _check_attempt(attempt)
     if len(parts) == 4:
         return [Task(pathspec, attempt, _store=store)]
-    step = Step(pathspec, _store=store)
+    step = _upper("Step")(pathspec, _store=store)
     tasks = sorted(step, key=lambda t: int(t.id))
     if attempt is None:
         return tasks
@@ -337,9 +342,3 @@ def tasks_at(
     if not chosen:
         raise _not_found(f"Attempt {attempt} of any task of Step('{pathspec}')")
     return chosen
-
-
-# Imported last, once the names above exist: runs.py and artifacts.py import this module back
-# (a Step hands out Tasks, a DataArtifact reads its Task), so any of them may be imported first.
-from .artifacts import DataArtifact, MetaflowArtifacts, MetaflowData  # noqa: E402
-from .runs import Run, Step  # noqa: E402
