@@ -136,6 +136,13 @@ def describe_exit(exitcode: int | None) -> str:
     )
 
 
+def worker_died(task_id: int, step: str, exitcode: int | None) -> WorkerDied:
+    """The error of a task whose worker process ended without returning."""
+    return WorkerDied(
+        f"The worker process running task {task_id} of step *{step}* {describe_exit(exitcode)}."
+    )
+
+
 def _context() -> Any:
     # fork is unsafe with the loop's threads running; forkserver forks from a clean server,
     # which imports aioflow once so that each new worker starts with it loaded.
@@ -193,10 +200,7 @@ class ProcessLane:
                     reply: TaskReply = await asyncio.wrap_future(future)
             except BrokenProcessPool:
                 exitcode = await anyio.to_thread.run_sync(self._discard, pool, False)
-                raise WorkerDied(
-                    f"The worker process running task {request.task_id} of step "
-                    f"*{request.step}* {describe_exit(exitcode)}."
-                ) from None
+                raise worker_died(request.task_id, request.step, exitcode) from None
             except BaseException:
                 # Timed out or cancelled: the process may still be running the body.
                 with anyio.CancelScope(shield=True):
