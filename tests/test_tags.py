@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from aioflow import FlowSpec, Metaflow, Run, TaggingError, namespace, run_flow_sync, step
 from aioflow.cli import app
 from aioflow.client.namespaces import _UNSET, _namespace
+from aioflow.client.tags import MAX_USER_TAGS, format_tag_table, validate_tag, validate_tags
 from aioflow.exceptions import ParameterError
-from aioflow.tags import MAX_USER_TAGS, format_tag_table, validate_tag, validate_tags
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ the flow's own command group, the same one `python flow.py run --alpha 0.5` reac
 `MyFlow()`. The group's `run` command has one option per flow parameter, so `--help` lists them.
 
 `aioflow runs|list`, `logs`, `dump` and `tag` read a store back through the client (see
-`client/`, `tags.py`), and print it with `runs_table.py` and `dump.py`; they need no flow file.
+`client/`), and print it with `runs_table.py` and `dump.py`; they need no flow file.
 
 Modules: `output.py` (exit codes, Metaflow-style error printing), `flow_commands.py` (a flow's
 command group: run, resume, show, check; `main_for_flow`), `client_commands.py` (logs, dump,

@@ -20,6 +20,7 @@ import typer
 
 from ..client import Flow, Run, shared_store, tasks_at
 from ..client.namespaces import scoped_namespace
+from ..client.tags import format_run_tags, format_tag_table
 from ..current import current_username
 from ..exceptions import (
     AioflowException,
@@ -28,7 +29,6 @@ from ..exceptions import (
     MetaflowNotFound,
 )
 from ..store import Store
-from ..tags import format_run_tags, format_tag_table
 from .dump import dump_task
 from .output import _echo, _fail
 from .runs_table import runs_table

@@ -18,12 +18,9 @@ written by its own process keeps the tags given to it meanwhile.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
-from .exceptions import TaggingError
-
-if TYPE_CHECKING:  # the store is only passed in: defining tags needs neither it nor SQLite
-    from .store import Store
+from ..exceptions import TaggingError
+from ..store import Store
 
 #: The most user tags a run may carry.
 MAX_USER_TAGS = 50
