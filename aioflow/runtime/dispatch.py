@@ -16,13 +16,10 @@ from .executors import (
     Executor,
     ExecutorContext,
     ExecutorFactory,
-    failed_outcome,
     registry,
 )
 from .resources import ResourcePool
 from .task import TaskOutcome, TaskSpec
-
-__all__ = ["Dispatcher", "failed_outcome"]
 
 
 def _reserves(options: StepOptions) -> bool:
@@ -38,7 +35,8 @@ class Dispatcher:
         context: ExecutorContext,
         factories: Mapping[str, ExecutorFactory] | None = None,
     ) -> None:
-        """`factories` by executor name; the registry's (with its overrides) when None."""
+        """`factories` by executor name: the registry's (with its overrides) when None; names
+        missing from the given ones are built from the registry."""
         self.context = context
         self.resources = ResourcePool()
         self._factories = dict(registry.factories() if factories is None else factories)

@@ -1,4 +1,4 @@
-"""Tests of aioflow.runtime.executors: the thread lane that runs sync task bodies."""
+"""Tests of aioflow.runtime.executors.thread_lane: the thread lane that runs sync task bodies."""
 
 from __future__ import annotations
 
