@@ -1,9 +1,10 @@
-"""`FlowSpec`, the base class of every flow: transitions, joins, foreach state, lazy artifacts.
+"""`FlowSpec`, the base class of every flow: `self.next`, joins, foreach state, lazy artifacts.
 
 Inside a task, a flow instance carries one piece of hidden state (`_aioflow_state`, a slot, so it
 is never mistaken for an artifact). Reading `self.x` that the step has not set decodes the
 artifact from the task's manifest on first access and keeps it in the instance's `__dict__`;
-what ends up in `__dict__` is what the runtime snapshots when the step returns.
+what ends up in `__dict__` is what the runtime snapshots when the step returns. What a call of
+`self.next()` means, and whether it is allowed, is `transitions.py`'s business.
 """
 
 from __future__ import annotations
@@ -22,19 +23,10 @@ from .exceptions import (
     UnhandledInMergeArtifactsException,
 )
 from .inputs import FLOW_NOT_SERIALIZABLE, Frame, Inputs, InputView
+from .transitions import Transition, next_transition
 
 if TYPE_CHECKING:
     from .graph import StepNode
-
-
-@dataclass(slots=True)
-class Transition:
-    """What a step's `self.next(...)` asked for."""
-
-    targets: tuple[str, ...]
-    foreach: str | None = None
-    items: list[Any] | None = None
-    condition: str | None = None
 
 
 @dataclass(slots=True)
@@ -198,148 +190,7 @@ class FlowSpec:
         or `self.next({"x": self.a, "y": self.b}, condition="attr")`.
         """
         state = self._state("self.next()")
-        node = state.node
-        if len(dsts) == 1 and not kwargs and state.transition is None:
-            # The common `self.next(self.step)` to the one step the graph expects: every check
-            # below would pass, so skip them (a task of a wide foreach feels each one).
-            out = node.out_funcs
-            name = getattr(getattr(dsts[0], "__func__", None), "__name__", None)
-            if (
-                len(out) == 1
-                and out[0] == name
-                and node.foreach_param is None
-                and node.type != "foreach"
-                and node.type != "split-switch"
-            ):
-                state.transition = Transition((name,))
-                return
-        step = node.name
-        foreach = kwargs.pop("foreach", None)
-        condition = kwargs.pop("condition", None)
-        kwargs.pop("num_parallel", None)
-        for kw in kwargs:
-            raise TransitionError(
-                f"Step *{step}* passes an unknown keyword argument '{kw}' to self.next()."
-            )
-        if state.transition is not None:
-            raise TransitionError(
-                f"Multiple self.next() calls detected in step *{step}*. Call self.next() only once."
-            )
-        if condition is not None:
-            transition = self._switch(step, dsts, foreach, condition)
-        elif len(dsts) == 1 and isinstance(dsts[0], dict):
-            raise TransitionError(
-                f"Step *{step}* has an invalid self.next() transition. Dictionary argument "
-                "requires 'condition' parameter."
-            )
-        else:
-            names = [self._target(step, dst, i) for i, dst in enumerate(dsts, 1)]
-            if foreach:
-                items = self._foreach_items(step, foreach, names, state.max_num_splits)
-                transition = Transition(tuple(names), foreach=foreach, items=items)
-            elif not names:
-                raise TransitionError(
-                    f"Step *{step}* has an invalid self.next() transition. Specify at least "
-                    "one step function as an argument in self.next()."
-                )
-            else:
-                transition = Transition(tuple(names))
-        check_against_graph(node, transition)
-        state.transition = transition
-
-    def _target(self, step: str, dst: Any, position: int) -> str:
-        try:
-            name: str = dst.__func__.__name__
-        except AttributeError:
-            raise TransitionError(
-                f"In step *{step}* the {position}. argument in self.next() is not a function. "
-                "Make sure all arguments in self.next() are methods of the Flow class."
-            ) from None
-        if not hasattr(type(self), name):
-            raise TransitionError(
-                f"Step *{step}* specifies a self.next() transition to an unknown step, *{name}*."
-            )
-        return name
-
-    def _foreach_items(self, step: str, var: Any, names: list[str], max_splits: int) -> list[Any]:
-        if not isinstance(var, str):
-            raise TransitionError(
-                f"Step *{step}* has an invalid self.next() transition. The argument to "
-                "'foreach' must be a string."
-            )
-        if len(names) != 1:
-            raise TransitionError(
-                f"Step *{step}* has an invalid self.next() transition. Specify exactly one "
-                "target for 'foreach'."
-            )
-        try:
-            value = getattr(self, var)
-        except Exception:
-            raise TransitionError(
-                f"Foreach variable *self.{var}* in step *{step}* does not exist. "
-                "Check your variable."
-            ) from None
-        try:
-            items = list(value)
-        except Exception as exc:
-            raise TransitionError(
-                f"Foreach variable *self.{var}* in step *{step}* is not iterable. "
-                f"Please check details: {exc}"
-            ) from None
-        if not items:
-            raise TransitionError(
-                f"Foreach iterator over *{var}* in step *{step}* produced zero splits. "
-                "Check your variable."
-            )
-        if len(items) > max_splits:
-            raise TransitionError(
-                f"Foreach in step *{step}* yielded {len(items)} child steps which is more "
-                f"than the current maximum of {max_splits} children. You can raise the "
-                "maximum with the --max-num-splits option. "
-            )
-        return items
-
-    def _switch(self, step: str, dsts: tuple[Any, ...], foreach: Any, condition: Any) -> Transition:
-        invalid = f"Step *{step}* has an invalid self.next() transition. "
-        if len(dsts) != 1 or not isinstance(dsts[0], dict) or not dsts[0]:
-            raise TransitionError(
-                invalid + "When using 'condition', the transition must be to a single, "
-                "non-empty dictionary mapping condition values to step methods."
-            )
-        if not isinstance(condition, str):
-            raise TransitionError(invalid + "The argument to 'condition' must be a string.")
-        if foreach is not None:
-            raise TransitionError(
-                invalid + "Switch statements cannot be combined with foreach or num_parallel."
-            )
-        cases = dsts[0]
-        try:
-            value = getattr(self, condition)
-        except AttributeError:
-            raise TransitionError(
-                f"Condition variable *self.{condition}* in step *{step}* does not exist. "
-                f"Make sure you set self.{condition} in this step."
-            ) from None
-        try:
-            chosen = cases[value]
-        except (KeyError, TypeError):
-            # Metaflow raises a plain RuntimeError here; so do we.
-            raise RuntimeError(
-                f"Switch condition variable '{condition}' has value '{value}' which is not "
-                f"in the available cases: {list(cases)}"
-            ) from None
-        try:
-            name: str = chosen.__func__.__name__
-        except AttributeError:
-            raise TransitionError(
-                f"Step *{step}* specifies a switch transition that is not a function. Make "
-                "sure the value in the dictionary is a method of the Flow class."
-            ) from None
-        if not hasattr(type(self), name):
-            raise TransitionError(
-                f"Step *{step}* specifies a switch transition to an unknown step, *{name}*."
-            )
-        return Transition((name,), condition=condition)
+        state.transition = next_transition(self, state, dsts, kwargs)
 
     # -- joins --------------------------------------------------------------------------------
 
@@ -394,64 +245,3 @@ class FlowSpec:
                 missing,
             )
         state.manifest.update(to_merge)
-
-
-class _Constant:
-    """A class-level constant of a flow, read per task from the task's artifacts.
-
-    Read from the class it would be one object shared by every task of every run in the
-    process; read like this, each task decodes its own copy on first access, so an in-place
-    change stays in that task (and its descendants), as in Metaflow.
-    """
-
-    def __init__(self, name: str, value: Any) -> None:
-        self.name = name
-        self.value = value
-
-    def __get__(self, instance: FlowSpec | None, owner: type) -> Any:
-        if instance is None:
-            return self.value
-        return instance._aioflow_artifact(self.name)
-
-    def __set__(self, instance: FlowSpec, value: Any) -> None:
-        raise ReadOnlyArtifactError(
-            f"Flow level attributes and Parameters are not modifiable: cannot assign '{self.name}'."
-        )
-
-
-def task_class(flow_cls: type[FlowSpec], constants: Iterable[str]) -> type[FlowSpec]:
-    """The class a run instantiates for its tasks: `flow_cls` with its constants read per task."""
-    names = [name for name in constants if name in dir(flow_cls)]
-    if not names:
-        return flow_cls
-    namespace: dict[str, Any] = {name: _Constant(name, getattr(flow_cls, name)) for name in names}
-    namespace["__module__"] = flow_cls.__module__
-    namespace["__qualname__"] = flow_cls.__qualname__
-    namespace["__doc__"] = flow_cls.__doc__
-    return type(flow_cls.__name__, (flow_cls,), namespace)
-
-
-def check_against_graph(node: StepNode, transition: Transition) -> None:
-    """The run-time transition must be the one the graph was read with (Metaflow's check)."""
-    actual = list(transition.targets)
-    if transition.condition is not None:
-        expected = list(node.out_funcs)
-        if actual[0] not in expected:
-            raise TransitionError(
-                f"Switch step *{node.name}* transitioned to unexpected step *{actual[0]}*. "
-                f"Expected one of: {', '.join(expected)}"
-            )
-        return
-    foreach = transition.foreach or None
-    if node.type == "foreach" and node.foreach_param is None:
-        # `foreach=<expression>`: the graph knows a foreach happens, not over what.
-        foreach_matches = foreach is not None
-    else:
-        foreach_matches = foreach == node.foreach_param
-    if actual != list(node.out_funcs) or not foreach_matches:
-        raise TransitionError(
-            f"Based on static analysis of the code, step *{node.name}* was expected to "
-            f"transition to step(s) *{', '.join(node.out_funcs)}*. However, when the code "
-            f"was executed, self.next() was called with *{', '.join(actual)}*. Make sure "
-            "there is only one unconditional self.next() call in the end of your step. "
-        )

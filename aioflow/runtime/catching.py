@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ..decorators import CatchDecorator
 from ..exceptions import ExceptionWrapper
-from ..flowspec import Transition
 from ..graph import StepNode
 from ..store.serde import pack
+from ..transitions import Transition
 from .artifacts import LargeBlobSink, encode_artifact, store_encoded
 from .task import TaskOutcome
 

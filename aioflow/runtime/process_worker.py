@@ -20,10 +20,10 @@ from typing import Any
 import cloudpickle
 
 from ..exceptions import WorkerSetupError
-from ..flowspec import Transition
 from ..inputs import Frame
 from ..store import Store
 from ..store.serde import Buffer
+from ..transitions import Transition
 from . import logs
 from .task import RunEnv, TaskOutcome, TaskRun, TaskSpec
 

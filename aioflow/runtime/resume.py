@@ -14,10 +14,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from ..exceptions import ParameterError
-from ..flowspec import Transition
 from ..graph import FlowGraph
 from ..store import Store
 from ..store.serde import unpack
+from ..transitions import Transition
 from .logs import TaskLog
 from .task import TaskOutcome, TaskSpec
 

@@ -18,11 +18,13 @@ import anyio
 
 from ..current import RunContext, TaskContext, reset_task_context, set_task_context
 from ..exceptions import ArtifactEncodingError, TimeoutException, TransitionError
-from ..flowspec import FlowSpec, TaskState, Transition, check_against_graph, task_class
+from ..flowspec import FlowSpec, TaskState
 from ..inputs import Frame, Inputs, InputView
 from ..store.serde import Encoded, decode, encode, pack
+from ..transitions import Transition, check_against_graph
 from .artifacts import encode_values, snapshot, store_encoded
 from .logs import TaskLog, reset_task_log, set_task_log
+from .task_class import task_class
 
 if TYPE_CHECKING:
     from ..graph import FlowGraph, StepNode
