@@ -13,7 +13,7 @@ client `Run`, or raise `FlowFailed` carrying the run, the failed task's pathspec
 cause, the exception the step raised. Cancelling the caller cancels the run, which is stored as
 cancelled and can be resumed. They install no signal handlers, block the event loop only for
 microseconds (the store is opened, read and closed in worker threads), and keep no state
-between runs except caches that only make them faster (`runtime.caches`).
+between runs except caches that only make them faster (`runtime.graphs`, `store.keeper`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from .events import Listener
 from .exceptions import ParameterError
 from .flowspec import FlowSpec
 from .handle import FlowHandle, finished_run, result_run
-from .runtime.caches import offload
+from .runtime.offload import offload
 from .runtime.runner import (
     PreparedRun,
     RunOptions,

@@ -32,7 +32,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from .client import Run
 from .events import Event, Listener, RunFinished
 from .exceptions import FlowFailed
-from .runtime.caches import offload
+from .runtime.offload import offload
 from .runtime.runner import OpenRun, PreparedRun, RunOptions, RunOutcome, open_run
 from .runtime.task import task_pathspec
 from .store import Store

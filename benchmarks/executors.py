@@ -50,7 +50,7 @@ async def _round_trip(repeats: int, root: str) -> dict[str, float]:
     # Drive a ProcessLane directly, as the scheduler does, to time the round trip alone.
     from aioflow import run_flow
     from aioflow.events import TaskFinished, TaskStarted
-    from aioflow.runtime.caches import linted_graph
+    from aioflow.runtime.graphs import linted_graph
     from aioflow.runtime.process_worker import TaskRequest, WorkerSetup
     from aioflow.runtime.processes import ProcessLane, pickle_flow
 

@@ -30,7 +30,7 @@ from aioflow import (
 from aioflow.cli import main_for_flow
 from aioflow.events import Event, RunFinished
 from aioflow.exceptions import LintError, ParameterError
-from aioflow.runtime import caches
+from aioflow.runtime import graphs
 from aioflow.store import SMALL, Store
 from aioflow.testing import FlowRunner
 
@@ -384,13 +384,13 @@ async def test_the_graph_is_built_once_per_class_and_steps(
     flow_runner: FlowRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list[type] = []
-    real = caches.FlowGraph
+    real = graphs.FlowGraph
 
     def counting(flow_cls: type) -> Any:
         built.append(flow_cls)
         return real(flow_cls)
 
-    monkeypatch.setattr(caches, "FlowGraph", counting)
+    monkeypatch.setattr(graphs, "FlowGraph", counting)
 
     class CachedFlow(FlowSpec):
         @step

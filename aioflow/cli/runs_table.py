@@ -104,9 +104,9 @@ def _all_runs(store: Store) -> Iterator[Run]:
     flows: dict[str, Flow] = {}
     before: int | None = None
     while True:
-        page = store.db.run_page(None, before=before, limit=100)
+        page = store.metadata.run_page(None, before=before, limit=100)
         for row in page:
-            name = row["flow"]
+            name = row.flow
             if name not in flows:
                 flows[name] = Flow(name, _store=store, _checked=True)
             run = Run._from_row(flows[name], row)
@@ -114,7 +114,7 @@ def _all_runs(store: Store) -> Iterator[Run]:
                 yield run
         if len(page) < 100:
             return
-        before = page[-1]["run_id"]
+        before = page[-1].run_id
 
 
 def format_table(lines: Sequence[RunLine]) -> list[str]:

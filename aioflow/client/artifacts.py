@@ -34,7 +34,7 @@ class MetaflowData:
         key = task.manifest.get(name)
         if key is None:
             raise AttributeError(f"Task {task.pathspec} has no artifact '{name}'.")
-        return task._store.load(key)
+        return task._store.load(key, artifact=name, pathspec=task.pathspec)
 
     def __contains__(self, name: object) -> bool:
         return name in self.__task.manifest
@@ -102,7 +102,7 @@ class DataArtifact(MetaflowObject):
     @property
     def data(self) -> Any:
         """The artifact's value, decoded fresh."""
-        return self._store.load(self.sha)
+        return self._store.load(self.sha, artifact=self.id, pathspec=self._task.pathspec)
 
     @property
     def size(self) -> int:

@@ -3,10 +3,10 @@
 A pathspec names an object by its place in the store (`Flow/run_id/step/task_id[/artifact]`);
 `_parse` checks its shape and raises InvalidPathspec with the form expected. `_not_found` and
 `_not_in_namespace` build the errors Metaflow raises, in its words. `shared_store` opens each
-store once per process, for every object read from it. A task's attempts are rows of the
-`tasks` table, read by position (the `_ID` ... `_ORIGIN` constants); `_latest_attempts` picks
-the attempt a reader sees. `MetaflowObject` is the base of Flow, Run, Step, Task and
-DataArtifact: pathspec, id, parent, times, tags, origin, equality by repr.
+store once per process, for every object read from it. A task's attempts are the store's
+TaskRecords; `_latest_attempts` picks the attempt a reader sees. `MetaflowObject` is the base
+of Flow, Run, Step, Task and DataArtifact: pathspec, id, parent, times, tags, origin,
+equality by repr.
 
 The levels' modules import downward only (flows -> runs -> tasks -> artifacts -> base): a level
 that makes an object of the level above it (a Task its Run, a DataArtifact its Task) finds that
@@ -24,16 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import InvalidPathspec, MetaflowNamespaceMismatch, MetaflowNotFound
-from ..store import Store, resolve_root
-from ..store.metadata import TaskRow
+from ..store import Store, TaskRecord, resolve_root
 from .namespaces import get_namespace
 
 _DEPTH = {"Flow": 1, "Run": 2, "Step": 3, "Task": 4, "DataArtifact": 5}
 _FORM = ("FlowName", "RunID", "StepName", "TaskID", "ArtifactName")
-
-# Task row fields (TASK_COLUMNS order).
-_ID, _ATTEMPT, _STEP, _STATUS, _STARTED, _FINISHED, _FRAMES, _PARENTS = 1, 2, 3, 4, 5, 6, 7, 8
-_MANIFEST, _STDOUT, _STDERR, _EXCEPTION, _ORIGIN = 9, 10, 11, 12, 13
 
 
 # -- pathspecs and errors -----------------------------------------------------------------------
@@ -98,17 +93,17 @@ def shared_store(root: str | os.PathLike[str] | None = None) -> Store:
     return store
 
 
-def _latest_attempts(rows: Iterable[TaskRow]) -> list[TaskRow]:
+def _latest_attempts(rows: Iterable[TaskRecord]) -> list[TaskRecord]:
     """Rows ordered by task id, attempt: keep each task's latest finished attempt.
 
     While a retry runs, readers keep seeing the attempt before it; a task with no finished
     attempt yet is represented by its running one.
     """
-    latest: dict[int, TaskRow] = {}
+    latest: dict[int, TaskRecord] = {}
     for row in rows:
-        previous = latest.get(row[_ID])
-        if previous is None or row[_STATUS] != "running" or previous[_STATUS] == "running":
-            latest[row[_ID]] = row
+        previous = latest.get(row.task_id)
+        if previous is None or row.status != "running" or previous.status == "running":
+            latest[row.task_id] = row
     return list(latest.values())
 
 

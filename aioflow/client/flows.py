@@ -32,7 +32,7 @@ class Metaflow:
 
     def __iter__(self) -> Iterator[Flow]:
         ns = get_namespace()
-        for name in self._store.db.flows():
+        for name in self._store.metadata.flows():
             flow = Flow(name, _store=self._store, _checked=True)
             if ns is None or flow.latest_run is not None:
                 yield flow
@@ -59,7 +59,7 @@ class Flow(MetaflowObject):
         super().__init__(pathspec, _store)
         if _checked:
             return
-        if self._store.db.latest_run_id(pathspec) is None:
+        if self._store.metadata.latest_run_id(pathspec) is None:
             raise _not_found(f"Flow('{pathspec}')")
         ns = get_namespace()
         if ns is not None and self.latest_run is None:
@@ -72,14 +72,14 @@ class Flow(MetaflowObject):
         wanted = set(tags) | ({ns} if ns is not None else set())
         before: int | None = None
         while True:
-            page = self._store.db.run_page(self.id, before=before, limit=_PAGE)
+            page = self._store.metadata.run_page(self.id, before=before, limit=_PAGE)
             for row in page:
                 run = Run._from_row(self, row)
                 if wanted <= run.tags:
                     yield run
             if len(page) < _PAGE:
                 return
-            before = page[-1]["run_id"]
+            before = page[-1].run_id
 
     def __iter__(self) -> Iterator[Run]:
         return self.runs()
@@ -107,12 +107,7 @@ class Flow(MetaflowObject):
     @property
     def created_at(self) -> datetime | None:
         """When the flow's first stored run started."""
-        row = (
-            self._store.db.connection()
-            .execute("SELECT min(created_at) FROM runs WHERE flow = ?", (self.id,))
-            .fetchone()
-        )
-        return _time(row[0] if row else None)
+        return _time(self._store.metadata.first_run_time(self.id))
 
     def is_in_namespace(self) -> bool:
         """True when at least one run of the flow is in the current namespace."""

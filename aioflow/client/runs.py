@@ -10,17 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..exceptions import ExceptionWrapper, MetaflowNotFound
-from ..store import Store
-from ..store.metadata import TaskRow
+from ..store import RunRecord, Store, TaskRecord
 from ..store.serde import unpack
 from .base import (
-    _FINISHED,
-    _ID,
-    _STARTED,
-    _STATUS,
     MetaflowObject,
     _latest_attempts,
     _not_found,
@@ -46,34 +41,32 @@ class Run(MetaflowObject):
         pathspec: str,
         *,
         _store: Store | None = None,
-        _row: Any = None,
+        _row: RunRecord | None = None,
         _flow: Flow | None = None,
     ) -> None:
         flow, run_id = _parse("Run", pathspec)
         super().__init__(pathspec, _store)
         self._flow = _flow
         if _row is None:
-            _row = self._store.db.run_summary(flow, int(run_id)) if run_id.isdigit() else None
+            _row = self._store.metadata.run(flow, int(run_id)) if run_id.isdigit() else None
             if _row is None:
                 raise _not_found(f"Run('{pathspec}')")
             ns = get_namespace()
             if ns is not None and ns not in self._tags_of(_row):
                 raise _not_in_namespace(ns, f"Run('{pathspec}') does not carry the tag {ns!r}")
-        self._row = _row
+        self._row: RunRecord = _row
         self._end: Step | None = None
 
     @classmethod
-    def _from_row(cls, flow: Flow, row: Any) -> Run:
-        return cls(f"{flow.id}/{row['run_id']}", _store=flow._store, _row=row, _flow=flow)
+    def _from_row(cls, flow: Flow, row: RunRecord) -> Run:
+        return cls(f"{flow.id}/{row.run_id}", _store=flow._store, _row=row, _flow=flow)
 
     @staticmethod
-    def _tags_of(row: Any) -> frozenset[str]:
-        user = unpack(row["tags"]) if row["tags"] else []
-        system = unpack(row["system_tags"]) if row["system_tags"] else []
-        return frozenset(user) | frozenset(system)
+    def _tags_of(row: RunRecord) -> frozenset[str]:
+        return frozenset(row.tags) | frozenset(row.system_tags)
 
-    def _refresh(self) -> Any:
-        row = self._store.db.run_summary(self.path_components[0], int(self.id))
+    def _refresh(self) -> RunRecord:
+        row = self._store.metadata.run(self.path_components[0], int(self.id))
         if row is not None:
             self._row = row
         return self._row
@@ -81,10 +74,10 @@ class Run(MetaflowObject):
     @property
     def status(self) -> str:
         """running, succeeded, failed or cancelled (a run whose process died reads failed)."""
-        row = self._row if self._row["status"] != "running" else self._refresh()
-        if self._store.db.process_gone(row):
+        row = self._row if self._row.status != "running" else self._refresh()
+        if self._store.metadata.process_gone(row):
             return "failed"
-        return str(row["status"])
+        return str(row.status)
 
     @property
     def successful(self) -> bool:
@@ -104,34 +97,34 @@ class Run(MetaflowObject):
     @property
     def created_at(self) -> datetime | None:
         """When the run started."""
-        return _time(self._row["created_at"])
+        return _time(self._row.created_at)
 
     @property
     def finished_at(self) -> datetime | None:
         """When the run ended, however it ended (None while it runs)."""
-        row = self._row if self._row["finished_at"] is not None else self._refresh()
-        return _time(row["finished_at"])
+        row = self._row if self._row.finished_at is not None else self._refresh()
+        return _time(row.finished_at)
 
     @property
     def user(self) -> str | None:
         """Who started the run."""
-        user = self._row["user"]
+        user = self._row.user
         return None if user is None else str(user)
 
     @property
     def user_tags(self) -> frozenset[str]:
         """Tags given with --tag or added since."""
-        return frozenset(unpack(self._row["tags"]) if self._row["tags"] else [])
+        return frozenset(self._row.tags)
 
     @property
     def system_tags(self) -> frozenset[str]:
         """Tags aioflow attached (user, runtime, versions); they cannot be removed."""
-        return frozenset(unpack(self._row["system_tags"]) if self._row["system_tags"] else [])
+        return frozenset(self._row.system_tags)
 
     @property
     def origin_pathspec(self) -> str | None:
         """`Flow/run_id` of the run this one resumed, else None."""
-        origin = self._row["origin_run_id"]
+        origin = self._row.origin_run_id
         return None if origin is None else f"{self.path_components[0]}/{origin}"
 
     @property
@@ -145,7 +138,7 @@ class Run(MetaflowObject):
         """Steps that ran, latest first (Metaflow's order)."""
         if not set(tags) <= self.tags:
             return
-        names = [name for name, _ in self._store.db.steps(int(self.id))]
+        names = [name for name, _ in self._store.metadata.steps(int(self.id))]
         for name in reversed(names):
             yield Step(f"{self.pathspec}/{name}", _store=self._store, _run=self)
 
@@ -156,7 +149,7 @@ class Run(MetaflowObject):
         return Step(f"{self.pathspec}/{step}", _store=self._store, _run=self)
 
     def __contains__(self, step: object) -> bool:
-        return any(name == step for name, _ in self._store.db.steps(int(self.id)))
+        return any(name == step for name, _ in self._store.metadata.steps(int(self.id)))
 
     @property
     def end_task(self) -> Task | None:
@@ -178,9 +171,9 @@ class Run(MetaflowObject):
     def exception(self) -> ExceptionWrapper | None:
         """Why the run failed, when it did: the failed task's exception, or the run's error."""
         row = self._refresh()
-        if not row["error"]:
+        if not row.error:
             return None
-        record = unpack(row["error"])
+        record = unpack(row.error)
         return ExceptionWrapper(record["type"], record["message"], record["traceback"] or None)
 
     # -- tags ------------------------------------------------------------------------------
@@ -227,13 +220,13 @@ class Step(MetaflowObject):
         run = _run if _run is not None else Run(f"{flow}/{run_id}", _store=_store)
         super().__init__(pathspec, run._store)
         self._run = run
-        self._rows: list[TaskRow] = []
+        self._rows: list[TaskRecord] = []
         self._reload()
         if not self._rows:
             raise _not_found(f"Step('{pathspec}')")
 
     def _reload(self) -> None:
-        rows = self._store.db.task_attempts(int(self._run.id), self.id)
+        rows = self._store.metadata.task_attempts(int(self._run.id), self.id)
         self._rows = _latest_attempts(rows)
 
     @property
@@ -253,12 +246,12 @@ class Step(MetaflowObject):
 
     def __getitem__(self, task_id: str) -> Task:
         for row in self._rows:
-            if str(row[_ID]) == str(task_id):
+            if str(row.task_id) == str(task_id):
                 return Task._from_row(self, row)
         raise _not_found(f"Task('{self.pathspec}/{task_id}')")
 
     def __contains__(self, task_id: object) -> bool:
-        return any(str(row[_ID]) == str(task_id) for row in self._rows)
+        return any(str(row.task_id) == str(task_id) for row in self._rows)
 
     @property
     def task(self) -> Task:
@@ -268,14 +261,14 @@ class Step(MetaflowObject):
     @property
     def created_at(self) -> datetime | None:
         """When the step's first task started."""
-        return _time(min(r[_STARTED] or 0 for r in self._rows))
+        return _time(min(r.started_at or 0 for r in self._rows))
 
     @property
     def finished_at(self) -> datetime | None:
         """When the step's last task ended, once none is running."""
-        if any(r[_STATUS] == "running" for r in self._rows):
+        if any(r.status == "running" for r in self._rows):
             return None
-        return _time(max(r[_FINISHED] or 0 for r in self._rows))
+        return _time(max(r.finished_at or 0 for r in self._rows))
 
     @property
     def user_tags(self) -> frozenset[str]:

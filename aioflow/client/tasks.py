@@ -14,24 +14,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ExceptionWrapper, InvalidPathspec, MetaflowNotFound
-from ..store import Store
-from ..store.metadata import TaskRow
+from ..store import Store, TaskRecord
 from ..store.serde import unpack
 from .artifacts import DataArtifact, MetaflowArtifacts, MetaflowData
 from .base import (
-    _ATTEMPT,
-    _EXCEPTION,
-    _FINISHED,
-    _FRAMES,
-    _ID,
-    _MANIFEST,
-    _ORIGIN,
-    _PARENTS,
-    _STARTED,
-    _STATUS,
-    _STDERR,
-    _STDOUT,
-    _STEP,
     MetaflowObject,
     _latest_attempts,
     _not_found,
@@ -71,7 +57,7 @@ class Task(MetaflowObject):
         attempt: int | None = None,
         *,
         _store: Store | None = None,
-        _row: Any = None,
+        _row: TaskRecord | None = None,
         _step: Step | None = None,
         _run: Run | None = None,
     ) -> None:
@@ -84,21 +70,21 @@ class Task(MetaflowObject):
             if self._run is None:
                 self._run = _upper("Run")(f"{flow}/{run_id}", _store=self._store)  # namespace check
             rows = (
-                self._store.db.task_attempts(int(run_id), step, int(task_id))
+                self._store.metadata.task_attempts(int(run_id), step, int(task_id))
                 if task_id.isdigit()
                 else []
             )
             if self._attempt is not None:
-                rows = [r for r in rows if r[_ATTEMPT] == self._attempt]
+                rows = [r for r in rows if r.attempt == self._attempt]
             if not rows:
                 raise _not_found(repr(self))
             _row = rows[-1] if self._attempt is not None else _latest_attempts(rows)[0]
-        self._row: TaskRow = _row
+        self._row: TaskRecord = _row
         self._manifest: dict[str, str] | None = None
 
     @classmethod
-    def _from_row(cls, step: Step, row: TaskRow) -> Task:
-        return cls(f"{step.pathspec}/{row[_ID]}", _store=step._store, _row=row, _step=step)
+    def _from_row(cls, step: Step, row: TaskRecord) -> Task:
+        return cls(f"{step.pathspec}/{row.task_id}", _store=step._store, _row=row, _step=step)
 
     def __repr__(self) -> str:
         if self._attempt is not None:
@@ -121,18 +107,18 @@ class Task(MetaflowObject):
     @property
     def current_attempt(self) -> int:
         """The attempt this object reads (the latest finished one unless one was asked for)."""
-        return int(self._row[_ATTEMPT])
+        return int(self._row.attempt)
 
     @property
     def status(self) -> str:
         """running, succeeded, failed or caught (failed, and @catch let the run go on)."""
-        return str(self._row[_STATUS])
+        return str(self._row.status)
 
     @property
     def manifest(self) -> dict[str, str]:
         """Artifact name -> blob key."""
         if self._manifest is None:
-            self._manifest = unpack(self._row[_MANIFEST]) if self._row[_MANIFEST] else {}
+            self._manifest = unpack(self._row.manifest) if self._row.manifest else {}
         return self._manifest
 
     @property
@@ -159,7 +145,7 @@ class Task(MetaflowObject):
     @property
     def successful(self) -> bool:
         """True when the attempt succeeded."""
-        return bool(self._row[_STATUS] == "succeeded")
+        return bool(self._row.status == "succeeded")
 
     @property
     def finished(self) -> bool:
@@ -168,17 +154,17 @@ class Task(MetaflowObject):
         As Metaflow's (`_task_ok`): a failed or interrupted task is not finished; one whose
         failure @catch handled is.
         """
-        return self._row[_STATUS] not in ("running", "failed")
+        return self._row.status not in ("running", "failed")
 
     @property
     def created_at(self) -> datetime | None:
         """When the attempt started."""
-        return _time(self._row[_STARTED])
+        return _time(self._row.started_at)
 
     @property
     def finished_at(self) -> datetime | None:
         """When the attempt ended."""
-        return _time(self._row[_FINISHED])
+        return _time(self._row.finished_at)
 
     @property
     def user_tags(self) -> frozenset[str]:
@@ -193,11 +179,11 @@ class Task(MetaflowObject):
     @property
     def origin_pathspec(self) -> str | None:
         """The task a resume cloned this one from, else None."""
-        origin = self._row[_ORIGIN]
+        origin = self._row.origin
         return None if origin is None else str(origin)
 
     def _frames(self) -> list[Any]:
-        return unpack(self._row[_FRAMES]) if self._row[_FRAMES] else []
+        return unpack(self._row.frames) if self._row.frames else []
 
     @property
     def index(self) -> int | None:
@@ -208,9 +194,9 @@ class Task(MetaflowObject):
     @property
     def exception(self) -> ExceptionWrapper | None:
         """The failure of the attempt: `.type` (module.Class), `.exception` (the message)."""
-        if not self._row[_EXCEPTION]:
+        if not self._row.exception:
             return None
-        record = unpack(self._row[_EXCEPTION])
+        record = unpack(self._row.exception)
         return ExceptionWrapper(record["type"], record["message"], record["traceback"] or None)
 
     # -- logs -------------------------------------------------------------------------------
@@ -218,8 +204,8 @@ class Task(MetaflowObject):
     def _log(self, stream: str) -> list[Any]:
         if stream not in ("stdout", "stderr"):
             raise ValueError(f"A log stream is 'stdout' or 'stderr', not {stream!r}.")
-        key = self._row[_STDOUT if stream == "stdout" else _STDERR]
-        return [] if not key else list(self._store.load(key))
+        key = self._row.stdout if stream == "stdout" else self._row.stderr
+        return [] if not key else list(self._store.load(key, pathspec=self.pathspec))
 
     @property
     def stdout(self) -> str:
@@ -248,13 +234,13 @@ class Task(MetaflowObject):
         run; the task id only for clones), ds-type and ds-root (the store).
         """
         row = self._row
-        meta = {"attempt": str(row[_ATTEMPT]), "status": str(row[_STATUS])}
-        if row[_STATUS] != "running":
+        meta = {"attempt": str(row.attempt), "status": str(row.status)}
+        if row.status != "running":
             meta["attempt_ok"] = str(self.finished)
-        if row[_STARTED]:
-            meta["started-at"] = datetime.fromtimestamp(row[_STARTED], timezone.utc).isoformat()
-        if row[_FINISHED]:
-            meta["finished-at"] = datetime.fromtimestamp(row[_FINISHED], timezone.utc).isoformat()
+        if row.started_at:
+            meta["started-at"] = datetime.fromtimestamp(row.started_at, timezone.utc).isoformat()
+        if row.finished_at:
+            meta["finished-at"] = datetime.fromtimestamp(row.finished_at, timezone.utc).isoformat()
         parents = self._parent_ids()
         if parents:
             meta["parents"] = ",".join(map(str, parents))
@@ -265,23 +251,23 @@ class Task(MetaflowObject):
             meta["foreach-execution-path"] = ",".join(f"{f[3]}:{f[2]}" for f in foreach)
         if frames:
             meta["split-path"] = ",".join(f"{f[3]}:{f[2]}" for f in frames)
-        origin_run = self._the_run()._row["origin_run_id"]
+        origin_run = self._the_run()._row.origin_run_id
         if origin_run is not None:
             meta["origin-run-id"] = str(origin_run)
-        if row[_ORIGIN]:
-            meta["origin-task-id"] = str(row[_ORIGIN]).rsplit("/", 1)[-1]
-            meta["origin-pathspec"] = str(row[_ORIGIN])
+        if row.origin:
+            meta["origin-task-id"] = str(row.origin).rsplit("/", 1)[-1]
+            meta["origin-pathspec"] = str(row.origin)
         meta["ds-type"] = "aioflow"
         meta["ds-root"] = str(self._store.root)
         return meta
 
     def _parent_ids(self) -> list[int]:
-        return list(unpack(self._row[_PARENTS])) if self._row[_PARENTS] else []
+        return list(unpack(self._row.parents)) if self._row.parents else []
 
-    def _tasks_from_rows(self, rows: Iterable[TaskRow]) -> list[Task]:
+    def _tasks_from_rows(self, rows: Iterable[TaskRecord]) -> list[Task]:
         run = self._the_run()
         return [
-            Task(f"{run.pathspec}/{row[_STEP]}/{row[_ID]}", _store=self._store, _row=row, _run=run)
+            Task(f"{run.pathspec}/{row.step}/{row.task_id}", _store=self._store, _row=row, _run=run)
             for row in _latest_attempts(rows)
         ]
 
@@ -291,14 +277,14 @@ class Task(MetaflowObject):
         ids = self._parent_ids()
         if not ids:
             return iter(())
-        rows = self._store.db.task_attempts_by_id(int(self.path_components[1]), ids)
+        rows = self._store.metadata.task_attempts_by_id(int(self.path_components[1]), ids)
         return iter(self._tasks_from_rows(rows))
 
     @property
     def child_tasks(self) -> Iterator[Task]:
         """The tasks that came from this one (the next step's, each foreach split, ...)."""
         run_id = int(self.path_components[1])
-        graph = self._store.db.run_graph(run_id)
+        graph = self._store.metadata.run_graph(run_id)
         steps = unpack(graph).get("steps", {}) if graph else {}
         successors = steps.get(self.path_components[2], {}).get("next")
         db = self._store.db
@@ -307,8 +293,8 @@ class Task(MetaflowObject):
         else:
             candidates = [row for name in successors for row in db.task_attempts(run_id, name)]
         me = int(self.id)
-        children = [row for row in candidates if row[_PARENTS] and me in unpack(row[_PARENTS])]
-        children.sort(key=lambda row: (row[_ID], row[_ATTEMPT]))
+        children = [row for row in candidates if row.parents and me in unpack(row.parents)]
+        children.sort(key=lambda row: (row.task_id, row.attempt))
         return iter(self._tasks_from_rows(children))
 
 

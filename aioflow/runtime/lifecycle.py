@@ -23,11 +23,11 @@ from ..store.metadata import task_row
 from ..store.serde import pack
 from ..store.writer import BatchWriter
 from .bridge import LoopInbox
-from .caches import offload, offload_limiter
 from .dispatch import Dispatcher
 from .executors import ExecutorContext, ThreadLane
 from .logs import install as install_log_capture
 from .logs import uninstall as uninstall_log_capture
+from .offload import offload, offload_limiter
 from .resume import Origin
 from .scheduler import RunResult, Scheduler
 from .task import RunEnv, TaskOutcome, task_pathspec

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..exceptions import ParameterError
 from ..graph import FlowGraph
-from ..store import Store
+from ..store import Store, TaskRecord
 from ..store.serde import unpack
 from ..transitions import Transition
 from .logs import TaskLog
@@ -60,16 +60,19 @@ class Origin:
         self.rerun = downstream(graph, step) if step is not None else set()
         self._tasks: dict[Place, list[OriginTask]] = defaultdict(list)
         self._taken: dict[Place, int] = defaultdict(int)
-        latest: dict[int, tuple] = {}
-        for row in store.db.task_attempts(int(run_id)):
-            latest[row[1]] = row  # rows come ordered by task id, then attempt
+        latest: dict[int, TaskRecord] = {}
+        for row in store.metadata.task_attempts(int(run_id)):
+            latest[row.task_id] = row  # rows come ordered by task id, then attempt
         for row in latest.values():
-            step_name, status = row[3], row[4]
-            if status not in ("succeeded", "caught"):
+            if row.status not in ("succeeded", "caught"):
                 continue
-            frames = unpack(row[7]) if row[7] else []
-            place = (step_name, tuple(f[2] for f in frames))
-            self._tasks[place].append(OriginTask(row[1], row[9], row[10], row[11], row[14], status))
+            frames = unpack(row.frames) if row.frames else []
+            place = (row.step, tuple(f[2] for f in frames))
+            self._tasks[place].append(
+                OriginTask(
+                    row.task_id, row.manifest, row.stdout, row.stderr, row.transition, row.status
+                )
+            )
 
     def take(self, spec: TaskSpec) -> OriginTask | None:
         """The origin task to clone for `spec`, or None when it must run."""
@@ -111,28 +114,30 @@ class Origin:
         return outcome, items_key
 
 
-def find_origin_run(store: Store, flow_name: str, origin_run_id: str | None) -> tuple[str, dict]:
-    """The origin run's id and row: the given one, or the flow's latest `run`.
+def find_origin_run(store: Store, flow_name: str, origin_run_id: str | None) -> str:
+    """The origin run's id: the given one, or the flow's latest `run`.
 
     As Metaflow's (which remembers the run id `run` last started, and nothing `resume`
     starts), the default origin is the newest run that was not itself a resume.
     """
     if origin_run_id is None:
-        latest = store.db.latest_run_id(flow_name, resumed=False)
+        latest = store.metadata.latest_run_id(flow_name, resumed=False)
         if latest is None:
             raise ParameterError(
                 f"There is no run of {flow_name} in {store.root} to resume: a previous run id "
                 "was not found. Run the flow first, or specify --origin-run-id."
             )
         origin_run_id = str(latest)
-    row = store.db.run(flow_name, int(origin_run_id)) if str(origin_run_id).isdigit() else None
+    row = (
+        store.metadata.run(flow_name, int(origin_run_id)) if str(origin_run_id).isdigit() else None
+    )
     if row is None:
         raise ParameterError(
             f"Invalid value for '--origin-run-id': run {flow_name}/{origin_run_id} does not "
             f"exist in {store.root}."
         )
-    if row["status"] == "running" and not store.db.process_gone(row):
+    if row.status == "running" and not store.metadata.process_gone(row):
         raise ParameterError(
             f"Run {flow_name}/{origin_run_id} is still running; resume it once it has ended."
         )
-    return str(origin_run_id), dict(row)
+    return str(origin_run_id)

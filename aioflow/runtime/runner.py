@@ -32,10 +32,12 @@ from ..flowspec import FlowSpec
 from ..graph import FlowGraph, StepNode
 from ..parameters import flow_constants, flow_parameters, resolve_parameters
 from ..store import Store, resolve_root
+from ..store.keeper import StoreKeeper, store_keeper
 from ..store.serde import Encoded, pack, unpack
 from .artifacts import encode_artifact, store_encoded
-from .caches import StoreKeeper, linted_graph, offload, store_keeper
+from .graphs import linted_graph
 from .lifecycle import OpenRun, RunOutcome, on_asyncio
+from .offload import offload
 from .resume import Origin, find_origin_run
 
 MAX_TAG_LENGTH = 500
@@ -140,8 +142,9 @@ def prepare_resume(
     """
     store = Store(root, create=False)
     try:
-        origin_id, row = find_origin_run(store, flow_cls.__name__, origin_run_id)
-        params = unpack(row["params"]) if row["params"] else {}
+        origin_id = find_origin_run(store, flow_cls.__name__, origin_run_id)
+        packed = store.metadata.run_params(int(origin_id))
+        params = unpack(packed) if packed else {}
         given = {
             parameter.name: store.load(params[attr])
             for attr, parameter in flow_parameters(flow_cls)
@@ -226,11 +229,11 @@ def _open_run(
         for encoded in large:
             store.blobs.put(encoded.key, encoded.chunks)
         flow_name = prepared.flow_cls.__name__
-        run_id = store.db.create_run(
+        run_id = store.metadata.create_run(
             flow_name,
             user=prepared.username,
-            tags=pack(user_tags),
-            system_tags=pack(system_tags(prepared.username)),
+            tags=user_tags,
+            system_tags=system_tags(prepared.username),
             graph=pack(prepared.graph.to_dict()),
             origin_run_id=options.origin_run_id,
             params=pack(base),
@@ -248,7 +251,7 @@ def _open_run(
         # The run row exists: record why it never started, so it does not read "running".
         error = {"pathspec": None, "type": type(exc).__name__, "message": str(exc),
                  "traceback": ""}  # fmt: skip
-        store.db.write_batch(
+        store.metadata.write_batch(
             [], [], [(run_id, {"status": "failed", "finished_at": time.time(),
                                "error": pack(error)})]
         )  # fmt: skip

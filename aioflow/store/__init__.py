@@ -1,7 +1,10 @@
 """The store: where runs, tasks and artifacts live (`.aioflow/` by default).
 
-`Store` joins the metadata database (with the small blobs) and the file blob store behind one
-read path, so the runtime and the client find a blob by key without caring where it lives.
+A store is two backends behind the protocols of `protocols.py`: a `MetadataStore` (runs, task
+attempts, small blobs) and a `BlobStore` (large blobs). `Store(root)` is SQLite and files in a
+folder; `Store.memory()` keeps everything in this process, for tests. `Store` joins the two
+behind one read path, so the runtime and the client find a blob by key without caring where it
+lives, and a missing or damaged blob is a BlobError naming it.
 """
 
 from __future__ import annotations
@@ -10,12 +13,26 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import StoreError
-from .blobs import BlobStore, FileBlobStore, MemoryBlobStore, _verify
-from .metadata import SMALL, MetadataDB
+from ..exceptions import BlobError, StoreError
+from .blobs import FileBlobStore, MemoryBlobStore, _verify
+from .memory import MemoryMetadataStore
+from .metadata import SMALL, MetadataDB, SqliteMetadataStore
+from .protocols import BlobStore, MetadataStore, RunRecord, TaskRecord
 from .serde import Buffer, decode
 
-__all__ = ["SMALL", "BlobStore", "FileBlobStore", "MemoryBlobStore", "MetadataDB", "Store"]
+__all__ = [
+    "SMALL",
+    "BlobStore",
+    "FileBlobStore",
+    "MemoryBlobStore",
+    "MemoryMetadataStore",
+    "MetadataDB",
+    "MetadataStore",
+    "RunRecord",
+    "SqliteMetadataStore",
+    "Store",
+    "TaskRecord",
+]
 
 ROOT_ENV = "AIOFLOW_ROOT"
 DEFAULT_ROOT = ".aioflow"
@@ -32,37 +49,85 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 class Store:
-    """One store folder: `metadata.db` plus `blobs/`."""
+    """A store: its `metadata` (a MetadataStore) and its `blobs` (a BlobStore).
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, *, create: bool = True) -> None:
-        self.root = resolve_root(root)
-        if self.root.exists() and not self.root.is_dir():
+    `Store(root)` opens (or creates, unless `create=False`) the store folder `root`:
+    `metadata.db` and `blobs/`. `Store(metadata=..., blobs=...)` joins any two backends; `root`
+    is then None unless given.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        create: bool = True,
+        metadata: MetadataStore | None = None,
+        blobs: BlobStore | None = None,
+    ) -> None:
+        if (metadata is None) != (blobs is None):
+            raise TypeError("Store() takes both metadata= and blobs=, or neither.")
+        if metadata is not None and blobs is not None:
+            self.root: Path | None = None if root is None else Path(root)
+            self.metadata = metadata
+            self.blobs = blobs
+            return
+        folder = resolve_root(root)
+        if folder.exists() and not folder.is_dir():
             raise StoreError(
-                f"The store folder {self.root} is a file, not a folder. Point --root (or "
+                f"The store folder {folder} is a file, not a folder. Point --root (or "
                 "AIOFLOW_ROOT) at a folder, or remove the file."
             )
-        self.db = MetadataDB(self.root / "metadata.db", create=create)
-        self.blobs: BlobStore = FileBlobStore(self.root / "blobs")
+        self.root = folder
+        self.metadata = SqliteMetadataStore(folder / "metadata.db", create=create)
+        self.blobs = FileBlobStore(folder / "blobs")
+
+    @classmethod
+    def memory(cls) -> Store:
+        """A new empty store in this process's memory (for tests); gone with the object."""
+        return cls(metadata=MemoryMetadataStore(), blobs=MemoryBlobStore())
+
+    @property
+    def db(self) -> MetadataStore:
+        """The metadata store (its older name)."""
+        return self.metadata
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages: its folder, or where its metadata lives."""
+        return str(self.root) if self.root is not None else self.metadata.location
 
     def read_blob(self, key: str) -> tuple[int, Buffer]:
-        """(tag, payload) of a blob, from the database or from its file; KeyError if absent."""
-        data = self.db.get_blob(key)
+        """(tag, payload) of a blob, from the metadata store or the blob store, verified.
+
+        Raises BlobNotFound (a KeyError) when it is in neither, BlobCorrupted when it does not
+        match its key.
+        """
+        data = self.metadata.get_blob(key)
         if data is not None:
             payload = memoryview(data)[1:]
-            _verify(key, data[0], payload, f"{self.db.path} (blobs table)")
+            _verify(key, data[0], payload, f"{self.metadata.location} (blobs table)")
             return data[0], payload
         return self.blobs.get(key)
 
-    def load(self, key: str) -> Any:
-        """Decode the value stored under `key`."""
-        tag, payload = self.read_blob(key)
+    def load(self, key: str, *, artifact: str | None = None, pathspec: str | None = None) -> Any:
+        """Decode the value stored under `key`.
+
+        `artifact` and `pathspec` name what the blob is, for the BlobError raised when it is
+        missing or damaged.
+        """
+        try:
+            tag, payload = self.read_blob(key)
+        except BlobError as exc:
+            if artifact is None and pathspec is None:
+                raise
+            raise exc.in_context(artifact=artifact, pathspec=pathspec) from exc
         return decode(tag, payload)
 
     def blob_size(self, key: str) -> int:
-        """Stored size of a blob in bytes."""
-        size = self.db.blob_size(key)
+        """Stored size of a blob in bytes; BlobNotFound when it is nowhere."""
+        size = self.metadata.blob_size(key)
         return size if size is not None else self.blobs.size(key)
 
     def close(self) -> None:
-        """Close database connections."""
-        self.db.close()
+        """Let go of the metadata store's connections; the runs opened through it read ended."""
+        self.metadata.close()

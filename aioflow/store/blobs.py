@@ -11,35 +11,16 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Protocol
 
 from blake3 import blake3
 
-from ..exceptions import BlobCorrupted
+from ..exceptions import BlobCorrupted, BlobNotFound
+from .protocols import BlobStore
 from .serde import LARGE, TAG_PICKLE_OOB, Buffer
 
 
-class BlobStore(Protocol):
-    """Where large blobs go: put once under their key, read back verified."""
-
-    def has(self, key: str) -> bool:
-        """True when a blob with this key is stored."""
-        ...
-
-    def put(self, key: str, chunks: tuple[Buffer, ...]) -> None:
-        """Store the blob made of `chunks` under `key`; a no-op when it is already there."""
-        ...
-
-    def get(self, key: str) -> tuple[int, Buffer]:
-        """Return (tag, payload) of a stored blob; KeyError when absent."""
-        ...
-
-    def size(self, key: str) -> int:
-        """The stored size of a blob in bytes; KeyError when absent."""
-        ...
-
-
 def _verify(key: str, tag: int, payload: Buffer, where: str) -> None:
+    """Raise BlobCorrupted unless (tag, payload) hashes to `key`; `where` names the blob's place."""
     hasher = blake3(max_threads=blake3.AUTO) if len(payload) >= LARGE else blake3()
     hasher.update(bytes((tag,)))
     hasher.update(payload)
@@ -52,6 +33,7 @@ class FileBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.location = str(self.root)
         self._made: set[str] = set()
         self._lock = threading.Lock()
 
@@ -87,9 +69,9 @@ class FileBlobStore:
         """Read a blob, checking its content against its key."""
         path = self.path(key)
         try:
-            f = open(path, "rb")  # noqa: SIM115 (closed by the with below; KeyError if absent)
+            f = open(path, "rb")  # noqa: SIM115 (closed by the with below)
         except FileNotFoundError:
-            raise KeyError(key) from None
+            raise BlobNotFound(key, location=path) from None
         with f:
             head = f.read(1)
             if not head:
@@ -113,11 +95,13 @@ class FileBlobStore:
         try:
             return self.path(key).stat().st_size
         except FileNotFoundError:
-            raise KeyError(key) from None
+            raise BlobNotFound(key, location=self.path(key)) from None
 
 
 class MemoryBlobStore:
     """A BlobStore in a dict, for tests and throwaway runs."""
+
+    location = "memory"
 
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
@@ -132,11 +116,19 @@ class MemoryBlobStore:
 
     def get(self, key: str) -> tuple[int, Buffer]:
         """Return the stored blob, verified."""
-        blob = self.blobs[key]
+        blob = self.blobs.get(key)
+        if blob is None:
+            raise BlobNotFound(key, location=self.location)
         payload = blob[1:]
         _verify(key, blob[0], payload, "memory")
         return blob[0], payload
 
     def size(self, key: str) -> int:
         """The stored blob's length."""
-        return len(self.blobs[key])
+        blob = self.blobs.get(key)
+        if blob is None:
+            raise BlobNotFound(key, location=self.location)
+        return len(blob)
+
+
+__all__ = ["BlobStore", "FileBlobStore", "MemoryBlobStore"]

@@ -1,4 +1,7 @@
-"""The metadata database: runs, task attempts, artifact manifests, logs and small blobs, in SQLite.
+"""The metadata database in SQLite: runs, task attempts, manifests, logs and small blobs.
+
+`SqliteMetadataStore` is the default MetadataStore (`protocols.py`); SQL and sqlite3 stay in
+this module, and readers get RunRecords and TaskRecords.
 
 One file, `metadata.db`, in WAL mode so readers in other processes never block the writer.
 Each task attempt is one row holding its artifact manifest (name -> blob key, msgpack), so an
@@ -21,12 +24,13 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..exceptions import StoreError
+from ..exceptions import MetadataError, StoreError
 from .liveness import LOCK_FOLDER, RunLock, lock_is_held, lock_path
+from .protocols import RUN_UPDATE_FIELDS, RunRecord, TaskRecord
 from .serde import pack, unpack
 
 #: Blobs up to this size are kept in the database rather than in files.
@@ -76,12 +80,10 @@ CREATE INDEX IF NOT EXISTS tasks_by_step ON tasks (run_id, step);
 CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
 """
 
-TASK_COLUMNS = (
-    "run_id, task_id, attempt, step, status, started_at, finished_at, frames, parents, "
-    "manifest, stdout, stderr, exception, origin, transition"
-)
-#: A task row, in TASK_COLUMNS order.
-TaskRow = tuple[Any, ...]
+#: The columns of `tasks`, in TaskRecord's order.
+TASK_COLUMNS = ", ".join(TaskRecord._fields)
+#: A task attempt as the runtime writes it (the older name of TaskRecord).
+TaskRow = TaskRecord
 
 
 def task_row(
@@ -101,22 +103,30 @@ def task_row(
     exception: bytes | None = None,
     origin: str | None = None,
     transition: bytes | None = None,
-) -> TaskRow:
-    """A task attempt row in TASK_COLUMNS order (msgpack-packed fields given packed).
-
-    `status` is running, succeeded, failed or caught (failed, but @catch let the run go on);
-    `origin` is the pathspec of the task a resumed run cloned this one from; `transition` is
-    `[targets, foreach variable, key of the blob listing foreach item keys]`.
-    """
-    return (run_id, task_id, attempt, step, status, started_at, finished_at, frames, parents,
-            manifest, stdout, stderr, exception, origin, transition)  # fmt: skip
+) -> TaskRecord:
+    """A task attempt (packed fields given packed); see TaskRecord for what each field holds."""
+    return TaskRecord(run_id, task_id, attempt, step, status, started_at, finished_at, frames,
+                      parents, manifest, stdout, stderr, exception, origin, transition)  # fmt: skip
 
 
-#: The columns of `runs` the client reads (everything but the graph and the parameters).
-RUN_COLUMNS = (
-    "run_id, flow, status, user, created_at, finished_at, origin_run_id, tags, system_tags, "
-    "pid, host, error, run_lock"
-)
+#: The columns of `runs` a RunRecord holds (everything but the graph and the parameters).
+RUN_COLUMNS = ", ".join(RunRecord._fields)
+
+_TAGS = RunRecord._fields.index("tags")
+_SYSTEM_TAGS = RunRecord._fields.index("system_tags")
+
+
+def _run_record(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> RunRecord:
+    """A row of RUN_COLUMNS as a RunRecord, its tags unpacked (a cursor's row factory)."""
+    values = list(row)
+    for i in (_TAGS, _SYSTEM_TAGS):
+        values[i] = tuple(unpack(values[i])) if values[i] else ()
+    return RunRecord._make(values)
+
+
+def _task_record(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> TaskRecord:
+    """A row of TASK_COLUMNS as a TaskRecord (a cursor's row factory)."""
+    return TaskRecord._make(row)
 
 
 #: Bound parameters one statement may have (SQLite's default limit since 3.32, 999 before).
@@ -210,11 +220,29 @@ def _pid_gone(pid: int) -> bool:
     return False
 
 
-class MetadataDB:
-    """The SQLite database of one store; safe to share between threads (one connection each)."""
+_R = TypeVar("_R")
+
+
+def _damaged(path: Path, exc: sqlite3.Error) -> MetadataError:
+    """The error for a database SQLite cannot use: one line naming the file and what to do."""
+    return MetadataError(
+        f"Cannot use the metadata database {path}: {exc}. Is it an aioflow store's, undamaged "
+        "and writable (a store from an older aioflow is upgraded on open)?",
+        path,
+    )
+
+
+class SqliteMetadataStore:
+    """The MetadataStore in SQLite (`metadata.db`); safe to share between threads (one
+    connection each).
+
+    A file SQLite cannot read as a database (damaged, or not aioflow's) raises MetadataError
+    naming it, when opened and when read.
+    """
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = Path(path)
+        self.location = str(self.path)
         if not create and not self.path.exists():
             raise StoreError(
                 f"No aioflow store at {self.path.parent}: {self.path.name} does not exist. "
@@ -237,17 +265,17 @@ class MetadataDB:
                         (str(SCHEMA_VERSION),),
                     )
 
-            _when_unlocked(create_schema)
-            _add_missing_columns(conn)
+            try:
+                _when_unlocked(create_schema)
+                _add_missing_columns(conn)
+            except sqlite3.DatabaseError as exc:
+                raise _damaged(self.path, exc) from exc
         else:
             # A reader of a store written by an older aioflow needs its columns too.
             try:
                 _add_missing_columns(self.connection())
             except sqlite3.DatabaseError as exc:
-                raise StoreError(
-                    f"Cannot read the metadata database {self.path}: {exc}. Is it an aioflow "
-                    "store, and writable (a store from an older aioflow is upgraded on open)?"
-                ) from exc
+                raise _damaged(self.path, exc) from exc
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (created on first use)."""
@@ -258,10 +286,22 @@ class MetadataDB:
                 _when_unlocked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
                 conn.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
-                raise StoreError(f"Cannot open the metadata database {self.path}: {exc}") from exc
+                raise MetadataError(
+                    f"Cannot open the metadata database {self.path}: {exc}", self.path
+                ) from exc
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
+        return conn
+
+    def idle_connection(self) -> sqlite3.Connection:
+        """A new connection that has read the database once, for a caller to hold open.
+
+        SQLite checkpoints the write-ahead log (an fsync, 10-20 ms) when the last connection
+        to a database closes; one held open keeps every run's close from paying for it.
+        """
+        conn = sqlite3.connect(self.path, check_same_thread=False)
+        conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # attach to the WAL index
         return conn
 
     def close(self) -> None:
@@ -286,8 +326,8 @@ class MetadataDB:
         flow: str,
         *,
         user: str,
-        tags: bytes,
-        system_tags: bytes,
+        tags: Sequence[str],
+        system_tags: Sequence[str],
         graph: bytes,
         origin_run_id: str | None,
         params: bytes | None = None,
@@ -314,8 +354,8 @@ class MetadataDB:
                         user,
                         time.time(),
                         origin_run_id,
-                        tags,
-                        system_tags,
+                        pack(list(tags)),
+                        pack(list(system_tags)),
                         graph,
                         params,
                         os.getpid(),
@@ -339,11 +379,15 @@ class MetadataDB:
 
     def write_batch(
         self,
-        tasks: Iterable[TaskRow],
+        tasks: Iterable[TaskRecord],
         blobs: Iterable[tuple[str, bytes]],
-        run_updates: Sequence[tuple[int, dict[str, Any]]] = (),
+        run_updates: Sequence[tuple[int, Mapping[str, Any]]] = (),
     ) -> None:
         """Commit blobs, task rows and run updates in one transaction."""
+        for _, fields in run_updates:  # their names become SQL: only known ones
+            unknown = set(fields) - RUN_UPDATE_FIELDS
+            if unknown:
+                raise ValueError(f"Cannot update the run fields {sorted(unknown)}.")
         conn = self.connection()
         with conn:
             _insert_rows(conn, "INSERT OR IGNORE INTO blobs VALUES", 2, list(blobs))
@@ -358,77 +402,64 @@ class MetadataDB:
 
     # -- reads --------------------------------------------------------------------------------
 
+    def _read(self, read: Callable[[sqlite3.Connection], _R]) -> _R:
+        """`read(connection)`, a damaged database reported as MetadataError naming it."""
+        try:
+            return read(self.connection())
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:  # locked, a bug: not the file's fault
+                raise
+            raise _damaged(self.path, exc) from exc
+
+    def _one(self, sql: str, args: Sequence[Any]) -> Any:
+        """The first column of the first row of `sql`, or None when there is no row."""
+        row = self._read(lambda conn: conn.execute(sql, args).fetchone())
+        return None if row is None else row[0]
+
+    def _runs(self, where: str, args: Sequence[Any]) -> list[RunRecord]:
+        def read(conn: sqlite3.Connection) -> list[RunRecord]:
+            # A row factory on the cursor, not the connection: other callers keep tuples.
+            cursor = conn.cursor()
+            cursor.row_factory = _run_record
+            return cursor.execute(f"SELECT {RUN_COLUMNS} FROM runs {where}", args).fetchall()
+
+        return self._read(read)
+
+    def _tasks(self, where: str, args: Sequence[Any]) -> list[TaskRecord]:
+        def read(conn: sqlite3.Connection) -> list[TaskRecord]:
+            cursor = conn.cursor()
+            cursor.row_factory = _task_record
+            sql = f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY task_id, attempt"
+            return cursor.execute(sql, args).fetchall()
+
+        return self._read(read)
+
     def get_blob(self, key: str) -> bytes | None:
         """The bytes of a small blob, or None when it is not in the database."""
-        row = self.connection().execute("SELECT data FROM blobs WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
+        data: bytes | None = self._one("SELECT data FROM blobs WHERE key = ?", (key,))
+        return data
 
     def blob_size(self, key: str) -> int | None:
         """The length of a small blob, or None when it is not in the database."""
-        row = (
-            self.connection()
-            .execute("SELECT length(data) FROM blobs WHERE key = ?", (key,))
-            .fetchone()
-        )
-        return None if row is None else row[0]
+        size: int | None = self._one("SELECT length(data) FROM blobs WHERE key = ?", (key,))
+        return size
 
     def flows(self) -> list[str]:
         """Names of every flow with at least one run."""
-        rows = self.connection().execute("SELECT DISTINCT flow FROM runs ORDER BY flow")
+        rows = self._read(
+            lambda conn: conn.execute("SELECT DISTINCT flow FROM runs ORDER BY flow").fetchall()
+        )
         return [r[0] for r in rows]
 
-    def _named_rows(self, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
-        # A row factory on the cursor, not the connection: other threads' connections and
-        # other callers on this one keep plain tuples.
-        cursor = self.connection().cursor()
-        cursor.row_factory = sqlite3.Row
-        return cursor.execute(sql, args).fetchall()
-
-    def runs(self, flow: str) -> list[sqlite3.Row]:
-        """Every run of a flow, newest first."""
-        return self._named_rows("SELECT * FROM runs WHERE flow = ? ORDER BY run_id DESC", (flow,))
-
-    def run(self, flow: str, run_id: int) -> sqlite3.Row | None:
-        """One run's row, or None."""
-        rows = self._named_rows("SELECT * FROM runs WHERE flow = ? AND run_id = ?", (flow, run_id))
-        return rows[0] if rows else None
-
-    def process_gone(self, row: Any) -> bool:
-        """True when a run's row reads `running` but no process runs it any more.
-
-        `row` holds the run's run_id, status, pid, host and run_lock. A killed run's row keeps
-        reading `running`; readers use this to tell it from a run still in progress. A run of
-        another host cannot be probed, and reads as still running.
-        """
-        if row["status"] != "running" or row["host"] != this_host():
-            return False
-        if row["run_lock"] is None:  # stored without a lock: only the pid is known
-            return row["pid"] is not None and _pid_gone(row["pid"])
-        try:
-            if lock_is_held(lock_path(self.path.parent, row["run_id"])):
-                return False
-        except OSError:  # cannot be probed here
-            return False
-        # The lock is let go once the run's end is committed: the end may have come since
-        # `row` was read.
-        now = (
-            self.connection()
-            .execute("SELECT status FROM runs WHERE run_id = ?", (row["run_id"],))
-            .fetchone()
-        )
-        return now is not None and now[0] == "running"
-
-    def run_summary(self, flow: str, run_id: int) -> sqlite3.Row | None:
-        """One run's RUN_COLUMNS (no graph, no parameters), or None."""
-        rows = self._named_rows(
-            f"SELECT {RUN_COLUMNS} FROM runs WHERE flow = ? AND run_id = ?", (flow, run_id)
-        )
+    def run(self, flow: str, run_id: int) -> RunRecord | None:
+        """One run of a flow, or None."""
+        rows = self._runs("WHERE flow = ? AND run_id = ?", (flow, run_id))
         return rows[0] if rows else None
 
     def run_page(
         self, flow: str | None, *, before: int | None = None, limit: int = 100
-    ) -> list[sqlite3.Row]:
-        """Up to `limit` runs (RUN_COLUMNS) of a flow, or of every flow, newest first.
+    ) -> list[RunRecord]:
+        """Up to `limit` runs of a flow, or of every flow, newest first.
 
         `before` pages on: only runs with a smaller id. Each page is read whole, so no read
         transaction stays open between pages (it would hide later writes of other processes).
@@ -442,18 +473,7 @@ class MetadataDB:
             where.append("run_id < ?")
             args.append(before)
         clause = f"WHERE {' AND '.join(where)} " if where else ""
-        return self._named_rows(
-            f"SELECT {RUN_COLUMNS} FROM runs {clause}ORDER BY run_id DESC LIMIT ?", (*args, limit)
-        )
-
-    def run_graph(self, run_id: int) -> bytes | None:
-        """The packed graph description stored with a run."""
-        row = (
-            self.connection()
-            .execute("SELECT graph FROM runs WHERE run_id = ?", (run_id,))
-            .fetchone()
-        )
-        return None if row is None else row[0]
+        return self._runs(f"{clause}ORDER BY run_id DESC LIMIT ?", (*args, limit))
 
     def latest_run_id(self, flow: str, *, resumed: bool | None = None) -> int | None:
         """The newest run id of a flow, or None.
@@ -463,8 +483,44 @@ class MetadataDB:
         sql = "SELECT max(run_id) FROM runs WHERE flow = ?"
         if resumed is not None:
             sql += " AND origin_run_id IS NOT NULL" if resumed else " AND origin_run_id IS NULL"
-        row = self.connection().execute(sql, (flow,)).fetchone()
-        return None if row is None else row[0]
+        run_id: int | None = self._one(sql, (flow,))
+        return run_id
+
+    def first_run_time(self, flow: str) -> float | None:
+        """When the flow's first stored run started, or None."""
+        sql = "SELECT min(created_at) FROM runs WHERE flow = ?"
+        created: float | None = self._one(sql, (flow,))
+        return created
+
+    def run_graph(self, run_id: int) -> bytes | None:
+        """The packed graph description stored with a run."""
+        graph: bytes | None = self._one("SELECT graph FROM runs WHERE run_id = ?", (run_id,))
+        return graph
+
+    def run_params(self, run_id: int) -> bytes | None:
+        """The packed manifest every task of the run starts from."""
+        params: bytes | None = self._one("SELECT params FROM runs WHERE run_id = ?", (run_id,))
+        return params
+
+    def process_gone(self, run: RunRecord) -> bool:
+        """True when a run reads `running` but no process runs it any more.
+
+        A killed run's row keeps reading `running`; readers use this to tell it from a run
+        still in progress. A run of another host cannot be probed, and reads as still running.
+        """
+        if run.status != "running" or run.host != this_host():
+            return False
+        if run.run_lock is None:  # stored without a lock: only the pid is known
+            return run.pid is not None and _pid_gone(run.pid)
+        try:
+            if lock_is_held(lock_path(self.path.parent, run.run_id)):
+                return False
+        except OSError:  # cannot be probed here
+            return False
+        # The lock is let go once the run's end is committed: the end may have come since
+        # `run` was read.
+        now = self._one("SELECT status FROM runs WHERE run_id = ?", (run.run_id,))
+        return now == "running"
 
     def update_run_tags(
         self, flow: str, run_id: int, mutate: Callable[[list[str], list[str]], list[str]]
@@ -501,40 +557,39 @@ class MetadataDB:
 
     def task_attempts(
         self, run_id: int, step: str | None = None, task_id: int | None = None
-    ) -> list[TaskRow]:
-        """Task attempt rows of a run (optionally one step or one task), oldest first."""
-        sql = f"SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ?"
+    ) -> list[TaskRecord]:
+        """Task attempts of a run (optionally one step or one task), oldest first."""
+        where = "WHERE run_id = ?"
         args: list[Any] = [run_id]
         if step is not None:
-            sql += " AND step = ?"
+            where += " AND step = ?"
             args.append(step)
         if task_id is not None:
-            sql += " AND task_id = ?"
+            where += " AND task_id = ?"
             args.append(task_id)
-        sql += " ORDER BY task_id, attempt"
-        return self.connection().execute(sql, args).fetchall()
+        return self._tasks(where, args)
 
-    def task_attempts_by_id(self, run_id: int, task_ids: Sequence[int]) -> list[TaskRow]:
-        """Every attempt row of the given tasks of a run, ordered by task id and attempt."""
-        rows: list[TaskRow] = []
+    def task_attempts_by_id(self, run_id: int, task_ids: Sequence[int]) -> list[TaskRecord]:
+        """Every attempt of the given tasks of a run, ordered by task id and attempt."""
+        records: list[TaskRecord] = []
         ids = sorted(set(task_ids))
         for i in range(0, len(ids), 500):  # stay well under SQLite's bound-variable limit
             chunk = ids[i : i + 500]
             marks = ", ".join("?" * len(chunk))
-            rows.extend(
-                self.connection().execute(
-                    f"SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? AND task_id IN ({marks}) "
-                    "ORDER BY task_id, attempt",
-                    (run_id, *chunk),
-                )
-            )
-        return rows
+            records += self._tasks(f"WHERE run_id = ? AND task_id IN ({marks})", (run_id, *chunk))
+        return records
 
-    def steps(self, run_id: int) -> list[tuple[str, float]]:
+    def steps(self, run_id: int) -> list[tuple[str, float | None]]:
         """(step name, first start time) of every step with a task in the run."""
-        rows = self.connection().execute(
-            "SELECT step, min(started_at) FROM tasks WHERE run_id = ? GROUP BY step "
-            "ORDER BY min(task_id)",
-            (run_id,),
+        rows = self._read(
+            lambda conn: conn.execute(
+                "SELECT step, min(started_at) FROM tasks WHERE run_id = ? GROUP BY step "
+                "ORDER BY min(task_id)",
+                (run_id,),
+            ).fetchall()
         )
         return [(r[0], r[1]) for r in rows]
+
+
+#: The older name of SqliteMetadataStore.
+MetadataDB = SqliteMetadataStore

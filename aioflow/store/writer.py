@@ -120,7 +120,7 @@ class BatchWriter:
             with anyio.CancelScope(shield=True):
                 try:
                     await anyio.to_thread.run_sync(
-                        self.store.db.write_batch, tasks, blobs, runs, limiter=self._threads
+                        self.store.metadata.write_batch, tasks, blobs, runs, limiter=self._threads
                     )
                 finally:
                     self._in_flight = {}

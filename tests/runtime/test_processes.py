@@ -33,7 +33,7 @@ from aioflow.client import Run, Task
 from aioflow.events import Event, LogLine
 from aioflow.exceptions import FlowDefinitionError, ParameterError, RemoteTaskError
 from aioflow.loader import load_flow
-from aioflow.runtime.caches import linted_graph
+from aioflow.runtime.graphs import linted_graph
 from aioflow.runtime.processes import pickle_flow
 from aioflow.store import SMALL, Store
 from aioflow.store.writer import BatchWriter

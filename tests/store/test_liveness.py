@@ -63,7 +63,7 @@ if len(sys.argv) > 2:
     sys.path.insert(0, sys.argv[2])
     sys.platform = "win32"  # after the imports: only aioflow's run lock takes Windows' way
 db = MetadataDB(sys.argv[1])
-run_id = db.create_run("F", user="u", tags=b"", system_tags=b"", graph=b"", origin_run_id=None)
+run_id = db.create_run("F", user="u", tags=(), system_tags=(), graph=b"", origin_run_id=None)
 print(run_id, flush=True)
 sys.stdin.read()
 """
@@ -123,7 +123,7 @@ def test_a_killed_run_reads_abandoned_though_its_pid_names_a_live_process(
     with open_run_elsewhere(path, *args) as (proc, run_id):
         with locking_of(platform, monkeypatch):
             row = reader.run("F", run_id)
-            assert row is not None and row["pid"] == proc.pid and row["run_lock"] == 1
+            assert row is not None and row.pid == proc.pid and row.run_lock == 1
             assert not reader.process_gone(row)  # alive: it holds the lock
             assert lock_path(path.parent, run_id).exists()
         proc.kill()
@@ -131,7 +131,7 @@ def test_a_killed_run_reads_abandoned_though_its_pid_names_a_live_process(
     give_pid(path, run_id, os.getpid())  # the dead run's pid, now a live process's
     with locking_of(platform, monkeypatch):
         row = reader.run("F", run_id)
-        assert row is not None and row["status"] == "running" and row["pid"] == os.getpid()
+        assert row is not None and row.status == "running" and row.pid == os.getpid()
         assert reader.process_gone(row)
         assert not lock_path(path.parent, run_id).exists()  # the probe removed what it left
         assert reader.process_gone(row)  # and the next probe says the same

@@ -61,7 +61,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def new_run(store: Store) -> int:
     return store.db.create_run(
-        "F", user="u", tags=pack([]), system_tags=pack([]), graph=pack({}), origin_run_id=None
+        "F", user="u", tags=[], system_tags=[], graph=pack({}), origin_run_id=None
     )
 
 
@@ -111,7 +111,7 @@ async def test_rows_of_one_attempt_coalesce_into_one_batch(store: Store) -> None
         (2, 0, "running"),
     ]
     row = store.db.run("F", run_id)
-    assert row is not None and (row["status"], row["finished_at"]) == ("succeeded", 5.0)
+    assert row is not None and (row.status, row.finished_at) == ("succeeded", 5.0)
     await w.flush()  # nothing queued: no empty transaction
     assert len(spy.batches) == 1
 
@@ -162,7 +162,7 @@ async def test_run_flushes_whenever_something_is_queued(store: Store) -> None:
     assert [r[4] for r in store.db.task_attempts(run_id)] == ["running"]
     assert store.db.get_blob("k") == b"Mv"
     row = store.db.run("F", run_id)
-    assert row is not None and row["status"] == "succeeded"
+    assert row is not None and row.status == "succeeded"
     assert len(spy.batches) == 2
 
 
