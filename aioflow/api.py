@@ -42,6 +42,7 @@ from .runtime.runner import (
     prepare_resume,
     validate_tags,
 )
+from .store import Store
 
 
 def _listeners(quiet: bool, listeners: Sequence[Listener], *extra: Listener) -> list[Listener]:
@@ -66,7 +67,7 @@ def _check(max_workers: int, max_num_splits: int, tags: Sequence[str]) -> None:
 async def run_flow(
     flow_cls: type[FlowSpec],
     *,
-    root: str | os.PathLike[str] | None = None,
+    root: str | os.PathLike[str] | Store | None = None,
     max_workers: int = 16,
     max_num_splits: int = 100,
     tags: Sequence[str] = (),
@@ -78,11 +79,12 @@ async def run_flow(
 ) -> Run:
     """Run `flow_cls` to completion on the running event loop and return its `Run`.
 
-    Keyword arguments other than the options above are the flow's parameters, by name. With
-    `quiet=False` the run's progress and output are printed like the CLI's. `listeners` are
-    called with every event of the run (`aioflow.events`), on the loop. `executor` is where
-    sync steps run by default ("thread" or "process"), `with_decorators` are `--with` specs
-    such as "retry:times=2".
+    `root` is the store folder, or a `Store` to run in (`Store.memory()` for a test that needs
+    no files; its steps cannot run in worker processes). Keyword arguments other than the
+    options above are the flow's parameters, by name. With `quiet=False` the run's progress
+    and output are printed like the CLI's. `listeners` are called with every event of the run
+    (`aioflow.events`), on the loop. `executor` is where sync steps run by default ("thread"
+    or "process"), `with_decorators` are `--with` specs such as "retry:times=2".
     """
     _check(max_workers, max_num_splits, tags)
     prepared = functools.partial(  # called in the thread that stores the run

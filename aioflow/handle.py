@@ -50,8 +50,14 @@ def result_run(outcome: RunOutcome) -> Run:
 
 
 def client_run(outcome: RunOutcome) -> Run:
-    """The client Run of a run that ended (opens the store and reads the run's row)."""
-    return Run(f"{outcome.flow_name}/{outcome.run_id}", _store=Store(outcome.root, create=False))
+    """The client Run of a run that ended (opens the store and reads the run's row).
+
+    A run in a store without a folder (`Store.memory()`) is read from that store itself.
+    """
+    store = outcome.store
+    if store is None or store.root is not None:
+        store = Store(outcome.root, create=False)
+    return Run(f"{outcome.flow_name}/{outcome.run_id}", _store=store)
 
 
 def check_outcome(outcome: RunOutcome, run: Run) -> Run:

@@ -47,6 +47,8 @@ class RunOutcome:
     failure: TaskOutcome | None = None
     error: BaseException | None = None
     interrupted: list[str] = field(default_factory=list)
+    #: The store the run went to (closed: its connections reopen on use).
+    store: Store | None = None
 
     @property
     def successful(self) -> bool:
@@ -270,6 +272,7 @@ async def _record_end(
         result.failure,
         result.error,
         interrupted,
+        writer.store,
     )
 
 

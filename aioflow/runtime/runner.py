@@ -48,7 +48,8 @@ MAX_USER_TAGS = 50
 class RunOptions:
     """How to run: where to store, how wide, with which tags, who listens."""
 
-    root: str | os.PathLike[str] | None = None
+    #: The store folder, or a Store to run in (such as `Store.memory()`; the caller's to keep).
+    root: str | os.PathLike[str] | Store | None = None
     max_workers: int = 16
     max_num_splits: int = 100
     tags: Sequence[str] = ()
@@ -210,6 +211,24 @@ async def open_run(prepared: Preparing, options: RunOptions) -> OpenRun:
     return await offload(_open_run, prepared, options, user_tags, keeper)
 
 
+def _store_for(
+    root: str | os.PathLike[str] | Store | None, prepared: PreparedRun, keeper: StoreKeeper | None
+) -> Store:
+    """The store a run goes to: the one given, or the one in the folder `root`."""
+    if isinstance(root, Store):
+        if root.root is None:  # worker processes open the store by its folder
+            for name, step_options in prepared.options.items():
+                if step_options.executor == "process":
+                    raise ParameterError(
+                        f"Step {name} runs in a worker process, which cannot reach a store in "
+                        f"{root.location}: run it with a store folder (root=...)."
+                    )
+        return root
+    folder = resolve_root(root)
+    # The schema is created once per store and loop (creating it takes SQLite's write lock).
+    return Store(folder, create=keeper is None or not keeper.holds(folder))
+
+
 def _open_run(
     preparing: Preparing,
     options: RunOptions,
@@ -217,9 +236,7 @@ def _open_run(
     keeper: StoreKeeper | None,
 ) -> OpenRun:
     prepared = preparing if isinstance(preparing, PreparedRun) else preparing()
-    root = resolve_root(options.root)
-    # The schema is created once per store and loop (creating it takes SQLite's write lock).
-    store = Store(root, create=keeper is None or not keeper.holds(root))
+    store = _store_for(options.root, prepared, keeper)
     try:
         if keeper is not None:
             keeper.hold(store)

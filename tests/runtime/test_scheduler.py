@@ -19,8 +19,11 @@ import anyio
 import pytest
 
 from aioflow import Flow, FlowFailed, FlowSpec, Parameter, current, step
+from aioflow.api import run_flow
 from aioflow.client import Run
 from aioflow.events import Event, RunFinished, TaskFailed, TaskFinished, TaskStarted
+from aioflow.runtime.executors import InlineExecutor, registry
+from aioflow.store import Store
 from aioflow.testing import run_in_temp_store
 
 TIMEOUT = 10.0
@@ -101,9 +104,25 @@ def touch(flow: FlowSpec) -> None:
         raise ValueError(f"planned failure in {current.step_name}")
 
 
-async def run_here(flow_cls: type[FlowSpec], root: Path, **kwargs: Any) -> Run:
+async def run_here(flow_cls: type[FlowSpec], root: Path | Store, **kwargs: Any) -> Run:
+    """Run quietly in the store folder `root`; in a memory store, sync bodies run inline."""
     STATE.loop_thread = threading.get_ident()
+    if isinstance(root, Store):
+        with registry.overriding(thread=InlineExecutor):
+            return await run_flow(flow_cls, root=root, quiet=True, **kwargs)
     return await run_in_temp_store(flow_cls, root, **kwargs)
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def where(request: pytest.FixtureRequest, aioflow_root: Path) -> Path | Store:
+    """The matrix's store: SQLite and files with real threads, or memory with inline bodies."""
+    return aioflow_root if request.param == "sqlite" else Store.memory()
+
+
+def body_runs_on(flow_cls: type[FlowSpec], step_name: str, where: Path | Store) -> str:
+    """Where a step's body runs: async ones and inline ones on the loop, others in threads."""
+    inline = isinstance(where, Store)
+    return "loop" if inline or _is_async(flow_cls, step_name) else "thread"
 
 
 def task_counts(run: Run) -> dict[str, int]:
@@ -595,8 +614,8 @@ def _is_async(flow_cls: type[FlowSpec], step_name: str) -> bool:
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[s.id for s in SHAPES])
-async def test_shape_runs_to_the_end(shape: Shape, aioflow_root: Path) -> None:
-    run = await run_here(shape.flow, aioflow_root, **shape.params)
+async def test_shape_runs_to_the_end(shape: Shape, where: Path | Store) -> None:
+    run = await run_here(shape.flow, where, **shape.params)
 
     assert run.successful and run.finished
     assert task_counts(run) == shape.counts
@@ -607,14 +626,13 @@ async def test_shape_runs_to_the_end(shape: Shape, aioflow_root: Path) -> None:
         assert task.successful and task.finished, task
         assert task.exception is None
         # async bodies ran on the event loop's thread, sync bodies in worker threads
-        expected = "loop" if _is_async(shape.flow, task.parent.id) else "thread"
-        assert task.data.ran_on == expected, task
+        assert task.data.ran_on == body_runs_on(shape.flow, task.parent.id, where), task
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=[s.id for s in SHAPES])
-async def test_shape_fails_at_a_step(shape: Shape, aioflow_root: Path) -> None:
+async def test_shape_fails_at_a_step(shape: Shape, where: Path | Store) -> None:
     with pytest.raises(FlowFailed) as info:
-        await run_here(shape.flow, aioflow_root, fail_at=shape.fail_step, **shape.params)
+        await run_here(shape.flow, where, fail_at=shape.fail_step, **shape.params)
 
     err = info.value
     run = err.run

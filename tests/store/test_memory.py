@@ -1,4 +1,5 @@
-"""The store protocols' contract, run on every backend: SQLite and files, and memory.
+"""The store protocols' contract, run on every backend (SQLite and files, and memory), and runs
+in a memory store.
 
 Whatever the runtime and the client rely on a MetadataStore or BlobStore for is asserted here
 against each implementation, so the in-memory store the fast tests use answers as the real one.
@@ -14,7 +15,16 @@ from typing import Any
 
 import pytest
 
-from aioflow.exceptions import BlobCorrupted, BlobNotFound, MetadataError, StoreError
+from aioflow import FlowSpec, step
+from aioflow.api import run_flow
+from aioflow.client import Flow
+from aioflow.exceptions import (
+    BlobCorrupted,
+    BlobNotFound,
+    MetadataError,
+    ParameterError,
+    StoreError,
+)
 from aioflow.store import (
     BlobStore,
     FileBlobStore,
@@ -358,3 +368,37 @@ def test_a_database_damaged_after_opening_is_a_metadata_error(tmp_path: Path) ->
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     with pytest.raises(MetadataError, match=str(path)):
         meta.run("F", run_id)
+
+
+# -- a run in a memory store --------------------------------------------------------------------
+
+
+class TwoStepFlow(FlowSpec):
+    @step
+    def start(self):
+        self.x = 41
+        print("hello")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.y = self.x + 1
+
+
+async def test_a_run_in_a_memory_store_reads_back_through_the_client() -> None:
+    store = Store.memory()
+    run = await run_flow(TwoStepFlow, root=store, quiet=True)
+    assert run.successful and run.status == "succeeded" and run.data is not None
+    assert (run.data.x, run.data.y) == (41, 42)
+    assert run["start"].task.stdout == "hello\n"
+    flow = Flow("TwoStepFlow", _store=store)
+    assert flow.latest_run == run and [s.id for s in run] == ["end", "start"]
+    again = await run_flow(TwoStepFlow, root=store, quiet=True)
+    assert int(again.id) > int(run.id) and flow.latest_run == again
+
+
+async def test_a_memory_store_refuses_steps_in_worker_processes() -> None:
+    store = Store.memory()
+    with pytest.raises(ParameterError, match="worker process"):
+        await run_flow(TwoStepFlow, root=store, quiet=True, executor="process")
+    assert store.metadata.flows() == []  # refused before anything was stored
