@@ -30,50 +30,37 @@ import anyio.to_thread
 from .client import Run
 from .console import Console
 from .events import Listener
-from .exceptions import ParameterError
 from .flowspec import FlowSpec
 from .handle import FlowHandle, finished_run, result_run
-from .runtime.offload import offload
-from .runtime.runner import (
-    PreparedRun,
-    RunOptions,
-    execute,
-    prepare,
-    prepare_resume,
-    validate_tags,
+from .runtime.config import (
+    DEFAULT_EXECUTOR,
+    DEFAULT_MAX_NUM_SPLITS,
+    DEFAULT_MAX_WORKERS,
+    RunConfig,
+    run_config,
 )
+from .runtime.offload import offload
+from .runtime.runner import execute, prepare, prepare_resume
 from .store import Store
 
 
-def _listeners(quiet: bool, listeners: Sequence[Listener], *extra: Listener) -> list[Listener]:
-    return [*([] if quiet else [Console()]), *listeners, *extra]
-
-
-def _check(max_workers: int, max_num_splits: int, tags: Sequence[str]) -> None:
-    """The run options, checked as the CLI checks `--max-workers` and `--max-num-splits`."""
-    if isinstance(tags, str):
-        raise ParameterError(f"tags={tags!r}: give a list of tags, such as tags=[{tags!r}].")
-    try:
-        validate_tags(tags)
-    except ParameterError as exc:
-        raise ParameterError(f"Invalid value for '--tag': {exc.message}") from None
-    for option, value in (("--max-workers", max_workers), ("--max-num-splits", max_num_splits)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ParameterError(f"Invalid value for '{option}': {value!r} is not a valid integer.")
-        if value < 1:
-            raise ParameterError(f"Invalid value for '{option}': {value} is not in the range x>=1.")
+def _configured(quiet: bool, listeners: Sequence[Listener], **options: Any) -> RunConfig:
+    """The run's configuration, checked as the CLI checks its options, with the console
+    listening first unless `quiet`."""
+    console = [] if quiet else [Console()]
+    return run_config(quiet=quiet, listeners=[*console, *listeners], **options)
 
 
 async def run_flow(
     flow_cls: type[FlowSpec],
     *,
     root: str | os.PathLike[str] | Store | None = None,
-    max_workers: int = 16,
-    max_num_splits: int = 100,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+    max_num_splits: int = DEFAULT_MAX_NUM_SPLITS,
     tags: Sequence[str] = (),
     quiet: bool = False,
     listeners: Sequence[Listener] = (),
-    executor: str = "thread",
+    executor: str = DEFAULT_EXECUTOR,
     with_decorators: Sequence[str] = (),
     **parameters: Any,
 ) -> Run:
@@ -86,31 +73,31 @@ async def run_flow(
     (`aioflow.events`), on the loop. `executor` is where sync steps run by default ("thread"
     or "process"), `with_decorators` are `--with` specs such as "retry:times=2".
     """
-    _check(max_workers, max_num_splits, tags)
-    prepared = functools.partial(  # called in the thread that stores the run
-        prepare, flow_cls, parameters, with_decorators=with_decorators, executor=executor
-    )
-    options = RunOptions(
+    config = _configured(
+        quiet,
+        listeners,
         root=root,
         max_workers=max_workers,
         max_num_splits=max_num_splits,
         tags=tags,
-        listeners=_listeners(quiet, listeners),
+        executor=executor,
+        with_decorators=with_decorators,
     )
-    outcome = await execute(prepared, options)
-    return await finished_run(outcome)
+    # Prepared in the worker thread that stores the run: one trip to a thread, not two.
+    prepared = functools.partial(prepare, flow_cls, parameters, config)
+    return await finished_run(await execute(prepared, config))
 
 
 def start_flow(
     flow_cls: type[FlowSpec],
     *,
     root: str | os.PathLike[str] | None = None,
-    max_workers: int = 16,
-    max_num_splits: int = 100,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+    max_num_splits: int = DEFAULT_MAX_NUM_SPLITS,
     tags: Sequence[str] = (),
     quiet: bool = False,
     listeners: Sequence[Listener] = (),
-    executor: str = "thread",
+    executor: str = DEFAULT_EXECUTOR,
     with_decorators: Sequence[str] = (),
     **parameters: Any,
 ) -> FlowHandle:
@@ -122,20 +109,19 @@ def start_flow(
     `Run`. Leaving the block before the run ends cancels the run. See `aioflow.handle`.
     """
 
-    def prepare_run() -> PreparedRun:
-        _check(max_workers, max_num_splits, tags)
-        return prepare(flow_cls, parameters, with_decorators=with_decorators, executor=executor)
-
-    def options(extra: list[Listener]) -> RunOptions:
-        return RunOptions(
+    def configure() -> RunConfig:  # on entering the block, so that is where errors raise
+        return _configured(
+            quiet,
+            listeners,
             root=root,
             max_workers=max_workers,
             max_num_splits=max_num_splits,
             tags=tags,
-            listeners=_listeners(quiet, listeners, *extra),
+            executor=executor,
+            with_decorators=with_decorators,
         )
 
-    return FlowHandle(prepare_run, options)
+    return FlowHandle(configure, functools.partial(prepare, flow_cls, parameters))
 
 
 async def resume_flow(
@@ -144,12 +130,12 @@ async def resume_flow(
     origin_run_id: str | None = None,
     step: str | None = None,
     root: str | os.PathLike[str] | None = None,
-    max_workers: int = 16,
-    max_num_splits: int = 100,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+    max_num_splits: int = DEFAULT_MAX_NUM_SPLITS,
     tags: Sequence[str] = (),
     quiet: bool = False,
     listeners: Sequence[Listener] = (),
-    executor: str = "thread",
+    executor: str = DEFAULT_EXECUTOR,
     with_decorators: Sequence[str] = (),
 ) -> Run:
     """Resume a run of `flow_cls` (the latest one unless `origin_run_id` is given).
@@ -158,28 +144,20 @@ async def resume_flow(
     it, and runs the rest, with the origin's parameters. Returns the new run's `Run`. A failed
     or cancelled run can be resumed.
     """
-    _check(max_workers, max_num_splits, tags)
-    prepared, origin_id = await offload(
-        functools.partial(
-            prepare_resume,
-            flow_cls,
-            root=root,
-            origin_run_id=origin_run_id,
-            step=step,
-            with_decorators=with_decorators,
-            executor=executor,
-        )
-    )
-    options = RunOptions(
+    config = _configured(
+        quiet,
+        listeners,
         root=root,
         max_workers=max_workers,
         max_num_splits=max_num_splits,
         tags=tags,
-        listeners=_listeners(quiet, listeners),
-        origin_run_id=origin_id,
-        resume_step=step,
+        executor=executor,
+        with_decorators=with_decorators,
     )
-    return await finished_run(await execute(prepared, options))
+    prepared, config = await offload(
+        functools.partial(prepare_resume, flow_cls, config, origin_run_id=origin_run_id, step=step)
+    )
+    return await finished_run(await execute(prepared, config))
 
 
 def run_flow_sync(flow_cls: type[FlowSpec], **kwargs: Any) -> Run:

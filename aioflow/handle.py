@@ -19,6 +19,7 @@ the backlog in memory: a small object per event, log lines included, for the han
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Callable
@@ -30,10 +31,11 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .client import Run
-from .events import Event, Listener, RunFinished
+from .events import Event, RunFinished
 from .exceptions import FlowFailed
+from .runtime.config import RunConfig
 from .runtime.offload import offload
-from .runtime.runner import OpenRun, PreparedRun, RunOptions, RunOutcome, open_run
+from .runtime.runner import OpenRun, PreparedRun, RunOutcome, open_run
 from .runtime.task import task_pathspec
 from .store import Store
 
@@ -111,11 +113,12 @@ class FlowHandle:
 
     def __init__(
         self,
-        prepare: Callable[[], PreparedRun],
-        options: Callable[[list[Listener]], RunOptions],
+        configure: Callable[[], RunConfig],
+        prepare: Callable[[RunConfig], PreparedRun],
     ) -> None:
+        """`configure` builds the run's configuration and `prepare` the run, on entering."""
+        self._configure = configure
         self._prepare = prepare
-        self._options = options
         self._send, self._receive = anyio.create_memory_object_stream[Event](math.inf)
         self._stream = EventStream(self._receive)
         self._scope = anyio.CancelScope()
@@ -131,7 +134,9 @@ class FlowHandle:
         if self._entered:
             raise RuntimeError("A FlowHandle can be entered only once; call start_flow again.")
         self._entered = True
-        opened = await open_run(self._prepare, self._options([self._listen]))
+        config = self._configure().listening(self._listen)
+        # Prepared in the worker thread that stores the run: one trip to a thread, not two.
+        opened = await open_run(functools.partial(self._prepare, config), config)
         self._opened = opened
         try:
             tg = anyio.create_task_group()

@@ -22,7 +22,8 @@ import pytest
 
 from aioflow import FlowSpec, Run, step
 from aioflow.cli import flow_commands, signals
-from aioflow.runtime.runner import RunOptions, prepare
+from aioflow.runtime.config import RunConfig
+from aioflow.runtime.runner import prepare
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -91,7 +92,7 @@ async def test_sigint_cancels_a_cli_run_through_the_windows_receiver(
     opened: list[str] = []
     with anyio.fail_after(20):
         outcome = await flow_commands._run_until_signal(
-            prepared, RunOptions(root=aioflow_root), opened.append
+            prepared, RunConfig(root=aioflow_root), opened.append
         )
     assert outcome is None  # cancelled, as `aioflow run` reports a Ctrl-C
     run = Run(f"SignalledFlow/{opened[0]}")

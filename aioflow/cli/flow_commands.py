@@ -22,18 +22,19 @@ import anyio
 import click
 
 from ..console import Console
+from ..decorators import EXECUTORS
 from ..exceptions import AioflowException, FlowDefinitionError, ParameterError
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph
-from ..runtime.runner import (
-    PreparedRun,
-    RunOptions,
-    RunOutcome,
-    open_run,
-    prepare,
-    prepare_resume,
+from ..runtime.config import (
+    DEFAULT_EXECUTOR,
+    DEFAULT_MAX_NUM_SPLITS,
+    DEFAULT_MAX_WORKERS,
+    RunConfig,
+    run_config,
     validate_tags,
 )
+from ..runtime.runner import PreparedRun, RunOutcome, open_run, prepare, prepare_resume
 from .output import EXIT_FAILED, EXIT_INTERRUPTED, _echo, _fail, _header, _validate
 from .parameter_options import click_params
 from .signals import receive_stop_signals
@@ -42,7 +43,7 @@ from .signals import receive_stop_signals
 
 
 async def _run_until_signal(
-    prepared: PreparedRun, options: RunOptions, on_open: Callable[[str], None]
+    prepared: PreparedRun, config: RunConfig, on_open: Callable[[str], None]
 ) -> RunOutcome | None:
     """Run the flow; the first Ctrl-C (or SIGTERM) cancels it cleanly, a second one exits.
 
@@ -67,7 +68,7 @@ async def _run_until_signal(
         tg.start_soon(watch_signals)
         with run_scope:
             try:
-                opened = await open_run(prepared, options)
+                opened = await open_run(prepared, config)
                 on_open(opened.run_id)
                 outcome = await opened.run()
             except Exception as exc:
@@ -80,78 +81,74 @@ async def _run_until_signal(
     return outcome
 
 
+def _config(opts: dict[str, Any]) -> RunConfig:
+    """The run options of the command line (click has checked each already)."""
+    try:
+        return run_config(
+            root=opts["root"],
+            max_workers=opts["max_workers"],
+            max_num_splits=opts["max_num_splits"],
+            tags=opts["tag"],
+            executor=opts["executor"],
+            with_decorators=opts["with_"],
+            quiet=opts["quiet"],
+            run_id_file=opts["run_id_file"],
+        )
+    except ParameterError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
 def _run(flow_cls: type[FlowSpec], given: dict[str, Any], opts: dict[str, Any]) -> None:
     _header(flow_cls)
     _validate(flow_cls)
+    config = _config(opts)
     try:
-        prepared = prepare(
-            flow_cls,
-            given,
-            from_cli=True,
-            with_decorators=opts["with_"],
-            executor=opts["executor"],
-        )
+        prepared = prepare(flow_cls, given, config, from_cli=True)
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from exc
     except FlowDefinitionError as exc:
         _fail(exc)
-    _execute(flow_cls, prepared, opts)
+    _execute(flow_cls, prepared, config)
 
 
 def _resume(flow_cls: type[FlowSpec], step: str | None, opts: dict[str, Any]) -> None:
     _header(flow_cls)
     _validate(flow_cls)
+    config = _config(opts)
     try:
-        prepared, origin_id = prepare_resume(
-            flow_cls,
-            root=opts["root"],
-            origin_run_id=opts["origin_run_id"],
-            step=step,
-            with_decorators=opts["with_"],
-            executor=opts["executor"],
+        prepared, config = prepare_resume(
+            flow_cls, config, origin_run_id=opts["origin_run_id"], step=step
         )
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from exc
     except AioflowException as exc:
         _fail(exc)
     _echo(
-        f"Resuming {flow_cls.__name__}/{origin_id}" + (f" from step {step}" if step else ""), True
+        f"Resuming {flow_cls.__name__}/{config.origin_run_id}"
+        + (f" from step {step}" if step else ""),
+        True,
     )
-    _execute(flow_cls, prepared, opts, origin_id, step)
+    _execute(flow_cls, prepared, config)
 
 
-def _execute(
-    flow_cls: type[FlowSpec],
-    prepared: PreparedRun,
-    opts: dict[str, Any],
-    origin_run_id: str | None = None,
-    resume_step: str | None = None,
-) -> None:
+def _execute(flow_cls: type[FlowSpec], prepared: PreparedRun, config: RunConfig) -> None:
     # No listener at all with --quiet: then the runtime builds no event per task.
-    listeners: list[Any] = [] if opts["quiet"] else [Console()]
+    if not config.quiet:
+        config = config.listening(Console())
     started: list[str] = []
 
     def remember(run_id: str) -> None:
         started.append(run_id)
-        if opts["run_id_file"]:
-            Path(opts["run_id_file"]).write_text(run_id)
+        if config.run_id_file:
+            Path(config.run_id_file).write_text(run_id)
 
-    options = RunOptions(
-        root=opts["root"],
-        max_workers=opts["max_workers"],
-        max_num_splits=opts["max_num_splits"],
-        tags=opts["tag"],
-        listeners=listeners,
-        origin_run_id=origin_run_id,
-        resume_step=resume_step,
-    )
     # This process exists to run this one flow, and everything imported so far (aioflow, the
     # CLI, the flow's module) lives until it exits: moved out of the collector's generations,
     # the full collections a run of many tasks triggers no longer walk it each time. A library
     # cannot do this for its host; the command owns its process.
     gc.freeze()
     try:
-        outcome = anyio.run(_run_until_signal, prepared, options, remember)
+        outcome = anyio.run(_run_until_signal, prepared, config, remember)
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from exc
     except AioflowException as exc:
@@ -178,17 +175,18 @@ def _check_tags(ctx: click.Context, param: click.Parameter, value: tuple[str, ..
 
 
 _RUN_OPTIONS = [
-    click.Option(["--max-workers"], type=click.IntRange(min=1), default=16, show_default=True,
-                 help="Maximum number of tasks running at once."),
-    click.Option(["--max-num-splits"], type=click.IntRange(min=1), default=100,
-                 show_default=True, help="Maximum number of splits a foreach may create."),
+    click.Option(["--max-workers"], type=click.IntRange(min=1), default=DEFAULT_MAX_WORKERS,
+                 show_default=True, help="Maximum number of tasks running at once."),
+    click.Option(["--max-num-splits"], type=click.IntRange(min=1),
+                 default=DEFAULT_MAX_NUM_SPLITS, show_default=True,
+                 help="Maximum number of splits a foreach may create."),
     click.Option(["--tag"], multiple=True, callback=_check_tags,
                  help="Tag the run (repeatable)."),
     click.Option(["--run-id-file"], default=None, help="Write the run id to this file."),
     click.Option(["--root"], default=None, envvar="AIOFLOW_ROOT",
                  help="Store folder [default: ./.aioflow, or $AIOFLOW_ROOT]."),
     click.Option(["--quiet"], is_flag=True, help="Print nothing but errors."),
-    click.Option(["--executor"], type=click.Choice(["thread", "process"]), default="thread",
+    click.Option(["--executor"], type=click.Choice(EXECUTORS), default=DEFAULT_EXECUTOR,
                  show_default=True, help="Where sync steps run by default."),
     click.Option(["--with", "with_"], multiple=True, metavar="DECORATOR",
                  help="Add a decorator to every step, e.g. retry or retry:times=2 (repeatable)."),

@@ -33,7 +33,8 @@ from .scheduler import RunResult, Scheduler
 from .task import RunEnv, TaskOutcome, task_pathspec
 
 if TYPE_CHECKING:
-    from .runner import PreparedRun, RunOptions
+    from .config import RunConfig
+    from .runner import PreparedRun
 
 
 @dataclass
@@ -66,7 +67,7 @@ class OpenRun:
     def __init__(
         self,
         prepared: PreparedRun,
-        options: RunOptions,
+        options: RunConfig,
         store: Store,
         run_id: str,
         user_tags: list[str],

@@ -5,9 +5,10 @@ of terminals: what happens is published as events to the listeners the caller pa
 
 A run goes through three calls, each usable on its own:
 
-    prepared = prepare(MyFlow, {"alpha": 0.5})    # lint, parameters; nothing stored (sync)
-    opened = await open_run(prepared, options)     # the run is stored: opened.run_id
-    outcome = await opened.run()                   # tasks run; the end is recorded
+    config = run_config(max_workers=4)              # how to run, checked (`config.py`)
+    prepared = prepare(MyFlow, {"alpha": 0.5}, config)  # lint, parameters; nothing stored
+    opened = await open_run(prepared, config)       # the run is stored: opened.run_id
+    outcome = await opened.run()                    # tasks run; the end is recorded
 
 `execute()` is the last two in one (the CLI and `run_flow`); `start_flow` awaits `open_run` to
 hand out the run id at once and then `run()` in its own task. Blocking work (SQLite, files)
@@ -19,14 +20,13 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._version import __version__
 from ..current import current_username
-from ..decorators import EXECUTORS, StepDecorator, StepOptions, parse_with, step_options
-from ..events import Listener
+from ..decorators import StepDecorator, StepOptions, parse_with, step_options
 from ..exceptions import FlowDefinitionError, ParameterError
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph, StepNode
@@ -35,27 +35,11 @@ from ..store import Store, resolve_root
 from ..store.keeper import StoreKeeper, store_keeper
 from ..store.serde import Encoded, pack, unpack
 from .artifacts import encode_artifact, store_encoded
+from .config import RunConfig, validate_tags
 from .graphs import linted_graph
 from .lifecycle import OpenRun, RunOutcome, on_asyncio
 from .offload import offload
 from .resume import Origin, find_origin_run
-
-MAX_TAG_LENGTH = 500
-MAX_USER_TAGS = 50
-
-
-@dataclass
-class RunOptions:
-    """How to run: where to store, how wide, with which tags, who listens."""
-
-    #: The store folder, or a Store to run in (such as `Store.memory()`; the caller's to keep).
-    root: str | os.PathLike[str] | Store | None = None
-    max_workers: int = 16
-    max_num_splits: int = 100
-    tags: Sequence[str] = ()
-    listeners: Sequence[Listener] = ()
-    origin_run_id: str | None = None
-    resume_step: str | None = None
 
 
 @dataclass
@@ -80,45 +64,23 @@ def system_tags(username: str) -> list[str]:
     ]
 
 
-def validate_tags(tags: Sequence[str]) -> list[str]:
-    """User tags as given, checked: at most 50 non-empty strings of at most 500 characters."""
-    checked = []
-    for tag in tags:
-        if not isinstance(tag, str) or not tag.strip():
-            raise ParameterError(f"Invalid tag {tag!r}: a tag must be a non-empty string.")
-        if len(tag) > MAX_TAG_LENGTH:
-            raise ParameterError(
-                f"Invalid tag {tag[:40]!r}...: tags are at most {MAX_TAG_LENGTH} characters."
-            )
-        checked.append(tag)
-    if len(set(checked)) > MAX_USER_TAGS:
-        raise ParameterError(
-            f"Too many tags: a run carries at most {MAX_USER_TAGS} user tags, "
-            f"{len(set(checked))} were given."
-        )
-    return checked
-
-
 def prepare(
     flow_cls: type[FlowSpec],
     given: Mapping[str, Any],
+    config: RunConfig | None = None,
     *,
     from_cli: bool = False,
-    with_decorators: Sequence[str] = (),
-    executor: str = "thread",
 ) -> PreparedRun:
-    """Lint the graph, resolve parameters and step options; nothing is stored.
+    """Lint the graph, resolve parameters and step options (`config`'s executor and `--with`
+    decorators); nothing is stored.
 
     Raises LintError or FlowDefinitionError for the flow, ParameterError for what was given
-    (parameters, `--with` specs, the executor).
+    (parameters, `--with` specs).
     """
+    config = config or RunConfig()
     graph = linted_graph(flow_cls)
-    if executor not in EXECUTORS:
-        raise ParameterError(
-            f"Invalid value for '--executor': {executor!r} is not one of {', '.join(EXECUTORS)}."
-        )
-    extra = parse_with(with_decorators)
-    options = {node.name: _step_options(node, executor, extra) for node in graph}
+    extra = parse_with(config.with_decorators)
+    options = {node.name: _step_options(node, config.executor, extra) for node in graph}
     username = current_username()
     flow_parameters(flow_cls)
     values = resolve_parameters(
@@ -130,18 +92,19 @@ def prepare(
 
 def prepare_resume(
     flow_cls: type[FlowSpec],
+    config: RunConfig,
     *,
-    root: str | os.PathLike[str] | None,
     origin_run_id: str | None,
     step: str | None,
-    with_decorators: Sequence[str] = (),
-    executor: str = "thread",
-) -> tuple[PreparedRun, str]:
-    """Prepare a resume of `flow_cls`: the origin run's id, and its parameters as the run's.
+) -> tuple[PreparedRun, RunConfig]:
+    """Prepare a resume of `flow_cls` (the latest run, or `origin_run_id`) from `step`: the run
+    takes the origin's parameters, and `config` becomes the resume's configuration.
 
     Raises ParameterError when there is no such run or no such step.
     """
-    store = Store(root, create=False)
+    root = config.root
+    owned = not isinstance(root, Store)  # a Store given as root stays open: it is the caller's
+    store = root if isinstance(root, Store) else Store(root, create=False)
     try:
         origin_id = find_origin_run(store, flow_cls.__name__, origin_run_id)
         packed = store.metadata.run_params(int(origin_id))
@@ -152,15 +115,16 @@ def prepare_resume(
             if attr in params
         }
     finally:
-        store.close()
-    prepared = prepare(flow_cls, given, with_decorators=with_decorators, executor=executor)
+        if owned:
+            store.close()
+    prepared = prepare(flow_cls, given, config)
     if step is not None and step not in prepared.graph:
         steps = ", ".join(node.name for node in prepared.graph)
         raise ParameterError(
             f"Cannot resume from step {step!r}: {flow_cls.__name__} has no such step. "
             f"Its steps are: {steps}."
         )
-    return prepared, origin_id
+    return prepared, config.resuming(origin_id, step)
 
 
 def _step_options(node: StepNode, executor: str, extra: list[StepDecorator]) -> StepOptions:
@@ -188,9 +152,9 @@ def _base_manifest(
     return manifest
 
 
-async def execute(prepared: Preparing, options: RunOptions) -> RunOutcome:
+async def execute(prepared: Preparing, config: RunConfig) -> RunOutcome:
     """Store a new run of a prepared flow and run it to the end (or failure/cancellation)."""
-    opened = await open_run(prepared, options)
+    opened = await open_run(prepared, config)
     return await opened.run()
 
 
@@ -198,7 +162,7 @@ async def execute(prepared: Preparing, options: RunOptions) -> RunOutcome:
 Preparing = PreparedRun | Callable[[], PreparedRun]
 
 
-async def open_run(prepared: Preparing, options: RunOptions) -> OpenRun:
+async def open_run(prepared: Preparing, config: RunConfig) -> OpenRun:
     """Store a new run (and, for a resume, read its origin); no task starts yet.
 
     `prepared` may be `prepare`'s result or a function returning it: then preparing and opening
@@ -206,9 +170,9 @@ async def open_run(prepared: Preparing, options: RunOptions) -> OpenRun:
     result: that is what records how the run ended. Raises what `prepare` raises, and
     ParameterError for invalid tags, before anything is stored.
     """
-    user_tags = validate_tags(options.tags)
+    user_tags = validate_tags(config.tags)
     keeper = store_keeper() if on_asyncio() else None
-    return await offload(_open_run, prepared, options, user_tags, keeper)
+    return await offload(_open_run, prepared, config, user_tags, keeper)
 
 
 def _store_for(
@@ -231,12 +195,12 @@ def _store_for(
 
 def _open_run(
     preparing: Preparing,
-    options: RunOptions,
+    config: RunConfig,
     user_tags: list[str],
     keeper: StoreKeeper | None,
 ) -> OpenRun:
     prepared = preparing if isinstance(preparing, PreparedRun) else preparing()
-    store = _store_for(options.root, prepared, keeper)
+    store = _store_for(config.root, prepared, keeper)
     try:
         if keeper is not None:
             keeper.hold(store)
@@ -252,7 +216,7 @@ def _open_run(
             tags=user_tags,
             system_tags=system_tags(prepared.username),
             graph=pack(prepared.graph.to_dict()),
-            origin_run_id=options.origin_run_id,
+            origin_run_id=config.origin_run_id,
             params=pack(base),
         )
     except BaseException:
@@ -260,9 +224,9 @@ def _open_run(
         raise
     try:
         origin = None
-        if options.origin_run_id is not None:
+        if config.origin_run_id is not None:
             origin = Origin(
-                store, flow_name, options.origin_run_id, prepared.graph, options.resume_step
+                store, flow_name, config.origin_run_id, prepared.graph, config.resume_step
             )
     except BaseException as exc:
         # The run row exists: record why it never started, so it does not read "running".
@@ -274,18 +238,16 @@ def _open_run(
         )  # fmt: skip
         store.close()
         raise
-    return OpenRun(prepared, options, store, str(run_id), user_tags, base, small, origin)
+    return OpenRun(prepared, config, store, str(run_id), user_tags, base, small, origin)
 
 
 __all__ = [
     "OpenRun",
     "PreparedRun",
-    "RunOptions",
     "RunOutcome",
     "execute",
     "open_run",
     "prepare",
     "prepare_resume",
     "system_tags",
-    "validate_tags",
 ]

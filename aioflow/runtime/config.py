@@ -1,0 +1,143 @@
+"""How to run a flow: one `RunConfig`, built and checked in one place, `run_config`.
+
+`run_flow`, `start_flow`, `resume_flow`, `run_flow_sync` and the CLI's `run` and `resume` all
+build their configuration with `run_config`, so every option has one default (defined here)
+and one check, whose messages name the option as the command line spells it
+(`Invalid value for '--max-workers': 0 is not in the range x>=1.`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from ..decorators import EXECUTORS
+from ..events import Listener
+from ..exceptions import ParameterError
+from ..store import Store
+
+#: How many tasks run at once, unless told otherwise (`--max-workers`).
+DEFAULT_MAX_WORKERS = 16
+#: How many splits a foreach may create, unless told otherwise (`--max-num-splits`).
+DEFAULT_MAX_NUM_SPLITS = 100
+#: Where sync steps run unless a step says otherwise (`--executor`): one of EXECUTORS.
+DEFAULT_EXECUTOR = "thread"
+
+#: The longest a tag may be, in characters.
+MAX_TAG_LENGTH = 500
+#: The most user tags a run may carry.
+MAX_USER_TAGS = 50
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How to run: where to store, how wide, with which tags and decorators, who listens.
+
+    Build it with `run_config`, which checks the values; `RunConfig()` is every default.
+    """
+
+    #: The store folder (None: $AIOFLOW_ROOT or ./.aioflow), or a Store to run in (such as
+    #: `Store.memory()`; the caller's to keep).
+    root: str | os.PathLike[str] | Store | None = None
+    max_workers: int = DEFAULT_MAX_WORKERS
+    max_num_splits: int = DEFAULT_MAX_NUM_SPLITS
+    #: User tags of the run (`--tag`).
+    tags: tuple[str, ...] = ()
+    #: Where sync steps run by default: "thread" or "process".
+    executor: str = DEFAULT_EXECUTOR
+    #: Decorators added to every step (`--with`), such as "retry:times=2".
+    with_decorators: tuple[str, ...] = ()
+    #: Print nothing: the front end adds no console listener.
+    quiet: bool = False
+    #: Called with every event of the run, on the event loop.
+    listeners: tuple[Listener, ...] = ()
+    #: A file the CLI writes the run id to as soon as the run is stored (`--run-id-file`).
+    run_id_file: str | None = None
+    #: For a resume: the run it resumes, and the step it re-runs from (None: what failed).
+    origin_run_id: str | None = None
+    resume_step: str | None = None
+
+    def listening(self, *listeners: Listener) -> RunConfig:
+        """This configuration with `listeners` called too, after the ones it had."""
+        return replace(self, listeners=(*self.listeners, *listeners))
+
+    def resuming(self, origin_run_id: str, step: str | None) -> RunConfig:
+        """This configuration for a resume of run `origin_run_id` from `step`."""
+        return replace(self, origin_run_id=origin_run_id, resume_step=step)
+
+
+def validate_tags(tags: Sequence[str]) -> list[str]:
+    """User tags as given, checked: at most 50 non-empty strings of at most 500 characters."""
+    checked = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip():
+            raise ParameterError(f"Invalid tag {tag!r}: a tag must be a non-empty string.")
+        if len(tag) > MAX_TAG_LENGTH:
+            raise ParameterError(
+                f"Invalid tag {tag[:40]!r}...: tags are at most {MAX_TAG_LENGTH} characters."
+            )
+        checked.append(tag)
+    if len(set(checked)) > MAX_USER_TAGS:
+        raise ParameterError(
+            f"Too many tags: a run carries at most {MAX_USER_TAGS} user tags, "
+            f"{len(set(checked))} were given."
+        )
+    return checked
+
+
+def run_config(
+    *,
+    root: str | os.PathLike[str] | Store | None = None,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+    max_num_splits: int = DEFAULT_MAX_NUM_SPLITS,
+    tags: Sequence[str] = (),
+    executor: str = DEFAULT_EXECUTOR,
+    with_decorators: Sequence[str] = (),
+    quiet: bool = False,
+    listeners: Sequence[Listener] = (),
+    run_id_file: str | None = None,
+) -> RunConfig:
+    """Check run options as the CLI checks its options, and build their RunConfig.
+
+    Raises ParameterError naming the option (`--tag`, `--max-workers`, `--max-num-splits`,
+    `--executor`). The `--with` specs are checked where they are parsed, by `prepare`.
+    """
+    if isinstance(tags, str):
+        raise ParameterError(f"tags={tags!r}: give a list of tags, such as tags=[{tags!r}].")
+    try:
+        checked_tags = validate_tags(tags)
+    except ParameterError as exc:
+        raise ParameterError(f"Invalid value for '--tag': {exc.message}") from None
+    for option, value in (("--max-workers", max_workers), ("--max-num-splits", max_num_splits)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ParameterError(f"Invalid value for '{option}': {value!r} is not a valid integer.")
+        if value < 1:
+            raise ParameterError(f"Invalid value for '{option}': {value} is not in the range x>=1.")
+    if executor not in EXECUTORS:
+        raise ParameterError(
+            f"Invalid value for '--executor': {executor!r} is not one of {', '.join(EXECUTORS)}."
+        )
+    return RunConfig(
+        root=root,
+        max_workers=max_workers,
+        max_num_splits=max_num_splits,
+        tags=tuple(checked_tags),
+        executor=executor,
+        with_decorators=tuple(with_decorators),
+        quiet=quiet,
+        listeners=tuple(listeners),
+        run_id_file=run_id_file,
+    )
+
+
+__all__ = [
+    "DEFAULT_EXECUTOR",
+    "DEFAULT_MAX_NUM_SPLITS",
+    "DEFAULT_MAX_WORKERS",
+    "MAX_TAG_LENGTH",
+    "MAX_USER_TAGS",
+    "RunConfig",
+    "run_config",
+    "validate_tags",
+]
