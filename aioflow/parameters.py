@@ -1,28 +1,32 @@
-"""Run parameters of a flow: `Parameter`, `IncludeFile`, `JSONType` and how values reach a run.
+"""Run parameters of a flow: the parameters of a flow class and the values they take in a run.
 
-This module owns everything between a `Parameter` class attribute and the value a step reads:
-declaring parameters (types, defaults, separators, files), finding and validating them on a flow
-class (`flow_parameters`), the flow's class-level constants (`flow_constants`), turning values
-given on the command line or to `run_flow` into final values (`resolve_parameters`). Every usage
-problem raises `ParameterError`, with the wording Metaflow users know from click ("Invalid value
-for '--alpha': ..."). It is plain Python: the click options of the `run` command are built from
-these parameters by `aioflow.cli.parameter_options`, so importing aioflow does not import click.
+This is the module to import parameters from. `Parameter`, `IncludeFile`, `JSONType` and
+`ParameterContext` are declared in `parameter_declarations.py` and re-exported here; this module
+finds and validates a flow class's parameters (`flow_parameters`), collects its class-level
+constants (`flow_constants`) and turns the values given on the command line or to `run_flow`
+into final values (`resolve_parameters`). Every usage problem raises `ParameterError`, with the
+wording Metaflow users know from click. It is plain Python: the click options of the `run`
+command are built from these parameters by `aioflow.cli.parameter_options`, so importing aioflow
+does not import click.
 """
 
 from __future__ import annotations
 
-import codecs
 import functools
-import json
-import numbers
-import os
 import sys
 import types
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from .decorators import is_step
-from .exceptions import InvalidValue, ParameterError, ReadOnlyArtifactError
+from .exceptions import InvalidValue, ParameterError
+from .parameter_declarations import (
+    IncludeFile,
+    JSONType,
+    JSONTypeClass,
+    Parameter,
+    ParameterContext,
+)
 
 __all__ = [
     "IncludeFile",
@@ -51,56 +55,6 @@ FLOWSPEC_ATTRIBUTES = frozenset(
     {"next", "input", "index", "foreach_stack", "merge_artifacts", "name"}
     | {"cmd", "script_name", "file", "path_spec"}
 )
-_EXTRA_OPTION_KWARGS = frozenset(("hidden", "metavar", "envvar", "show_envvar"))
-_TYPE_NAMES: dict[Any, str] = {str: "string", int: "integer", float: "float", bool: "boolean"}
-_CLI_TYPE_NAMES: dict[Any, str] = {str: "text", int: "integer", float: "float", bool: "boolean"}
-_BOOL_STATES = {"1": True, "true": True, "t": True, "yes": True, "y": True, "on": True}
-_BOOL_STATES |= {"0": False, "false": False, "f": False, "no": False, "n": False, "off": False}
-
-
-class ParameterContext(NamedTuple):
-    """What a callable default receives: the run's flow, user and the parameter being evaluated.
-
-    Same fields as Metaflow's; `ds_type` is always "local" and `configs` is always None here.
-    """
-
-    flow_name: str
-    user_name: str
-    parameter_name: str
-    logger: Callable[..., None]
-    ds_type: str
-    configs: Any = None
-
-
-class JSONTypeClass:
-    """The type of `JSONType`: a value given as JSON text, parsed with `json.loads`."""
-
-    name = "JSON"
-
-    def convert(self, value: Any, param: object = None, ctx: object = None) -> Any:
-        """Parse `value` as JSON text; any other JSON-serializable value is returned as is.
-
-        Raises `InvalidValue` for anything else. `param` and `ctx` are ignored: they keep the
-        call of Metaflow's click type working.
-        """
-        return _convert_value(self, value)
-
-    def __repr__(self) -> str:
-        return "JSON"
-
-
-JSONType = JSONTypeClass()
-"""Use as `Parameter(..., type=JSONType)` for a value given as JSON text (a dict or list as is)."""
-
-
-# The wording of a parameter's usage errors, in one place. The CLI's own errors are worded the same
-# way by click, which knows the option; these are for values that reach `resolve_parameters`.
-def _invalid_value_error(param: Parameter, problem: str, origin: str = "") -> ParameterError:
-    return ParameterError(f"Invalid value for '--{param.name}'{origin}: {problem}")
-
-
-def _missing_value_error(param: Parameter) -> ParameterError:
-    return ParameterError(f"Missing option '--{param.name}'.")
 
 
 def _unknown_parameter_error(
@@ -116,267 +70,6 @@ def _unknown_parameter_error(
 def _norm(name: str) -> str:
     """The key click derives from an option name: lower case, dashes as underscores."""
     return name.replace("-", "_").lower()
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    return f"{value!r} (of type {value.__class__.__name__})"
-
-
-def _convert_value(kind: Any, value: Any) -> Any:
-    """Convert a CLI string or a Python value to `kind` (str, int, float, bool or JSONType)."""
-    if isinstance(kind, JSONTypeClass):
-        if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except ValueError:
-                raise InvalidValue(f"{value!r} is not a valid JSON object.") from None
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            raise InvalidValue(f"{_describe(value)} is not a valid JSON object.") from None
-        return value
-    if isinstance(value, str):
-        if kind is str:
-            return value
-        if kind is bool:
-            if value.strip().lower() in _BOOL_STATES:
-                return _BOOL_STATES[value.strip().lower()]
-        else:
-            try:
-                return kind(value.strip())
-            except ValueError:
-                pass
-    elif isinstance(value, bool):
-        if kind is bool:
-            return value
-    elif kind is int and isinstance(value, numbers.Integral):
-        return int(value)
-    elif kind is float and isinstance(value, numbers.Real):
-        return float(value)
-    raise InvalidValue(f"{_describe(value)} is not a valid {_TYPE_NAMES[kind]}.")
-
-
-def _infer_type(name: str, default: Any, given: Any) -> Any:
-    """The parameter's type: `given`, else that of a non-callable default, else str."""
-    if given is None:
-        if default is None or callable(default):
-            return str
-        if isinstance(default, (dict, list)):
-            return JSONType
-        given = default.__class__
-    if given is JSONTypeClass:
-        return JSONType
-    if given in _TYPE_NAMES or isinstance(given, JSONTypeClass):
-        return given
-    raise ParameterError(
-        f"Parameter *{name}*: unsupported type {given!r}. "
-        "Use one of str, int, float, bool or JSONType."
-    )
-
-
-class Parameter:
-    """A run parameter of a flow, declared as a class attribute of a FlowSpec subclass.
-
-    `alpha = Parameter("alpha", default=0.5)` gives the option `--alpha` of `run` and the
-    read-only artifact `self.alpha`; the attribute name may differ from the parameter name.
-    `type` is str, int, float, bool or `JSONType`; when None it is inferred from `default`
-    (str when there is none). A callable `default` is called once per run with a
-    `ParameterContext`. `separator` (string parameters only) splits the value into a list.
-    `required` is ignored when there is a default. Extra keyword arguments (`hidden`, `metavar`,
-    `envvar`, `show_envvar`) go to the option of the `run` command.
-    """
-
-    type_name: str
-    """How the type is shown in `--help` ("integer", "JSON", "FilePath", ...)."""
-
-    def __init__(
-        self,
-        name: str,
-        default: Any = None,
-        type: Any = None,
-        help: str | None = None,
-        required: bool | None = False,
-        show_default: bool | None = True,
-        separator: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if not isinstance(name, str) or not name or name.startswith("-") or " " in name:
-            raise ParameterError(f"Parameter name {name!r} is not a valid option name.")
-        self.name = name
-        self.attr_name: str | None = None
-        fields = {"show_default": show_default, "separator": separator, "required": required}
-        for field in [field for field, value in fields.items() if callable(value)]:
-            raise ParameterError(
-                f"Parameter *{name}*: Field '{field}' cannot have a function as its value"
-            )
-        unknown = sorted(set(kwargs) - _EXTRA_OPTION_KWARGS)
-        if unknown:
-            raise ParameterError(f"Parameter *{name}*: unexpected argument(s) {unknown}.")
-        self.default = default
-        self.type = _infer_type(name, default, type)
-        self.help = help
-        self.required = bool(required)
-        self.show_default = True if show_default is None else bool(show_default)
-        self.separator = separator or None
-        self.kwargs = kwargs
-        self.type_name = _CLI_TYPE_NAMES.get(self.type, "JSON")
-        string_default = default is None or callable(default) or isinstance(default, str)
-        if self.type_name == "JSON" and not string_default:
-            try:
-                json.dumps(default)
-            except (TypeError, ValueError):
-                raise ParameterError(
-                    f"Parameter *{name}*: the default {default!r} is not a valid JSON object."
-                ) from None
-        if self.separator and not (self.type is str and string_default):
-            raise ParameterError(
-                f"Parameter *{name}*: Separator is only allowed for string parameters."
-            )
-
-    def __repr__(self) -> str:
-        return f"{self.__class__.__name__}({self.name!r}, type={self.type_name})"
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        """Record the flow attribute holding the parameter (its artifact name)."""
-        self.attr_name = name
-
-    def __get__(self, instance: Any, owner: type | None = None) -> Any:
-        """The Parameter itself on the class; on a flow, the artifact's value."""
-        if instance is None:
-            return self
-        return instance._aioflow_artifact(self.attr_name)
-
-    def _read_only(self) -> ReadOnlyArtifactError:
-        return ReadOnlyArtifactError(
-            "Flow level attributes and Parameters are not modifiable: "
-            f"'{self.attr_name}' is the Parameter '{self.name}'."
-        )
-
-    def __set__(self, instance: Any, value: Any) -> None:
-        """Parameters are read-only: always raises `ReadOnlyArtifactError`."""
-        raise self._read_only()
-
-    def __delete__(self, instance: Any) -> None:
-        raise self._read_only()
-
-    def _convert(self, value: Any) -> Any:
-        """Turn a given or default value into the parameter's value; raises `InvalidValue`."""
-        if self.separator and isinstance(value, (list, tuple)):
-            return [_convert_value(str, item) for item in value]
-        value = _convert_value(self.type, value)
-        return value.split(self.separator) if self.separator and value else value
-
-    def check_text(self, text: str) -> None:
-        """Check a value given on the command line; raises `InvalidValue` if it is not valid.
-
-        The text itself is what reaches `resolve_parameters` (an `IncludeFile` is only checked
-        to be readable here: it is read once, when the run resolves its parameters).
-        """
-        self._convert(text)
-
-    @property
-    def default_text(self) -> str | None:
-        """The default as command-line text (JSON for `JSONType`); None when there is no
-        default or it is callable (computed when the run starts)."""
-        if self.default is None or callable(self.default):
-            return None
-        return self._cli_text(self.default)
-
-    def _resolve(self, value: Any, ctx: ParameterContext) -> Any:
-        """The final value of the parameter given `value` (None when it was not given)."""
-        origin = ""
-        if value is None:
-            if self.default is None:
-                if self.required:
-                    raise _missing_value_error(self)
-                return None
-            value = self.default
-            if not callable(value):  # converted exactly as the CLI converts it
-                value = self._cli_text(value)
-            else:
-                origin = " (as returned by its default function)"
-                try:
-                    value = value(ctx._replace(parameter_name=self.name))
-                except Exception as exc:
-                    raise ParameterError(
-                        f"When evaluating the default of the Parameter *{self.name}*, "
-                        f"the following exception occurred: {exc!r}"
-                    ) from exc
-                if value is None:
-                    return None
-        try:
-            return self._convert(value)
-        except InvalidValue as exc:
-            raise _invalid_value_error(self, str(exc), origin) from None
-
-    def _cli_text(self, value: Any) -> str:
-        if isinstance(self.type, JSONTypeClass) and not isinstance(value, str):
-            return json.dumps(value)
-        return str(os.fspath(value) if isinstance(value, os.PathLike) else value)
-
-
-class IncludeFile(Parameter):
-    """A parameter whose option takes a local file path and whose value is the file's content.
-
-    The content is a str decoded with `encoding` when `is_text`, else bytes. `default` is a
-    path (or a callable returning one). A file that cannot be read is a usage error.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        required: bool | None = False,
-        is_text: bool = True,
-        encoding: str = "utf-8",
-        help: str | None = None,
-        default: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        if isinstance(default, os.PathLike):
-            default = os.fspath(default)
-        for field in {"type", "separator"} & set(kwargs):
-            raise ParameterError(f"IncludeFile *{name}*: '{field}' cannot be given.")
-        super().__init__(name, default=default, type=str, help=help, required=required, **kwargs)
-        try:
-            codecs.lookup(encoding or "utf-8")
-        except LookupError:
-            raise ParameterError(f"IncludeFile *{name}*: unknown encoding {encoding!r}.") from None
-        self.is_text = is_text
-        self.encoding = encoding or "utf-8"
-        self.type_name = "FilePath"
-
-    def _path(self, value: Any) -> str:
-        if not isinstance(value, (str, os.PathLike)):
-            raise InvalidValue(f"{_describe(value)} is not a valid file path.")
-        path = os.path.expanduser(os.fspath(value))
-        if "://" in path:
-            raise InvalidValue(f"IncludeFile: only local files can be included (given '{path}')")
-        return path
-
-    def check_text(self, text: str) -> None:
-        """Check that the file `text` names can be opened; raises `InvalidValue` if not."""
-        path = self._path(text)
-        try:
-            with open(path, "rb"):
-                pass
-        except OSError:
-            raise InvalidValue(f"IncludeFile: could not open file '{path}' for reading") from None
-
-    def _convert(self, value: Any) -> Any:
-        path = self._path(value)
-        try:
-            with open(path, "rb") as handle:
-                content = handle.read()
-        except OSError:
-            raise InvalidValue(f"IncludeFile: could not open file '{path}' for reading") from None
-        if not self.is_text:
-            return content
-        try:
-            return content.decode(self.encoding)
-        except UnicodeDecodeError:
-            raise InvalidValue(f"IncludeFile: file '{path}' is not valid {self.encoding}") from None
 
 
 def _static_lookup(cls: type, name: str) -> Any:
