@@ -14,12 +14,15 @@ run. A reader that finds the lock free removes the file its dead run left behind
 
 Each open run keeps one file descriptor: a process running a hundred runs at once holds a
 hundred lock files, each removed when its run closes.
+
+Runs stored by an aioflow without run locks go by their pid and host (`pid_gone`, `this_host`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import platform
 import sys
 import threading
 from contextlib import suppress
@@ -146,6 +149,29 @@ def lock_is_held(path: Path) -> bool:
     # Nobody runs the run any more: its process died without cleaning up.
     with suppress(OSError):
         os.unlink(path)
+    return False
+
+
+def this_host() -> str:
+    """The name of this machine, as runs record it (on POSIX `os.uname().nodename`, as before)."""
+    return platform.node()
+
+
+def pid_gone(pid: int) -> bool:
+    """True when no process has `pid` (for runs stored by an aioflow without run locks).
+
+    A pid is reused once its process is gone, so this may take a dead run for a live one.
+    """
+    if sys.platform == "win32":
+        # os.kill on Windows ends the process (signal 0 is CTRL_C_EVENT). aioflow never ran on
+        # Windows without run locks, so a row of this host needing the pid is not from it.
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
     return False
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .metadata import this_host
+from .liveness import this_host
 from .protocols import RUN_UPDATE_FIELDS, RunRecord, TaskRecord
 
 

@@ -1,12 +1,11 @@
-"""The metadata database in SQLite: runs, task attempts, manifests, logs and small blobs.
+"""The metadata database in SQLite: the queries of runs, task attempts and small blobs.
 
-`SqliteMetadataStore` is the default MetadataStore (`protocols.py`); SQL and sqlite3 stay in
-this module, and readers get RunRecords and TaskRecords.
+`SqliteMetadataStore` is the default MetadataStore (`protocols.py`); readers get RunRecords and
+TaskRecords. SQL stays here and in `sqlite_schema.py` (the tables, opening them, rows' shapes).
 
-One file, `metadata.db`, in WAL mode so readers in other processes never block the writer.
-Each task attempt is one row holding its artifact manifest (name -> blob key, msgpack), so an
-untouched artifact costs a few bytes per task and nothing else. Blobs smaller than `SMALL` live in
-the `blobs` table; a row there costs microseconds where a file costs a hundred.
+One file, `metadata.db`. Each task attempt is one row holding its artifact manifest (name -> blob
+key, msgpack), so an untouched artifact costs a few bytes per task and nothing else. Blobs smaller
+than `SMALL` live in the `blobs` table; a row there costs microseconds where a file costs a hundred.
 
 Rows are written in batches (see `writer.py`); every batch is one transaction, so a killed
 process leaves the database as of its last committed batch and never a half-written row.
@@ -18,218 +17,52 @@ from an abandoned one; runs stored by an aioflow without run locks go by their p
 
 from __future__ import annotations
 
+import functools
 import os
-import platform
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..exceptions import MetadataError, StoreError
-from .liveness import LOCK_FOLDER, RunLock, lock_is_held, lock_path
+from ..exceptions import StoreError
+from .liveness import LOCK_FOLDER, RunLock, lock_is_held, lock_path, pid_gone, this_host
 from .protocols import RUN_UPDATE_FIELDS, RunRecord, TaskRecord
 from .serde import pack, unpack
+from .sqlite_schema import (
+    RUN_COLUMNS,
+    SCHEMA_VERSION,
+    TASK_COLUMNS,
+    TaskRow,
+    connect,
+    damaged,
+    ensure_schema,
+    insert_rows,
+    run_record,
+    task_record,
+    task_row,
+)
+
+__all__ = [
+    "RUN_COLUMNS",
+    "SCHEMA_VERSION",
+    "SMALL",
+    "TASK_COLUMNS",
+    "MetadataDB",
+    "SqliteMetadataStore",
+    "TaskRow",
+    "task_row",
+    "this_host",
+]
 
 #: Blobs up to this size are kept in the database rather than in files.
 SMALL = 256 * 1024
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS runs (
-    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    flow TEXT NOT NULL,
-    status TEXT NOT NULL,
-    user TEXT,
-    created_at REAL NOT NULL,
-    finished_at REAL,
-    origin_run_id TEXT,
-    tags BLOB,
-    system_tags BLOB,
-    params BLOB,
-    graph BLOB,
-    pid INTEGER,
-    host TEXT,
-    error BLOB,
-    run_lock INTEGER
-);
-CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow, run_id);
-CREATE TABLE IF NOT EXISTS tasks (
-    run_id INTEGER NOT NULL,
-    task_id INTEGER NOT NULL,
-    attempt INTEGER NOT NULL,
-    step TEXT NOT NULL,
-    status TEXT NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    frames BLOB,
-    parents BLOB,
-    manifest BLOB,
-    stdout TEXT,
-    stderr TEXT,
-    exception BLOB,
-    origin TEXT,
-    transition BLOB,
-    PRIMARY KEY (run_id, task_id, attempt)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tasks_by_step ON tasks (run_id, step);
-CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
-"""
-
-#: The columns of `tasks`, in TaskRecord's order.
-TASK_COLUMNS = ", ".join(TaskRecord._fields)
-#: A task attempt as the runtime writes it (the older name of TaskRecord).
-TaskRow = TaskRecord
-
-
-def task_row(
-    run_id: int,
-    task_id: int,
-    attempt: int,
-    step: str,
-    status: str,
-    *,
-    started_at: float | None,
-    finished_at: float | None = None,
-    frames: bytes | None = None,
-    parents: bytes | None = None,
-    manifest: bytes | None = None,
-    stdout: str | None = None,
-    stderr: str | None = None,
-    exception: bytes | None = None,
-    origin: str | None = None,
-    transition: bytes | None = None,
-) -> TaskRecord:
-    """A task attempt (packed fields given packed); see TaskRecord for what each field holds."""
-    return TaskRecord(run_id, task_id, attempt, step, status, started_at, finished_at, frames,
-                      parents, manifest, stdout, stderr, exception, origin, transition)  # fmt: skip
-
-
-#: The columns of `runs` a RunRecord holds (everything but the graph and the parameters).
-RUN_COLUMNS = ", ".join(RunRecord._fields)
-
-_TAGS = RunRecord._fields.index("tags")
-_SYSTEM_TAGS = RunRecord._fields.index("system_tags")
-
-
-def _run_record(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> RunRecord:
-    """A row of RUN_COLUMNS as a RunRecord, its tags unpacked (a cursor's row factory)."""
-    values = list(row)
-    for i in (_TAGS, _SYSTEM_TAGS):
-        values[i] = tuple(unpack(values[i])) if values[i] else ()
-    return RunRecord._make(values)
-
-
-def _task_record(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> TaskRecord:
-    """A row of TASK_COLUMNS as a TaskRecord (a cursor's row factory)."""
-    return TaskRecord._make(row)
-
-
 #: Bound parameters one statement may have (SQLite's default limit since 3.32, 999 before).
 _MAX_PARAMETERS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
-
-def _insert_rows(
-    conn: sqlite3.Connection, insert: str, width: int, rows: Sequence[Sequence[Any]]
-) -> None:
-    """`insert` (up to `VALUES`) many rows per statement, not one statement per row.
-
-    sqlite3 lets go of the GIL around each statement's execution and must take it back after:
-    with `executemany`, once per row. While the event loop and task threads keep the GIL busy,
-    each take-back waits for a switch interval, so a commit of thousands of rows crawled and
-    kept forcing handoffs. One statement per chunk of rows runs SQLite's part of the work
-    without the GIL, on another core.
-    """
-    per = max(1, _MAX_PARAMETERS // width)
-    one = "(" + ", ".join("?" * width) + ")"
-    for row in rows:
-        if len(row) != width:  # flattened, a short row would shift every value after it
-            raise sqlite3.ProgrammingError(
-                f"{insert}: a row has {len(row)} values, expected {width}: {row!r:.200}"
-            )
-    for start in range(0, len(rows), per):
-        chunk = rows[start : start + per]
-        values = ", ".join([one] * len(chunk))
-        conn.execute(f"{insert} {values}", [value for row in chunk for value in row])
-
-
-#: Seconds a connection waits for another one's lock before it reports the database locked.
-_BUSY_TIMEOUT = 60.0
-
-
-def _when_unlocked(action: Callable[[], Any]) -> None:
-    """Run `action`, and again while SQLite reports the database locked, for `_BUSY_TIMEOUT`.
-
-    SQLite normally waits for a lock itself (the busy timeout), but where waiting could
-    deadlock it reports "database is locked" at once: two connections opening a new store
-    together, one switching it to WAL while the other creates the tables, is such a case (two
-    runs started at once in a fresh folder, a service's first requests). Backing off and trying
-    again resolves it, since the other connection finishes.
-    """
-    deadline = time.monotonic() + _BUSY_TIMEOUT
-    delay = 0.001
-    while True:
-        try:
-            action()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
-
-
-def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """Bring a store written by an older aioflow up to date (columns are only ever added)."""
-    missing = []
-    for table, columns in (("tasks", TASK_COLUMNS), ("runs", RUN_COLUMNS)):
-        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        missing += [(table, name) for name in columns.split(", ") if name not in have]
-    if not missing:
-        return
-    with conn:
-        for table, name in missing:
-            kind = "INTEGER" if name == "run_lock" else "BLOB"  # as in _SCHEMA
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
-
-
-def this_host() -> str:
-    """The name of this machine, as runs record it (on POSIX `os.uname().nodename`, as before)."""
-    return platform.node()
-
-
-def _pid_gone(pid: int) -> bool:
-    """True when no process has `pid` (for runs stored by an aioflow without run locks).
-
-    A pid is reused once its process is gone, so this may take a dead run for a live one.
-    """
-    if sys.platform == "win32":
-        # os.kill on Windows ends the process (signal 0 is CTRL_C_EVENT). aioflow never ran on
-        # Windows without run locks, so a row of this host needing the pid is not from it.
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, someone else's
-        return False
-    return False
-
-
 _R = TypeVar("_R")
-
-
-def _damaged(path: Path, exc: sqlite3.Error) -> MetadataError:
-    """The error for a database SQLite cannot use: one line naming the file and what to do."""
-    return MetadataError(
-        f"Cannot use the metadata database {path}: {exc}. Is it an aioflow store's, undamaged "
-        "and writable (a store from an older aioflow is upgraded on open)?",
-        path,
-    )
 
 
 class SqliteMetadataStore:
@@ -255,40 +88,13 @@ class SqliteMetadataStore:
         self._lock_folder_made = False
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self.connection()
-
-            def create_schema() -> None:
-                with conn:
-                    conn.executescript(_SCHEMA)
-                    conn.execute(
-                        "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                        (str(SCHEMA_VERSION),),
-                    )
-
-            try:
-                _when_unlocked(create_schema)
-                _add_missing_columns(conn)
-            except sqlite3.DatabaseError as exc:
-                raise _damaged(self.path, exc) from exc
-        else:
-            # A reader of a store written by an older aioflow needs its columns too.
-            try:
-                _add_missing_columns(self.connection())
-            except sqlite3.DatabaseError as exc:
-                raise _damaged(self.path, exc) from exc
+        ensure_schema(self.connection(), self.path, create=create)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (created on first use)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT, check_same_thread=False)
-                _when_unlocked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
-                conn.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error as exc:
-                raise MetadataError(
-                    f"Cannot open the metadata database {self.path}: {exc}", self.path
-                ) from exc
+            conn = connect(self.path)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -389,11 +195,10 @@ class SqliteMetadataStore:
             if unknown:
                 raise ValueError(f"Cannot update the run fields {sorted(unknown)}.")
         conn = self.connection()
+        insert = functools.partial(insert_rows, conn, max_parameters=_MAX_PARAMETERS)
         with conn:
-            _insert_rows(conn, "INSERT OR IGNORE INTO blobs VALUES", 2, list(blobs))
-            _insert_rows(
-                conn, f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES", 15, list(tasks)
-            )
+            insert("INSERT OR IGNORE INTO blobs VALUES", 2, list(blobs))
+            insert(f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES", 15, list(tasks))
             for run_id, fields in run_updates:
                 names = ", ".join(f"{name} = ?" for name in fields)
                 conn.execute(
@@ -409,7 +214,7 @@ class SqliteMetadataStore:
         except sqlite3.DatabaseError as exc:
             if type(exc) is not sqlite3.DatabaseError:  # locked, a bug: not the file's fault
                 raise
-            raise _damaged(self.path, exc) from exc
+            raise damaged(self.path, exc) from exc
 
     def _one(self, sql: str, args: Sequence[Any]) -> Any:
         """The first column of the first row of `sql`, or None when there is no row."""
@@ -420,7 +225,7 @@ class SqliteMetadataStore:
         def read(conn: sqlite3.Connection) -> list[RunRecord]:
             # A row factory on the cursor, not the connection: other callers keep tuples.
             cursor = conn.cursor()
-            cursor.row_factory = _run_record
+            cursor.row_factory = run_record
             return cursor.execute(f"SELECT {RUN_COLUMNS} FROM runs {where}", args).fetchall()
 
         return self._read(read)
@@ -428,7 +233,7 @@ class SqliteMetadataStore:
     def _tasks(self, where: str, args: Sequence[Any]) -> list[TaskRecord]:
         def read(conn: sqlite3.Connection) -> list[TaskRecord]:
             cursor = conn.cursor()
-            cursor.row_factory = _task_record
+            cursor.row_factory = task_record
             sql = f"SELECT {TASK_COLUMNS} FROM tasks {where} ORDER BY task_id, attempt"
             return cursor.execute(sql, args).fetchall()
 
@@ -511,7 +316,7 @@ class SqliteMetadataStore:
         if run.status != "running" or run.host != this_host():
             return False
         if run.run_lock is None:  # stored without a lock: only the pid is known
-            return run.pid is not None and _pid_gone(run.pid)
+            return run.pid is not None and pid_gone(run.pid)
         try:
             if lock_is_held(lock_path(self.path.parent, run.run_id)):
                 return False

@@ -1,0 +1,224 @@
+"""The SQLite file behind SqliteMetadataStore: its schema, opening it, and its rows' shapes.
+
+`metadata.py` holds the queries; this module holds what they stand on. The schema is created
+when a store is first opened and only ever grows: a store written by an older aioflow gets the
+columns it lacks on open (`ensure_schema`). Connections run in WAL mode, so readers in other
+processes never block the writer, and `when_unlocked` retries what SQLite refuses at once with
+"database is locked" instead of waiting. A task attempt and a run row are TaskRecords and
+RunRecords here (`task_row`, the row factories), and `insert_rows` writes many rows per statement.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import MetadataError
+from .protocols import RunRecord, TaskRecord
+from .serde import unpack
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    flow TEXT NOT NULL,
+    status TEXT NOT NULL,
+    user TEXT,
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    origin_run_id TEXT,
+    tags BLOB,
+    system_tags BLOB,
+    params BLOB,
+    graph BLOB,
+    pid INTEGER,
+    host TEXT,
+    error BLOB,
+    run_lock INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow, run_id);
+CREATE TABLE IF NOT EXISTS tasks (
+    run_id INTEGER NOT NULL,
+    task_id INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    step TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    frames BLOB,
+    parents BLOB,
+    manifest BLOB,
+    stdout TEXT,
+    stderr TEXT,
+    exception BLOB,
+    origin TEXT,
+    transition BLOB,
+    PRIMARY KEY (run_id, task_id, attempt)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tasks_by_step ON tasks (run_id, step);
+CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+"""
+
+#: The columns of `tasks`, in TaskRecord's order.
+TASK_COLUMNS = ", ".join(TaskRecord._fields)
+#: A task attempt as the runtime writes it (the older name of TaskRecord).
+TaskRow = TaskRecord
+
+
+def task_row(
+    run_id: int,
+    task_id: int,
+    attempt: int,
+    step: str,
+    status: str,
+    *,
+    started_at: float | None,
+    finished_at: float | None = None,
+    frames: bytes | None = None,
+    parents: bytes | None = None,
+    manifest: bytes | None = None,
+    stdout: str | None = None,
+    stderr: str | None = None,
+    exception: bytes | None = None,
+    origin: str | None = None,
+    transition: bytes | None = None,
+) -> TaskRecord:
+    """A task attempt (packed fields given packed); see TaskRecord for what each field holds."""
+    return TaskRecord(run_id, task_id, attempt, step, status, started_at, finished_at, frames,
+                      parents, manifest, stdout, stderr, exception, origin, transition)  # fmt: skip
+
+
+#: The columns of `runs` a RunRecord holds (everything but the graph and the parameters).
+RUN_COLUMNS = ", ".join(RunRecord._fields)
+
+_TAGS = RunRecord._fields.index("tags")
+_SYSTEM_TAGS = RunRecord._fields.index("system_tags")
+
+
+def run_record(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> RunRecord:
+    """A row of RUN_COLUMNS as a RunRecord, its tags unpacked (a cursor's row factory)."""
+    values = list(row)
+    for i in (_TAGS, _SYSTEM_TAGS):
+        values[i] = tuple(unpack(values[i])) if values[i] else ()
+    return RunRecord._make(values)
+
+
+def task_record(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> TaskRecord:
+    """A row of TASK_COLUMNS as a TaskRecord (a cursor's row factory)."""
+    return TaskRecord._make(row)
+
+
+def insert_rows(
+    conn: sqlite3.Connection,
+    insert: str,
+    width: int,
+    rows: Sequence[Sequence[Any]],
+    *,
+    max_parameters: int,
+) -> None:
+    """`insert` (up to `VALUES`) many rows per statement, not one statement per row.
+
+    sqlite3 lets go of the GIL around each statement's execution and must take it back after:
+    with `executemany`, once per row. While the event loop and task threads keep the GIL busy,
+    each take-back waits for a switch interval, so a commit of thousands of rows crawled and
+    kept forcing handoffs. One statement per chunk of rows runs SQLite's part of the work
+    without the GIL, on another core. A statement binds at most `max_parameters` values.
+    """
+    per = max(1, max_parameters // width)
+    one = "(" + ", ".join("?" * width) + ")"
+    for row in rows:
+        if len(row) != width:  # flattened, a short row would shift every value after it
+            raise sqlite3.ProgrammingError(
+                f"{insert}: a row has {len(row)} values, expected {width}: {row!r:.200}"
+            )
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        values = ", ".join([one] * len(chunk))
+        conn.execute(f"{insert} {values}", [value for row in chunk for value in row])
+
+
+#: Seconds a connection waits for another one's lock before it reports the database locked.
+BUSY_TIMEOUT = 60.0
+
+
+def when_unlocked(action: Callable[[], Any]) -> None:
+    """Run `action`, and again while SQLite reports the database locked, for `BUSY_TIMEOUT`.
+
+    SQLite normally waits for a lock itself (the busy timeout), but where waiting could
+    deadlock it reports "database is locked" at once: two connections opening a new store
+    together, one switching it to WAL while the other creates the tables, is such a case (two
+    runs started at once in a fresh folder, a service's first requests). Backing off and trying
+    again resolves it, since the other connection finishes.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    delay = 0.001
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a store written by an older aioflow up to date (columns are only ever added)."""
+    missing = []
+    for table, columns in (("tasks", TASK_COLUMNS), ("runs", RUN_COLUMNS)):
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        missing += [(table, name) for name in columns.split(", ") if name not in have]
+    if not missing:
+        return
+    with conn:
+        for table, name in missing:
+            kind = "INTEGER" if name == "run_lock" else "BLOB"  # as in _SCHEMA
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A new connection to the database at `path`, in WAL mode, for any thread to use."""
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, check_same_thread=False)
+        when_unlocked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+        conn.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.Error as exc:
+        raise MetadataError(f"Cannot open the metadata database {path}: {exc}", path) from exc
+    return conn
+
+
+def ensure_schema(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
+    """Give the database at `path` every table (when `create`) and every column aioflow uses.
+
+    A reader (`create=False`) of a store written by an older aioflow needs its columns too. A
+    file SQLite cannot use raises MetadataError naming it.
+    """
+
+    def create_schema() -> None:
+        with conn:
+            conn.executescript(_SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    try:
+        if create:
+            when_unlocked(create_schema)
+        _add_missing_columns(conn)
+    except sqlite3.DatabaseError as exc:
+        raise damaged(path, exc) from exc
+
+
+def damaged(path: Path, exc: sqlite3.Error) -> MetadataError:
+    """The error for a database SQLite cannot use: one line naming the file and what to do."""
+    return MetadataError(
+        f"Cannot use the metadata database {path}: {exc}. Is it an aioflow store's, undamaged "
+        "and writable (a store from an older aioflow is upgraded on open)?",
+        path,
+    )
