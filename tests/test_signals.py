@@ -97,4 +97,4 @@ async def test_sigint_cancels_a_cli_run_through_the_windows_receiver(
     assert outcome is None  # cancelled, as `aioflow run` reports a Ctrl-C
     run = Run(f"SignalledFlow/{opened[0]}")
     assert run.status == "cancelled"
-    assert run["start"].task.metadata_dict["status"] == "failed"  # interrupted
+    assert run["start"].task.metadata_dict["status"] == "cancelled"  # interrupted

@@ -111,7 +111,8 @@ class Task(MetaflowObject):
 
     @property
     def status(self) -> str:
-        """running, succeeded, failed or caught (failed, and @catch let the run go on)."""
+        """running, succeeded, failed, caught (failed, and @catch let the run go on) or cancelled
+        (the run stopped the task: Ctrl-C, or another task failed)."""
         return str(self._row.status)
 
     @property
@@ -151,10 +152,10 @@ class Task(MetaflowObject):
     def finished(self) -> bool:
         """True when the attempt completed; False while running or after failing.
 
-        As Metaflow's (`_task_ok`): a failed or interrupted task is not finished; one whose
-        failure @catch handled is.
+        As Metaflow's (`_task_ok`): a failed or interrupted (`cancelled`) task is not finished;
+        one whose failure @catch handled is.
         """
-        return self._row.status not in ("running", "failed")
+        return self._row.status not in ("running", "failed", "cancelled")
 
     @property
     def created_at(self) -> datetime | None:

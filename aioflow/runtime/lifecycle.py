@@ -242,7 +242,9 @@ async def _record_end(
                 spec.task_id,
                 spec.attempt,
                 spec.step,
-                "failed",
+                # Not "failed": the task raised nothing; the run stopped it (Metaflow's client
+                # reads it as neither successful nor finished).
+                "cancelled",
                 started_at=spec.started_at,
                 finished_at=now,
                 frames=pack(spec.frames) if spec.frames else None,

@@ -51,7 +51,8 @@ RUN_UPDATE_FIELDS = frozenset({"status", "finished_at", "error"})
 class TaskRecord(NamedTuple):
     """One attempt of one task (fields in this order, so a record is also a plain row).
 
-    `status` is running, succeeded, failed or caught (failed, but @catch let the run go on);
+    `status` is running, succeeded, failed, caught (failed, but @catch let the run go on) or
+    cancelled (interrupted: the run stopped it, after Ctrl-C or another task's failure);
     `origin` is the pathspec of the task a resumed run cloned this one from; `stdout` and
     `stderr` are blob keys of the logs. Packed (`serde.pack`): `frames` (where the task sits in
     its splits), `parents` (the task ids it came from), `manifest` (artifact name -> blob key),

@@ -1019,7 +1019,9 @@ async def test_a_failing_task_fails_the_run_and_cancels_the_others(aioflow_root:
 
     b = run["b"].task
     assert not b.successful and not b.finished
-    assert b.exception is not None
+    assert b.status == "cancelled"  # stopped by the run, not failed like `c`
+    assert b.exception is not None and b.exception.type == "Interrupted"
+    assert c.status == "failed"
 
     final = events[-1]
     assert isinstance(final, RunFinished) and final.status == "failed"
