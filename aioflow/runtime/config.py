@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from ..decorators import EXECUTORS
 from ..events import Listener
@@ -117,6 +118,11 @@ def run_config(
     if executor not in EXECUTORS:
         raise ParameterError(
             f"Invalid value for '--executor': {executor!r} is not one of {', '.join(EXECUTORS)}."
+        )
+    if run_id_file is not None and not Path(run_id_file).absolute().parent.is_dir():
+        # Found before the run is stored: the run would start, then fail writing its id.
+        raise ParameterError(
+            f"Invalid value for '--run-id-file': the folder of {run_id_file!r} does not exist."
         )
     return RunConfig(
         root=root,

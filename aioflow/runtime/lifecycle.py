@@ -125,7 +125,7 @@ class OpenRun:
         capturing = False
         try:
             for key, data in self._small:
-                writer.put_blob(key, data)
+                writer.remember_blob(key, data)  # stored with the run's row already
             if listeners and on_asyncio():
                 inbox = LoopInbox(asyncio.get_running_loop(), deliver)
             env = self._env(writer, inbox)

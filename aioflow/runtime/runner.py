@@ -27,7 +27,7 @@ from typing import Any
 from .._version import __version__
 from ..current import current_username
 from ..decorators import StepDecorator, StepOptions, parse_with, step_options
-from ..exceptions import FlowDefinitionError, ParameterError
+from ..exceptions import FlowDefinitionError, ParameterError, StoreError
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph, StepNode
 from ..parameters import flow_constants, flow_parameters, resolve_parameters
@@ -107,13 +107,7 @@ def prepare_resume(
     store = root if isinstance(root, Store) else Store(root, create=False)
     try:
         origin_id = find_origin_run(store, flow_cls.__name__, origin_run_id)
-        packed = store.metadata.run_params(int(origin_id))
-        params = unpack(packed) if packed else {}
-        given = {
-            parameter.name: store.load(params[attr])
-            for attr, parameter in flow_parameters(flow_cls)
-            if attr in params
-        }
+        given = _origin_parameters(store, flow_cls, origin_id, latest=origin_run_id is None)
     finally:
         if owned:
             store.close()
@@ -125,6 +119,32 @@ def prepare_resume(
             f"Its steps are: {steps}."
         )
     return prepared, config.resuming(origin_id, step)
+
+
+def _origin_parameters(
+    store: Store, flow_cls: type[FlowSpec], origin_id: str, *, latest: bool
+) -> dict[str, Any]:
+    """The parameter values the origin run was given, by parameter name.
+
+    Raises ParameterError naming the run when one cannot be read (a run killed as it started,
+    before this version stored a run's parameters ahead of its row, or a damaged store).
+    """
+    packed = store.metadata.run_params(int(origin_id))
+    params = unpack(packed) if packed else {}
+    given = {}
+    for attr, parameter in flow_parameters(flow_cls):
+        if attr not in params:
+            continue
+        try:
+            given[parameter.name] = store.load(params[attr], artifact=attr)
+        except (StoreError, KeyError):
+            which = f"the latest run of {flow_cls.__name__}" if latest else "run"
+            raise ParameterError(
+                f"Cannot resume {which} {flow_cls.__name__}/{origin_id}: the value of its "
+                f"parameter {parameter.name!r} is not in the store {store.location}"
+                + (" (pick another run with --origin-run-id)." if latest else ".")
+            ) from None
+    return given
 
 
 def _step_options(node: StepNode, executor: str, extra: list[StepDecorator]) -> StepOptions:
@@ -207,8 +227,12 @@ def _open_run(
         small: list[tuple[str, bytes]] = []
         large: list[Encoded] = []
         base = _base_manifest(prepared, small, large)
+        # The parameters' blobs are stored before the run's row, never after: a run killed
+        # between the two would otherwise read as resumable and fail every resume.
         for encoded in large:
             store.blobs.put(encoded.key, encoded.chunks)
+        if small:
+            store.metadata.write_batch([], small, [])
         flow_name = prepared.flow_cls.__name__
         run_id = store.metadata.create_run(
             flow_name,

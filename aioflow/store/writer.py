@@ -76,6 +76,12 @@ class BatchWriter:
             self._blobs[key] = data
             self.wake()
 
+    def remember_blob(self, key: str, data: bytes) -> None:
+        """Cache a small blob that is stored already, so tasks read it without a query."""
+        if key not in self._cache:
+            self._cache[key] = data
+            self._cache_size += len(data)
+
     def update_run(self, run_id: int, **fields: Any) -> None:
         """Queue an update of the run's row."""
         self._runs.append((run_id, fields))
