@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+import traceback
 from pathlib import Path
+from types import TracebackType
 
 from .exceptions import FlowDefinitionError
 from .flowspec import FlowSpec
@@ -27,6 +29,26 @@ def flow_classes(module: object, module_name: str) -> list[type[FlowSpec]]:
         and obj.__module__ == module_name
     }
     return list(found)
+
+
+def _user_frames(tb: TracebackType | None) -> TracebackType | None:
+    """The traceback from the first frame that is not the import machinery's or this module's."""
+    while tb is not None and (
+        tb.tb_frame.f_code.co_filename == __file__
+        or tb.tb_frame.f_code.co_filename.startswith("<frozen importlib")
+    ):
+        tb = tb.tb_next
+    return tb
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback of an error raised importing a flow file, as `python flow.py` prints it.
+
+    The frames of importlib and of this loader are left out: they say nothing about the user's
+    code. A SyntaxError keeps its file, line, source line and caret.
+    """
+    tb = _user_frames(exc.__traceback__)
+    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip("\n")
 
 
 def load_flow(path: str | Path, flow_name: str | None = None) -> type[FlowSpec]:
@@ -56,7 +78,7 @@ def load_flow(path: str | Path, flow_name: str | None = None) -> type[FlowSpec]:
         raise
     except Exception as exc:
         del sys.modules[module_name]
-        raise FlowDefinitionError(f"Importing {file} failed: {type(exc).__name__}: {exc}") from exc
+        raise FlowDefinitionError(f"Importing {file} failed:\n{user_traceback(exc)}") from exc
     classes = flow_classes(module, module_name)
     if flow_name is not None:
         classes = [c for c in classes if c.__name__ == flow_name]

@@ -319,3 +319,37 @@ def test_not_a_python_file(tmp_path: Path) -> None:
     path = write(tmp_path, "flow.txt", flow_source("TextFlow"))
     with pytest.raises(FlowDefinitionError, match="not a Python file"):
         load_flow(path)
+
+
+# -- import errors ------------------------------------------------------------------------------
+
+
+def test_error_in_an_imported_module_shows_the_users_traceback(tmp_path: Path) -> None:
+    helper = unique("helper")
+    write(tmp_path, f"{helper}.py", 'settings = {}\nvalue = settings["missing"]\n')
+    path = write(tmp_path, "broken_import.py", f"import {helper}\n")
+
+    with pytest.raises(FlowDefinitionError) as info:
+        load_flow(path)
+
+    message = str(info.value)
+    assert f'File "{path.resolve()}", line 1, in <module>' in message
+    assert f'File "{tmp_path.resolve() / helper}.py", line 2, in <module>' in message
+    assert 'value = settings["missing"]' in message
+    assert message.rstrip().endswith("KeyError: 'missing'")
+    # The import machinery and the loader are no part of the user's story.
+    assert "importlib" not in message
+    assert "loader.py" not in message
+
+
+def test_syntax_error_shows_the_source_line_and_a_caret(tmp_path: Path) -> None:
+    path = write(tmp_path, "bad_syntax.py", "from aioflow import FlowSpec\nclass A(FlowSpec)\n")
+
+    with pytest.raises(FlowDefinitionError) as info:
+        load_flow(path)
+
+    lines = str(info.value).splitlines()
+    assert f'  File "{path.resolve()}", line 2' in lines
+    source_at = lines.index("    class A(FlowSpec)")
+    assert lines[source_at + 1].strip() == "^"
+    assert lines[-1].startswith("SyntaxError:")
