@@ -14,7 +14,9 @@ import linecache
 import os
 import pickle
 import sys
+import threading
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any
 
 import cloudpickle
@@ -98,12 +100,37 @@ _state: list[_WorkerState] = []  # this worker process's run (set once by `initi
 _setup_error: list[str] = []  # why `initialize` failed, reported by every task instead
 
 
-def initialize(setup: WorkerSetup) -> None:
-    """Pool initializer: load the flow class and open the store.
+def watch_lifeline(lifeline: Connection) -> None:
+    """End this process as soon as `lifeline` reads end-of-file: its run's process is gone.
+
+    A daemon thread blocks on the read, so a step busy in Python code (or hanging) is ended
+    too; `os._exit`, since nothing of a run that is gone deserves cleaning up.
+    """
+
+    def watch() -> None:
+        try:
+            while True:
+                lifeline.recv_bytes()  # nothing is ever sent: this returns only at EOF
+        except (EOFError, OSError):
+            pass
+        os._exit(EXIT_ORPHANED)
+
+    threading.Thread(target=watch, name="aioflow-lifeline", daemon=True).start()
+
+
+#: The exit status of a worker that ended because its run's process was gone.
+EXIT_ORPHANED = 70
+
+
+def initialize(setup: WorkerSetup, lifeline: Connection | None = None) -> None:
+    """Pool initializer: watch the run's process (`lifeline`), load the flow class and open the
+    store.
 
     A failure here is kept and raised by each task as WorkerSetupError: escaping from the
     initializer would only end the process, and the task would read as a crashed worker.
     """
+    if lifeline is not None:
+        watch_lifeline(lifeline)
     try:
         _initialize(setup)
     except Exception as exc:

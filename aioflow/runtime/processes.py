@@ -154,7 +154,14 @@ def _context() -> Any:
 
 
 class ProcessLane:
-    """Up to `size` worker processes owned by one run."""
+    """Up to `size` worker processes owned by one run.
+
+    Every worker holds the read end of the lane's lifeline, a pipe whose only write end is this
+    process's: when this process ends, however it ends (kill -9 included), each worker reads
+    end-of-file and exits (`process_worker.watch_lifeline`). Without it a worker, blocked on its
+    task queue (whose write end it holds itself), outlives its run, and so do the forkserver and
+    the resource tracker it keeps connected.
+    """
 
     def __init__(self, setup: WorkerSetup, size: int) -> None:
         self.setup = setup
@@ -162,13 +169,15 @@ class ProcessLane:
         self._idle: list[ProcessPoolExecutor] = []
         self._all: list[ProcessPoolExecutor] = []
         self._slots = anyio.Semaphore(self.size)
+        self._context = _context()
+        self._lifeline, self._holding = self._context.Pipe(duplex=False)
 
     def _new_worker(self) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(
             max_workers=1,
-            mp_context=_context(),
+            mp_context=self._context,
             initializer=process_worker.initialize,
-            initargs=(self.setup,),
+            initargs=(self.setup, self._lifeline),
         )
         self._all.append(pool)
         return pool
@@ -223,6 +232,8 @@ class ProcessLane:
         for pool in list(self._all):
             self._discard(pool, kill=True)
         self._idle.clear()
+        self._holding.close()
+        self._lifeline.close()
 
 
 __all__ = ["ProcessLane", "describe_exit", "pickle_flow", "unsaved_sources"]
