@@ -37,7 +37,7 @@ from .parameters import IncludeFile, JSONType, Parameter
 
 if TYPE_CHECKING:
     from .api import resume_flow, run_flow, run_flow_sync, start_flow
-    from .client import DataArtifact, Flow, Metaflow, Run, Step, Task
+    from .client import DataArtifact, Flow, Metaflow, Run, Step, Task, set_root
     from .client.namespaces import (
         default_namespace,
         get_namespace,
@@ -50,7 +50,9 @@ if TYPE_CHECKING:
 # defining a flow needs neither, and neither does a plain `import aioflow`.
 _LAZY_NAMES: dict[str, str] = {
     **dict.fromkeys(("resume_flow", "run_flow", "run_flow_sync", "start_flow"), ".api"),
-    **dict.fromkeys(("DataArtifact", "Flow", "Metaflow", "Run", "Step", "Task"), ".client"),
+    **dict.fromkeys(
+        ("DataArtifact", "Flow", "Metaflow", "Run", "Step", "Task", "set_root"), ".client"
+    ),
     **dict.fromkeys(
         ("default_namespace", "get_namespace", "namespace", "scoped_namespace"),
         ".client.namespaces",
@@ -115,6 +117,7 @@ __all__ = [
     "run_flow",
     "run_flow_sync",
     "scoped_namespace",
+    "set_root",
     "start_flow",
     "step",
     "timeout",

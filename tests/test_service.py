@@ -120,3 +120,18 @@ async def test_a_client_that_disconnects_cancels_its_run(aioflow_root: Path) -> 
     (run,) = list(Flow("ScoringFlow"))
     assert run.status == "cancelled" and not run.successful
     assert all(not task.finished for task in run["score"])
+
+
+async def test_runs_are_read_back_from_the_services_own_store(
+    aioflow_root: Path, tmp_path: Path
+) -> None:
+    # A store other than $AIOFLOW_ROOT's: the service writes and reads it through `root=`.
+    own = tmp_path / "service-store"
+    transport = httpx.ASGITransport(app=create_app(root=own))
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        answer = (await client.post("/score", json={"values": [1, 2], "scale": 3})).json()
+        again = await client.get(f"/runs/{answer['run'].split('/')[1]}")
+    assert again.status_code == 200, again.text
+    assert again.json() == {**answer, "status": "succeeded"}
+    assert [run.pathspec for run in Flow("ScoringFlow", root=own)] == [answer["run"]]
+    assert not aioflow_root.exists()

@@ -3,7 +3,8 @@
 `Flow("MyFlow").latest_run["end"].task.data.x`: each object is named by a pathspec
 (`Flow/run_id/step/task_id[/artifact]`), reads only the store, and sees what any process stored,
 including runs still in progress. Objects created from a parent share its store connection; the
-store is `$AIOFLOW_ROOT` (or `./.aioflow`), opened once per process and folder.
+store is the one `set_root` chose, else `$AIOFLOW_ROOT`, else the nearest `.aioflow` in the working
+folder or its parents (`root=` on any object names another), opened once per process and folder.
 
 Errors: a malformed pathspec raises InvalidPathspec (`Expects Run('FlowName/RunID')`), a missing
 object MetaflowNotFound (`Run('F/9') does not exist`; a KeyError, so `obj[child]` raises
@@ -21,7 +22,7 @@ Run) they look the class up in base. This package is the one place to import the
 from __future__ import annotations
 
 from .artifacts import DataArtifact, MetaflowArtifacts, MetaflowData
-from .base import MetaflowObject, shared_store
+from .base import MetaflowObject, set_root, shared_store
 from .flows import Flow, Metaflow
 from .runs import Run, Step
 from .tasks import MAX_ATTEMPTS as MAX_ATTEMPTS
@@ -37,6 +38,7 @@ __all__ = [
     "Run",
     "Step",
     "Task",
+    "set_root",
     "shared_store",
     "tasks_at",
 ]

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..store import Store
-from .base import MetaflowObject, _not_found, _parse, _upper
+from .base import MetaflowObject, StoreRoot, _not_found, _parse, _upper
 
 if TYPE_CHECKING:
     from .tasks import Task
@@ -81,12 +81,14 @@ class DataArtifact(MetaflowObject):
         pathspec: str,
         attempt: int | None = None,
         *,
+        root: StoreRoot | None = None,
         _store: Store | None = None,
         _task: Task | None = None,
     ) -> None:
         flow, run_id, step, task_id, name = _parse("DataArtifact", pathspec)
         if _task is None:
-            _task = _upper("Task")(f"{flow}/{run_id}/{step}/{task_id}", attempt, _store=_store)
+            task_pathspec = f"{flow}/{run_id}/{step}/{task_id}"
+            _task = _upper("Task")(task_pathspec, attempt, root=root, _store=_store)
         super().__init__(pathspec, _task._store)
         if name not in _task.manifest:
             raise _not_found(f"DataArtifact('{pathspec}')")

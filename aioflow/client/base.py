@@ -19,6 +19,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -64,17 +65,37 @@ def _time(ts: float | None) -> datetime | None:
 # -- the store ----------------------------------------------------------------------------------
 
 
+#: A store folder, as `root=` arguments and `set_root` take it.
+StoreRoot = str | os.PathLike[str]
+
+# A context variable, as the namespace: code doing several things at once (tests, services) can
+# read different stores side by side, and a block can switch for a while and switch back.
+_root: ContextVar[StoreRoot | None] = ContextVar("aioflow_root", default=None)
+
+
+def set_root(root: StoreRoot | None) -> Path:
+    """Read the store at `root` from now on (in this context), as `Flow(...)` etc. do by default.
+
+    `set_root(None)` goes back to finding it: $AIOFLOW_ROOT, else the nearest `.aioflow` in the
+    working folder or its parents. Returns the folder the client now reads. A `root=` argument
+    (`Flow("MyFlow", root=...)`) wins over it.
+    """
+    _root.set(root)
+    return resolve_root(root)
+
+
 _stores: OrderedDict[tuple[int, Path], tuple[int, Store]] = OrderedDict()
 _stores_lock = threading.Lock()
 
 
-def shared_store(root: str | os.PathLike[str] | None = None) -> Store:
-    """The store at `root` (default: $AIOFLOW_ROOT or ./.aioflow), opened once per process.
+def shared_store(root: StoreRoot | None = None) -> Store:
+    """The store at `root` (default: `set_root`'s, else as `resolve_root` finds it), opened once
+    per process.
 
     Raises StoreError naming the folder when there is no store there. A store folder deleted
     and made again is noticed (its database file is a new one) and reopened.
     """
-    path = resolve_root(root)
+    path = resolve_root(root if root is not None else _root.get())
     key = (os.getpid(), path)
     try:
         inode = os.stat(path / "metadata.db").st_ino
@@ -128,10 +149,10 @@ class MetaflowObject:
         super().__init_subclass__(**kwargs)
         _LEVELS.setdefault(cls.__name__, cls)  # the client's own classes are defined first
 
-    def __init__(self, pathspec: str, store: Store | None) -> None:
+    def __init__(self, pathspec: str, store: Store | None, root: StoreRoot | None = None) -> None:
         self.pathspec = pathspec
         self.id = pathspec.rsplit("/", 1)[-1]
-        self._store = store if store is not None else shared_store()
+        self._store = store if store is not None else shared_store(root)
 
     @property
     def path_components(self) -> list[str]:

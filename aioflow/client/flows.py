@@ -12,7 +12,15 @@ from datetime import datetime
 
 from ..exceptions import InvalidPathspec, MetaflowNamespaceMismatch, MetaflowNotFound
 from ..store import Store
-from .base import MetaflowObject, _not_found, _not_in_namespace, _parse, _time, shared_store
+from .base import (
+    MetaflowObject,
+    StoreRoot,
+    _not_found,
+    _not_in_namespace,
+    _parse,
+    _time,
+    shared_store,
+)
 from .namespaces import get_namespace
 from .runs import Run
 
@@ -20,10 +28,13 @@ _PAGE = 100
 
 
 class Metaflow:
-    """Every flow of the store: `Metaflow().flows`, `Metaflow()['MyFlow']`."""
+    """Every flow of the store: `Metaflow().flows`, `Metaflow()['MyFlow']`.
 
-    def __init__(self, *, _store: Store | None = None) -> None:
-        self._store = _store if _store is not None else shared_store()
+    `root=` reads the store in that folder instead of the default one (see `set_root`).
+    """
+
+    def __init__(self, *, root: StoreRoot | None = None, _store: Store | None = None) -> None:
+        self._store = _store if _store is not None else shared_store(root)
 
     @property
     def flows(self) -> list[Flow]:
@@ -52,11 +63,18 @@ class Metaflow:
 
 
 class Flow(MetaflowObject):
-    """All runs of one flow, newest first."""
+    """All runs of one flow, newest first (`root=`: of the store in that folder)."""
 
-    def __init__(self, pathspec: str, *, _store: Store | None = None, _checked: bool = False):
+    def __init__(
+        self,
+        pathspec: str,
+        *,
+        root: StoreRoot | None = None,
+        _store: Store | None = None,
+        _checked: bool = False,
+    ):
         _parse("Flow", pathspec)
-        super().__init__(pathspec, _store)
+        super().__init__(pathspec, _store, root)
         if _checked:
             return
         if self._store.metadata.latest_run_id(pathspec) is None:

@@ -17,6 +17,7 @@ from ..store import RunRecord, Store, TaskRecord
 from ..store.serde import unpack
 from .base import (
     MetaflowObject,
+    StoreRoot,
     _latest_attempts,
     _not_found,
     _not_in_namespace,
@@ -34,18 +35,19 @@ if TYPE_CHECKING:
 
 
 class Run(MetaflowObject):
-    """One run of a flow: its steps, its end task's data, its tags."""
+    """One run of a flow: its steps, its end task's data, its tags (`root=`: see `Flow`)."""
 
     def __init__(
         self,
         pathspec: str,
         *,
+        root: StoreRoot | None = None,
         _store: Store | None = None,
         _row: RunRecord | None = None,
         _flow: Flow | None = None,
     ) -> None:
         flow, run_id = _parse("Run", pathspec)
-        super().__init__(pathspec, _store)
+        super().__init__(pathspec, _store, root)
         self._flow = _flow
         if _row is None:
             _row = self._store.metadata.run(flow, int(run_id)) if run_id.isdigit() else None
@@ -207,17 +209,18 @@ class Run(MetaflowObject):
 
 
 class Step(MetaflowObject):
-    """One step of a run: its tasks, newest first."""
+    """One step of a run: its tasks, newest first (`root=`: see `Flow`)."""
 
     def __init__(
         self,
         pathspec: str,
         *,
+        root: StoreRoot | None = None,
         _store: Store | None = None,
         _run: Run | None = None,
     ) -> None:
         flow, run_id, _ = _parse("Step", pathspec)
-        run = _run if _run is not None else Run(f"{flow}/{run_id}", _store=_store)
+        run = _run if _run is not None else Run(f"{flow}/{run_id}", root=root, _store=_store)
         super().__init__(pathspec, run._store)
         self._run = run
         self._rows: list[TaskRecord] = []

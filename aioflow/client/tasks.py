@@ -19,6 +19,7 @@ from ..store.serde import unpack
 from .artifacts import DataArtifact, MetaflowArtifacts, MetaflowData
 from .base import (
     MetaflowObject,
+    StoreRoot,
     _latest_attempts,
     _not_found,
     _parse,
@@ -56,6 +57,7 @@ class Task(MetaflowObject):
         pathspec: str,
         attempt: int | None = None,
         *,
+        root: StoreRoot | None = None,
         _store: Store | None = None,
         _row: TaskRecord | None = None,
         _step: Step | None = None,
@@ -63,7 +65,7 @@ class Task(MetaflowObject):
     ) -> None:
         flow, run_id, step, task_id = _parse("Task", pathspec)
         self._attempt = _check_attempt(attempt)
-        super().__init__(pathspec, _store)
+        super().__init__(pathspec, _store, root)
         self._step = _step
         self._run = _run if _run is not None else (_step._run if _step is not None else None)
         if _row is None:

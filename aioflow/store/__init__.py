@@ -38,14 +38,34 @@ ROOT_ENV = "AIOFLOW_ROOT"
 DEFAULT_ROOT = ".aioflow"
 
 
+def find_store_above(start: Path) -> Path | None:
+    """The nearest `.aioflow` folder in `start` or its parents, as Metaflow finds `.metaflow`.
+
+    The search stops at a repository root (a folder holding `.git`) or the filesystem root, so
+    a store of an unrelated project higher up is never picked up.
+    """
+    for folder in (start, *start.parents):
+        candidate = folder / DEFAULT_ROOT
+        if candidate.is_dir():
+            return candidate
+        if (folder / ".git").exists():
+            return None
+    return None
+
+
 def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """The store folder: `root` if given, else $AIOFLOW_ROOT, else `./.aioflow`."""
+    """The store folder: `root` if given, else $AIOFLOW_ROOT, else the nearest `.aioflow`.
+
+    The nearest is found walking up from the working folder (`find_store_above`); when there
+    is none, `./.aioflow`, where the first run creates it.
+    """
     if root is not None:
         return Path(root).expanduser().absolute()
     env = os.environ.get(ROOT_ENV)
     if env:
         return Path(env).expanduser().absolute()
-    return Path.cwd() / DEFAULT_ROOT
+    cwd = Path.cwd()
+    return find_store_above(cwd) or cwd / DEFAULT_ROOT
 
 
 class Store:

@@ -56,7 +56,7 @@ def run_result(run: Run) -> dict[str, Any]:
 def create_app(
     root: str | os.PathLike[str] | None = None, listeners: Sequence[Listener] = ()
 ) -> FastAPI:
-    """The service, storing runs at `root` (default: $AIOFLOW_ROOT or ./.aioflow).
+    """The service, storing runs at `root` (default: $AIOFLOW_ROOT, else the nearest .aioflow).
 
     `listeners` receive every event of every run (for logs or metrics).
     """
@@ -94,9 +94,7 @@ def create_app(
     @app.get("/runs/{run_id}")
     async def read_run(run_id: str) -> dict[str, Any]:
         def read() -> dict[str, Any]:
-            from aioflow.store import Store
-
-            run = Run(f"ScoringFlow/{run_id}", _store=Store(root, create=False))
+            run = Run(f"ScoringFlow/{run_id}", root=root)
             return {**run_result(run), "status": run.status}
 
         try:
