@@ -196,8 +196,12 @@ class Task(MetaflowObject):
 
     @property
     def exception(self) -> ExceptionWrapper | None:
-        """The failure of the attempt: `.type` (module.Class), `.exception` (the message)."""
-        if not self._row.exception:
+        """The failure of the attempt: `.type` (module.Class), `.exception` (the message).
+
+        None for a task whose failure @catch handled, as in Metaflow: the exception is then
+        the value of the catch variable (`task.data.<var>`), not the task's.
+        """
+        if not self._row.exception or self._row.status == "caught":
             return None
         record = unpack(self._row.exception)
         return ExceptionWrapper(record["type"], record["message"], record["traceback"] or None)

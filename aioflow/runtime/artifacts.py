@@ -8,7 +8,7 @@ and keeps its parent's key without being decoded, hashed or copied.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from types import FunctionType, MethodType
 from typing import Any
 
@@ -57,16 +57,20 @@ def snapshot(
     large: LargeBlobSink,
     *,
     skip_unencodable: bool = False,
+    readonly: Collection[str] = (),
 ) -> dict[str, str]:
     """The task's manifest: `inherited` updated with every artifact in `attributes`.
 
     New blobs are appended to `small` or handed to `large`. Returns `inherited` itself when no
     key changed, so untouched manifests are shared, not copied. With `skip_unencodable` (used
     when the step already failed) values that cannot be encoded are left out instead of raising.
+    Names in `readonly` (parameters, class-level constants) are never stored by a task: as in
+    Metaflow, an in-place change to one (`self.SETTINGS["mode"] = "slow"`) lasts for the rest
+    of the step only, and the next step reads the run's value again.
     """
     changed: dict[str, str] | None = None
     for name, value in attributes.items():
-        if not is_artifact(name, value):
+        if name in readonly or not is_artifact(name, value):
             continue
         try:
             encoded = encode_artifact(name, value, step)

@@ -274,6 +274,7 @@ class TaskRun:
                 small,
                 self.env.put_large,
                 skip_unencodable=error is not None,
+                readonly=state.readonly,
             )
             if error is None and state.transition is not None and state.transition.items:
                 item_keys = encode_values(
@@ -293,6 +294,7 @@ class TaskRun:
                 small,
                 self.env.put_large,
                 skip_unencodable=True,
+                readonly=state.readonly,
             )
         info = None if error is None else _error_info(error)
         if info is not None:
