@@ -11,13 +11,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-from typer.testing import CliRunner
 
 from aioflow import FlowFailed, FlowSpec, Parameter, resume_flow, step
-from aioflow.cli import app
 from aioflow.cli.runs_table import HEADERS, format_duration
 from aioflow.client.namespaces import _namespace
 from aioflow.testing import run_in_temp_store
+from tests.helpers import invoke
 
 GATE: dict[str, anyio.Event] = {}
 
@@ -56,11 +55,6 @@ def _user(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     token = _namespace.set(None)
     yield
     _namespace.reset(token)
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def table(out: str) -> list[dict[str, str]]:

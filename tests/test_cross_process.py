@@ -21,13 +21,12 @@ from typing import Any, TypeVar
 
 import anyio
 import pytest
-from typer.testing import CliRunner
 
 from aioflow import Flow, Run, Step, resume_flow
-from aioflow.cli import app
 from aioflow.client.namespaces import _namespace
 from aioflow.exceptions import MetaflowNotFound, ParameterError, StoreError
 from aioflow.loader import load_flow
+from tests.helpers import invoke
 
 pytestmark = pytest.mark.timeout(90)
 T = TypeVar("T")
@@ -116,11 +115,6 @@ def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def running_task(run: Run) -> Any:

@@ -45,6 +45,7 @@ from aioflow.runtime.task import TaskSpec, timeout_error
 from aioflow.store import Store
 from aioflow.store.serde import unpack
 from aioflow.testing import run_in_temp_store
+from tests.helpers import wait_for_marker as wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -68,17 +69,6 @@ def mark(folder: str, name: str, text: str = "") -> None:
     tmp = Path(folder) / f".{name}.tmp"
     tmp.write_text(text)
     tmp.rename(Path(folder) / name)
-
-
-def wait_for(folder: str, name: str, timeout: float = DEADLINE) -> str:
-    """Wait for marker file `name` (another process writes it); TimeoutError at the deadline."""
-    path = Path(folder) / name
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"marker {name!r} never appeared in {folder}")
-        time.sleep(0.005)  # polling interval of the file, not a synchronisation delay
-    return path.read_text()
 
 
 async def wait_event(event: threading.Event) -> None:

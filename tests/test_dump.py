@@ -9,15 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import aioflow.cli.dump as dump_module
 from aioflow import FlowSpec, Run, step
-from aioflow.cli import app
 from aioflow.cli.dump import dump_task, peek_type, short_repr, summarize, type_name
 from aioflow.client.namespaces import _namespace
 from aioflow.store import SMALL
 from aioflow.testing import run_in_temp_store
+from tests.helpers import invoke
 
 LINE = re.compile(r"^(\S+) \[size: (\d+) type: (\S+)\](?: = (.*))?$")
 
@@ -74,11 +73,6 @@ def _everyone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 async def run(aioflow_root: Path) -> Run:
     return await run_in_temp_store(DumpFlow, aioflow_root)
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def parsed(out: str) -> dict[str, tuple[int, str, str | None]]:

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-from typer.testing import CliRunner
 
 from aioflow import FlowFailed, FlowSpec, Run, current, step
-from aioflow.cli import app
 from aioflow.client.namespaces import _namespace
 from aioflow.events import Event, LogLine
 from aioflow.testing import run_in_temp_store
+from tests.helpers import invoke
 
 WIDTH = 12  # tasks of each kind (sync, async) printing at once
 LINES = 60  # lines each of them prints to each stream
@@ -32,11 +31,6 @@ def _everyone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     token = _namespace.set(None)
     yield
     _namespace.reset(token)
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def plain(text: str) -> str:

@@ -14,13 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from aioflow import FlowSpec, Metaflow, Run, TaggingError, namespace, run_flow_sync, step
-from aioflow.cli import app
 from aioflow.client.namespaces import _UNSET, _namespace
 from aioflow.client.tags import MAX_USER_TAGS, format_tag_table, validate_tag, validate_tags
 from aioflow.exceptions import ParameterError
+from tests.helpers import invoke
 
 
 @pytest.fixture(autouse=True)
@@ -50,11 +49,6 @@ def run(aioflow_root: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
 def plain(text: str) -> str:
     """CLI output without rich's boxes and line wrapping."""
     return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 # -- system and user tags -----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from aioflow.exceptions import WorkerDied
 from aioflow.store import Store
 from aioflow.store.serde import unpack
 from aioflow.testing import run_in_temp_store
+from tests.helpers import wait_for_marker as wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -44,17 +45,6 @@ def mark(folder: str, name: str, text: str = "") -> None:
     tmp = Path(folder) / f".{name}.tmp"
     tmp.write_text(text)
     tmp.rename(Path(folder) / name)
-
-
-def wait_for(folder: str, name: str, timeout: float = DEADLINE) -> str:
-    """Wait until marker file `name` exists and return its text; TimeoutError at the deadline."""
-    path = Path(folder) / name
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"marker {name!r} never appeared in {folder}")
-        time.sleep(0.005)  # polling interval of the file, not a synchronisation delay
-    return path.read_text()
 
 
 def is_alive(pid: int) -> bool:

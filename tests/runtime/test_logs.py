@@ -6,7 +6,6 @@ between two writes of every other task, partial lines included.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import threading
 import types
@@ -21,35 +20,11 @@ from aioflow import FlowFailed, FlowSpec, Parameter, current, step
 from aioflow.client import Run
 from aioflow.events import Event, LogLine
 from aioflow.testing import run_in_temp_store
+from tests.helpers import Gate
 
 TIMEOUT = 10.0
 ROUNDS = 4
 WIDTH = 4  # foreach items per kind: WIDTH async tasks and WIDTH sync tasks per run
-
-
-class Gate:
-    """An event set from any thread, awaited on the loop or waited for in a worker thread."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        self._async = anyio.Event()
-        self._sync = threading.Event()
-
-    def set(self) -> None:
-        self._sync.set()
-        if threading.get_ident() == self._loop_thread:
-            self._async.set()
-        else:
-            self._loop.call_soon_threadsafe(self._async.set)
-
-    async def wait(self) -> None:
-        with anyio.fail_after(TIMEOUT):
-            await self._async.wait()
-
-    def wait_sync(self) -> None:
-        if not self._sync.wait(TIMEOUT):
-            raise TimeoutError("gate never opened")
 
 
 STATE = types.SimpleNamespace()

@@ -6,7 +6,6 @@ Synchronisation is done with gates (events settable from any thread), never with
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import threading
 import types
@@ -25,38 +24,11 @@ from aioflow.events import Event, RunFinished, TaskFailed, TaskFinished, TaskSta
 from aioflow.runtime.executors import InlineExecutor, registry
 from aioflow.store import Store
 from aioflow.testing import run_in_temp_store
+from tests.helpers import Gate
 
 TIMEOUT = 10.0
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-class Gate:
-    """An event set from any thread, awaited on the loop or waited for in a worker thread."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        self._async = anyio.Event()
-        self._sync = threading.Event()
-
-    def set(self) -> None:
-        self._sync.set()
-        if threading.get_ident() == self._loop_thread:
-            self._async.set()
-        else:
-            self._loop.call_soon_threadsafe(self._async.set)
-
-    def is_set(self) -> bool:
-        return self._sync.is_set()
-
-    async def wait(self) -> None:
-        with anyio.fail_after(TIMEOUT):
-            await self._async.wait()
-
-    def wait_sync(self) -> None:
-        if not self._sync.wait(TIMEOUT):
-            raise TimeoutError("gate never opened")
 
 
 class Meter:
