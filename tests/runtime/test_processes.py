@@ -542,6 +542,33 @@ async def test_a_failing_step_sent_by_value_shows_its_file_and_line(aioflow_root
     assert 'raise PlannedError("sent by value")' in trace
 
 
+async def test_a_failing_process_step_reports_its_traceback_once(aioflow_root: Path) -> None:
+    # The worker's stored stderr ends with the traceback; only TaskFailed may carry it to
+    # listeners, or the console prints it twice.
+    class TwiceFailFlow(FlowSpec):
+        @step
+        def start(self):
+            self.next(self.work)
+
+        @step(executor="process")
+        def work(self):
+            print("before the failure", file=sys.stderr)
+            raise PlannedError("reported once")
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+
+    events: list[Event] = []
+    with pytest.raises(FlowFailed) as info:
+        await run_in_temp_store(TwiceFailFlow, aioflow_root, listeners=[events.append])
+    printed = [e.line for e in events if isinstance(e, LogLine)]
+    assert printed == ["before the failure"]
+    stored = info.value.run["work"].task.stderr
+    assert stored.startswith("before the failure\nTraceback (most recent call last):")
+
+
 VANISHING_FLOW = """
 import linecache
 import os

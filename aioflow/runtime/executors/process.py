@@ -32,6 +32,7 @@ _ENV_FIELDS = (
     "origin_run_id",
     "max_num_splits",
     "catch_vars",
+    "project",
 )
 
 
@@ -110,8 +111,14 @@ class ProcessExecutor:
     def _from_reply(self, spec: TaskSpec, reply: TaskReply) -> TaskOutcome:
         pathspec = self.env.pathspec(spec)
         # A worker's lines arrive with its reply; emitted now, in order, before the task's end.
+        # The stored stderr of a failed task ends with its traceback (task.py adds it there,
+        # not as printed lines): TaskFailed carries it to listeners, so it is not emitted twice.
+        printed_stderr = reply.stderr
+        if reply.error is not None:
+            added = reply.error["traceback"].rstrip("\n").count("\n") + 1
+            printed_stderr = reply.stderr[: max(len(reply.stderr) - added, 0)]
         emit = self.context.emit
-        for stream, lines in (("stdout", reply.stdout), ("stderr", reply.stderr)):
+        for stream, lines in (("stdout", reply.stdout), ("stderr", printed_stderr)):
             for ts, line in lines:
                 emit(LogLine(pathspec, stream, line, timestamp=ts))
         log = TaskLog()
