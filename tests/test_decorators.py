@@ -422,9 +422,11 @@ class TimeoutFlow(FlowSpec):
     @timeout(seconds=0.3)
     @step
     def t_thread(self):
-        self.before = "lost with the abandoned thread"
+        self.before = "kept: set before the timeout"
+        print("printed before the timeout")
         STATE.thread_started.set()
         STATE.release_thread.wait(DEADLINE)
+        self.after = "lost: set after the timeout"
         STATE.thread_done.set()
         self.next(self.join)
 
@@ -485,10 +487,14 @@ async def test_timeouts_on_every_executor(aioflow_root: Path, marks: Path) -> No
     assert message.startswith("Step t_thread timed out after 0 hours, 0 minutes, 0.3 seconds")
     assert "abandoned" in message and 'executor="process"' in message
     assert STATE.thread_started.is_set() and not STATE.thread_done.is_set()
+    # As Metaflow: what it set and printed before the timeout is kept.
+    assert t_thread.data.before == "kept: set before the timeout"
+    assert t_thread.stdout == "printed before the timeout\n"
     STATE.release_thread.set()
     await wait_event(STATE.thread_done)
     t_thread = Run(run.pathspec, _store=Store(aioflow_root))["t_thread"].task
-    assert not t_thread.successful and "before" not in t_thread  # its late result is ignored
+    assert not t_thread.successful and "after" not in t_thread  # its late result is ignored
+    assert t_thread.data.before == "kept: set before the timeout"
 
     # process: the worker running the body was terminated.
     t_proc = run["t_proc"].task

@@ -7,12 +7,13 @@ what Metaflow documents (or its own resume tests check): class-level constants c
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from aioflow import FlowFailed, FlowSpec
+from aioflow import FlowFailed, FlowSpec, catch, step, timeout
 from aioflow.testing import run_in_temp_store
 
 MakeFlow = Callable[[str], type[FlowSpec]]
@@ -94,3 +95,40 @@ async def test_a_failed_task_keeps_its_exception(make_flow: MakeFlow, aioflow_ro
     exception = run["start"].task.exception
     assert exception is not None and exception.type == "builtins.ValueError"
 
+
+# -- item 3: a timed-out thread step keeps what it set and printed before the timeout ----------
+
+RELEASE = threading.Event()
+
+
+class TimedOutFlow(FlowSpec):
+    @catch(var="timed_out")
+    @timeout(seconds=0.5)
+    @step
+    def start(self):
+        self.started = True
+        print("working on it")
+        RELEASE.wait()  # released by the test once the run is over
+        self.finished_work = True
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.saw_started = self.started
+        self.saw_finished = getattr(self, "finished_work", None)
+
+
+async def test_a_timed_out_thread_step_keeps_its_artifacts_and_output(aioflow_root: Path) -> None:
+    RELEASE.clear()
+    try:
+        run = await run_in_temp_store(TimedOutFlow, aioflow_root)
+    finally:
+        RELEASE.set()  # let the abandoned thread end
+    start = run["start"].task
+    # Metaflow: `started` is an artifact of the timed-out task and flows on under @catch;
+    # the lines it printed are its stdout.
+    assert start.data.started is True and "finished_work" not in start
+    assert start.stdout == "working on it\n"
+    assert start.data.timed_out.type == "aioflow.exceptions.TimeoutException"
+    assert start.successful is False and start.exception is None
+    assert (run["end"].task.data.saw_started, run["end"].task.data.saw_finished) == (True, None)

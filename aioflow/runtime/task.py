@@ -197,6 +197,16 @@ def _error_info(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(exc, type(exc).__name__, str(exc), text)
 
 
+@dataclass(slots=True)
+class Frozen:
+    """What an abandoned attempt held when it was abandoned: its instance's attributes, its
+    manifest and its printed lines, copied so that its thread may go on changing the originals."""
+
+    attributes: dict[str, Any]
+    manifest: dict[str, str]
+    log: TaskLog
+
+
 class TaskRun:
     """One attempt of one task, from instance to outcome."""
 
@@ -217,6 +227,8 @@ class TaskRun:
         self.flow = env.task_cls._for_task(self.state)
         self.log = TaskLog(env.line_sink, env.pathspec(spec))
         self.context = TaskContext(env.run_context, spec.step, str(spec.task_id), spec.attempt)
+        #: set when the attempt's thread was abandoned (@timeout): its outcome is already made
+        self.abandoned = False
 
     def enter(self) -> tuple[Any, Any]:
         """Make this task current in the calling context."""
@@ -250,11 +262,30 @@ class TaskRun:
             or (transition is not None and transition.items is not None)
         )
 
-    def finish(self, error: BaseException | None) -> TaskOutcome:
-        """Check the transition and snapshot the artifacts; any thread."""
-        self.log.close()
+    def abandon(self) -> Frozen:
+        """Give up on a thread still running the body (@timeout) and copy what it holds now.
+
+        As Metaflow keeps a timed-out task's artifacts and output, the attempt's outcome is
+        what the instance held and what it printed at this moment. The copies are whole: under
+        the GIL, `dict()` of a dict with string keys and `list()` of a list run no Python code,
+        so the thread cannot change them halfway. A line still unterminated is left out.
+        """
+        self.abandoned = True
+        log = TaskLog()
+        log.stdout = list(self.log.stdout)
+        log.stderr = list(self.log.stderr)
+        return Frozen(dict(self.flow.__dict__), dict(self.state.manifest), log)
+
+    def finish(self, error: BaseException | None, frozen: Frozen | None = None) -> TaskOutcome:
+        """Check the transition and snapshot the artifacts (or what `frozen` copied); any
+        thread."""
         step = self.spec.step
         state = self.state
+        if frozen is None:
+            self.log.close()
+            attributes, inherited, log = self.flow.__dict__, state.manifest, self.log
+        else:
+            attributes, inherited, log = frozen.attributes, frozen.manifest, frozen.log
         if error is None and state.transition is None and self.node.type != "end":
             try:
                 check_against_graph(self.node, Transition(()))
@@ -263,13 +294,13 @@ class TaskRun:
         catch_var = self.env.catch_vars.get(step)
         if error is None and catch_var:
             # As Metaflow's @catch: a task that did not fail stores None in the catch variable.
-            self.flow.__dict__[catch_var] = None
+            attributes[catch_var] = None
         small: list[tuple[str, bytes]] = []
         item_keys = None
         try:
             manifest = snapshot(
-                self.flow.__dict__,
-                state.manifest,
+                attributes,
+                inherited,
                 step,
                 small,
                 self.env.put_large,
@@ -288,8 +319,8 @@ class TaskRun:
             error = exc
             small = []
             manifest = snapshot(
-                self.flow.__dict__,
-                state.manifest,
+                attributes,
+                inherited,
                 step,
                 small,
                 self.env.put_large,
@@ -301,9 +332,9 @@ class TaskRun:
             # The stored stderr ends with the traceback, as Metaflow's does. Added directly, not
             # as printed lines: the TaskFailed event already carries it to listeners.
             now = time.time()
-            self.log.stderr.extend((now, line) for line in info.traceback.rstrip("\n").split("\n"))
-        stdout_key = self._store_log(self.log.stdout, small)
-        stderr_key = self._store_log(self.log.stderr, small)
+            log.stderr.extend((now, line) for line in info.traceback.rstrip("\n").split("\n"))
+        stdout_key = self._store_log(log.stdout, small)
+        stderr_key = self._store_log(log.stderr, small)
         transition = state.transition if error is None else None
         record = None
         if transition is not None:
@@ -321,7 +352,7 @@ class TaskRun:
             spec=self.spec,
             manifest=manifest,
             small=small,
-            log=self.log,
+            log=log,
             transition=transition,
             item_keys=item_keys,
             error=info,
@@ -370,7 +401,17 @@ def timeout_error(spec: TaskSpec, seconds: float, note: str = "") -> TimeoutExce
 
 def run_sync_task(env: RunEnv, spec: TaskSpec) -> TaskOutcome:
     """Run a sync step's task start to finish in the calling (worker) thread."""
-    run = TaskRun(env, spec)
+    outcome = run_sync_attempt(TaskRun(env, spec))
+    assert outcome is not None  # nobody else holds the run, so nobody abandoned it
+    return outcome
+
+
+def run_sync_attempt(run: TaskRun) -> TaskOutcome | None:
+    """Run a prepared attempt's body and finish it in the calling (worker) thread.
+
+    None when the attempt was abandoned while its body ran (`TaskRun.abandon`): its outcome
+    was made from what it held then, and what the body did afterwards is not stored.
+    """
     tokens = run.enter()
     try:
         error: BaseException | None = None
@@ -378,7 +419,7 @@ def run_sync_task(env: RunEnv, spec: TaskSpec) -> TaskOutcome:
             run.call_body()
         except BaseException as exc:  # a step's failure, KeyboardInterrupt included, is data
             error = exc
-        return run.finish(error)
+        return None if run.abandoned else run.finish(error)
     finally:
         run.exit(tokens)
 

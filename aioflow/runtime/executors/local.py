@@ -9,8 +9,16 @@ from __future__ import annotations
 import anyio
 
 from ...decorators import StepOptions
-from ..task import TaskOutcome, TaskSpec, run_async_task, run_sync_task, timeout_error
-from .protocol import Done, ExecutorContext, failed_outcome
+from ..task import (
+    TaskOutcome,
+    TaskRun,
+    TaskSpec,
+    run_async_task,
+    run_sync_attempt,
+    run_sync_task,
+    timeout_error,
+)
+from .protocol import Done, ExecutorContext
 
 #: Added to the @timeout message of a sync step, whose thread goes on running.
 ABANDONED_NOTE = (
@@ -51,16 +59,21 @@ class ThreadExecutor:
         self.lane.submit(run_sync_task, (self.env, spec), done)
 
     async def attempt(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
-        """Run the body in a worker thread; past its @timeout the thread is abandoned."""
+        """Run the body in a worker thread; past its @timeout the thread is abandoned, and the
+        attempt keeps the artifacts it had set and the lines it had printed by then."""
         if options.timeout is None:
             return await self.lane.run(run_sync_task, self.env, spec)
+        run = TaskRun(self.env, spec)
         with anyio.move_on_after(options.timeout) as scope:
-            return await self.lane.run(run_sync_task, self.env, spec)
+            outcome = await self.lane.run(run_sync_attempt, run)
+            assert outcome is not None  # only this coroutine abandons the run
+            return outcome
         if scope.cancelled_caught:
             # A thread cannot be stopped: it is left to finish on its own, its result unused.
+            frozen = run.abandon()
             self.lane.abandon_one()
             error = timeout_error(spec, options.timeout, ABANDONED_NOTE)
-            return failed_outcome(self.env, spec, error)
+            return await self.lane.run(run.finish, error, frozen)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
