@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from .configs import ResolvedConfigs, is_deferred
 from .exceptions import InvalidValue, ParameterError, ReadOnlyArtifactError
 
 __all__ = ["IncludeFile", "JSONType", "JSONTypeClass", "Parameter", "ParameterContext"]
@@ -32,7 +33,8 @@ _BOOL_STATES |= {"0": False, "false": False, "f": False, "no": False, "n": False
 class ParameterContext(NamedTuple):
     """What a callable default receives: the run's flow, user and the parameter being evaluated.
 
-    Same fields as Metaflow's; `ds_type` is always "local" and `configs` is always None here.
+    Same fields as Metaflow's; `ds_type` is always "local" and `configs` holds the run's configs
+    by name (a `ConfigValue`).
     """
 
     flow_name: str
@@ -66,13 +68,26 @@ JSONType = JSONTypeClass()
 
 # The wording of a parameter's usage errors (an unknown name is `aioflow.parameters`'). The CLI's
 # own errors are worded the same way by click, which knows the option; these are for values that
-# reach `resolve_parameters`.
-def _invalid_value_error(param: Parameter, problem: str, origin: str = "") -> ParameterError:
-    return ParameterError(f"Invalid value for '--{param.name}'{origin}: {problem}")
+# reach `resolve_parameters`. A value given to `run_flow` is named as the keyword argument it was
+# given as, so a Python caller is not told about an option they never typed.
+def _given_as(param: Parameter, from_cli: bool) -> str:
+    return f"'--{param.name}'" if from_cli else f"keyword argument '{param.name.replace('-', '_')}'"
 
 
-def _missing_value_error(param: Parameter) -> ParameterError:
-    return ParameterError(f"Missing option '--{param.name}'.")
+def _invalid_value_error(
+    param: Parameter, problem: str, origin: str = "", from_cli: bool = True
+) -> ParameterError:
+    # A value a default computed was given as neither: name the parameter.
+    given_as = (
+        f"parameter '{param.name}'" if origin and not from_cli else _given_as(param, from_cli)
+    )
+    return ParameterError(f"Invalid value for {given_as}{origin}: {problem}")
+
+
+def _missing_value_error(param: Parameter, from_cli: bool = True) -> ParameterError:
+    if from_cli:
+        return ParameterError(f"Missing option '--{param.name}'.")
+    return ParameterError(f"Missing {_given_as(param, from_cli)}: the parameter is required.")
 
 
 def _describe(value: Any) -> str:
@@ -118,7 +133,7 @@ def _convert_value(kind: Any, value: Any) -> Any:
 def _infer_type(name: str, default: Any, given: Any) -> Any:
     """The parameter's type: `given`, else that of a non-callable default, else str."""
     if given is None:
-        if default is None or callable(default):
+        if default is None or callable(default) or is_deferred(default):
             return str
         if isinstance(default, (dict, list)):
             return JSONType
@@ -179,7 +194,9 @@ class Parameter:
         self.separator = separator or None
         self.kwargs = kwargs
         self.type_name = _CLI_TYPE_NAMES.get(self.type, "JSON")
-        string_default = default is None or callable(default) or isinstance(default, str)
+        string_default = (
+            default is None or callable(default) or isinstance(default, str) or is_deferred(default)
+        )
         if self.type_name == "JSON" and not string_default:
             try:
                 json.dumps(default)
@@ -237,21 +254,63 @@ class Parameter:
     def default_text(self) -> str | None:
         """The default as command-line text (JSON for `JSONType`); None when there is no
         default or it is callable (computed when the run starts)."""
-        if self.default is None or callable(self.default):
+        if self.default is None or callable(self.default) or is_deferred(self.default):
             return None
         return self._cli_text(self.default)
 
-    def _resolve(self, value: Any, ctx: ParameterContext) -> Any:
-        """The final value of the parameter given `value` (None when it was not given)."""
+    def env_names(self) -> list[str]:
+        """The environment variables that give the parameter's value when no value is given:
+        `AIOFLOW_RUN_<NAME>`, then `METAFLOW_RUN_<NAME>` (the name upper-cased, dashes as
+        underscores, as Metaflow's `run` reads them), unless the parameter names its own
+        `envvar`."""
+        own = self.kwargs.get("envvar")
+        if own:
+            return [own] if isinstance(own, str) else list(own)
+        key = self.name.upper().replace("-", "_")
+        return [f"AIOFLOW_RUN_{key}", f"METAFLOW_RUN_{key}"]
+
+    def env_value(self) -> str | None:
+        """The value the environment gives the parameter (see `env_names`), or None."""
+        for name in self.env_names():
+            value = os.environ.get(name)
+            if value is not None:
+                return value
+        return None
+
+    def _resolve(
+        self,
+        value: Any,
+        ctx: ParameterContext,
+        configs: ResolvedConfigs | None = None,
+        from_cli: bool = True,
+    ) -> Any:
+        """The final value of the parameter given `value` (None when it was not given); a
+        default taken from a Config is evaluated against the run's `configs`. Errors name the
+        option (`from_cli`) or the keyword argument of `run_flow`."""
         origin = ""
+        if value is None and is_deferred(self.default):
+            if configs is None:
+                raise ParameterError(
+                    f"The default of the Parameter *{self.name}* uses a Config, but the run "
+                    "resolved none."
+                )
+            default = configs.evaluate(self.default)
+            if default is None:
+                return None
+            kind = self.type if self.type is not str else _infer_type(self.name, default, None)
+            try:
+                return _convert_value(kind, default)
+            except InvalidValue as exc:
+                raise _invalid_value_error(self, str(exc), " (as given by its Config)") from None
         if value is None:
             if self.default is None:
                 if self.required:
-                    raise _missing_value_error(self)
+                    raise _missing_value_error(self, from_cli)
                 return None
             value = self.default
             if not callable(value):  # converted exactly as the CLI converts it
                 value = self._cli_text(value)
+                origin = "" if from_cli else " (its default)"
             else:
                 origin = " (as returned by its default function)"
                 try:
@@ -266,7 +325,7 @@ class Parameter:
         try:
             return self._convert(value)
         except InvalidValue as exc:
-            raise _invalid_value_error(self, str(exc), origin) from None
+            raise _invalid_value_error(self, str(exc), origin, from_cli) from None
 
     def _cli_text(self, value: Any) -> str:
         if isinstance(self.type, JSONTypeClass) and not isinstance(value, str):

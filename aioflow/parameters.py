@@ -12,12 +12,14 @@ does not import click.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import sys
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .configs import Config, ResolvedConfigs
 from .decorators import is_step
 from .exceptions import InvalidValue, ParameterError
 from .parameter_declarations import (
@@ -60,9 +62,13 @@ FLOWSPEC_ATTRIBUTES = frozenset(
 def _unknown_parameter_error(
     key: str, flow_name: str, params: list[Parameter], from_cli: bool
 ) -> ParameterError:
-    shown = ", ".join(("--" if from_cli else "") + param.name for param in params)
+    prefix = "--" if from_cli else ""
+    names = [param.name if from_cli else param.name.replace("-", "_") for param in params]
+    shown = ", ".join(prefix + name for name in names)
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
     return ParameterError(
-        f"Unknown parameter '{key}' for flow {flow_name}. "
+        f"Unknown parameter '{key}' for flow {flow_name}.{hint} "
         + (f"Valid parameters are: {shown}." if shown else "The flow has no parameters.")
     )
 
@@ -136,6 +142,7 @@ _NOT_CONSTANT: tuple[type, ...] = (
     types.ModuleType,
 )
 _NOT_CONSTANT += (property, classmethod, staticmethod, functools.cached_property, type, Parameter)
+_NOT_CONSTANT += (Config,)
 
 
 def flow_constants(flow_cls: type, base_cls: type) -> dict[str, object]:
@@ -165,6 +172,7 @@ def resolve_parameters(
     user_name: str,
     from_cli: bool,
     logger: Callable[..., None] | None = None,
+    configs: ResolvedConfigs | None = None,
 ) -> dict[str, Any]:
     """Final values of every parameter of `flow_cls`, keyed by attribute name.
 
@@ -173,6 +181,10 @@ def resolve_parameters(
     from `run_flow`. Missing values take the default (a callable default is called once, with a
     `ParameterContext`); every value is converted to the parameter's type. Raises
     `ParameterError` for unknown names, missing required parameters and invalid values.
+
+    A parameter given no value takes it from the environment first (`Parameter.env_names`:
+    `AIOFLOW_RUN_<NAME>`, `METAFLOW_RUN_<NAME>`), then from its default, which may use the
+    run's `configs`. (On the command line click reads the same variables.)
     """
     params = flow_parameters(flow_cls)
     by_key = {_norm(param.name): param for _, param in params}
@@ -185,5 +197,20 @@ def resolve_parameters(
             if param.name in values:
                 raise ParameterError(f"Parameter '{param.name}' is given twice.")
             values[param.name] = value
-    ctx = ParameterContext(flow_name, user_name, "", logger or _stderr_logger, "local")
-    return {attr: param._resolve(values.get(param.name), ctx) for attr, param in params}
+    for _, param in params:
+        if param.name not in values:
+            from_env = param.env_value()
+            if from_env is not None:
+                values[param.name] = from_env
+    ctx = ParameterContext(
+        flow_name,
+        user_name,
+        "",
+        logger or _stderr_logger,
+        "local",
+        configs.as_config_value() if configs is not None else None,
+    )
+    return {
+        attr: param._resolve(values.get(param.name), ctx, configs, from_cli)
+        for attr, param in params
+    }

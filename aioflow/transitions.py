@@ -133,7 +133,8 @@ def _foreach_items(
         raise TransitionError(
             f"Foreach in step *{step}* yielded {len(items)} child steps which is more "
             f"than the current maximum of {max_splits} children. You can raise the "
-            "maximum with the --max-num-splits option. "
+            "maximum with --max-num-splits on the command line, or max_num_splits= in "
+            "run_flow()."
         )
     return items
 

@@ -112,11 +112,11 @@ async def test_run_flow_sync_inside_a_running_loop_raises(aioflow_root: Path) ->
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
-        ({"req_x": 1, "bogus": 2}, ["'bogus'", "alpha, req-x, label"]),
-        ({"req_x": 1, "alpha": "x"}, ["'--alpha'", "'x'", "integer"]),
-        ({"req_x": "many"}, ["'--req-x'", "'many'"]),
-        ({}, ["Missing option '--req-x'"]),
-        ({"alpha": 2}, ["Missing option '--req-x'"]),
+        ({"req_x": 1, "bogus": 2}, ["'bogus'", "alpha, req_x, label"]),
+        ({"req_x": 1, "alpha": "x"}, ["keyword argument 'alpha'", "'x'", "integer"]),
+        ({"req_x": "many"}, ["keyword argument 'req_x'", "'many'"]),
+        ({}, ["Missing keyword argument 'req_x'"]),
+        ({"alpha": 2}, ["Missing keyword argument 'req_x'"]),
     ],
     ids=["unknown", "wrong-type", "wrong-type-required", "missing", "missing-with-other"],
 )

@@ -309,7 +309,8 @@ async def test_foreach_with_too_many_splits(make_flow: MakeFlow, aioflow_root: P
     msg = await next_error(make_flow, aioflow_root, FOREACH, max_num_splits=2)
     assert msg == (
         "Foreach in step *start* yielded 3 child steps which is more than the current maximum "
-        "of 2 children. You can raise the maximum with the --max-num-splits option. "
+        "of 2 children. You can raise the maximum with --max-num-splits on the command line, "
+        "or max_num_splits= in run_flow()."
     )
 
 

@@ -145,12 +145,32 @@ def test_python_values_are_accepted_when_they_convert() -> None:
 @pytest.mark.parametrize(
     ("kind", "value", "message"),
     [
-        (int, 2.5, "Invalid value for '--p': 2.5 (of type float) is not a valid integer."),
-        (int, True, "Invalid value for '--p': True (of type bool) is not a valid integer."),
-        (float, False, "Invalid value for '--p': False (of type bool) is not a valid float."),
-        (bool, 1, "Invalid value for '--p': 1 (of type int) is not a valid boolean."),
-        (str, 5, "Invalid value for '--p': 5 (of type int) is not a valid string."),
-        (float, [1], "Invalid value for '--p': [1] (of type list) is not a valid float."),
+        (
+            int,
+            2.5,
+            "Invalid value for keyword argument 'p': 2.5 (of type float) is not a valid integer.",
+        ),
+        (
+            int,
+            True,
+            "Invalid value for keyword argument 'p': True (of type bool) is not a valid integer.",
+        ),
+        (
+            float,
+            False,
+            "Invalid value for keyword argument 'p': False (of type bool) is not a valid float.",
+        ),
+        (
+            bool,
+            1,
+            "Invalid value for keyword argument 'p': 1 (of type int) is not a valid boolean.",
+        ),
+        (str, 5, "Invalid value for keyword argument 'p': 5 (of type int) is not a valid string."),
+        (
+            float,
+            [1],
+            "Invalid value for keyword argument 'p': [1] (of type list) is not a valid float.",
+        ),
     ],
 )
 def test_wrong_python_types_are_errors(kind: type, value: Any, message: str) -> None:
@@ -165,7 +185,11 @@ def test_defaults_are_converted_like_cli_values() -> None:
     )
     assert resolve(flow) == {"a": 2.0, "b": "5", "c": 7}
     bad = make_flow(p=Parameter("p", default="x", type=int))
-    assert error_of(bad) == "Invalid value for '--p': 'x' is not a valid integer."
+    assert (
+        error_of(bad)
+        == "Invalid value for parameter 'p' (its default): 'x' is not a valid integer."
+    )
+    assert error_of(bad, from_cli=True) == "Invalid value for '--p': 'x' is not a valid integer."
 
 
 # --- JSONType -----------------------------------------------------------------------------------
@@ -186,7 +210,7 @@ def test_bad_json_is_an_error() -> None:
         "Invalid value for '--cfg': '{bad' is not a valid JSON object."
     )
     assert error_of(flow, cfg={1, 2}) == (
-        "Invalid value for '--cfg': {1, 2} (of type set) is not a valid JSON object."
+        "Invalid value for keyword argument 'cfg': {1, 2} (of type set) is not a valid JSON object."
     )
 
 
@@ -212,7 +236,7 @@ def test_separator_splits_strings() -> None:
     assert resolve(flow, items="") == {"items": ""}  # Metaflow: an empty value is not split
     assert resolve(flow, items=("p", "q")) == {"items": ["p", "q"]}
     assert error_of(flow, items=["p", 1]) == (
-        "Invalid value for '--items': 1 (of type int) is not a valid string."
+        "Invalid value for keyword argument 'items': 1 (of type int) is not a valid string."
     )
 
 
@@ -287,7 +311,7 @@ def test_callable_default_errors() -> None:
     assert isinstance(info.value.__cause__, RuntimeError)
     flow = make_flow(p=Parameter("p", type=int, default=lambda ctx: [1]))
     assert error_of(flow) == (
-        "Invalid value for '--p' (as returned by its default function): "
+        "Invalid value for parameter 'p' (as returned by its default function): "
         "[1] (of type list) is not a valid integer."
     )
     assert resolve(make_flow(p=Parameter("p", default=lambda ctx: None))) == {"p": None}
@@ -296,10 +320,14 @@ def test_callable_default_errors() -> None:
 # --- required, missing, unknown ----------------------------------------------------------------
 
 
+MISSING_ALPHA = "Missing keyword argument 'alpha': the parameter is required."
+
+
 def test_required_and_missing_values() -> None:
     flow = make_flow(a=Parameter("alpha", type=float, required=True), b=Parameter("beta"))
-    assert error_of(flow) == "Missing option '--alpha'."
-    assert error_of(flow, alpha=None) == "Missing option '--alpha'."  # None means not given
+    assert error_of(flow) == MISSING_ALPHA
+    assert error_of(flow, alpha=None) == MISSING_ALPHA  # None means not given
+    assert error_of(flow, from_cli=True) == "Missing option '--alpha'."
     assert resolve(flow, alpha=1.5) == {"a": 1.5, "b": None}
     with_default = make_flow(a=Parameter("alpha", default=0.1, required=True))
     assert resolve(with_default) == {"a": 0.1}  # Metaflow: a default makes required moot
@@ -309,6 +337,10 @@ def test_unknown_names_list_the_valid_ones() -> None:
     flow = make_flow(a=Parameter("alpha", default=1), b=Parameter("beta", default=2))
     assert error_of(flow, gamma=3) == (
         "Unknown parameter 'gamma' for flow TestFlow. Valid parameters are: alpha, beta."
+    )
+    assert error_of(flow, alpah=3) == (
+        "Unknown parameter 'alpah' for flow TestFlow. Did you mean 'alpha'? "
+        "Valid parameters are: alpha, beta."
     )
     assert error_of(flow, from_cli=True, gamma="3") == (
         "Unknown parameter 'gamma' for flow TestFlow. Valid parameters are: --alpha, --beta."
@@ -367,19 +399,21 @@ def test_include_file_default_and_errors(tmp_path: pathlib.Path) -> None:
     assert error_of(flow, from_cli=True, doc=missing) == (
         f"Invalid value for '--doc': IncludeFile: could not open file '{missing}' for reading"
     )
-    assert error_of(make_flow(doc=IncludeFile("doc", required=True))) == "Missing option '--doc'."
+    assert error_of(make_flow(doc=IncludeFile("doc", required=True))) == (
+        "Missing keyword argument 'doc': the parameter is required."
+    )
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\xfe\xfa")
     assert error_of(flow, doc=str(bad)) == (
-        f"Invalid value for '--doc': IncludeFile: file '{bad}' is not valid utf-8"
+        f"Invalid value for keyword argument 'doc': IncludeFile: file '{bad}' is not valid utf-8"
     )
     assert error_of(flow, doc="s3://bucket/key") == (
-        "Invalid value for '--doc': IncludeFile: only local files can be included "
+        "Invalid value for keyword argument 'doc': IncludeFile: only local files can be included "
         "(given 's3://bucket/key')"
     )
     assert (
         error_of(flow, doc=3)
-        == "Invalid value for '--doc': 3 (of type int) is not a valid file path."
+        == "Invalid value for keyword argument 'doc': 3 (of type int) is not a valid file path."
     )
     with pytest.raises(ParameterError, match="unknown encoding 'klingon'"):
         IncludeFile("doc", encoding="klingon")
