@@ -3,13 +3,27 @@
 `sys.stdout` and `sys.stderr` are wrapped by a proxy while any run is active. A write looks up
 the task log of the calling context (a context variable each task sets in its own worker thread
 or coroutine): inside a task the text goes to that task's log, line by line with timestamps;
-outside, straight through to the stream that was there before. Text a step prints from threads
-it starts itself has no task context and goes straight through to the console.
+outside, straight through to the stream that was there before.
+
+`logging` handlers that write to the standard streams (a `StreamHandler` configured at import
+time holds the stream of that moment, not the proxy) get a proxy of their own for as long:
+records a task logs land in its stderr (or stdout) formatted as the user configured, and records
+logged outside a task reach the handler's stream as before. Nothing else of the user's logging
+configuration changes, and each handler gets its stream back when the capture ends.
+
+The capture lasts while a run is active or a task body is still running: a thread abandoned by a
+run that has returned keeps printing into its own log, which nobody reads any more, rather than
+into the host's terminal. Text written from threads a step starts itself has no task context
+and goes straight through to the console; so do records those threads log. Output written
+below Python (subprocesses, C code) is captured by the process executor only
+(`runtime/fd_capture.py`): file descriptors are per process, and threads share them.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -28,7 +42,7 @@ class TaskLog:
     printed.
     """
 
-    __slots__ = ("_partial", "_sink", "_source", "stderr", "stdout")
+    __slots__ = ("_partial", "_sink", "_source", "before_write", "stderr", "stdout")
 
     def __init__(self, sink: LineSink | None = None, source: str = "") -> None:
         self.stdout: list[tuple[float, str]] = []
@@ -36,9 +50,18 @@ class TaskLog:
         self._partial: dict[str, str] | None = None  # unterminated last lines, once any
         self._sink = sink
         self._source = source
+        #: Called before each `write`, to `append` what was written elsewhere first (output of
+        #: subprocesses, see `fd_capture.py`), so that the lines keep the order they had.
+        self.before_write: Callable[[], None] | None = None
 
     def write(self, stream: str, text: str) -> None:
         """Add printed text; complete lines are recorded and passed to the sink."""
+        if self.before_write is not None:
+            self.before_write()
+        self.append(stream, text)
+
+    def append(self, stream: str, text: str) -> None:
+        """`write` without calling `before_write`."""
         partial = self._partial
         if partial is None:
             partial = self._partial = {"stdout": "", "stderr": ""}
@@ -76,22 +99,31 @@ _active_log: ContextVar[TaskLog | None] = ContextVar("aioflow_task_log", default
 
 
 def set_task_log(log: TaskLog | None) -> Any:
-    """Route this context's prints to `log`; returns a token for `reset_task_log`."""
+    """Route this context's prints to `log`; returns a token for `reset_task_log`.
+
+    The capture stays installed until then, even if every run has ended meanwhile: a task body
+    its run abandoned must not print into the host.
+    """
+    if log is not None:
+        _hold()
     return _active_log.set(log)
 
 
 def reset_task_log(token: Any) -> None:
     """Undo `set_task_log`."""
+    held = _active_log.get() is not None
     _active_log.reset(token)
+    if held:
+        _release()
 
 
 class StreamProxy(CapturingStream):
-    """Stands in for sys.stdout / sys.stderr while runs are active."""
+    """Stands in for sys.stdout / sys.stderr (or a logging handler's stream) while runs are
+    active: `name` is the task log's stream that receives what a task writes."""
 
     def __init__(self, name: str, original: TextIO) -> None:
         super().__init__(original)
         self._name = name
-        self.users = 0
 
     def write(self, text: str) -> int:
         """Write to the calling task's log, or through to the original stream."""
@@ -119,21 +151,83 @@ class StreamProxy(CapturingStream):
         return getattr(self.original, name)
 
 
+_lock = threading.Lock()
+_holders = 0  # active runs, plus task bodies still running
+_redirected: list[tuple[logging.StreamHandler[Any], StreamProxy]] = []
+
+
 def install() -> None:
-    """Wrap sys.stdout and sys.stderr (counted: every install needs an uninstall)."""
-    for name in ("stdout", "stderr"):
-        current = getattr(sys, name)
-        if not isinstance(current, StreamProxy):
-            current = StreamProxy(name, current)
-            setattr(sys, name, current)
-        current.users += 1
+    """Wrap sys.stdout and sys.stderr, and the logging handlers that write to them.
+
+    Counted: every install needs an uninstall. Each run installs, so that streams replaced
+    between runs (a test's capture, a notebook cell's) are wrapped too.
+    """
+    global _holders
+    with _lock:
+        _holders += 1
+        for name in ("stdout", "stderr"):
+            current = getattr(sys, name)
+            if not isinstance(current, StreamProxy):
+                setattr(sys, name, StreamProxy(name, current))
+        _redirect_handlers()
 
 
 def uninstall() -> None:
-    """Undo one `install`; the last one puts the original streams back."""
-    for name in ("stdout", "stderr"):
-        current = getattr(sys, name)
-        if isinstance(current, StreamProxy):
-            current.users -= 1
-            if current.users <= 0:
+    """Undo one `install`; the last holder puts the original streams and handlers back."""
+    _release()
+
+
+def _hold() -> None:
+    global _holders
+    with _lock:
+        _holders += 1
+
+
+def _release() -> None:
+    global _holders
+    with _lock:
+        _holders -= 1
+        if _holders > 0:
+            return
+        for name in ("stdout", "stderr"):
+            current = getattr(sys, name)
+            if isinstance(current, StreamProxy):
                 setattr(sys, name, current.original)
+        for handler, proxy in _redirected:
+            if handler.stream is proxy:  # else the user gave it another stream meanwhile
+                handler.setStream(proxy.original)
+        _redirected.clear()
+
+
+def _standard_streams() -> dict[int, str]:
+    """The stream objects behind stdout and stderr (by id), with the log stream they feed."""
+    streams: dict[int, str] = {}
+    for name in ("stdout", "stderr"):
+        for stream in (getattr(sys, f"__{name}__"), getattr(sys, name)):
+            if stream is None:  # no console (pythonw)
+                continue
+            streams[id(stream)] = name
+            if isinstance(stream, StreamProxy):
+                streams[id(stream.original)] = name
+    return streams
+
+
+def _redirect_handlers() -> None:
+    """Give each logging handler that writes to a standard stream a proxy of that stream.
+
+    Only the handler's stream changes, and only until the capture ends; levels, formatters,
+    filters and the logger tree stay as the user set them.
+    """
+    streams = _standard_streams()
+    loggers: list[Any] = [logging.getLogger(), *list(logging.Logger.manager.loggerDict.values())]
+    for logger in loggers:
+        for handler in list(getattr(logger, "handlers", ())):  # a PlaceHolder has none
+            if not isinstance(handler, logging.StreamHandler):
+                continue
+            stream = handler.stream
+            name = streams.get(id(stream))
+            if name is None or isinstance(stream, StreamProxy):
+                continue
+            proxy = StreamProxy(name, stream)
+            handler.setStream(proxy)
+            _redirected.append((handler, proxy))

@@ -27,6 +27,7 @@ from ..store import Store
 from ..store.serde import Buffer
 from ..transitions import Transition
 from . import logs
+from .fd_capture import capture_descriptors
 from .task import RunEnv, TaskOutcome, TaskRun, TaskSpec
 
 
@@ -193,9 +194,10 @@ def run_task(request: TaskRequest) -> TaskReply:
         try:
             error: BaseException | None = None
             try:
-                result = run.call_body()
-                if asyncio.iscoroutine(result):
-                    asyncio.run(result)
+                with capture_descriptors(run.log):  # a subprocess's output is the task's too
+                    result = run.call_body()
+                    if asyncio.iscoroutine(result):
+                        asyncio.run(result)
             except BaseException as exc:
                 error = exc
             outcome = run.finish(error)
