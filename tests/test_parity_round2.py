@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from aioflow import FlowFailed, FlowSpec, catch, step, timeout
+from aioflow import FlowFailed, FlowSpec, catch, resume_flow, step, timeout
+from aioflow.client import Task
 from aioflow.testing import run_in_temp_store
 
 MakeFlow = Callable[[str], type[FlowSpec]]
@@ -132,3 +133,69 @@ async def test_a_timed_out_thread_step_keeps_its_artifacts_and_output(aioflow_ro
     assert start.data.timed_out.type == "aioflow.exceptions.TimeoutException"
     assert start.successful is False and start.exception is None
     assert (run["end"].task.data.saw_started, run["end"].task.data.saw_finished) == (True, None)
+
+
+# -- item 4: a resumed run's metadata, as Metaflow's resume tests read it -----------------------
+
+FAIL_AT_END = {"on": True}
+
+
+class ResumeAtEndFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = [1, 2, 3]
+        print("splitting")
+        self.next(self.square, foreach="items")
+
+    @step
+    def square(self):
+        self.value = self.input**2
+        self.next(self.gather)
+
+    @step
+    def gather(self, inputs):
+        self.total = sum(i.value for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        if FAIL_AT_END["on"]:
+            raise RuntimeError("failing at end")
+
+
+ORIGIN_KEYS = {"origin-run-id", "origin-task-id"}
+
+
+async def test_resumed_metadata_matches_the_origin(aioflow_root: Path) -> None:
+    FAIL_AT_END["on"] = True
+    with pytest.raises(FlowFailed) as info:
+        await run_in_temp_store(ResumeAtEndFlow, aioflow_root)
+    origin = info.value.run
+    assert origin is not None
+    FAIL_AT_END["on"] = False
+    resumed = await resume_flow(ResumeAtEndFlow, root=aioflow_root, quiet=True)
+    assert resumed.successful
+
+    cloned = 0
+    for step_ in resumed:
+        for task in step_:
+            meta = task.metadata_dict
+            # Every task of a resumed run names the run it resumed.
+            assert meta["origin-run-id"] == origin.id
+            if step_.id == "end":
+                # Re-executed: it has no origin task.
+                assert "origin-task-id" not in meta
+                assert task.origin_pathspec is None
+                continue
+            # A clone's metadata is its origin's, apart from the origin keys.
+            assert task.origin_pathspec is not None
+            theirs = Task(task.origin_pathspec).metadata_dict
+            assert meta["origin-task-id"] == theirs_id(task.origin_pathspec)
+            assert {k: v for k, v in meta.items() if k not in ORIGIN_KEYS} == theirs
+            cloned += 1
+    assert cloned == 1 + 3 + 1  # start, three squares, gather
+
+
+def theirs_id(pathspec: str) -> str:
+    """The task id of a pathspec."""
+    return pathspec.rsplit("/", 1)[1]

@@ -412,7 +412,8 @@ async def test_resume_keeps_parameters_and_clones_the_successful_attempt(
     clone = next(t for t in run["work"] if t.index == 1)
     assert clone.origin_pathspec == origin_task.pathspec
     assert clone.stdout == "attempt 1 of 1\n"  # the successful attempt's output
-    assert clone.current_attempt == 0 and clone.metadata_dict["attempt"] == "0"
+    # As Metaflow: a clone is its origin's attempt (its metadata is the origin's).
+    assert clone.current_attempt == 1 and clone.metadata_dict["attempt"] == "1"
 
 
 async def test_resume_defaults_to_the_latest_run_not_the_latest_resume(aioflow_root: Path) -> None:

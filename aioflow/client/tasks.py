@@ -238,7 +238,8 @@ class Task(MetaflowObject):
         attempt, attempt_ok, status, started-at / finished-at (ISO 8601, UTC), parents (task
         ids), foreach-indices and foreach-execution-path (`step:index,...`), split-path (every
         enclosing split, static ones too), origin-run-id and origin-task-id (in a resumed
-        run; the task id only for clones), ds-type and ds-root (the store).
+        run; the task id only for clones), ds-type and ds-root (the store). As in Metaflow, a
+        clone's metadata is its origin's apart from those two origin keys.
         """
         row = self._row
         meta = {"attempt": str(row.attempt), "status": str(row.status)}
@@ -263,7 +264,6 @@ class Task(MetaflowObject):
             meta["origin-run-id"] = str(origin_run)
         if row.origin:
             meta["origin-task-id"] = str(row.origin).rsplit("/", 1)[-1]
-            meta["origin-pathspec"] = str(row.origin)
         meta["ds-type"] = "aioflow"
         meta["ds-root"] = str(self._store.root)
         return meta

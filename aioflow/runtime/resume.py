@@ -6,6 +6,10 @@ than once there (a recursive switch loop), the same occurrence. Task ids play no
 copies no artifact: it reuses the origin task's manifest, logs and recorded transition, so its
 children are spawned exactly as the origin's were. The named step, and every step downstream of
 it, always re-runs.
+
+As in Metaflow, a clone's metadata is its origin's (attempt, times, place), apart from the keys
+naming the origin (`origin-run-id`, `origin-task-id`); a task that re-runs has the run's
+`origin-run-id` only.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ class OriginTask:
     stderr: str | None
     transition: bytes | None
     status: str
+    attempt: int
+    started_at: float | None
+    finished_at: float | None
 
 
 def downstream(graph: FlowGraph, step: str) -> set[str]:
@@ -70,7 +77,15 @@ class Origin:
             place = (row.step, tuple(f[2] for f in frames))
             self._tasks[place].append(
                 OriginTask(
-                    row.task_id, row.manifest, row.stdout, row.stderr, row.transition, row.status
+                    row.task_id,
+                    row.manifest,
+                    row.stdout,
+                    row.stderr,
+                    row.transition,
+                    row.status,
+                    row.attempt,
+                    row.started_at,
+                    row.finished_at,
                 )
             )
 
@@ -94,6 +109,9 @@ class Origin:
         The caller loads the items (`outcome.item_keys = store.load(key)`) off the loop.
         """
         manifest = unpack(task.manifest) if task.manifest else {}
+        spec.attempt = task.attempt
+        if task.started_at is not None:
+            spec.started_at = task.started_at
         transition = None
         items_key = None
         if task.transition is not None:
@@ -111,6 +129,8 @@ class Origin:
             transition_record=task.transition,
             caught=task.status == "caught",
         )
+        if task.finished_at is not None:
+            outcome.finished_at = task.finished_at
         return outcome, items_key
 
 

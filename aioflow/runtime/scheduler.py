@@ -14,7 +14,6 @@ What follows a finished task is the `FlowWalk`'s business, what follows a failed
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -191,7 +190,6 @@ class Scheduler:
         outcome, items_key = self.origin.clone(spec, task)
         if items_key is not None:
             outcome.item_keys = await anyio.to_thread.run_sync(self.origin.store.load, items_key)
-        outcome.finished_at = time.time()
         return outcome
 
     # -- tasks handed straight to their executor --------------------------------------------
