@@ -17,11 +17,13 @@
     │   └── MissingInMergeArtifactsException     an `include` name is nowhere
     ├── StoreError                        the store cannot be opened, written or read
     │   ├── MetadataError                 metadata.db is damaged, foreign or unreadable; .path
-    │   └── BlobError                     a blob cannot be read; .key, .artifact, .pathspec,
-    │       │                             .location
-    │       ├── BlobNotFound              the blob is missing (also a KeyError)
-    │       └── BlobCorrupted             the blob does not match its key
-    │                                     (alias: CorruptBlobError)
+    │   ├── BlobError                     a blob cannot be read; .key, .artifact, .pathspec,
+    │   │   │                             .location
+    │   │   ├── BlobNotFound              the blob is missing (also a KeyError)
+    │   │   └── BlobCorrupted             the blob does not match its key
+    │   │                                 (alias: CorruptBlobError)
+    │   └── StoreFull                     no space left to store something; .what, .artifact,
+    │                                     .step, .location
     ├── ClientError                       the client API cannot give what it was asked for
     │   ├── InvalidPathspec               malformed pathspec (also a ValueError)
     │   ├── MetaflowNotFound              no such object (also a KeyError)
@@ -300,6 +302,47 @@ class BlobCorrupted(BlobError):
 
 
 CorruptBlobError = BlobCorrupted
+
+
+class StoreFull(StoreError):
+    """The disk (or the quota) holding the store is full: something could not be stored.
+
+    `what` says what could not be stored (an artifact, a task's rows), `artifact` and `step` name
+    them when known, `location` is the file or folder that could not grow. Raised as the task's
+    failure, so @retry and @catch apply to it.
+    """
+
+    headline = "Store full"
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        location: str | Path | None = None,
+        artifact: str | None = None,
+        step: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.what = what
+        self.location = str(location) if location is not None else None
+        self.artifact = artifact
+        self.step = step
+        self.key = key
+        where = f" at {self.location}" if self.location is not None else ""
+        super().__init__(
+            f"Cannot store {what}{where}: no space left on the device. Free some space (or "
+            "point AIOFLOW_ROOT at a larger disk) and run or resume the flow again."
+        )
+
+    def naming(self, *, artifact: str, step: str) -> StoreFull:
+        """The same error, naming the artifact and the step that set it."""
+        return StoreFull(
+            f"artifact '{artifact}' set in step *{step}*",
+            location=self.location,
+            artifact=artifact,
+            step=step,
+            key=self.key,
+        )
 
 
 class ClientError(AioflowException):

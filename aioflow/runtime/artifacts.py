@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Iterable
 from types import FunctionType, MethodType
 from typing import Any
 
-from ..exceptions import ArtifactEncodingError
+from ..exceptions import ArtifactEncodingError, StoreFull
 from ..store.metadata import SMALL
 from ..store.serde import Encoded, encode
 
@@ -80,7 +80,10 @@ def snapshot(
             raise
         if inherited.get(name) == encoded.key:
             continue
-        store_encoded(encoded, small, large)
+        try:
+            store_encoded(encoded, small, large)
+        except StoreFull as exc:
+            raise exc.naming(artifact=name, step=step) from exc
         if changed is None:
             changed = {}
         changed[name] = encoded.key
@@ -102,6 +105,9 @@ def encode_values(
     keys = []
     for i, value in enumerate(values):
         encoded = encode_artifact(f"{what}[{i}]", value, step)
-        store_encoded(encoded, small, large)
+        try:
+            store_encoded(encoded, small, large)
+        except StoreFull as exc:
+            raise exc.naming(artifact=f"{what}[{i}]", step=step) from exc
         keys.append(encoded.key)
     return keys

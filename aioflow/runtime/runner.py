@@ -27,13 +27,14 @@ from typing import Any
 from .._version import __version__
 from ..current import current_username
 from ..decorators import StepDecorator, StepOptions, parse_with, step_options
-from ..exceptions import FlowDefinitionError, ParameterError, StoreError
+from ..exceptions import FlowDefinitionError, ParameterError, StoreError, StoreFull
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph, StepNode
 from ..parameters import flow_constants, flow_parameters, resolve_parameters
 from ..store import Store, resolve_root
 from ..store.keeper import StoreKeeper, store_keeper
 from ..store.serde import Encoded, pack, unpack
+from ..store.writer import is_full
 from .artifacts import encode_artifact, store_encoded
 from .config import RunConfig, validate_tags
 from .graphs import linted_graph
@@ -229,10 +230,16 @@ def _open_run(
         base = _base_manifest(prepared, small, large)
         # The parameters' blobs are stored before the run's row, never after: a run killed
         # between the two would otherwise read as resumable and fail every resume.
-        for encoded in large:
-            store.blobs.put(encoded.key, encoded.chunks)
-        if small:
-            store.metadata.write_batch([], small, [])
+        try:
+            for encoded in large:
+                store.blobs.put(encoded.key, encoded.chunks)
+            if small:
+                store.metadata.write_batch([], small, [])
+        except Exception as exc:
+            if not is_full(exc):
+                raise
+            what = f"the parameters of a new run of {prepared.flow_cls.__name__}"
+            raise StoreFull(what, location=store.location) from exc
         flow_name = prepared.flow_cls.__name__
         run_id = store.metadata.create_run(
             flow_name,

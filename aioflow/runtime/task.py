@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import anyio
 
 from ..current import RunContext, TaskContext, reset_task_context, set_task_context
-from ..exceptions import ArtifactEncodingError, TimeoutException, TransitionError
+from ..exceptions import ArtifactEncodingError, StoreFull, TimeoutException, TransitionError
 from ..flowspec import FlowSpec, TaskState
 from ..inputs import Frame, Inputs, InputView
 from ..store.serde import Encoded, decode, encode, pack
+from ..store.writer import is_full
 from ..transitions import Transition, check_against_graph
 from .artifacts import encode_values, snapshot, store_encoded
 from .logs import TaskLog, reset_task_log, set_task_log
@@ -176,8 +177,15 @@ class RunEnv:
         return decode(tag, payload)
 
     def put_large(self, encoded: Encoded) -> None:
-        """Write a blob too large for the database to the blob store."""
-        self.blobs.put(encoded.key, encoded.chunks)
+        """Write a blob too large for the database to the blob store; StoreFull when the disk
+        is full."""
+        try:
+            self.blobs.put(encoded.key, encoded.chunks)
+        except OSError as exc:
+            if not is_full(exc):
+                raise
+            where = getattr(self.blobs, "root", None)
+            raise StoreFull(f"blob {encoded.key}", location=where, key=encoded.key) from exc
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -315,6 +323,12 @@ class TaskRun:
                     small,
                     self.env.put_large,
                 )
+        except StoreFull as exc:
+            # The task fails (so @retry and @catch apply) with what it had when it started.
+            error = exc
+            small = []
+            manifest = state.manifest
+            item_keys = None
         except ArtifactEncodingError as exc:
             error = exc
             small = []

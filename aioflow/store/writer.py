@@ -10,10 +10,17 @@ otherwise cost more than the rows. Rows that only say a task is running are pull
 the runtime when a batch is taken, so a task that finishes before the next commit never
 costs one. Blobs are readable from the writer's cache from the moment they are handed over,
 so a child task never waits for its parent's commit.
+
+A commit that fails because the disk is full (`is_full`) loses nothing: the batch goes back to
+the queue, and the writer tries again, `FULL_RETRY_FIRST` seconds later and then less often,
+until space returns; the run meanwhile goes on in memory, and its end is committed once space
+returns. Any other failed commit fails the run.
 """
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +35,34 @@ from .serde import Buffer
 CACHE_LIMIT = 64 * 1024 * 1024
 #: Seconds the writer waits after a commit before it starts the next (unless it is closing).
 COMMIT_INTERVAL = 0.01
+#: Seconds before the first retry of a commit that found the disk full, and the longest wait
+#: between retries (each wait doubles the last).
+FULL_RETRY_FIRST = 0.05
+FULL_RETRY_MAX = 2.0
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+_SQLITE_FULL = 13  # the result code; `sqlite3.SQLITE_FULL` exists from Python 3.11 on
+
+
+def is_full(exc: BaseException) -> bool:
+    """True when `exc`, or an exception it was raised from, says the disk or quota is full.
+
+    SQLite says so with SQLITE_FULL (or a write that failed with ENOSPC), files with ENOSPC or
+    EDQUOT.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):  # a chain of causes, never a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in _NO_SPACE:
+            return True
+        if isinstance(seen, sqlite3.Error) and (
+            getattr(seen, "sqlite_errorcode", None) == _SQLITE_FULL
+            or "database or disk is full" in str(seen)
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class BatchWriter:
@@ -114,12 +149,33 @@ class BatchWriter:
         runs, self._runs = self._runs, []
         return tasks, blobs, runs
 
+    def _put_back(
+        self, tasks: list[TaskRow], blobs: list[tuple[str, bytes]], runs: list[Any]
+    ) -> None:
+        """Queue a batch that could not be committed again, behind nothing newer."""
+        for row in tasks:  # a row queued since is the newer one: it stays
+            self._tasks.setdefault((row[0], row[1], row[2]), row)
+        for key, data in blobs:
+            self._blobs.setdefault(key, data)
+        self._runs[:0] = runs  # run updates apply in order: the older ones first
+
     async def flush(self) -> None:
-        """Commit everything queued so far (waits for a commit already under way)."""
+        """Commit everything queued so far (waits for a commit already under way).
+
+        While the disk is full, keeps the batch and tries again until it is committed (see the
+        module's doc); cancelled meanwhile, the batch stays queued.
+        """
+        delay = FULL_RETRY_FIRST
+        while not await self._commit():
+            await anyio.sleep(delay)
+            delay = min(delay * 2, FULL_RETRY_MAX)
+
+    async def _commit(self) -> bool:
+        """One commit of everything queued; False when the disk was full (the batch is kept)."""
         async with self._limiter:
             tasks, blobs, runs = self._take()
             if not (tasks or blobs or runs):
-                return
+                return True
             self._in_flight = dict(blobs)
             # Shielded: the rows are out of the queue now, and a cancellation arriving before
             # the worker thread starts would otherwise drop them (e.g. a task's final row).
@@ -128,12 +184,18 @@ class BatchWriter:
                     await anyio.to_thread.run_sync(
                         self.store.metadata.write_batch, tasks, blobs, runs, limiter=self._threads
                     )
+                except Exception as exc:
+                    if not is_full(exc):
+                        raise
+                    self._put_back(tasks, blobs, runs)
+                    return False
                 finally:
                     self._in_flight = {}
             if self._cache_size > CACHE_LIMIT:
                 for key, data in blobs:
                     if self._cache.pop(key, None) is not None:
                         self._cache_size -= len(data)
+            return True
 
     async def run(self, on_error: Callable[[BaseException], None]) -> None:
         """Flush when something is queued, at most every `COMMIT_INTERVAL`, until `close()`;
@@ -159,4 +221,11 @@ class BatchWriter:
         self._wakeup.set()  # even if a flag says it is set: run() must see the close now
 
 
-__all__ = ["CACHE_LIMIT", "COMMIT_INTERVAL", "BatchWriter"]
+__all__ = [
+    "CACHE_LIMIT",
+    "COMMIT_INTERVAL",
+    "FULL_RETRY_FIRST",
+    "FULL_RETRY_MAX",
+    "BatchWriter",
+    "is_full",
+]
