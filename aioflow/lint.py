@@ -2,6 +2,9 @@
 
 This module owns the rules a flow's graph must follow. They are Metaflow's (2.19) checks, run in
 Metaflow's order and raising `LintError` with Metaflow's wording, plus the step, file and line.
+Where that wording misleads, the message says what is wrong instead: a join with no valid
+`self.next()` is not called a split, a step meant to join a split but missing `inputs` is
+reported at its own line rather than at `end`, and a misspelled step gets a "did you mean".
 Where several steps break the same rule, the first one by name is reported, as in Metaflow
 (whose graph iterates steps in `dir()` order). `@parallel`/`num_parallel` checks are left out.
 
@@ -10,8 +13,11 @@ Each check is a function `check_*(graph)` registered in `CHECKS`; `lint(graph)` 
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import re
 from collections.abc import Callable, Iterator
+from types import CodeType
 from typing import TYPE_CHECKING, NoReturn
 
 from .exceptions import LintError
@@ -107,7 +113,9 @@ def check_num_args(graph: FlowGraph) -> None:
                 "argument. Join steps take 'self' and 'inputs'."
             )
             _fail(graph, msg, node)
-        elif node.num_args == 2 and node.type != "join":
+        elif node.num_args == 2 and node.type not in ("join", None):
+            # A step with no valid self.next() has no type: the transition checks below say
+            # what is wrong with it, rather than calling it a split.
             msg = (
                 f"Step *{node.name}* is both a join step (it takes an extra argument) and a "
                 "split step (it transitions to multiple steps). This is not allowed. Add a new "
@@ -154,9 +162,10 @@ def check_unknown_transitions(graph: FlowGraph) -> None:
     for node in _by_name(graph):
         unknown = [name for name in node.out_funcs if name not in graph]
         if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(graph.nodes), n=1)
             msg = (
                 f"Step *{node.name}* specifies a self.next() transition to an unknown step, "
-                f"*{unknown[0]}*."
+                f"*{unknown[0]}*." + (f" Did you mean *{close[0]}*?" if close else "")
             )
             _fail(graph, msg, node, node.tail_next_lineno)
 
@@ -220,6 +229,47 @@ def _empty_foreach_message(foreach: str, join: str) -> str:
     )
 
 
+def _uses_name(code: CodeType, name: str) -> bool:
+    """True when `code` (or a comprehension or function inside it) reads the global `name`."""
+    return name in code.co_names or any(
+        isinstance(const, CodeType) and _uses_name(const, name) for const in code.co_consts
+    )
+
+
+def _join_without_inputs(graph: FlowGraph, split: str, roots: tuple[str, ...]) -> StepNode | None:
+    """The step after `split` that was meant to join it but does not take `inputs`, if any.
+
+    It is one that uses `inputs` without taking it, or, for a static split, the first step
+    every branch leads to. Reporting it, rather than `end`, points at the line to fix.
+    """
+    reached: dict[str, set[str]] = {}  # step -> the branches that lead to it, in BFS order
+    for root in roots:
+        todo = [root]
+        while todo:
+            name = todo.pop(0)
+            if name not in graph or root in reached.get(name, set()):
+                continue
+            reached.setdefault(name, set()).add(root)
+            todo.extend(graph[name].successors())
+    candidates = [graph[name] for name in reached if graph[name].type not in ("end", "join")]
+    candidates = [node for node in candidates if node.num_args == 1]
+    for node in candidates:
+        code = getattr(inspect.unwrap(node.func), "__code__", None)
+        if code is not None and _uses_name(code, "inputs"):
+            return node
+    if len(roots) > 1:
+        return next((n for n in candidates if len(reached[n.name]) == len(roots)), None)
+    return None
+
+
+def _join_without_inputs_message(node: StepNode, split: str, roots: tuple[str, ...]) -> str:
+    return (
+        f"Step *{node.name}* closes the split at step *{split}* (branches *{', '.join(roots)}*) "
+        f"but does not take the 'inputs' argument a join step needs. Declare it as "
+        f"def {node.name}(self, inputs)."
+    )
+
+
 def _resolve_branch(graph: FlowGraph, name: str, split: str, join: str) -> str:
     """The branch of `split` through which step `name` reaches `join`."""
     if name == split:  # the split goes straight to the join (a static split: see _lineage)
@@ -255,6 +305,9 @@ def check_split_join_balance(graph: FlowGraph) -> None:
         if node.type in ("split", "foreach"):
             stack = (*stack, (node.name, tuple(node.out_funcs)))
         elif node.type == "end" and stack:
+            meant = _join_without_inputs(graph, *stack[-1])
+            if meant is not None:
+                _fail(graph, _join_without_inputs_message(meant, *stack[-1]), meant)
             open_roots = ", ".join(stack[-1][1])
             msg = (
                 f"Step *end* reached before a split started at step(s) *{open_roots}* were joined. "

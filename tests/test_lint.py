@@ -111,6 +111,21 @@ CASES = [
     ),
     (
         "bad_basics",
+        "JoinWithoutNextFlow",
+        "join",
+        "def join(",
+        "Step *join* is missing a self.next() transition to the next step. Add a self.next() "
+        "as the last line in the function.",
+    ),
+    (
+        "bad_basics",
+        "JoinNextByNameFlow",
+        "join",
+        'self.next("end")',
+        INVALID_TRANSITION.replace("*start*", "*join*", 1),
+    ),
+    (
+        "bad_basics",
         "MissingSelfFlow",
         "end",
         "def end()",
@@ -146,6 +161,14 @@ CASES = [
         "middle",
         "self.next(self.missing)",
         "Step *middle* specifies a self.next() transition to an unknown step, *missing*.",
+    ),
+    (
+        "bad_transitions",
+        "MisspelledStepFlow",
+        "start",
+        "self.next(self.proces)",
+        "Step *start* specifies a self.next() transition to an unknown step, *proces*. "
+        "Did you mean *process*?",
     ),
     (
         "bad_transitions",
@@ -197,10 +220,18 @@ CASES = [
     (
         "bad_structure",
         "MergeWithoutJoinFlow",
-        "end",
-        "def end(",
-        "Step *end* reached before a split started at step(s) *a, b* were joined. Add a join "
-        "step before *end*.",
+        "merge",
+        "def merge(",
+        "Step *merge* closes the split at step *start* (branches *a, b*) but does not take the "
+        "'inputs' argument a join step needs. Declare it as def merge(self, inputs).",
+    ),
+    (
+        "bad_structure",
+        "ForeachJoinWithoutInputsFlow",
+        "join",
+        "def join(",
+        "Step *join* closes the split at step *start* (branches *work*) but does not take the "
+        "'inputs' argument a join step needs. Declare it as def join(self, inputs).",
     ),
     (
         "bad_structure",

@@ -168,3 +168,47 @@ class NextNotLastFlow(FlowSpec):
     @step
     def end(self):
         pass
+
+
+class JoinWithoutNextFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.total = len(inputs)
+
+    @step
+    def end(self):
+        pass
+
+
+class JoinNextByNameFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next("end")
+
+    @step
+    def end(self):
+        pass

@@ -226,3 +226,23 @@ class NestedEmptyForeachFlow(FlowSpec):
     @step
     def end(self):
         pass
+
+
+class ForeachJoinWithoutInputsFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = [1, 2]
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        self.next(self.join)
+
+    @step
+    def join(self):
+        self.total = sum(i.input for i in inputs)  # noqa: F821 (the missing argument)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass

@@ -142,3 +142,17 @@ class SwitchUnknownStepFlow(FlowSpec):
     @step
     def end(self):
         pass
+
+
+class MisspelledStepFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.proces)
+
+    @step
+    def process(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
