@@ -9,21 +9,21 @@
 
 Progress goes to stdout; the failure summary ("Step failure: ...") goes to stderr, as Metaflow's.
 
-On a terminal, the console also keeps a one-line live status under those lines (the run, how
-many tasks are running, done and failed, and the elapsed time), redrawn as events arrive and
-erased before every line and when the run ends. Off a terminal (a pipe, a file, a notebook) it
-prints only the lines above, exactly. The console is an ordinary event listener: whatever it
-shows, a caller can build from `aioflow.events` too.
+That is the console off a terminal (CI logs, pipes, files). `console_for` chooses the console
+of a run: on a terminal the live display of `console_live.py` (rich, imported only then), in a
+Jupyter kernel the updated text of `console_notebook.py`, elsewhere these lines. Every console
+is an ordinary event listener: whatever it shows, a caller can build from `aioflow.events` too.
+`failure_lines` is what `--quiet` still prints of a failed run.
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from datetime import datetime
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from .events import Event, LogLine, RunFinished, RunStarted, TaskFailed, TaskFinished, TaskStarted
+from .graph import FlowGraph
 from .streams import uncaptured
 
 
@@ -32,16 +32,22 @@ def _short(pathspec: str) -> str:
     return pathspec.split("/", 1)[1]
 
 
-#: Erase the current terminal line: carriage return, then "erase in line".
-CLEAR_LINE = "\r\x1b[2K"
+class RunConsole(Protocol):
+    """What the command line needs of a console: a listener that can print a notice."""
+
+    #: True when the console closes a run with a summary saying how to resume it.
+    summarizes: bool
+
+    def __call__(self, event: Event) -> None: ...
+
+    def notice(self, text: str) -> None:
+        """Print a line of the caller's own (Ctrl-C's "Cancelling the run...")."""
 
 
 class Console:
-    """An event listener that prints a run's progress and its tasks' output.
+    """An event listener that prints a run's progress and its tasks' output, line by line."""
 
-    `progress`: show the live status line; None (the default) shows it when stdout is a
-    terminal.
-    """
+    summarizes = False
 
     def __init__(
         self,
@@ -49,23 +55,12 @@ class Console:
         err: TextIO | None = None,
         *,
         timestamps: bool = True,
-        progress: bool | None = None,
     ) -> None:
         self._stream = stream
         self._err = err
         self.timestamps = timestamps
-        self.progress = progress
-        self._run: str | None = None
-        self._started_at = 0.0
-        self._running: set[str] = set()
-        self._done = 0
-        self._failed = 0
-        self._status_shown = False
         self._stamp_second = -1
         self._stamp_text = ""
-
-    def _out(self) -> TextIO:
-        return uncaptured(self._stream or sys.stdout)
 
     def _stamp(self, timestamp: float) -> str:
         # Formatting a datetime costs microseconds; a task printing many lines prints many in
@@ -79,58 +74,8 @@ class Console:
     def _write(self, stream: TextIO, text: str, timestamp: float | None) -> None:
         if self.timestamps and timestamp is not None:
             text = f"{self._stamp(timestamp)} {text}"
-        self._clear_status()
         stream.write(text + "\n")
         stream.flush()
-
-    # -- the live status line (terminals only) ----------------------------------------------
-
-    def _progress_on(self) -> bool:
-        if self.progress is None:
-            out = self._out()
-            self.progress = bool(getattr(out, "isatty", lambda: False)())
-        return self.progress
-
-    def status_line(self) -> str:
-        """The status text: `MyFlow/12: 3 running, 10 done, 1 failed (2.4 s)`."""
-        text = f"{self._run}: {len(self._running)} running, {self._done} done"
-        if self._failed:
-            text += f", {self._failed} failed"
-        return f"{text} ({time.time() - self._started_at:.1f} s)"
-
-    def _clear_status(self) -> None:
-        if self._status_shown:
-            out = self._out()
-            out.write(CLEAR_LINE)
-            out.flush()
-            self._status_shown = False
-
-    def _show_status(self) -> None:
-        if self._run is None or not self._progress_on():
-            return
-        out = self._out()
-        out.write(CLEAR_LINE + self.status_line())
-        out.flush()
-        self._status_shown = True
-
-    def _count(self, event: Event) -> None:
-        if isinstance(event, RunStarted):
-            self._run, self._started_at = event.pathspec, event.timestamp
-            self._running.clear()
-            self._done = self._failed = 0
-        elif isinstance(event, TaskStarted):
-            self._running.add(event.pathspec)
-        elif isinstance(event, TaskFinished):
-            self._running.discard(event.pathspec)
-            self._done += 1
-        elif isinstance(event, TaskFailed):
-            self._running.discard(event.pathspec)
-            if event.caught:
-                self._done += 1
-            elif not event.retrying:
-                self._failed += 1
-        elif isinstance(event, RunFinished):
-            self._run = None
 
     def echo(self, text: str, timestamp: float | None = None) -> None:
         """Print one line to stdout (the real one, even while tasks' output is captured)."""
@@ -140,10 +85,16 @@ class Console:
         """Print one line to stderr."""
         self._write(uncaptured(self._err or sys.stderr), text, None)
 
+    def notice(self, text: str) -> None:
+        """Print a line of the caller's own to stderr, on a line of its own on a terminal
+        (where Ctrl-C has just echoed `^C`)."""
+        err = uncaptured(self._err or sys.stderr)
+        if getattr(err, "isatty", lambda: False)():
+            text = "\n" + text
+        self.echo_err(text)
+
     def __call__(self, event: Event) -> None:
-        self._count(event)
         self._print(event)
-        self._show_status()
 
     def _print(self, event: Event) -> None:
         ts = event.timestamp
@@ -193,3 +144,39 @@ class Console:
             self.echo_err("    Step failure:")
             self.echo_err(f"    Step {step} (task-id {task_id}) failed.")
             self.echo_err("")
+
+
+def failure_lines(pathspec: str, traceback: str) -> list[str]:
+    """A failed task's traceback and the failure summary, as the line console prints them."""
+    _, run_id, step, task_id = pathspec.split("/")
+    prefix = f"[{run_id}/{step}/{task_id}]"
+    lines = [f"{prefix} {line}" for line in traceback.rstrip("\n").splitlines()]
+    return [*lines, f"{prefix} Task failed.", "    Step failure:",
+            f"    Step {step} (task-id {task_id}) failed.", ""]  # fmt: skip
+
+
+def _in_notebook() -> bool:
+    # A Jupyter kernel has loaded IPython and made its shell a kernel shell; a terminal
+    # IPython (which has no `kernel`) gets the terminal display instead.
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def console_for(
+    *,
+    verbose: bool = False,
+    graph: FlowGraph | None = None,
+    resume_hint: str | None = None,
+) -> RunConsole:
+    """The console of a run printing to the real stdout: live on a terminal, updated in place
+    in a notebook, lines elsewhere (see the module docstring)."""
+    if _in_notebook():
+        from .console_notebook import NotebookConsole
+
+        return NotebookConsole(graph=graph, resume_hint=resume_hint)
+    if getattr(uncaptured(sys.stdout), "isatty", lambda: False)():
+        from .console_live import LiveConsole
+
+        return LiveConsole(verbose=verbose, graph=graph, resume_hint=resume_hint)
+    return Console()

@@ -5,17 +5,13 @@ Also the console's live status line, which is built on the same events.
 
 from __future__ import annotations
 
-import io
-import re
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import anyio
 import pytest
 
 from aioflow import FlowFailed, FlowSpec, Parameter, Run, current, retry, step
-from aioflow.console import CLEAR_LINE, Console
 from aioflow.events import (
     Event,
     LogLine,
@@ -336,69 +332,3 @@ async def test_concurrent_handles_each_see_only_their_own_run(flow_runner: FlowR
         assert printed[0] == f"start of {run_id}"
         assert printed[-1] == f"total {sum(range(width)) * 10}" == f"total {run.data.total}"
         assert len([e for e in events if isinstance(e, TaskFinished)]) == 3 + width
-
-
-# -- the console: the same events, printed --------------------------------------------------
-
-
-class FakeTerminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def split_status(text: str) -> tuple[str, list[str]]:
-    """(the output without the status line, every status line drawn)."""
-    first, *rest = text.split(CLEAR_LINE)
-    statuses = [part for part in rest if "\n" not in part]
-    return first + "".join(part for part in rest if "\n" in part), statuses
-
-
-async def test_on_a_terminal_the_console_keeps_a_live_status_line(
-    flow_runner: FlowRunner,
-) -> None:
-    tty, plain = FakeTerminal(), io.StringIO()
-    err = io.StringIO()
-    terminal = Console(tty, err, timestamps=False)
-    async with flow_runner.start(FanFlow, width=2, listeners=[terminal]) as handle:
-        async for event in handle.events():
-            Console(plain, err, timestamps=False)(event)  # a fresh console per event: no state
-        run = await handle.wait()
-    out = tty.getvalue()
-    lines, statuses = split_status(out)
-    assert len(statuses) >= 10, out  # one per event that printed something
-    for status in statuses:
-        assert re.fullmatch(rf"{run.pathspec}: \d+ running, \d+ done \(\d+\.\d s\)", status)
-    assert any(f"{run.pathspec}: 2 running, 1 done" in s for s in statuses)  # both work tasks
-    assert f"{run.pathspec}: 0 running, 5 done" in statuses[-1]
-    assert out.endswith("Done!\n")  # the status line is gone when the run ends
-    assert lines == plain.getvalue()
-    assert plain.getvalue().splitlines()[0] == f"Workflow starting (run-id {run.id}):"
-    assert CLEAR_LINE not in plain.getvalue()
-
-
-def test_the_status_line_counts_failures_and_retries() -> None:
-    out = FakeTerminal()
-    console = Console(out, io.StringIO(), timestamps=False)
-    console(RunStarted("F", "1", "me", timestamp=100.0))
-    console(TaskStarted("F/1/a/1", "a", "1"))
-    console(TaskStarted("F/1/b/2", "b", "2"))
-    console(TaskFailed("F/1/a/1", "a", "1", "E", "m", "", 0.1, retrying=True))
-    assert console.status_line().startswith("F/1: 1 running, 0 done (")
-    console(TaskStarted("F/1/a/1", "a", "1", 1))
-    console(TaskFailed("F/1/a/1", "a", "1", "E", "m", "", 0.1, 1))
-    console(TaskFinished("F/1/b/2", "b", "2", 0.1))
-    assert console.status_line().startswith("F/1: 0 running, 1 done, 1 failed (")
-    console(RunFinished("F", "1", "failed", 1.0, "F/1/a/1"))
-    assert out.getvalue().endswith("Terminating 0 active tasks...\n")
-
-
-def test_off_a_terminal_the_console_prints_no_status(tmp_path: Path) -> None:
-    out = io.StringIO()
-    console = Console(out, io.StringIO(), timestamps=False)
-    console(RunStarted("F", "1", "me"))
-    console(TaskStarted("F/1/a/1", "a", "1"))
-    assert out.getvalue() == "Workflow starting (run-id 1):\n[1/a/1] Task is starting.\n"
-    forced = FakeTerminal()
-    console = Console(forced, io.StringIO(), timestamps=False, progress=False)
-    console(RunStarted("F", "1", "me"))
-    assert forced.getvalue() == "Workflow starting (run-id 1):\n"
