@@ -29,7 +29,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TextIO
 
-from ..streams import CapturingStream
+from ..streams import CapturingStream, uncaptured
 
 #: Called with (source, stream name, line) for every complete line, from the printing thread.
 LineSink = Callable[[str, str, str], None]
@@ -123,14 +123,15 @@ class StreamProxy(CapturingStream):
 
     def __init__(self, name: str, original: TextIO) -> None:
         super().__init__(original)
-        self._name = name
+        #: The task log stream that receives what a task writes here.
+        self.log_stream = name
 
     def write(self, text: str) -> int:
         """Write to the calling task's log, or through to the original stream."""
         log = _active_log.get()
         if log is None:
             return self.original.write(text)
-        log.write(self._name, text)
+        log.write(self.log_stream, text)
         return len(text)
 
     def writelines(self, lines: list[str]) -> None:
@@ -199,17 +200,17 @@ def _release() -> None:
         _redirected.clear()
 
 
-def _standard_streams() -> dict[int, str]:
-    """The stream objects behind stdout and stderr (by id), with the log stream they feed."""
-    streams: dict[int, str] = {}
+def standard_stream_name(stream: object) -> str | None:
+    """The standard stream `stream` writes to, directly or through a capture proxy ("stdout" or
+    "stderr"), else None."""
+    if isinstance(stream, StreamProxy):
+        return stream.log_stream
     for name in ("stdout", "stderr"):
-        for stream in (getattr(sys, f"__{name}__"), getattr(sys, name)):
-            if stream is None:  # no console (pythonw)
-                continue
-            streams[id(stream)] = name
-            if isinstance(stream, StreamProxy):
-                streams[id(stream.original)] = name
-    return streams
+        if stream is not None and (
+            stream is getattr(sys, f"__{name}__") or stream is uncaptured(getattr(sys, name))
+        ):
+            return name
+    return None
 
 
 def _redirect_handlers() -> None:
@@ -218,14 +219,13 @@ def _redirect_handlers() -> None:
     Only the handler's stream changes, and only until the capture ends; levels, formatters,
     filters and the logger tree stay as the user set them.
     """
-    streams = _standard_streams()
     loggers: list[Any] = [logging.getLogger(), *list(logging.Logger.manager.loggerDict.values())]
     for logger in loggers:
         for handler in list(getattr(logger, "handlers", ())):  # a PlaceHolder has none
             if not isinstance(handler, logging.StreamHandler):
                 continue
             stream = handler.stream
-            name = streams.get(id(stream))
+            name = standard_stream_name(stream)
             if name is None or isinstance(stream, StreamProxy):
                 continue
             proxy = StreamProxy(name, stream)

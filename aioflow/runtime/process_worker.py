@@ -26,7 +26,7 @@ from ..inputs import Frame
 from ..store import Store
 from ..store.serde import Buffer
 from ..transitions import Transition
-from . import logs
+from . import logs, worker_logging
 from .fd_capture import capture_descriptors
 from .task import RunEnv, TaskOutcome, TaskRun, TaskSpec
 
@@ -42,6 +42,8 @@ class WorkerSetup:
     #: Source lines of steps with no file on disk (notebook cells), by file name: tracebacks
     #: show them.
     sources: dict[str, list[str]] = field(default_factory=dict)
+    #: The host's logging configuration, for a worker whose imports configure none.
+    logging: tuple[worker_logging.LoggerConfig, ...] = ()
 
 
 @dataclass
@@ -156,6 +158,7 @@ def _initialize(setup: WorkerSetup) -> None:
         **setup.env_fields,
     )
     _state[:] = [_WorkerState(env, reader)]
+    worker_logging.apply(setup.logging, {"stdout": sys.stdout, "stderr": sys.stderr})
     logs.install()
 
 

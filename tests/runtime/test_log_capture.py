@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -176,13 +176,53 @@ async def test_a_process_step_captures_its_subprocesses_and_its_logging(
     # In the order written, Python's prints and the subprocesses' output alike.
     assert task.stdout == "before\nfrom echo\nunterminated line, then after\n"
     assert task.stderr == "from os.system\nINFO procflow: from a process step\n"
+    # Live lines come with the reply, both streams in the order they were written.
     assert [line for step_task, _, line in lines if step_task == "start/1"] == [
         "before",
         "from echo",
-        "unterminated line, then after",
         "from os.system",
         "INFO procflow: from a process step",
+        "unterminated line, then after",
     ]
+
+
+FLOW_FILE = """
+    import logging
+
+    from aioflow import FlowSpec, step
+
+    log = logging.getLogger("fileflow")
+
+
+    class FileFlow(FlowSpec):
+        @step(executor="process")
+        def start(self):
+            log.info("from a process step of a flow file")
+            log.debug("below the configured level")
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+"""
+
+
+async def test_a_flow_file_s_process_step_logs_as_the_host_configured(
+    aioflow_root: Path, make_flow: Callable[[str], type[FlowSpec]]
+) -> None:
+    # A flow file travels to its workers by value: its module's top level (where logging is
+    # usually configured) never runs there, so the workers take the host's configuration.
+    flow = make_flow(FLOW_FILE)
+    file_logger = logging.getLogger("fileflow")
+    configure(file_logger)
+    try:
+        run = await run_in_temp_store(flow, aioflow_root)
+    finally:
+        for handler in file_logger.handlers[:]:
+            file_logger.removeHandler(handler)
+        file_logger.setLevel(logging.NOTSET)
+        file_logger.propagate = True
+    assert run["start"].task.stderr == "INFO fileflow: from a process step of a flow file\n"
 
 
 ABANDONING_SCRIPT = """

@@ -13,6 +13,7 @@ import anyio.to_thread
 from ...decorators import StepOptions
 from ...events import LogLine
 from ...exceptions import RemoteTaskError, WorkerDied, WorkerSetupError
+from .. import worker_logging
 from ..logs import TaskLog
 from ..process_worker import TaskReply, TaskRequest, WorkerSetup
 from ..processes import ProcessLane, pickle_flow, unsaved_sources
@@ -53,6 +54,7 @@ class ProcessExecutor:
                 root=self.context.store_root,
                 env_fields={name: getattr(env, name) for name in _ENV_FIELDS},
                 sources=unsaved_sources(node.file for node in env.graph),
+                logging=worker_logging.snapshot(),
             )
             self._lane = ProcessLane(setup, self.context.process_slots)
         return self._lane
@@ -118,9 +120,12 @@ class ProcessExecutor:
             added = reply.error["traceback"].rstrip("\n").count("\n") + 1
             printed_stderr = reply.stderr[: max(len(reply.stderr) - added, 0)]
         emit = self.context.emit
-        for stream, lines in (("stdout", reply.stdout), ("stderr", printed_stderr)):
-            for ts, line in lines:
-                emit(LogLine(pathspec, stream, line, timestamp=ts))
+        # Both streams in the order they were printed (a stable sort keeps a stream's own).
+        lines = [(ts, "stdout", line) for ts, line in reply.stdout]
+        lines += [(ts, "stderr", line) for ts, line in printed_stderr]
+        lines.sort(key=lambda printed: printed[0])
+        for ts, stream, line in lines:
+            emit(LogLine(pathspec, stream, line, timestamp=ts))
         log = TaskLog()
         log.stdout, log.stderr = reply.stdout, reply.stderr
         error = None
