@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import ExceptionWrapper, InvalidPathspec, MetaflowNotFound
+from ..exceptions import ExceptionWrapper, InvalidPathspec, MetaflowNotFound, WorkerDied
 from ..store import Store, TaskRecord
+from ..store.liveness import fatal_signal, fault_report
 from ..store.serde import unpack
 from .artifacts import DataArtifact, MetaflowArtifacts, MetaflowData
 from .base import (
@@ -113,9 +115,22 @@ class Task(MetaflowObject):
 
     @property
     def status(self) -> str:
-        """running, succeeded, failed, caught (failed, and @catch let the run go on) or cancelled
-        (the run stopped the task: Ctrl-C, or another task failed)."""
-        return str(self._row.status)
+        """running, succeeded, failed, caught (failed, and @catch let the run go on), cancelled
+        (the run stopped the task: Ctrl-C, or another task failed) or killed (it was running
+        when the process running the run died: a segfault, a kill, `os._exit`)."""
+        return "killed" if self._killed() else str(self._row.status)
+
+    def _killed(self) -> bool:
+        """True when the attempt reads running but the run's process is gone."""
+        if self._row.status != "running":
+            return False
+        run = self._the_run()
+        return self._store.metadata.process_gone(run._refresh())
+
+    def _fault_report(self) -> str | None:
+        """What `faulthandler` wrote when the process running this killed task's run died."""
+        root = getattr(self._store, "root", None)
+        return None if root is None else fault_report(Path(root), int(self.path_components[1]))
 
     @property
     def manifest(self) -> dict[str, str]:
@@ -201,6 +216,15 @@ class Task(MetaflowObject):
         None for a task whose failure @catch handled, as in Metaflow: the exception is then
         the value of the catch variable (`task.data.<var>`), not the task's.
         """
+        if self._killed():
+            report = self._fault_report()
+            signal = None if report is None else fatal_signal(report)
+            cause = f"a fatal error: {signal}" if signal else "no fatal error recorded"
+            return ExceptionWrapper(
+                f"{WorkerDied.__module__}.{WorkerDied.__qualname__}",
+                f"The process running this task died ({cause}); the task was killed.",
+                report,
+            )
         if not self._row.exception or self._row.status == "caught":
             return None
         record = unpack(self._row.exception)
@@ -221,8 +245,12 @@ class Task(MetaflowObject):
 
     @property
     def stderr(self) -> str:
-        """What the attempt printed to stderr (and its traceback when it failed)."""
-        return "".join(line + "\n" for _, line in self._log("stderr"))
+        """What the attempt printed to stderr (and its traceback when it failed); for a killed
+        task, the fatal error's traceback when the process wrote one."""
+        text = "".join(line + "\n" for _, line in self._log("stderr"))
+        if self._killed():
+            text += self._fault_report() or ""
+        return text
 
     def loglines(self, stream: str = "stdout") -> Iterator[tuple[datetime, str]]:
         """(UTC timestamp, line) pairs of a stream, in the order they were printed."""
@@ -242,8 +270,9 @@ class Task(MetaflowObject):
         clone's metadata is its origin's apart from those two origin keys.
         """
         row = self._row
-        meta = {"attempt": str(row.attempt), "status": str(row.status)}
-        if row.status != "running":
+        status = self.status
+        meta = {"attempt": str(row.attempt), "status": status}
+        if status != "running":
             meta["attempt_ok"] = str(self.finished)
         if row.started_at:
             meta["started-at"] = datetime.fromtimestamp(row.started_at, timezone.utc).isoformat()

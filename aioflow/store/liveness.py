@@ -16,22 +16,33 @@ Each open run keeps one file descriptor: a process running a hundred runs at onc
 hundred lock files, each removed when its run closes.
 
 Runs stored by an aioflow without run locks go by their pid and host (`pid_gone`, `this_host`).
+
+A process that dies of a fatal error (a segfault in a C extension) cannot record it in the
+database. While it holds run locks, `faulthandler` writes such an error's traceback to a file of
+the store, named after each open run (`faults/<run_id>.log`, hard links to one file, since the
+handler has one file per process); a reader of a dead run finds it there (`fault_report`). The
+file is removed when its run closes, so only dead runs leave one.
 """
 
 from __future__ import annotations
 
 import errno
+import faulthandler
 import os
 import platform
 import sys
 import threading
 from contextlib import suppress
 from pathlib import Path
+from typing import IO
 
 from ..exceptions import StoreError
 
 #: The folder of the store holding the lock files of open runs.
 LOCK_FOLDER = "running"
+
+#: The folder of the store holding the fatal-error reports of open (and dead) runs.
+FAULT_FOLDER = "faults"
 
 #: Errors of a file system that does not support locks (some network file systems).
 _NO_LOCKS = frozenset(
@@ -42,6 +53,18 @@ _NO_LOCKS = frozenset(
 def lock_path(root: Path, run_id: int) -> Path:
     """The lock file of run `run_id` in the store folder `root`."""
     return root / LOCK_FOLDER / f"{run_id}.lock"
+
+
+def fault_path(root: Path, run_id: int) -> Path:
+    """Where a fatal error of the process running run `run_id` is written (`faulthandler`)."""
+    return root / FAULT_FOLDER / f"{run_id}.log"
+
+
+def _report_of(lock: Path) -> Path | None:
+    """The fault report of the run whose lock file is `lock` (None for another lock file)."""
+    if lock.parent.name != LOCK_FOLDER or not lock.stem.isdigit():
+        return None
+    return fault_path(lock.parent.parent, int(lock.stem))
 
 
 def _try_lock(fd: int, *, exclusive: bool) -> bool:
@@ -114,6 +137,7 @@ class RunLock:
         lock = cls(path, fd)
         with _held_guard:
             _held.add(lock)
+            _faults.attach(_report_of(path))
         return lock
 
     def release(self) -> None:
@@ -122,6 +146,7 @@ class RunLock:
             if self not in _held:
                 return
             _held.discard(self)
+            _faults.detach(_report_of(self.path))
         with suppress(OSError):
             _unlock(self._fd)
         os.close(self._fd)
@@ -175,6 +200,92 @@ def pid_gone(pid: int) -> bool:
     return False
 
 
+class _FaultLog:
+    """`faulthandler` pointed at a file of the store while this process holds run locks.
+
+    The handler writes to one file per process, so every open run's name for it is a hard link
+    to that one file. A store on another file system than the first run's gets no report (a
+    hard link cannot cross file systems). The host's own handler (`pytest` enables one) gets
+    `sys.__stderr__` back when the last run closes.
+    """
+
+    def __init__(self) -> None:
+        self._file: IO[str] | None = None
+        self._names: set[Path] = set()
+        self._host_enabled = False
+
+    def attach(self, name: Path | None) -> None:
+        """Give the open run whose report is `name` a name for the process's file."""
+        if name is None:
+            return
+        with suppress(OSError):  # a store that cannot keep reports still runs
+            name.parent.mkdir(exist_ok=True)
+            with suppress(FileNotFoundError):
+                os.unlink(name)  # left by a dead run whose id the database handed out again
+            if self._file is None:
+                self._file = open(name, "w", encoding="utf-8")  # noqa: SIM115 (held open)
+                self._host_enabled = faulthandler.is_enabled()
+                faulthandler.enable(file=self._file, all_threads=True)
+            else:
+                os.link(next(iter(self._names)), name)
+            self._names.add(name)
+
+    def detach(self, name: Path | None) -> None:
+        """The run whose report is `name` closed: remove its name; the last one disables."""
+        if name is None or name not in self._names:
+            return
+        self._names.discard(name)
+        with suppress(OSError):
+            os.unlink(name)
+        if not self._names and self._file is not None:
+            faulthandler.disable()
+            self._file.close()
+            self._file = None
+            if self._host_enabled and sys.__stderr__ is not None:
+                faulthandler.enable(file=sys.__stderr__, all_threads=True)
+
+    def forget_in_child(self) -> None:
+        """In a forked child: stop reporting into the parent's runs' file."""
+        if self._file is not None:
+            faulthandler.disable()
+        self._file = None
+        self._names = set()
+
+
+_faults = _FaultLog()
+
+#: The signals `faulthandler` names in its report ("Fatal Python error: Segmentation fault").
+_FATAL_SIGNALS = {
+    "Segmentation fault": "SIGSEGV",
+    "Floating point exception": "SIGFPE",
+    "Aborted": "SIGABRT",
+    "Bus error": "SIGBUS",
+    "Illegal instruction": "SIGILL",
+}
+
+
+def fault_report(root: Path, run_id: int) -> str | None:
+    """What `faulthandler` wrote when the process running a run died (None: nothing written).
+
+    Only meaningful for a run whose process is gone: an open run's file is empty.
+    """
+    try:
+        text = fault_path(root, run_id).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return text or None
+
+
+def fatal_signal(report: str) -> str | None:
+    """The signal a fault report names, as `SIGSEGV (Segmentation fault)`, else None."""
+    for line in report.splitlines():
+        if line.startswith("Fatal Python error: "):
+            what = line.removeprefix("Fatal Python error: ").strip()
+            name = _FATAL_SIGNALS.get(what)
+            return f"{name} ({what})" if name else what
+    return None
+
+
 #: Every lock this process holds, so that a forked child can let go of its copies.
 _held: set[RunLock] = set()
 _held_guard = threading.Lock()
@@ -191,6 +302,7 @@ def _forget_locks_in_child() -> None:
             os.close(lock._fd)
     _held.clear()
     _held_guard = threading.Lock()
+    _faults.forget_in_child()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
