@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import BlobError, StoreError
-from .blobs import FileBlobStore, MemoryBlobStore, _verify
+from .blobs import FileBlobStore, MemoryBlobStore, _verify, check_key
 from .memory import MemoryMetadataStore
 from .metadata import SMALL, MetadataDB, SqliteMetadataStore
 from .protocols import BlobStore, MetadataStore, RunRecord, TaskRecord
-from .serde import Buffer, decode
+from .serde import Buffer, decode, decode_plain
 
 __all__ = [
     "SMALL",
@@ -68,6 +68,20 @@ def resolve_root(root: str | os.PathLike[str] | None = None) -> Path:
     return find_store_above(cwd) or cwd / DEFAULT_ROOT
 
 
+def refuse_empty_root(root: str | os.PathLike[str] | None) -> str | os.PathLike[str] | None:
+    """`root` unchanged, unless it is empty: StoreError then.
+
+    `Path("")` is the working folder, so an empty root (a variable that was meant to be set)
+    would silently put a store's files there instead of in a store folder.
+    """
+    if root is not None and not os.fspath(root):
+        raise StoreError(
+            "The store folder is given as '' (empty). Give a folder (--root DIR or "
+            "AIOFLOW_ROOT=DIR), or leave it out for ./.aioflow."
+        )
+    return root
+
+
 class Store:
     """A store: its `metadata` (a MetadataStore) and its `blobs` (a BlobStore).
 
@@ -91,7 +105,7 @@ class Store:
             self.metadata = metadata
             self.blobs = blobs
             return
-        folder = resolve_root(root)
+        folder = resolve_root(refuse_empty_root(root))
         if folder.exists() and not folder.is_dir():
             raise StoreError(
                 f"The store folder {folder} is a file, not a folder. Point --root (or "
@@ -122,7 +136,7 @@ class Store:
         Raises BlobNotFound (a KeyError) when it is in neither, BlobCorrupted when it does not
         match its key.
         """
-        data = self.metadata.get_blob(key)
+        data = self.metadata.get_blob(check_key(key))
         if data is not None:
             payload = memoryview(data)[1:]
             _verify(key, data[0], payload, f"{self.metadata.location} (blobs table)")
@@ -142,6 +156,25 @@ class Store:
                 raise
             raise exc.in_context(artifact=artifact, pathspec=pathspec) from exc
         return decode(tag, payload)
+
+    def load_plain(self, key: str, *, pathspec: str | None = None) -> Any:
+        """Decode a blob that must hold plain data (a log), running no code whatever it holds.
+
+        Logs are read where a store may not be trusted (`aioflow logs` in any folder); a blob
+        that is not plain data there raises BlobError instead of being unpickled.
+        """
+        try:
+            tag, payload = self.read_blob(key)
+            try:
+                return decode_plain(tag, payload)
+            except ValueError as exc:
+                raise BlobError(
+                    key,
+                    problem=f"was refused: {exc}; logs hold only text, so the store was damaged "
+                    "or tampered with",
+                ) from None
+        except BlobError as exc:
+            raise exc.in_context(pathspec=pathspec) from None
 
     def blob_size(self, key: str) -> int:
         """Stored size of a blob in bytes; BlobNotFound when it is nowhere."""

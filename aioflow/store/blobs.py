@@ -1,22 +1,51 @@
 """Content-addressed stores for large blobs: files on local disk, or memory for tests.
 
 Small blobs live in the metadata database (see `metadata.py`), where a row costs a few
-microseconds instead of a file's tens. Large ones are files named by their key, written once:
-a temporary file renamed into place, so a killed writer never leaves a file under a valid name
-with partial content, and every read is checked against the key.
+microseconds instead of a file's tens. Large ones are files named by their key: a temporary file
+renamed into place, so a killed writer never leaves a file under a valid name with partial
+content, and every read is checked against the key.
+
+A blob file that exists is trusted only once checked: writing a key again verifies the file there
+(its size, then its hash) and rewrites it when it was damaged, so the next run that stores the
+same value repairs it. Temporary files live in one folder, `tmp/`, which a writer sweeps of files
+left by killed writers (see `STALE_TMP_AGE`) the first time it writes.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
+import time
 from pathlib import Path
 
 from blake3 import blake3
 
-from ..exceptions import BlobCorrupted, BlobNotFound
+from ..exceptions import BlobCorrupted, BlobError, BlobNotFound
 from .protocols import BlobStore
 from .serde import LARGE, TAG_PICKLE_OOB, Buffer
+
+#: What a blob key is: the hex digest `serde` computes (20 bytes, 40 lowercase hex digits).
+_KEY = re.compile(r"[0-9a-f]{40}")
+
+#: Seconds after its last write a temporary blob file counts as left by a killed writer: a live
+#: writer writes its file without pause, so an hour of silence means the write is dead.
+STALE_TMP_AGE = 3600.0
+
+
+def check_key(key: str) -> str:
+    """Return `key` when it is a blob key; raise BlobError when it is anything else.
+
+    Keys come from the metadata database and become file names: a row holding `../../x` must
+    not make aioflow read (or write) a file outside the store.
+    """
+    if type(key) is not str or not _KEY.fullmatch(key):
+        raise BlobError(
+            ascii(key),
+            problem="is not a blob key (40 hex digits): the metadata database is damaged or "
+            "was tampered with",
+        )
+    return key
 
 
 def _verify(key: str, tag: int, payload: Buffer, where: str) -> None:
@@ -34,11 +63,13 @@ class FileBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.location = str(self.root)
+        self.tmp = self.root / "tmp"
         self._made: set[str] = set()
         self._lock = threading.Lock()
 
     def path(self, key: str) -> Path:
-        """The file a blob with this key lives in."""
+        """The file a blob with this key lives in (BlobError for anything but a blob key)."""
+        check_key(key)
         return self.root / key[:2] / key[2:]
 
     def has(self, key: str) -> bool:
@@ -46,16 +77,24 @@ class FileBlobStore:
         return self.path(key).exists()
 
     def put(self, key: str, chunks: tuple[Buffer, ...]) -> None:
-        """Write the blob atomically (temporary file, then rename) unless it exists."""
+        """Write the blob atomically (temporary file, then rename) unless it is there intact.
+
+        A file already under the key is kept when its size and then its hash match; a damaged
+        one (a flipped byte, a truncation) is replaced. Checking costs a read of the file, less
+        than writing it again, and only values stored before pay it.
+        """
         target = self.path(key)
-        if target.exists():
+        size = sum(c.nbytes if isinstance(c, memoryview) else len(c) for c in chunks)
+        if self._intact(key, target, size):
             return
+        if not self._made:
+            self._first_write()
         folder = key[:2]
         if folder not in self._made:
             target.parent.mkdir(parents=True, exist_ok=True)
             with self._lock:
                 self._made.add(folder)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp = self.tmp / f"{key}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             with open(tmp, "wb") as f:
                 for chunk in chunks:
@@ -64,6 +103,35 @@ class FileBlobStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+    def _intact(self, key: str, target: Path, size: int) -> bool:
+        """True when the file under `key` holds the blob: `size` bytes that hash to the key."""
+        try:
+            if target.stat().st_size != size:
+                return False
+            self.get(key)
+        except (OSError, BlobError):
+            return False
+        return True
+
+    def _first_write(self) -> None:
+        """Make the temporary folder, and remove what killed writers left there.
+
+        Done once per object, before its first write: a folder holding only writes in flight is
+        small, so sweeping it costs one listing, where a sweep of every blob folder would cost
+        a listing of the whole store.
+        """
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        stale = time.time() - STALE_TMP_AGE
+        with os.scandir(self.tmp) as entries:
+            for entry in entries:
+                try:
+                    if entry.name.endswith(".tmp") and entry.stat().st_mtime < stale:
+                        os.unlink(entry.path)
+                except OSError:  # gone already (another sweeper), or not ours to remove
+                    continue
+        with self._lock:
+            self._made.add("tmp")
 
     def get(self, key: str) -> tuple[int, Buffer]:
         """Read a blob, checking its content against its key."""
@@ -111,8 +179,10 @@ class MemoryBlobStore:
         return key in self.blobs
 
     def put(self, key: str, chunks: tuple[Buffer, ...]) -> None:
-        """Join the chunks and keep them."""
-        self.blobs.setdefault(key, b"".join(chunks))
+        """Join the chunks and keep them (replacing a damaged blob under the same key)."""
+        blob = b"".join(chunks)
+        if self.blobs.get(key) != blob:
+            self.blobs[key] = blob
 
     def get(self, key: str) -> tuple[int, Buffer]:
         """Return the stored blob, verified."""

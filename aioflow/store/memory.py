@@ -87,8 +87,8 @@ class MemoryMetadataStore:
             if unknown:
                 raise ValueError(f"Cannot update the run fields {sorted(unknown)}.")
         with self._lock:
-            for key, data in blob_list:
-                self._blobs.setdefault(key, bytes(data))
+            for key, data in blob_list:  # a damaged blob is replaced, as in SQLite
+                self._blobs[key] = bytes(data)
             for record in records:
                 attempts = self._tasks.setdefault(record.run_id, {})
                 attempts[(record.task_id, record.attempt)] = record

@@ -22,7 +22,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,6 +40,7 @@ from .sqlite_schema import (
     damaged,
     ensure_schema,
     insert_rows,
+    open_database,
     run_record,
     task_record,
     task_row,
@@ -64,6 +66,13 @@ _MAX_PARAMETERS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 _R = TypeVar("_R")
 
+#: How a blob written again under a key already stored lands: the row is left alone when it
+#: holds the same bytes (no page is rewritten, as with INSERT OR IGNORE) and replaced when they
+#: differ, which only a damaged row can (the key is the hash of the bytes being written), so
+#: the next run that stores the same value repairs it. Comparing costs a memcmp of a row the
+#: conflict check has just found.
+_REPAIR_DAMAGED = "ON CONFLICT (key) DO UPDATE SET data = excluded.data WHERE data != excluded.data"
+
 
 class SqliteMetadataStore:
     """The MetadataStore in SQLite (`metadata.db`); safe to share between threads (one
@@ -88,7 +97,14 @@ class SqliteMetadataStore:
         self._lock_folder_made = False
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        ensure_schema(self.connection(), self.path, create=create)
+        conn = open_database(self.path)
+        try:
+            ensure_schema(conn, self.path, create=create)
+        except BaseException:
+            conn.close()
+            raise
+        self._local.conn = conn
+        self._all.append(conn)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (created on first use)."""
@@ -107,7 +123,12 @@ class SqliteMetadataStore:
         to a database closes; one held open keeps every run's close from paying for it.
         """
         conn = sqlite3.connect(self.path, check_same_thread=False)
-        conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # attach to the WAL index
+        try:
+            with self._naming_damage():
+                conn.execute("SELECT 1 FROM meta LIMIT 1").fetchall()  # attach to the WAL index
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def close(self) -> None:
@@ -150,7 +171,7 @@ class SqliteMetadataStore:
         conn = self.connection()
         lock: RunLock | None = None
         try:
-            with conn:
+            with self._naming_damage(), conn:
                 cur = conn.execute(
                     "INSERT INTO runs (flow, status, user, created_at, origin_run_id, tags, "
                     "system_tags, graph, params, pid, host, run_lock) "
@@ -196,8 +217,8 @@ class SqliteMetadataStore:
                 raise ValueError(f"Cannot update the run fields {sorted(unknown)}.")
         conn = self.connection()
         insert = functools.partial(insert_rows, conn, max_parameters=_MAX_PARAMETERS)
-        with conn:
-            insert("INSERT OR IGNORE INTO blobs VALUES", 2, list(blobs))
+        with self._naming_damage(), conn:
+            insert("INSERT INTO blobs VALUES", 2, list(blobs), then=_REPAIR_DAMAGED)
             insert(f"INSERT OR REPLACE INTO tasks ({TASK_COLUMNS}) VALUES", 15, list(tasks))
             for run_id, fields in run_updates:
                 names = ", ".join(f"{name} = ?" for name in fields)
@@ -209,10 +230,17 @@ class SqliteMetadataStore:
 
     def _read(self, read: Callable[[sqlite3.Connection], _R]) -> _R:
         """`read(connection)`, a damaged database reported as MetadataError naming it."""
-        try:
+        with self._naming_damage():
             return read(self.connection())
+
+    @contextmanager
+    def _naming_damage(self) -> Iterator[None]:
+        """Turn SQLite's report of a damaged file ("database disk image is malformed", "file is
+        not a database") into MetadataError naming the file; other errors pass unchanged."""
+        try:
+            yield
         except sqlite3.DatabaseError as exc:
-            if type(exc) is not sqlite3.DatabaseError:  # locked, a bug: not the file's fault
+            if type(exc) is not sqlite3.DatabaseError:  # locked, full, a bug: not the file's
                 raise
             raise damaged(self.path, exc) from exc
 
@@ -337,7 +365,8 @@ class SqliteMetadataStore:
         stored, or None when there is no such run. `mutate` may raise to change nothing.
         """
         conn = self.connection()
-        conn.execute("BEGIN IMMEDIATE")
+        with self._naming_damage():
+            conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute(
                 "SELECT tags, system_tags FROM runs WHERE flow = ? AND run_id = ?",
@@ -355,8 +384,10 @@ class SqliteMetadataStore:
                     (pack(new), flow, run_id),
                 )
             conn.commit()
-        except BaseException:
+        except BaseException as exc:
             conn.rollback()
+            if type(exc) is sqlite3.DatabaseError:
+                raise damaged(self.path, exc) from exc
             raise
         return new
 

@@ -16,6 +16,7 @@ and a damaged blob is detected when it is read.
 
 from __future__ import annotations
 
+import io
 import itertools
 import pickle
 import struct
@@ -145,7 +146,10 @@ def encode(value: Any) -> Encoded:
         pickled = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
     except ArtifactEncodingError:
         raise
-    except Exception as exc:
+    except BaseException as exc:
+        # BaseException too: a value's own pickling code (`__reduce__`, `__getstate__`) raising
+        # SystemExit or KeyboardInterrupt is a value that cannot be stored, not a request to
+        # stop the run (a real Ctrl-C reaches the run through its signal handling instead).
         raise ArtifactEncodingError(
             f"{type_name} cannot be pickled: {type(exc).__name__}: {exc}"
         ) from exc
@@ -187,6 +191,31 @@ def decode(tag: int, payload: Buffer) -> Any:
             pos += blen
         return pickle.loads(pickled, buffers=buffers)
     raise ValueError(f"unknown blob tag {tag!r}")
+
+
+class _NoGlobals(pickle.Unpickler):
+    """An unpickler that refuses every global: it builds only Python's own scalars and
+    containers, so reading cannot call or import anything."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+
+
+def decode_plain(tag: int, payload: Buffer) -> Any:
+    """Decode a blob that should hold plain data (str, numbers, lists, dicts), running no code.
+
+    For what aioflow reads without trusting the store (logs): msgpack, or a pickle naming no
+    global (a log line msgpack cannot take, a lone surrogate, is pickled as a plain str). Any
+    other blob raises ValueError: decoding it could import and call anything.
+    """
+    if tag == TAG_MSGPACK:
+        return msgpack.unpackb(payload, raw=False, strict_map_key=False, use_list=True)
+    if tag == TAG_PICKLE:
+        try:
+            return _NoGlobals(io.BytesIO(payload)).load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+            raise ValueError(f"it is not plain data ({exc})") from None
+    raise ValueError(f"it is not plain data (a blob of kind {chr(tag)!r})")
 
 
 def decode_blob(blob: Buffer) -> Any:

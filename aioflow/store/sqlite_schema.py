@@ -2,10 +2,13 @@
 
 `metadata.py` holds the queries; this module holds what they stand on. The schema is created
 when a store is first opened and only ever grows: a store written by an older aioflow gets the
-columns it lacks on open (`ensure_schema`). Connections run in WAL mode, so readers in other
-processes never block the writer, and `when_unlocked` retries what SQLite refuses at once with
-"database is locked" instead of waiting. A task attempt and a run row are TaskRecords and
-RunRecords here (`task_row`, the row factories), and `insert_rows` writes many rows per statement.
+columns it lacks on open (`ensure_schema`). aioflow's databases carry a mark (`APPLICATION_ID`),
+and a database is identified before anything is written to it: one of another program is
+refused untouched, never switched to WAL or given columns. Connections run in WAL mode, so
+readers in other processes never block the writer, and `when_unlocked` retries what SQLite
+refuses at once with "database is locked" instead of waiting. A task attempt and a run row are
+TaskRecords and RunRecords here (`task_row`, the row factories), and `insert_rows` writes many
+rows per statement.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ from .protocols import RunRecord, TaskRecord
 from .serde import unpack
 
 SCHEMA_VERSION = 1
+
+#: `PRAGMA application_id` of aioflow's databases ("aiof" in ASCII), in the file's header.
+APPLICATION_ID = 0x61696F66
+#: The tables of a store, as every aioflow has made them. A database with these and no mark is
+#: a store of an aioflow from before the mark; it is marked when next opened for writing.
+STORE_TABLES = frozenset({"meta", "runs", "tasks", "blobs"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID;
@@ -120,8 +129,10 @@ def insert_rows(
     rows: Sequence[Sequence[Any]],
     *,
     max_parameters: int,
+    then: str = "",
 ) -> None:
-    """`insert` (up to `VALUES`) many rows per statement, not one statement per row.
+    """`insert` (up to `VALUES`) many rows per statement, not one statement per row; `then`
+    follows the rows (an `ON CONFLICT` clause).
 
     sqlite3 lets go of the GIL around each statement's execution and must take it back after:
     with `executemany`, once per row. While the event loop and task threads keep the GIL busy,
@@ -139,7 +150,7 @@ def insert_rows(
     for start in range(0, len(rows), per):
         chunk = rows[start : start + per]
         values = ", ".join([one] * len(chunk))
-        conn.execute(f"{insert} {values}", [value for row in chunk for value in row])
+        conn.execute(f"{insert} {values} {then}", [value for row in chunk for value in row])
 
 
 #: Seconds a connection waits for another one's lock before it reports the database locked.
@@ -182,37 +193,108 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A new connection to the database at `path`, in WAL mode, for any thread to use."""
+def open_database(path: Path) -> sqlite3.Connection:
+    """A connection to the database at `path`, as SQLite opens it: nothing is written yet.
+
+    The first connection of a store goes to `ensure_schema`, which checks the database is
+    aioflow's before it writes; `connect` makes the others.
+    """
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, check_same_thread=False)
+        return sqlite3.connect(path, timeout=BUSY_TIMEOUT, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise MetadataError(f"Cannot open the metadata database {path}: {exc}", path) from exc
+
+
+def _configure(conn: sqlite3.Connection, path: Path) -> None:
+    try:
         when_unlocked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
         conn.execute("PRAGMA synchronous=NORMAL")
     except sqlite3.Error as exc:
         raise MetadataError(f"Cannot open the metadata database {path}: {exc}", path) from exc
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A new connection, in WAL mode, for any thread, to a database `ensure_schema` checked."""
+    conn = open_database(path)
+    _configure(conn, path)
     return conn
 
 
-def ensure_schema(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
-    """Give the database at `path` every table (when `create`) and every column aioflow uses.
+def identify(conn: sqlite3.Connection) -> str:
+    """What the database is: "aioflow" (marked), "unmarked" (a store of an older aioflow),
+    "empty", or "foreign" (another program's). Only reads."""
+    (mark,) = conn.execute("PRAGMA application_id").fetchone()
+    if mark == APPLICATION_ID:
+        return "aioflow"
+    tables = {
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    }
+    if mark != 0:
+        return "foreign"
+    if not tables:
+        return "empty"
+    if tables == STORE_TABLES:
+        versioned = conn.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone()
+        return "unmarked" if versioned else "foreign"
+    return "foreign"
 
-    A reader (`create=False`) of a store written by an older aioflow needs its columns too. A
-    file SQLite cannot use raises MetadataError naming it.
+
+def ensure_schema(conn: sqlite3.Connection, path: Path, *, create: bool) -> None:
+    """Check that the database at `path` is aioflow's, then give it every table (when `create`),
+    every column aioflow uses, and WAL mode.
+
+    `conn` is fresh from `open_database`: nothing is written before the check, so a database of
+    another program, or an empty one opened for reading, raises MetadataError untouched. A
+    reader (`create=False`) of a store written by an older aioflow needs its columns too. A file
+    SQLite cannot use raises MetadataError naming it.
     """
 
     def create_schema() -> None:
-        with conn:
-            conn.executescript(_SCHEMA)
+        # One transaction: a concurrent opener sees no table or every table, never a part
+        # (which would read as another program's database).
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            kind = identify(conn)
+            if kind == "foreign":
+                raise foreign(path, conn)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
             conn.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
 
     try:
-        if create:
+        kind = identify(conn)
+        if kind == "foreign" or (kind == "empty" and not create):
+            raise foreign(path, conn)
+        if create and kind != "aioflow":
             when_unlocked(create_schema)
+        _configure(conn, path)
         _add_missing_columns(conn)
     except sqlite3.DatabaseError as exc:
         raise damaged(path, exc) from exc
+
+
+def foreign(path: Path, conn: sqlite3.Connection) -> MetadataError:
+    """The error for a database that is not an aioflow store's (left as it was found)."""
+    tables = sorted(
+        row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    )
+    holds = f"it holds the tables {', '.join(tables)}" if tables else "it is empty"
+    return MetadataError(
+        f"{path} is not an aioflow store's database ({holds}); aioflow leaves it untouched. "
+        "Point --root (or AIOFLOW_ROOT) at an aioflow store's folder.",
+        path,
+    )
 
 
 def damaged(path: Path, exc: sqlite3.Error) -> MetadataError:

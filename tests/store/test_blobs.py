@@ -54,11 +54,16 @@ def test_missing_blob_is_a_key_error(blobs: BlobStore) -> None:
     assert not blobs.has("ab" * 20)
 
 
-def test_put_twice_is_a_no_op(blobs: BlobStore) -> None:
+def test_put_twice_keeps_the_intact_blob(blobs: BlobStore) -> None:
     encoded = encode((1, 2))
     blobs.put(encoded.key, encoded.chunks)
-    blobs.put(encoded.key, (b"P", b"something else"))  # same key: already stored, not rewritten
+    if isinstance(blobs, FileBlobStore):
+        before = blobs.path(encoded.key).stat()
+    blobs.put(encoded.key, encoded.chunks)
     assert decode(*blobs.get(encoded.key)) == (1, 2)
+    if isinstance(blobs, FileBlobStore):  # checked, not written again
+        after = blobs.path(encoded.key).stat()
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
 def test_file_store_layout_and_no_temp_files(tmp_path: Path) -> None:
@@ -201,3 +206,52 @@ def test_store_root_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     store = Store()
     assert store.root == tmp_path / ".aioflow" and (store.root / "metadata.db").is_file()
     store.close()
+
+
+# -- damage, keys and leftovers -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated", "emptied", "deleted"])
+def test_put_again_repairs_a_damaged_blob_file(tmp_path: Path, damage: str) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    encoded = encode(b"v" * (SMALL + 10))
+    store.put(encoded.key, encoded.chunks)
+    path = store.path(encoded.key)
+    data = path.read_bytes()
+    if damage == "deleted":
+        path.unlink()
+    else:
+        changed = {"flipped": data[:-1] + b"w", "truncated": data[:-7], "emptied": b""}
+        path.write_bytes(changed[damage])
+    with pytest.raises(StoreError):
+        store.get(encoded.key)
+    FileBlobStore(tmp_path / "blobs").put(encoded.key, encoded.chunks)  # the next run's writer
+    assert decode(*store.get(encoded.key)) == b"v" * (SMALL + 10)
+
+
+@pytest.mark.parametrize("key", ["../" * 4 + "etc/hostname", "AB" * 20, "ab" * 19, "ab" * 21, ""])
+def test_keys_that_are_not_hex_digests_never_become_paths(tmp_path: Path, key: str) -> None:
+    store = Store(tmp_path / "store")
+    blobs = store.blobs
+    assert isinstance(blobs, FileBlobStore)
+    for use in (blobs.path, blobs.get, blobs.size, store.read_blob, store.load):
+        with pytest.raises(StoreError, match="is not a blob key"):
+            use(key)
+
+
+def test_first_write_removes_temporary_files_of_killed_writers(tmp_path: Path) -> None:
+    from aioflow.store.blobs import STALE_TMP_AGE
+
+    store = FileBlobStore(tmp_path / "blobs")
+    store.tmp.mkdir(parents=True)
+    stale = store.tmp / f"{'ab' * 20}.4242.1.tmp"
+    fresh = store.tmp / f"{'cd' * 20}.4243.1.tmp"  # a write in flight in another process
+    for path in (stale, fresh):
+        path.write_bytes(b"partial")
+    long_ago = stale.stat().st_mtime - STALE_TMP_AGE - 60
+    os.utime(stale, (long_ago, long_ago))
+    encoded = encode(b"z" * (SMALL + 1))
+    store.put(encoded.key, encoded.chunks)
+    assert not stale.exists() and fresh.exists()
+    assert store.has(encoded.key)
+    assert [p.name for p in store.tmp.iterdir()] == [fresh.name]  # its own temporary file is gone

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aioflow.exceptions import ArtifactEncodingError
 from aioflow.store.serde import (
@@ -23,6 +25,7 @@ from aioflow.store.serde import (
     Encoded,
     decode,
     decode_blob,
+    decode_plain,
     encode,
     hash_chunks,
     pack,
@@ -269,3 +272,54 @@ def test_pack_and_unpack_metadata() -> None:
     value = {"a": [1, "b", None], 3: b"x"}
     assert unpack(pack(value)) == value
     assert unpack(memoryview(pack([1, 2]))) == [1, 2]
+
+
+# -- generated values ---------------------------------------------------------------------------
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),  # beyond 64 bits msgpack refuses and pickle keeps them
+    st.floats(allow_nan=False),
+    st.text(max_size=20),  # lone surrogates included: msgpack refuses them, pickle keeps them
+    st.binary(max_size=40),
+    st.binary(max_size=40).map(bytearray),
+    st.decimals(allow_nan=False),
+)
+_values = st.recursive(
+    _scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=5),
+        st.lists(children, max_size=5).map(tuple),
+        st.dictionaries(st.one_of(st.text(max_size=10), st.integers()), children, max_size=5),
+        st.frozensets(st.one_of(st.text(max_size=10), st.integers()), max_size=5),
+    ),
+    max_leaves=20,
+)
+
+
+def _shape(value: Any) -> Any:
+    """`value` with every container's type kept, for a comparison `==` alone would blur (True ==
+    1, (1,) != [1] but 1.0 == 1, bytes == bytearray)."""
+    if isinstance(value, (list, tuple)):
+        return (type(value), [_shape(v) for v in value])
+    if isinstance(value, dict):
+        return (dict, [(_shape(k), _shape(v)) for k, v in value.items()])
+    if isinstance(value, frozenset):
+        return (frozenset, sorted(map(repr, value)))
+    return (type(value), value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_values)
+def test_any_value_round_trips_with_its_types(value: Any) -> None:
+    encoded = encode(value)
+    out = decode_blob(encoded.tobytes())
+    assert _shape(out) == _shape(value)
+    assert encode(value).key == encoded.key  # the same value, the same blob
+
+
+@given(st.lists(st.tuples(st.floats(allow_nan=False), st.text()).map(list), max_size=5))
+def test_log_lines_decode_as_plain_data(lines: list[list[Any]]) -> None:
+    blob = encode(lines).tobytes()
+    assert decode_plain(blob[0], blob[1:]) == lines
