@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, overload
 
+from .current import current
+from .exceptions import BlobError
+
 #: A foreach frame as the runtime keeps it: (split task id, num splits, index, split step,
 #: foreach variable or None for a static branch, key of the item's blob or None).
 Frame = tuple[int, int, int, str, "str | None", "str | None"]
@@ -53,7 +56,11 @@ class InputView:
                 f"Input from step *{self._step}* (task {self._task_id}) has no artifact "
                 f"'{name}'. Its artifacts are: {', '.join(self.artifact_names()) or 'none'}."
             )
-        value = values[name] = self._load(key)
+        try:
+            value = values[name] = self._load(key)
+        except BlobError as exc:  # name the artifact and the input task it belongs to
+            task = f"{current.flow_name}/{current.run_id}/{self._step}/{self._task_id}"
+            raise exc.in_context(artifact=name, pathspec=task) from None
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:

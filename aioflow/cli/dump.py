@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..client import Task
+from ..client.tags import displayable
+from ..exceptions import BlobError, BlobNotFound
 from ..store import FileBlobStore, Store
 from ..store.serde import TAG_BYTES, TAG_MSGPACK, TAG_PICKLE, TAG_PICKLE_OOB
 
@@ -76,8 +78,9 @@ class ArtifactSummary:
 
     def line(self) -> str:
         """`name [size: N type: T] = value` (without ` = value` when no value is shown)."""
-        head = f"{self.name} [size: {self.size} type: {self.type_name}]"
-        return head if self.value is None else f"{head} = {self.value}"
+        # Names and reprs come from the flow: escaped, so none can spoof lines or the terminal.
+        head = f"{displayable(self.name)} [size: {self.size} type: {displayable(self.type_name)}]"
+        return head if self.value is None else f"{head} = {displayable(self.value)}"
 
 
 def type_name(value: Any) -> str:
@@ -153,8 +156,12 @@ def peek_type(store: Store, key: str) -> str:
     if small is not None:
         head = small[:_PEEK]
     elif isinstance(blobs, FileBlobStore):
-        with open(blobs.path(key), "rb") as f:
-            head = f.read(_PEEK)
+        path = blobs.path(key)
+        try:
+            with open(path, "rb") as f:
+                head = f.read(_PEEK)
+        except FileNotFoundError:
+            raise BlobNotFound(key, location=path) from None
     else:
         tag, payload = store.read_blob(key)
         head = bytes((tag,)) + bytes(memoryview(payload)[:_PEEK])
@@ -172,13 +179,22 @@ def peek_type(store: Store, key: str) -> str:
     return "object"
 
 
-def summarize(store: Store, name: str, key: str, max_value_size: int) -> ArtifactSummary:
-    """Describe one artifact; its value is shown unless `max_value_size` is 0."""
-    size = store.blob_size(key)
-    if size > LOAD_LIMIT:
-        value = None if max_value_size == 0 else f"<not loaded: {size} bytes stored>"
-        return ArtifactSummary(name, size, peek_type(store, key), value)
-    loaded = store.load(key)
+def summarize(
+    store: Store, name: str, key: str, max_value_size: int, pathspec: str | None = None
+) -> ArtifactSummary:
+    """Describe one artifact; its value is shown unless `max_value_size` is 0.
+
+    A missing or damaged blob raises its BlobError naming the artifact and the task
+    (`pathspec`), whichever of the reads below finds it.
+    """
+    try:
+        size = store.blob_size(key)
+        if size > LOAD_LIMIT:
+            value = None if max_value_size == 0 else f"<not loaded: {size} bytes stored>"
+            return ArtifactSummary(name, size, peek_type(store, key), value)
+        loaded = store.load(key)
+    except BlobError as exc:
+        raise exc.in_context(artifact=name, pathspec=pathspec) from None
     shown = None if max_value_size == 0 else short_repr(loaded, max_value_size)
     return ArtifactSummary(name, size, type_name(loaded), shown)
 
@@ -202,7 +218,7 @@ def dump_task(
             continue
         if name.startswith("_") and not private and name not in wanted:
             continue
-        rows.append(summarize(task._store, name, key, max_value_size))
+        rows.append(summarize(task._store, name, key, max_value_size, task.pathspec))
     return rows
 
 

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from ..client import Flow, Run
 from ..client.namespaces import get_namespace
+from ..client.tags import displayable
 from ..store import Store
 
 HEADERS = ("RUN", "STATUS", "STARTED", "DURATION", "USER", "ORIGIN", "TAGS")
@@ -73,16 +74,17 @@ def run_line(run: Run, now: float | None = None) -> RunLine:
     else:
         duration = "-"  # a run whose process died before recording its end
     origin = run.origin_pathspec
-    tags = ", ".join(sorted(run.user_tags)) or "-"
+    # What users stored is shown escaped: a newline or escape sequence would spoof the table.
+    tags = ", ".join(displayable(tag) for tag in sorted(run.user_tags)) or "-"
     if len(tags) > MAX_TAGS_WIDTH:
         tags = tags[: MAX_TAGS_WIDTH - 3] + "..."
     return RunLine(
-        run.pathspec,
+        displayable(run.pathspec),
         status,
         started,
         duration,
-        run.user or "-",
-        "-" if origin is None else origin.rsplit("/", 1)[-1],
+        displayable(run.user or "-"),
+        "-" if origin is None else displayable(origin.rsplit("/", 1)[-1]),
         tags,
     )
 

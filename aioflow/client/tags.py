@@ -116,14 +116,28 @@ def mutate_user_tags(
     return frozenset(final)
 
 
+def displayable(text: str) -> str:
+    """`text` safe to print on a terminal: every character that is not printable (newlines,
+    escape sequences, bidi overrides, ...) is written as its Python escape (`\\n`, `\\x1b`).
+
+    Tags (and other strings users store) are printed in tables: raw, a newline or an escape
+    sequence in one could fake lines of output or rewrite the screen.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def format_run_tags(
     pathspec: str, user_tags: Iterable[str], system_tags: Iterable[str], *, hide_system: bool
 ) -> list[str]:
-    """The lines `aioflow tag list` prints for one run: user tags, then system tags."""
-    user = sorted(user_tags)
-    lines = [pathspec, f"    user tags:   {', '.join(user) if user else '(none)'}"]
+    """The lines `aioflow tag list` prints for one run: user tags, then system tags (each
+    made `displayable`)."""
+    user = [displayable(tag) for tag in sorted(user_tags)]
+    lines = [displayable(pathspec), f"    user tags:   {', '.join(user) if user else '(none)'}"]
     if not hide_system:
-        lines.append(f"    system tags: {', '.join(sorted(system_tags))}")
+        system = [displayable(tag) for tag in sorted(system_tags)]
+        lines.append(f"    system tags: {', '.join(system)}")
     return lines
 
 
@@ -135,13 +149,17 @@ def format_tag_table(runs: Sequence[tuple[str, Iterable[str]]]) -> list[str]:
             by_tag.setdefault(tag, []).append(pathspec)
     if not by_tag:
         return ["(no user tags)"]
-    width = max(len(tag) for tag in by_tag)
-    return [f"{tag:<{width}}  {', '.join(by_tag[tag])}" for tag in sorted(by_tag)]
+    shown = {tag: displayable(tag) for tag in by_tag}
+    width = max(map(len, shown.values()))
+    return [
+        f"{shown[tag]:<{width}}  {displayable(', '.join(by_tag[tag]))}" for tag in sorted(by_tag)
+    ]
 
 
 __all__ = [
     "MAX_TAG_LENGTH",
     "MAX_USER_TAGS",
+    "displayable",
     "format_run_tags",
     "format_tag_table",
     "mutate_user_tags",
