@@ -298,7 +298,10 @@ class BlobCorrupted(BlobError):
 
     headline = "Corrupt blob"
     problem = "does not match its key: the store was damaged"
-    advice = "Delete the file; runs that stored it must be re-run or resumed."
+    advice = (
+        "It cannot be read until the step that stored it runs again (re-run the flow, or resume "
+        "it from that step): storing the same value again repairs the blob."
+    )
 
 
 CorruptBlobError = BlobCorrupted
