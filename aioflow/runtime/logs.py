@@ -118,8 +118,8 @@ def reset_task_log(token: Any) -> None:
 
 
 class StreamProxy(CapturingStream):
-    """Stands in for sys.stdout / sys.stderr (or a logging handler's stream) while runs are
-    active: `name` is the task log's stream that receives what a task writes."""
+    """Stands in for sys.stdout / sys.stderr, or for a logging handler's stream, while runs are
+    active."""
 
     def __init__(self, name: str, original: TextIO) -> None:
         super().__init__(original)
@@ -229,5 +229,8 @@ def _redirect_handlers() -> None:
             if name is None or isinstance(stream, StreamProxy):
                 continue
             proxy = StreamProxy(name, stream)
-            handler.setStream(proxy)
+            try:
+                handler.setStream(proxy)
+            except AttributeError:  # a subclass whose stream is a read-only property
+                continue
             _redirected.append((handler, proxy))
