@@ -2,7 +2,8 @@
 worker processes), built by name from `registry`.
 
 - `protocol`: what the scheduler needs from an executor, and what a run offers executors.
-- `thread_lane`: the run's pool of worker threads, tuned for many tiny sync bodies.
+- `thread_lane`: a run's share of the process's worker threads, tuned for many tiny sync
+  bodies.
 - `local`: the loop and thread executors (and an inline one for tests).
 - `process`: the process executor (the worker pool itself is `runtime.processes`).
 - `registry`: executors by name.
@@ -22,7 +23,7 @@ from .protocol import (
     failed_outcome,
 )
 from .registry import ExecutorRegistry, registry
-from .thread_lane import IdleThreads, ThreadLane, idle_threads
+from .thread_lane import SharedThreads, ThreadLane, shared_threads
 
 __all__ = [
     "CallbackExecutor",
@@ -31,14 +32,14 @@ __all__ = [
     "ExecutorContext",
     "ExecutorFactory",
     "ExecutorRegistry",
-    "IdleThreads",
     "InlineExecutor",
     "LoopExecutor",
     "ProcessExecutor",
+    "SharedThreads",
     "ThreadExecutor",
     "ThreadLane",
     "UnflushedBlobs",
     "failed_outcome",
-    "idle_threads",
     "registry",
+    "shared_threads",
 ]

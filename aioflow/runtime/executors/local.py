@@ -70,8 +70,7 @@ class ThreadExecutor:
             return outcome
         if scope.cancelled_caught:
             # A thread cannot be stopped: it is left to finish on its own, its result unused.
-            frozen = run.abandon()
-            self.lane.abandon_one()
+            frozen = run.abandon()  # (the lane abandoned the job when its wait was cancelled)
             error = timeout_error(spec, options.timeout, ABANDONED_NOTE)
             return await self.lane.run(run.finish, error, frozen)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -1,18 +1,20 @@
-"""Where task bodies run: on the event loop (async steps) or in a run's worker threads.
+"""Where sync task bodies run: the process's worker threads, shared by every run's lane.
 
-`ThreadLane` is a small thread pool tuned for many short tasks: threads take jobs from one
-queue and report back through a `LoopInbox`, so a finished job costs a few microseconds instead
-of the 40-80 us of a round trip through `asyncio.to_thread`. A lane uses at most the run's
-`max_workers` threads at once, added lazily: a job that finds every thread busy gets a new one
-only when no job was taken for `GROW_AFTER`, so a run of tiny tasks stays on a thread or two
-while blocked tasks (sleeping, waiting on I/O) still get a thread each.
+`ThreadLane` is a run's share of `SharedThreads`, one small pool for the whole process, tuned
+for many short tasks: threads take jobs from one queue and report back through their loop's
+`LoopInbox`, so a finished job costs a few microseconds instead of the 40-80 us of a round
+trip through `asyncio.to_thread`.
 
-Threads are borrowed from the event loop's `IdleThreads` and given back when the run ends, so a
-process running many short runs (a service, a notebook) does not start threads for each: a
-thread start costs milliseconds of GIL handoffs that every other thread, the event loop's
-included, waits through. A thread serves one lane at a time, so a run's tasks never wait for
-another run's. New threads are started off the loop, idle ones exit after `IDLE_SECONDS`, and
-all are daemons: a body that never returns cannot keep the process alive.
+A lane runs at most its run's `max_workers` jobs at once; more wait in the lane, on the loop.
+Threads belong to no run: an idle run holds none, so a thousand concurrent runs do not hold a
+thousand threads (each costs memory, and a thread start costs milliseconds of GIL handoffs that
+the event loop waits through). The pool grows lazily and is bounded: a job that finds every
+thread busy gets a new one only when no job was taken for `GROW_AFTER`, so tiny tasks stay on a
+thread or two, while blocked tasks (sleeping, waiting on I/O) get a thread each, up to
+`MAX_THREADS` for the process. New threads are started off the loop, idle ones exit after
+`IDLE_SECONDS`, and all are daemons: a body that never returns cannot keep the process alive.
+A job whose caller stopped waiting (a @timeout, a cancellation) is abandoned: its thread
+finishes it in the background and another thread takes its place meanwhile.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import functools
 import itertools
 import queue
 import threading
-import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,112 +37,187 @@ from ..bridge import LoopInbox
 T = TypeVar("T")
 #: Receives a job's result on the loop: (True, value) or (False, the exception it raised).
 Done = Callable[[bool, Any], None]
-_Job = tuple[Callable[..., Any], tuple[Any, ...], Done, contextvars.Context]
 
 #: Seconds without any job taken after which a waiting job gets a new thread.
 GROW_AFTER = 0.005
-#: Seconds an idle thread waits for a lane before it exits.
+#: Seconds an idle thread waits for a job before it exits.
 IDLE_SECONDS = 10.0
+#: Worker threads of the process at most, all runs and event loops together.
+MAX_THREADS = 32
 
 _names = itertools.count()
 
 
-class _Worker:
-    """A thread that serves one lane after another."""
+class _Ticket:
+    """The state of one job, shared by its thread and its loop (under the pool's lock)."""
 
-    def __init__(self, pool: IdleThreads) -> None:
-        self._pool = weakref.ref(pool)
-        self.assign: queue.SimpleQueue[ThreadLane | None] = queue.SimpleQueue()
-        self.thread = threading.Thread(
-            target=self._main, name=f"aioflow-worker-{next(_names)}", daemon=True
-        )
-
-    def _main(self) -> None:
-        while True:
-            try:
-                lane = self.assign.get(timeout=IDLE_SECONDS)
-            except queue.Empty:
-                pool = self._pool()
-                if pool is None or pool.retire(self):
-                    return
-                continue  # handed a lane just now
-            if lane is None:
-                return
-            lane._work()
-            pool = self._pool()
-            if pool is None or not pool.give_back(self):
-                return
-
-
-class IdleThreads:
-    """The event loop's idle worker threads (one per loop, see `idle_threads()`)."""
+    __slots__ = ("abandoned", "finished")
 
     def __init__(self) -> None:
-        self._idle: list[_Worker] = []
+        self.finished = False
+        self.abandoned = False
+
+
+#: (lane, ticket, function, arguments, done, context)
+_Job = tuple["ThreadLane", _Ticket, Callable[..., Any], tuple[Any, ...], Done, contextvars.Context]
+#: What a thread hands back to the job's loop: (lane, ticket, done, ok, value).
+_Result = tuple["ThreadLane", _Ticket, Done, bool, Any]
+
+
+class SharedThreads:
+    """The process's worker threads for sync task bodies (see the module's doc)."""
+
+    def __init__(self, max_threads: int = MAX_THREADS) -> None:
+        self.max_threads = max_threads
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._closed = False
+        self._threads = 0  # started and not exited
+        self._abandoned = 0  # threads busy with a job nobody waits for
+        self._busy = 0  # jobs queued or running (abandoned ones included)
+        self._taken = 0  # jobs taken so far (a progress hint, not exact)
 
-    def take(self) -> _Worker | None:
-        """An idle worker, or None."""
-        with self._lock:
-            return self._idle.pop() if self._idle else None
+    @property
+    def threads(self) -> int:
+        """Worker threads alive now."""
+        return self._threads
 
-    def give_back(self, worker: _Worker) -> bool:
-        """Park a worker whose lane closed (its thread); False when it should exit."""
+    def submit(self, job: _Job, on: _LoopState) -> None:
+        """Queue a job (on its loop); make sure a thread will take it."""
         with self._lock:
-            if self._closed:
+            self._busy += 1
+            working = self._threads - self._abandoned
+            start = working == 0
+            if start:
+                self._threads += 1
+        self._jobs.put(job)
+        if start:
+            self._start_thread(on.loop)
+        elif not on.checking and self._busy - self._abandoned > working:
+            # Checked from each loop that waits (a loop that closes takes its timer along).
+            on.checking = True
+            on.loop.call_later(GROW_AFTER, self._grow_check, on, self._taken)
+
+    def _grow_check(self, on: _LoopState, progress: int) -> None:
+        """Add a thread when jobs wait and the threads are stuck, not just busy.
+
+        Most jobs take microseconds, so a job that finds every thread busy just waits in the
+        queue: while the threads keep taking jobs they will get to it. When no job was taken for
+        `GROW_AFTER`, the threads are blocked (sleeping, waiting on I/O): one more starts, up
+        to `max_threads`, and the check looks again. One timer for the pool, not one per job.
+        """
+        with self._lock:
+            working = self._threads - self._abandoned
+            waiting = self._busy - self._abandoned > working
+            start = (
+                waiting
+                and self._threads < self.max_threads
+                and (self._taken == progress or working == 0)
+            )
+            if start:
+                self._threads += 1
+        on.checking = waiting
+        if start:
+            self._start_thread(on.loop)
+        if waiting:
+            on.loop.call_later(GROW_AFTER, self._grow_check, on, self._taken)
+
+    def _start_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        thread = threading.Thread(
+            target=self._work, name=f"aioflow-worker-{next(_names)}", daemon=True
+        )
+        # Thread.start() waits until the new thread runs, which takes milliseconds when other
+        # threads hold the GIL: it must not block the loop, so a helper thread starts it.
+        loop.run_in_executor(None, thread.start)
+
+    def _work(self) -> None:
+        """Take jobs until none comes for IDLE_SECONDS (in a worker thread)."""
+        jobs = self._jobs
+        while True:
+            try:
+                job = jobs.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if jobs.empty():
+                        self._threads -= 1
+                        return
+                continue  # a job came just now
+            lane, ticket, fn, args, done, ctx = job
+            self._taken += 1
+            try:
+                result: _Result = (lane, ticket, done, True, ctx.run(fn, *args))
+            except BaseException as exc:  # delivered to whoever submitted the job
+                result = (lane, ticket, done, False, exc)
+            with self._lock:
+                ticket.finished = True
+                self._busy -= 1
+                if ticket.abandoned:
+                    self._abandoned -= 1  # this thread works for the living again
+            assert lane._on is not None
+            lane._on.inbox.put(result)
+
+    def abandon(self, ticket: _Ticket) -> bool:
+        """Count the thread running this job as lost until the job ends; False when it ended."""
+        with self._lock:
+            if ticket.finished:
                 return False
-            self._idle.append(worker)
+            ticket.abandoned = True
+            self._abandoned += 1
             return True
 
-    def retire(self, worker: _Worker) -> bool:
-        """Remove an idle worker that timed out (its thread); False if it was just taken."""
-        with self._lock:
-            if worker in self._idle:
-                self._idle.remove(worker)
-                return True
-            return False
 
-    def __del__(self) -> None:
-        # The loop is gone: let the idle threads exit now rather than after IDLE_SECONDS.
-        self._closed = True
-        for worker in self._idle:
-            worker.assign.put(None)
+_shared = SharedThreads()
 
 
-_idle_threads: RunVar[IdleThreads] = RunVar("aioflow_idle_threads")
+def shared_threads() -> SharedThreads:
+    """The process's worker threads."""
+    return _shared
 
 
-def idle_threads() -> IdleThreads:
-    """The running event loop's IdleThreads."""
+class _LoopState:
+    """One event loop's side of the shared threads: where its jobs' results go, and whether
+    a growth check is scheduled on it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.inbox: LoopInbox[_Result] = LoopInbox(loop, _deliver_result)
+        self.checking = False
+
+
+_loop_states: RunVar[_LoopState] = RunVar("aioflow_thread_results")
+
+
+def _loop_state(loop: asyncio.AbstractEventLoop) -> _LoopState:
+    """The running loop's state (one per loop, gone with it)."""
     try:
-        return _idle_threads.get()
+        return _loop_states.get()
     except LookupError:
-        pool = IdleThreads()
-        _idle_threads.set(pool)
-        return pool
+        state = _LoopState(loop)
+        _loop_states.set(state)
+        return state
+
+
+def _deliver_result(result: _Result) -> None:
+    lane, ticket, done, ok, value = result
+    if ticket.abandoned:
+        return  # its lane slot was freed when it was abandoned; nobody waits for it
+    lane._deliver((done, ok, value))
 
 
 class ThreadLane:
-    """The worker threads of one run (at most `max_threads` at once)."""
+    """One run's share of the shared worker threads: at most `max_threads` jobs at once."""
 
     def __init__(self, max_threads: int, name: str = "aioflow") -> None:
         self.max_threads = max(1, max_threads)
         self.name = name
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._threads = 0
-        self._taken = 0  # jobs taken so far (counted by the threads; a hint, not exact)
-        self._busy = 0
-        self._abandoned = 0
-        self._inbox: LoopInbox[tuple[Done, bool, Any]] | None = None
+        self._running = 0  # jobs handed to the shared threads and not delivered
+        self._waiting: deque[_Job] = deque()  # jobs over the lane's limit
+        self._on: _LoopState | None = None
         self._limiter: anyio.CapacityLimiter | None = None
-        self._pool: IdleThreads | None = None
-        self._check: asyncio.TimerHandle | None = None
         self._closed = False
 
     def accepts_callbacks(self) -> bool:
         """True when `submit` can be used: on asyncio (other backends take `run`'s slow path)."""
-        if self._inbox is not None:
+        if self._on is not None:
             return True
         try:  # anyio on asyncio has a running asyncio loop; on trio there is none
             asyncio.get_running_loop()
@@ -155,23 +232,28 @@ class ThreadLane:
         No future and no coroutine resumption: a scheduler that reacts to results directly
         saves both on every task, which a foreach of many tiny tasks feels.
         """
+        self._submit(_Ticket(), fn, args, done)
+
+    def _submit(
+        self, ticket: _Ticket, fn: Callable[..., Any], args: tuple[Any, ...], done: Done
+    ) -> None:
         if self._closed:
             raise RuntimeError(f"thread lane {self.name} is closed")
-        loop = asyncio.get_running_loop()
-        if self._inbox is None:
-            self._inbox = LoopInbox(loop, self._deliver)
-            self._pool = idle_threads()
-        self._busy += 1
-        self._jobs.put((fn, args, done, contextvars.copy_context()))
-        working = self._threads - self._abandoned
-        if working == 0:
-            # As in _grow_check: starting a thread must not block the event loop.
-            self._start_thread(loop)
-        elif self._busy > working and working < self.max_threads and self._check is None:
-            self._check = loop.call_later(GROW_AFTER, self._grow_check, loop, self._taken)
+        if self._on is None:
+            self._on = _loop_state(asyncio.get_running_loop())
+        job = (self, ticket, fn, args, done, contextvars.copy_context())
+        if self._running < self.max_threads:
+            self._running += 1
+            _shared.submit(job, self._on)
+        else:
+            self._waiting.append(job)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(*args)` in a worker thread, in a copy of the caller's context."""
+        """Run `fn(*args)` in a worker thread, in a copy of the caller's context.
+
+        Cancelled while the job runs, the job is abandoned: it finishes in the background, and
+        its place in the lane and its thread are given to others meanwhile.
+        """
         if not self.accepts_callbacks():
             # Other anyio backends take the portable (slower) path.
             if self._limiter is None:
@@ -179,84 +261,35 @@ class ThreadLane:
             ctx = contextvars.copy_context()
             return await anyio.to_thread.run_sync(ctx.run, fn, *args, limiter=self._limiter)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self.submit(fn, args, functools.partial(_settle, future))
-        return await future
+        ticket = _Ticket()
+        self._submit(ticket, fn, args, functools.partial(_settle, future))
+        try:
+            return await future
+        except asyncio.CancelledError:
+            self._abandon(ticket)
+            raise
 
-    def _grow_check(self, loop: asyncio.AbstractEventLoop, progress: int) -> None:
-        """Add a thread when jobs wait and the lane's threads are stuck, not just busy.
-
-        Most jobs take microseconds, so a job that finds every thread busy just waits in the
-        queue: while the threads keep taking jobs they will get to it, and a run of many tiny
-        tasks stays on a thread or two (a hundred concurrent runs then do not keep hundreds of
-        threads fighting the event loop for the GIL). When no job was taken for `GROW_AFTER`,
-        the threads are blocked (sleeping, waiting on I/O): the lane adds one, up to
-        `max_threads`, and looks again. One timer per lane, not one per job: jobs pay nothing.
-        """
-        self._check = None
-        working = self._threads - self._abandoned
-        if self._busy <= working or working >= self.max_threads:
-            return
-        if self._taken == progress:
-            self._start_thread(loop)
-        self._check = loop.call_later(GROW_AFTER, self._grow_check, loop, self._taken)
-
-    def _start_thread(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Put one more thread to work on this lane: an idle one, or a new one."""
-        assert self._pool is not None
-        self._threads += 1
-        worker = self._pool.take() or _Worker(self._pool)
-        if worker.thread.ident is None:
-            # Thread.start() waits until the new thread runs, which takes milliseconds when
-            # other threads hold the GIL: it must not block the loop, so a helper thread of the
-            # loop's executor starts it.
-            loop.run_in_executor(None, _start_and_assign, worker, self)
-        else:
-            worker.assign.put(self)
-
-    def _work(self) -> None:
-        """Serve this lane's jobs until the lane closes (in a worker thread)."""
-        jobs = self._jobs
-        while True:
-            job = jobs.get()
-            if job is None:
-                return
-            fn, args, done, ctx = job
-            self._taken += 1
-            try:
-                result = (done, True, ctx.run(fn, *args))
-            except BaseException as exc:  # delivered to whoever submitted the job
-                result = (done, False, exc)
-            assert self._inbox is not None
-            self._inbox.put(result)
+    def _abandon(self, ticket: _Ticket) -> None:
+        if any(job[1] is ticket for job in self._waiting):
+            self._waiting = deque(job for job in self._waiting if job[1] is not ticket)
+        elif _shared.abandon(ticket):
+            self._release()
 
     def _deliver(self, item: tuple[Done, bool, Any]) -> None:
         done, ok, value = item
-        self._busy -= 1
+        self._release()
         done(ok, value)
 
-    def abandon_one(self) -> None:
-        """Forget one busy thread (a timed-out body that cannot be stopped).
-
-        It finishes its body in the background; a new thread takes its place meanwhile.
-        """
-        self._abandoned += 1
+    def _release(self) -> None:
+        """A job of this lane ended (or was abandoned): the next waiting one may start."""
+        self._running -= 1
+        if self._waiting and self._on is not None:
+            self._running += 1
+            _shared.submit(self._waiting.popleft(), self._on)
 
     def close(self) -> None:
-        """Give the threads back; one still running a body (abandoned too) finishes it first.
-
-        Jobs cannot be submitted afterwards; results of jobs still running are delivered."""
+        """Take no more jobs; those queued still run and deliver their results."""
         self._closed = True
-        if self._check is not None:
-            self._check.cancel()
-            self._check = None
-        for _ in range(self._threads):
-            self._jobs.put(None)
-        self._threads = 0
-
-
-def _start_and_assign(worker: _Worker, lane: ThreadLane) -> None:
-    worker.thread.start()
-    worker.assign.put(lane)
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

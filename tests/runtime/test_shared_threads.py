@@ -1,0 +1,105 @@
+"""Idle runs hold no thread (issue 13, item 11): sync bodies of every run share the process's
+bounded worker threads, and a job whose caller stopped waiting gives its place up."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import anyio
+import pytest
+
+from aioflow import FlowSpec, step
+from aioflow.api import run_flow
+from aioflow.runtime.executors import ThreadLane
+from aioflow.runtime.executors.thread_lane import MAX_THREADS
+
+RUNS = 40
+
+
+class Waiting:
+    arrived = 0
+    all_arrived: anyio.Event
+    release: anyio.Event
+
+
+class IdleFlow(FlowSpec):
+    @step
+    def start(self):  # a sync step: runs in a worker thread
+        self.x = 1
+        self.next(self.wait)
+
+    @step
+    async def wait(self):  # the run idles here, on the loop
+        Waiting.arrived += 1
+        if Waiting.arrived == RUNS:
+            Waiting.all_arrived.set()
+        await Waiting.release.wait()
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+def worker_threads() -> int:
+    return sum(t.name.startswith("aioflow-worker-") for t in threading.enumerate())
+
+
+async def test_idle_runs_hold_no_worker_thread(aioflow_root: Path) -> None:
+    Waiting.arrived = 0
+    Waiting.all_arrived, Waiting.release = anyio.Event(), anyio.Event()
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for _ in range(RUNS):
+                tg.start_soon(lambda: run_flow(IdleFlow, root=aioflow_root, quiet=True))
+            await Waiting.all_arrived.wait()
+            # Every run ran a sync step and now idles: one thread each would be RUNS threads.
+            assert worker_threads() <= min(MAX_THREADS, RUNS // 2)
+            Waiting.release.set()
+
+
+def _block(gate: threading.Event) -> str:
+    gate.wait(timeout=30)
+    return "late"
+
+
+async def test_a_cancelled_wait_gives_the_lane_slot_to_the_next_job() -> None:
+    lane = ThreadLane(1)
+    gate = threading.Event()
+    try:
+        with anyio.move_on_after(0.05):  # the caller stops waiting (a @timeout does this)
+            await lane.run(_block, gate)
+        # The blocked job still holds its thread, but not the lane's only slot.
+        with anyio.fail_after(20):
+            assert await lane.run(sum, [1, 2]) == 3
+    finally:
+        gate.set()
+        lane.close()
+
+
+@pytest.mark.parametrize("jobs", [1, 5])
+async def test_a_lane_runs_at_most_its_limit_at_once(jobs: int) -> None:
+    lane = ThreadLane(2)
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    def job() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        gate.wait(timeout=0.02)  # a short block: the pool may grow meanwhile
+        with lock:
+            running -= 1
+
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for _ in range(jobs):
+                    tg.start_soon(lane.run, job)
+    finally:
+        lane.close()
+    assert most <= 2
