@@ -110,10 +110,25 @@ _SYSTEM_TAGS = RunRecord._fields.index("system_tags")
 
 
 def run_record(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> RunRecord:
-    """A row of RUN_COLUMNS as a RunRecord, its tags unpacked (a cursor's row factory)."""
+    """A row of RUN_COLUMNS as a RunRecord, its tags unpacked (a cursor's row factory).
+
+    Tags are msgpack (never pickles); a damaged list raises MetadataError naming the run.
+    """
     values = list(row)
     for i in (_TAGS, _SYSTEM_TAGS):
-        values[i] = tuple(unpack(values[i])) if values[i] else ()
+        if not values[i]:
+            values[i] = ()
+            continue
+        try:
+            tags = unpack(values[i])
+            if not (isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)):
+                raise ValueError("not a list of strings")
+        except (ValueError, TypeError) as exc:
+            raise MetadataError(
+                f"The tags of run {values[0]} of {values[1]!r} cannot be read ({exc}): the "
+                "metadata database is damaged."
+            ) from None
+        values[i] = tuple(tags)
     return RunRecord._make(values)
 
 
