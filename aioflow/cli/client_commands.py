@@ -38,7 +38,10 @@ RootOption = Annotated[
     typer.Option(
         "--root",
         envvar="AIOFLOW_ROOT",
-        help="Store folder [default: ./.aioflow, or $AIOFLOW_ROOT].",
+        help="Store folder.",
+        # A text default: typer prints it as `[default: ...]`, which help text cannot carry
+        # (rich markup reads the brackets as a tag and drops them).
+        show_default="./.aioflow or the nearest one above",
     ),
 ]
 NamespaceOption = Annotated[
@@ -83,7 +86,7 @@ def logs(
     ] = False,
     attempt: Annotated[
         int | None,
-        typer.Option("--attempt", help="Show this attempt [default: the latest].", min=0),
+        typer.Option("--attempt", help="Show this attempt.", min=0, show_default="the latest"),
     ] = None,
     root: RootOption = None,
 ) -> None:
@@ -139,7 +142,7 @@ def dump(
 def runs(
     flow: Annotated[
         str | None,
-        typer.Argument(help="Only runs of this flow [default: every flow]."),
+        typer.Argument(help="Only runs of this flow.", show_default="every flow"),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs.")] = 20,
     namespace: NamespaceOption = None,

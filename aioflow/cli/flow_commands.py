@@ -35,6 +35,8 @@ from ..runtime.config import (
     validate_tags,
 )
 from ..runtime.runner import PreparedRun, RunOutcome, open_run, prepare, prepare_resume
+from .flow_store_commands import add_store_commands
+from .graph_text import FORMATS, graph_text
 from .output import EXIT_FAILED, EXIT_INTERRUPTED, _echo, _fail, _header, _validate
 from .parameter_options import click_params
 from .signals import receive_stop_signals
@@ -183,8 +185,8 @@ _RUN_OPTIONS = [
     click.Option(["--tag"], multiple=True, callback=_check_tags,
                  help="Tag the run (repeatable)."),
     click.Option(["--run-id-file"], default=None, help="Write the run id to this file."),
-    click.Option(["--root"], default=None, envvar="AIOFLOW_ROOT",
-                 help="Store folder [default: ./.aioflow, or $AIOFLOW_ROOT]."),
+    click.Option(["--root"], default=None, envvar="AIOFLOW_ROOT", show_envvar=True,
+                 show_default="./.aioflow or the nearest one above", help="Store folder."),
     click.Option(["--quiet"], is_flag=True, help="Print nothing but errors."),
     click.Option(["--executor"], type=click.Choice(EXECUTORS), default=DEFAULT_EXECUTOR,
                  show_default=True, help="Where sync steps run by default."),
@@ -192,6 +194,11 @@ _RUN_OPTIONS = [
                  help="Add a decorator to every step, e.g. retry or retry:times=2 (repeatable)."),
 ]  # fmt: skip
 _OPTION_NAMES = {opt.name for opt in _RUN_OPTIONS}
+
+_FORMAT_OPTION = click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+    help="text (steps and docstrings), dot (Graphviz) or mermaid (a Mermaid flowchart).",
+)  # fmt: skip
 
 
 def _check_without_command(flow_cls: type[FlowSpec]) -> Any:
@@ -205,7 +212,8 @@ def _check_without_command(flow_cls: type[FlowSpec]) -> Any:
 
 
 def flow_group(flow_cls: type[FlowSpec]) -> click.Group:
-    """The command group of one flow: run, show, check."""
+    """The command group of one flow: run, resume, show, check, and the store commands
+    (logs, dump, tag, output-dot, output-mermaid: `flow_store_commands.py`)."""
     group = click.Group(
         name=flow_cls.__name__,
         help=flow_cls.__doc__,
@@ -256,17 +264,33 @@ def flow_group(flow_cls: type[FlowSpec]) -> click.Group:
     )
 
     @group.command(help="Show the flow's steps and transitions.")
-    def show() -> None:
-        _echo(FlowGraph(flow_cls).describe())
+    @_FORMAT_OPTION
+    def show(fmt: str) -> None:
+        click.echo(graph_text(FlowGraph(flow_cls), fmt), nl=False)
 
     @group.command(help="Check the flow's graph without running it.")
     def check() -> None:
         _header(flow_cls)
         _validate(flow_cls)
 
+    add_store_commands(group, flow_cls)
     return group
 
 
 def main_for_flow(flow_cls: type[FlowSpec], argv: list[str]) -> None:
     """`python flow.py <command> ...`: run the flow's command group and exit."""
     flow_group(flow_cls).main(argv, prog_name=os.path.basename(sys.argv[0]))
+
+
+def command_without_flow(name: str) -> click.Command:
+    """`run` or `resume` before a flow file is named, for `aioflow run --help`: its help lists
+    the options every flow's command takes (a flow's own `--help` adds its parameters)."""
+    what = "Run a flow" if name == "run" else "Resume a run of a flow"
+    return click.Command(
+        name,
+        params=[click.Argument(["flow_file"], metavar="FLOW_FILE"), *_RUN_OPTIONS],
+        help=(
+            f"{what}. The flow's parameters are options too, and so are its configs: "
+            f"`aioflow {name} flow.py --help` lists them."
+        ),
+    )

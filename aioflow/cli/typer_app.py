@@ -9,9 +9,11 @@ store back (`client_commands.py`) are registered after these, in the order `--he
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from .._version import __version__
@@ -20,14 +22,16 @@ from ..flowspec import FlowSpec
 from ..graph import FlowGraph
 from ..loader import load_flow
 from .client_commands import dump, logs, runs, tag_app
-from .flow_commands import flow_group
+from .flow_commands import command_without_flow, flow_group
+from .graph_text import graph_text
 from .output import _echo, _fail, _header, _validate
 
 app = typer.Typer(
     name="aioflow",
     help="Run Metaflow-style flows in-process on asyncio.",
     no_args_is_help=True,
-    add_completion=False,
+    # `aioflow --install-completion` installs completion for the user's shell (typer's).
+    add_completion=True,
 )
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -49,6 +53,14 @@ def _delegate(ctx: typer.Context, flow_file: Path, command: str) -> None:
 FlowFile = Annotated[Path, typer.Argument(help="The flow file.")]
 
 
+class GraphFormat(str, Enum):
+    """What `aioflow show --format` prints (see `graph_text.py`)."""
+
+    text = "text"
+    dot = "dot"
+    mermaid = "mermaid"
+
+
 @app.command(context_settings=_PASS_THROUGH)
 def run(ctx: typer.Context, flow_file: FlowFile) -> None:
     """Run a flow: aioflow run flow.py [--param value ...] (see: aioflow run flow.py --help)."""
@@ -62,9 +74,18 @@ def resume(ctx: typer.Context, flow_file: FlowFile) -> None:
 
 
 @app.command()
-def show(flow_file: FlowFile) -> None:
-    """Show a flow's steps and transitions."""
-    _echo(FlowGraph(_load(flow_file)).describe())
+def show(
+    flow_file: FlowFile,
+    fmt: Annotated[
+        GraphFormat,
+        typer.Option(
+            "--format",
+            help="text (steps and docstrings), dot (Graphviz) or mermaid (a Mermaid flowchart).",
+        ),
+    ] = GraphFormat.text,
+) -> None:
+    """Show a flow's steps and transitions, as text or as a Graphviz or Mermaid graph."""
+    click.echo(graph_text(FlowGraph(_load(flow_file)), fmt.value), nl=False)
 
 
 @app.command()
@@ -79,6 +100,24 @@ def check(flow_file: FlowFile) -> None:
 def version() -> None:
     """Print aioflow's version."""
     _echo(f"aioflow {__version__}")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        _echo(f"aioflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Run Metaflow-style flows in-process on asyncio."""
 
 
 # -- reading runs back (client_commands.py) -----------------------------------------------------
@@ -103,5 +142,8 @@ def main() -> None:
             flow_file = rest.pop(file_at)
             group = flow_group(_load(Path(flow_file)))
             group.commands[args[0]].main(rest, prog_name=f"aioflow {args[0]} {flow_file}")
+            return
+        if "--help" in rest:  # no flow file yet: list the options every flow's command takes
+            command_without_flow(args[0]).main(["--help"], prog_name=f"aioflow {args[0]}")
             return
     app()

@@ -1,0 +1,101 @@
+"""The commands `python flow.py` shares with `aioflow`: logs, dump, tag, output-dot, output-mermaid.
+
+Metaflow users type `python flow.py logs 3/start` and `python flow.py output-dot`; these are
+`aioflow logs MyFlow/3/start` and `aioflow show flow.py --format dot` with the flow known. The
+store commands are `client_commands.py`'s own, with the same options, given pathspecs without
+the flow's name (`3/start`; a full `MyFlow/3/start` works too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+import typer
+
+from ..flowspec import FlowSpec
+from ..graph import FlowGraph
+from .client_commands import dump, logs, tag_app
+from .graph_text import graph_text
+
+# The argument of each command that names a run, step or task, and its help in a flow's group.
+_PATHSPEC_ARGUMENTS = {
+    "pathspec": "RunID/StepName or RunID/StepName/TaskID.",
+    "run": "The run: RunID.",
+    "target": "A run (RunID), or the flow's name for all its runs.",
+}
+
+
+def _qualify(flow_name: str, value: str) -> str:
+    """`3/start` -> `MyFlow/3/start`; a value that names the flow already stays as it is."""
+    if value == flow_name or value.startswith(f"{flow_name}/"):
+        return value
+    return f"{flow_name}/{value}"
+
+
+def _for_flow(command: Any, flow_name: str) -> Any:
+    """`command` (one of `aioflow`'s, built afresh) with its pathspec argument relative to the flow.
+
+    Changed in place, not rebuilt: typer may build it with its own copy of click's classes.
+    """
+    for sub in getattr(command, "commands", {}).values():  # a group: `tag`
+        _for_flow(sub, flow_name)
+    for param in command.params:
+        if param.param_type_name == "argument" and param.name in _PATHSPEC_ARGUMENTS:
+            param.help = _PATHSPEC_ARGUMENTS[param.name]
+    callback: Callable[..., Any] | None = command.callback
+    if callback is None:
+        return command
+
+    def qualified(**kwargs: Any) -> Any:
+        for name in _PATHSPEC_ARGUMENTS.keys() & kwargs.keys():
+            kwargs[name] = _qualify(flow_name, kwargs[name])
+        return callback(**kwargs)
+
+    command.callback = qualified
+    return command
+
+
+def _forwarding(name: str, command: Any) -> click.Command:
+    """A click command handing its whole command line to `command`, typer's own.
+
+    Typer builds its commands with its own copy of click, whose exits and help a click group
+    does not understand; so the group gets this stand-in, and `command` parses, prints its help
+    and reports its errors itself.
+    """
+
+    def forward(args: tuple[str, ...]) -> None:
+        command.main(list(args), prog_name=click.get_current_context().command_path)
+
+    return click.Command(
+        name,
+        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+        callback=forward,
+        help=command.help,
+        context_settings={"ignore_unknown_options": True, "help_option_names": []},
+    )
+
+
+def _store_commands() -> Any:
+    """`aioflow`'s logs, dump and tag commands, as click builds them from the typer functions."""
+    app = typer.Typer()
+    app.command()(logs)
+    app.command()(dump)
+    app.add_typer(tag_app, name="tag")
+    return typer.main.get_group(app)
+
+
+def add_store_commands(group: click.Group, flow_cls: type[FlowSpec]) -> None:
+    """Add logs, dump, tag, output-dot and output-mermaid to the command group of `flow_cls`."""
+    commands = _store_commands().commands
+    for name in ("logs", "dump", "tag"):
+        group.add_command(_forwarding(name, _for_flow(commands[name], flow_cls.__name__)))
+
+    @group.command("output-dot", help="Print the flow's graph in Graphviz dot.")
+    def output_dot() -> None:
+        click.echo(graph_text(FlowGraph(flow_cls), "dot"), nl=False)
+
+    @group.command("output-mermaid", help="Print the flow's graph as a Mermaid flowchart.")
+    def output_mermaid() -> None:
+        click.echo(graph_text(FlowGraph(flow_cls), "mermaid"), nl=False)
