@@ -31,13 +31,13 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .client import Run
+from .client.base import shared_store
 from .events import Event, RunFinished
 from .exceptions import FlowFailed
 from .runtime.config import RunConfig
 from .runtime.offload import offload
 from .runtime.runner import OpenRun, PreparedRun, RunOutcome, open_run
 from .runtime.task import task_pathspec
-from .store import Store
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -52,13 +52,15 @@ def result_run(outcome: RunOutcome) -> Run:
 
 
 def client_run(outcome: RunOutcome) -> Run:
-    """The client Run of a run that ended (opens the store and reads the run's row).
+    """The client Run of a run that ended (reads the run's row).
 
-    A run in a store without a folder (`Store.memory()`) is read from that store itself.
+    A run in a store folder is read through the client's store for that folder, opened once
+    per process (a connection per returned run would cost a thousand concurrent runs hundreds
+    of megabytes); a store without a folder (`Store.memory()`) is read from itself.
     """
     store = outcome.store
     if store is None or store.root is not None:
-        store = Store(outcome.root, create=False)
+        store = shared_store(outcome.root)
     return Run(f"{outcome.flow_name}/{outcome.run_id}", _store=store)
 
 
