@@ -288,15 +288,42 @@ def ensure_schema(conn: sqlite3.Connection, path: Path, *, create: bool) -> None
         conn.commit()
 
     try:
-        kind = identify(conn)
-        if kind == "foreign" or (kind == "empty" and not create):
-            raise foreign(path, conn)
+        kind = "aioflow" if _marked(path) else _identify_read_only(path, create=create)
         if create and kind != "aioflow":
             when_unlocked(create_schema)
         _configure(conn, path)
         _add_missing_columns(conn)
     except sqlite3.DatabaseError as exc:
         raise damaged(path, exc) from exc
+
+
+def _marked(path: Path) -> bool:
+    """True when the file's header carries aioflow's mark (offset 68, big-endian): the common
+    case, told without SQLite."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(72)
+    except OSError:
+        return False
+    return len(header) == 72 and int.from_bytes(header[68:72], "big") == APPLICATION_ID
+
+
+def _identify_read_only(path: Path, *, create: bool) -> str:
+    """`identify` through a read-only connection; raise MetadataError for a database that is
+    not a store: another program's, or an empty one unless `create`.
+
+    Read-only, because closing the last read-write connection of a database in WAL mode
+    checkpoints its log into the file: another program's database would be rewritten.
+    """
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT)
+    try:
+        kind = identify(conn)
+        if kind == "foreign" or (kind == "empty" and not create):
+            raise foreign(path, conn)
+        return kind
+    finally:
+        conn.close()
 
 
 def foreign(path: Path, conn: sqlite3.Connection) -> MetadataError:

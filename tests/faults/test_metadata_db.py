@@ -7,6 +7,7 @@ is compared byte for byte, and by its modification time, before and after.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -91,10 +92,11 @@ async def test_a_new_store_is_marked_as_aioflow_s(tmp_path: Path) -> None:
     conn.close()
 
 
-async def test_a_store_of_an_aioflow_before_the_mark_is_opened_and_marked(tmp_path: Path) -> None:
-    await run_in_temp_store(TinyFlow, tmp_path)
+def test_a_store_of_an_aioflow_before_the_mark_is_opened_and_marked(tmp_path: Path) -> None:
+    run_flow_sync(TinyFlow, root=tmp_path, quiet=True)
     conn = sqlite3.connect(tmp_path / "metadata.db")
     conn.execute("PRAGMA application_id = 0")  # as every store was before the mark
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     code, out, _ = invoke("runs", "--root", str(tmp_path), "--namespace", "")
     assert code == 0 and "TinyFlow/1" in out
@@ -123,3 +125,28 @@ def test_a_garbage_page_is_reported_in_one_line(tmp_path: Path) -> None:
         assert str(db) in lines[1] and "Traceback" not in err
     with pytest.raises(MetadataError, match=str(db)):
         run_flow_sync(TinyFlow, root=tmp_path, quiet=True)
+
+
+def test_a_foreign_database_in_wal_mode_keeps_its_log_unapplied(tmp_path: Path) -> None:
+    # Closing the last read-write connection of a WAL database checkpoints its log into the
+    # file: aioflow must look at another program's database read-only.
+    live = tmp_path / "live"
+    live.mkdir()
+    owner = sqlite3.connect(live / "metadata.db")
+    owner.execute("PRAGMA journal_mode=WAL")
+    owner.execute("PRAGMA wal_autocheckpoint=0")
+    with owner:
+        owner.execute("CREATE TABLE notes (body TEXT)")
+        owner.execute("INSERT INTO notes VALUES ('only in the log so far')")
+    folder = tmp_path / "left"  # the files as the owner left them when it was killed
+    folder.mkdir()
+    for name in ("metadata.db", "metadata.db-wal"):
+        shutil.copy(live / name, folder / name)
+    owner.close()
+    before = snapshot(folder)
+    for create in (False, True):
+        with pytest.raises(MetadataError, match="not an aioflow store's database"):
+            Store(folder, create=create)
+    after = snapshot(folder)
+    after.pop("metadata.db-shm", None)  # the index SQLite keeps beside a WAL while it is read
+    assert after == before
