@@ -33,6 +33,14 @@ from .dump import dump_task
 from .output import _echo, _fail
 from .runs_table import runs_table
 
+
+def _root_given(value: str | None) -> str | None:
+    # An empty root would be the working folder (Path("") is "."): a usage error instead.
+    if value == "":
+        raise typer.BadParameter("is empty: give a store folder, or leave --root out.")
+    return value
+
+
 RootOption = Annotated[
     str | None,
     typer.Option(
@@ -42,6 +50,7 @@ RootOption = Annotated[
         # A text default: typer prints it as `[default: ...]`, which help text cannot carry
         # (rich markup reads the brackets as a tag and drops them).
         show_default="./.aioflow or the nearest one above",
+        callback=_root_given,
     ),
 ]
 NamespaceOption = Annotated[
