@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .current import current
-from .decorators import catch, environment, resources, retry, step, timeout
+from .decorators import catch, environment, parallel, resources, retry, step, timeout
 from .exceptions import (
     AioflowException,
     BlobCorrupted,
@@ -111,6 +111,7 @@ __all__ = [
     "environment",
     "get_namespace",
     "namespace",
+    "parallel",
     "resources",
     "resume_flow",
     "retry",

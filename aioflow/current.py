@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,18 +30,44 @@ class RunContext:
     graph: Any = None
 
 
+class Parallel(NamedTuple):
+    """`current.parallel`: where a task of a `@parallel` step sits among its step's N tasks.
+
+    Outside a @parallel step, a task reads Metaflow's defaults: one node, index 0, on this
+    machine, with no control task.
+    """
+
+    main_ip: str
+    num_nodes: int
+    node_index: int
+    control_task_id: str | None
+
+
+#: What `current.parallel` reads in a task outside a @parallel step.
+NOT_PARALLEL = Parallel("127.0.0.1", 1, 0, None)
+
+
 class TaskContext:
     """The identity of one running task attempt (treat as read-only): its run's shared
-    `RunContext` plus what is the task's own. One is built per task, so it holds four fields,
+    `RunContext` plus what is the task's own. One is built per task, so it holds five fields,
     not a copy of the run's."""
 
-    __slots__ = ("retry_count", "run", "step_name", "task_id")
+    __slots__ = ("parallel", "retry_count", "run", "step_name", "task_id")
 
-    def __init__(self, run: RunContext, step_name: str, task_id: str, retry_count: int) -> None:
+    def __init__(
+        self,
+        run: RunContext,
+        step_name: str,
+        task_id: str,
+        retry_count: int,
+        parallel: Parallel | None = None,
+    ) -> None:
         self.run = run
         self.step_name = step_name
         self.task_id = task_id
         self.retry_count = retry_count
+        #: the task's place in a @parallel step, None elsewhere
+        self.parallel = parallel
 
     flow_name = property(lambda self: self.run.flow_name, doc="The flow's name.")
     run_id = property(lambda self: self.run.run_id, doc="The run's id.")
@@ -111,6 +137,22 @@ class Current:
         """Names of the flow's parameters (as attributes)."""
         ctx = _task_context.get()
         return None if ctx is None else list(ctx.parameter_names)
+
+    @property
+    def parallel(self) -> Parallel | None:
+        """`main_ip`, `num_nodes`, `node_index` and `control_task_id` of a task of a
+        `@parallel` step (node 0 is the control task); one node elsewhere; None outside a
+        task."""
+        ctx = _task_context.get()
+        if ctx is None:
+            return None
+        return NOT_PARALLEL if ctx.parallel is None else ctx.parallel
+
+    @property
+    def is_parallel(self) -> bool:
+        """True inside a task of a `@parallel` step."""
+        ctx = _task_context.get()
+        return ctx is not None and ctx.parallel is not None
 
     @property
     def is_running_flow(self) -> bool:

@@ -201,6 +201,13 @@ class EnvironmentDecorator(StepDecorator):
         self.attributes["vars"] = {k: str(v) for k, v in env.items()}
 
 
+class ParallelDecorator(StepDecorator):
+    """Mark the step a `self.next(self.step, num_parallel=N)` fans out to: N tasks of it run
+    at once, each told its place by `current.parallel`; node 0 is the control task."""
+
+    name = "parallel"
+
+
 DECORATORS: dict[str, type[StepDecorator]] = {
     cls.name: cls
     for cls in (
@@ -231,6 +238,7 @@ catch = _decorator(CatchDecorator)
 timeout = _decorator(TimeoutDecorator)
 resources = _decorator(ResourcesDecorator)
 environment = _decorator(EnvironmentDecorator)
+parallel = _decorator(ParallelDecorator)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from .decorators import is_step
 from .exceptions import LintError
+from .transitions import PARALLEL_FOREACH
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 SPLIT_TYPES = ("split", "foreach")
@@ -86,12 +87,18 @@ class StepNode:
         self.lineno: int = fn.lineno + shift
         self.doc: str | None = inspect.cleandoc(func.__doc__) if func.__doc__ else None
         self.decorators: list[Any] = list(getattr(func, "decorators", []))
+        #: True for a step decorated with @parallel (run N times by `num_parallel=N`)
+        self.parallel_step: bool = any(
+            getattr(d, "name", None) == "parallel" for d in self.decorators
+        )
         self.is_async: bool = isinstance(fn, ast.AsyncFunctionDef)
         self.num_args: int = len(fn.args.args)
         self.is_join: bool = self.num_args == 2
         self.type: str | None = None
         self.out_funcs: list[str] = []
         self.foreach_param: str | None = None
+        #: True for a step ending in `self.next(self.a, num_parallel=N)`
+        self.parallel_foreach = False
         self.condition: str | None = None
         self.switch_cases: dict[Any, str] | None = None
         self.has_tail_next = False
@@ -116,9 +123,10 @@ class StepNode:
         """Read the transition from the last statement of the body, if it is `self.next()`.
 
         Valid shapes: `self.next(self.a)`, `self.next(self.a, self.b, ...)`,
-        `self.next(self.a, foreach=<expression>)` and `self.next({case: self.a, ...},
-        condition="literal")` with literal (or `self.config.key`) cases. Anything else, including
-        `num_parallel=`, sets `invalid_tail_next` and leaves `type` None.
+        `self.next(self.a, foreach=<expression>)`, `self.next(self.a, num_parallel=<expression>)`
+        (a foreach over node indices, as in Metaflow) and `self.next({case: self.a, ...},
+        condition="literal")` with literal (or `self.config.key`) cases. Anything else sets
+        `invalid_tail_next` and leaves `type` None.
         """
         if not (isinstance(tail, ast.Expr) and isinstance(tail.value, ast.Call)):
             return
@@ -150,6 +158,10 @@ class StepNode:
             literal = var.value if isinstance(var, ast.Constant) else None
             self.type = "foreach"
             self.foreach_param = literal if isinstance(literal, str) else None
+        elif len(keywords) == 1 and len(names) == 1 and "num_parallel" in keywords:
+            self.type = "foreach"
+            self.foreach_param = PARALLEL_FOREACH
+            self.parallel_foreach = True
         else:
             return
         self.out_funcs = names

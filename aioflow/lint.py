@@ -6,7 +6,9 @@ Where that wording misleads, the message says what is wrong instead: a join with
 `self.next()` is not called a split, a step meant to join a split but missing `inputs` is
 reported at its own line rather than at `end`, and a misspelled step gets a "did you mean".
 Where several steps break the same rule, the first one by name is reported, as in Metaflow
-(whose graph iterates steps in `dir()` order). `@parallel`/`num_parallel` checks are left out.
+(whose graph iterates steps in `dir()` order). `@parallel` steps follow Metaflow's three rules:
+`num_parallel=` leads to a @parallel step, a @parallel step is reached only that way, and it
+leads to a join.
 
 Each check is a function `check_*(graph)` registered in `CHECKS`; `lint(graph)` runs them all.
 """
@@ -390,3 +392,45 @@ def check_ambiguous_joins(graph: FlowGraph) -> None:
                 "specific path before joining."
             )
             _fail(graph, msg, node)
+
+
+@check
+def check_parallel_targets(graph: FlowGraph) -> None:
+    """`self.next(self.x, num_parallel=N)` leads to a step decorated with @parallel."""
+    for node in _by_name(graph):
+        if node.parallel_foreach:
+            for name in node.out_funcs:
+                if name in graph and not graph[name].parallel_step:
+                    msg = (
+                        f"Step *{node.name}* calls self.next(self.{name}, num_parallel=...), "
+                        f"but step *{name}* has no @parallel decorator. Add @parallel to it."
+                    )
+                    _fail(graph, msg, node, node.tail_next_lineno)
+
+
+@check
+def check_parallel_steps_are_reached_by_num_parallel(graph: FlowGraph) -> None:
+    """A @parallel step is reached only through `num_parallel=`."""
+    for node in _by_name(graph):
+        if not node.parallel_step:
+            continue
+        for parent in node.in_funcs:
+            if not graph[parent].parallel_foreach:
+                msg = (
+                    f"Step *{node.name}* has a @parallel decorator, but step *{parent}* calls "
+                    f"it without num_parallel. Use self.next(self.{node.name}, num_parallel=N)."
+                )
+                _fail(graph, msg, graph[parent], graph[parent].tail_next_lineno)
+
+
+@check
+def check_parallel_steps_lead_to_a_join(graph: FlowGraph) -> None:
+    """The step after a @parallel step is a join, which receives the N tasks as `inputs`."""
+    for node in _by_name(graph):
+        if node.parallel_step and node.out_funcs and graph[node.out_funcs[0]].type != "join":
+            msg = (
+                f"A @parallel step must be followed by a join step. Step *{node.out_funcs[0]}* "
+                f"follows the @parallel step *{node.name}* but is not a join: add an `inputs` "
+                "argument to it."
+            )
+            _fail(graph, msg, node, node.tail_next_lineno)

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from .flowspec import FlowSpec, TaskState
     from .graph import StepNode
 
+#: The foreach variable of `self.next(self.step, num_parallel=N)` (Metaflow's name): a
+#: @parallel step is a foreach over its node indices, 0 to N - 1.
+PARALLEL_FOREACH = "_parallel_ubf_iter"
+
 
 @dataclass(slots=True)
 class Transition:
@@ -51,7 +55,7 @@ def next_transition(
     step = node.name
     foreach = kwargs.pop("foreach", None)
     condition = kwargs.pop("condition", None)
-    kwargs.pop("num_parallel", None)
+    num_parallel = kwargs.pop("num_parallel", None)
     for kw in kwargs:
         raise TransitionError(
             f"Step *{step}* passes an unknown keyword argument '{kw}' to self.next()."
@@ -59,6 +63,11 @@ def next_transition(
     if state.transition is not None:
         raise TransitionError(
             f"Multiple self.next() calls detected in step *{step}*. Call self.next() only once."
+        )
+    if num_parallel is not None and (foreach is not None or condition is not None):
+        raise TransitionError(
+            f"Step *{step}* has an invalid self.next() transition. 'num_parallel' cannot be "
+            "combined with 'foreach' or 'condition'."
         )
     if condition is not None:
         transition = _switch(flow, step, dsts, foreach, condition)
@@ -69,7 +78,9 @@ def next_transition(
         )
     else:
         names = [_target(flow, step, dst, i) for i, dst in enumerate(dsts, 1)]
-        if foreach:
+        if num_parallel is not None:
+            transition = _parallel(step, names, num_parallel, state.max_num_splits)
+        elif foreach:
             items = _foreach_items(flow, step, foreach, names, state.max_num_splits)
             transition = Transition(tuple(names), foreach=foreach, items=items)
         elif not names:
@@ -137,6 +148,24 @@ def _foreach_items(
             "run_flow()."
         )
     return items
+
+
+def _parallel(step: str, names: list[str], num_parallel: Any, max_splits: int) -> Transition:
+    """`self.next(self.step, num_parallel=N)`: N tasks of one step, told apart by index."""
+    invalid = f"Step *{step}* has an invalid self.next() transition. "
+    if len(names) != 1:
+        raise TransitionError(invalid + "Specify exactly one target for 'num_parallel'.")
+    if isinstance(num_parallel, bool) or not isinstance(num_parallel, int) or num_parallel < 1:
+        raise TransitionError(
+            invalid + f"'num_parallel' must be a positive integer, not {num_parallel!r}."
+        )
+    if num_parallel > max_splits:
+        raise TransitionError(
+            f"Step *{step}* asks for {num_parallel} parallel tasks, more than the current "
+            f"maximum of {max_splits} children. You can raise the maximum with "
+            "--max-num-splits on the command line, or max_num_splits= in run_flow()."
+        )
+    return Transition((names[0],), foreach=PARALLEL_FOREACH, items=list(range(num_parallel)))
 
 
 def _switch(

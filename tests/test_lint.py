@@ -406,6 +406,9 @@ def test_checks_run_in_metaflow_order() -> None:
         "check_switch_splits",
         "check_empty_foreaches",
         "check_ambiguous_joins",
+        "check_parallel_targets",
+        "check_parallel_steps_are_reached_by_num_parallel",
+        "check_parallel_steps_lead_to_a_join",
     ]
     assert all(func.__doc__ for func in lint.CHECKS)
 

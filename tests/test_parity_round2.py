@@ -7,14 +7,17 @@ what Metaflow documents (or its own resume tests check): class-level constants c
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from aioflow import FlowFailed, FlowSpec, catch, resume_flow, step, timeout
+from aioflow import FlowFailed, FlowSpec, catch, current, parallel, resume_flow, step, timeout
 from aioflow.client import Task
+from aioflow.exceptions import LintError
+from aioflow.graph import FlowGraph
 from aioflow.testing import run_in_temp_store
 
 MakeFlow = Callable[[str], type[FlowSpec]]
@@ -199,3 +202,100 @@ async def test_resumed_metadata_matches_the_origin(aioflow_root: Path) -> None:
 def theirs_id(pathspec: str) -> str:
     """The task id of a pathspec."""
     return pathspec.rsplit("/", 1)[1]
+
+
+# -- item 9: @parallel and self.next(..., num_parallel=N) ----------------------------------------
+
+NODES = 3
+#: every node waits here for the others: the test hangs (and the barrier breaks) unless the
+#: N tasks run at the same time
+BARRIER: dict[str, threading.Barrier] = {}
+
+
+class ParallelFlow(FlowSpec):
+    @step
+    def start(self):
+        self.outside = tuple(current.parallel)
+        self.next(self.train, num_parallel=NODES)
+
+    @parallel
+    @step
+    def train(self):
+        BARRIER["all"].wait(timeout=60)
+        info = current.parallel
+        self.node = (info.num_nodes, info.node_index, info.main_ip, info.control_task_id)
+        self.is_parallel = current.is_parallel
+        self.next(self.gather)
+
+    @step
+    def gather(self, inputs):
+        self.nodes = sorted(i.node for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+async def test_num_parallel_runs_n_tasks_at_once(aioflow_root: Path) -> None:
+    BARRIER["all"] = threading.Barrier(NODES)
+    run = await run_in_temp_store(ParallelFlow, aioflow_root)
+    assert run.successful
+    # Metaflow's defaults outside a @parallel step: one node, index 0, no control task.
+    assert run["start"].task.data.outside == ("127.0.0.1", 1, 0, None)
+
+    tasks = list(run["train"])
+    assert len(tasks) == NODES
+    controls = list(run["train"].control_tasks())
+    assert len(controls) == 1
+    control = controls[0]
+    assert control.data.node[1] == 0  # node 0 is the control task
+    assert {t.data.node for t in tasks} == {
+        (NODES, index, "127.0.0.1", control.id) for index in range(NODES)
+    }
+    assert all(t.data.is_parallel for t in tasks)
+    # The join sees the N tasks as its inputs.
+    assert [n[1] for n in run["gather"].task.data.nodes] == list(range(NODES))
+    assert len(list(run["gather"].task.parent_tasks)) == NODES
+
+
+PARALLEL_LINT = """
+from aioflow import FlowSpec, parallel, step
+
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.train{how})
+
+{deco}
+    @step
+    def train(self):
+        self.next(self.{after})
+
+    @step
+    def middle(self):
+        self.next(self.gather)
+
+    @step
+    def gather(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "deco", "after", "message"),
+    [
+        (", num_parallel=2", "", "middle", "step *train* has no @parallel decorator"),
+        (", self.middle", "    @parallel", "gather", "step *start* calls it without num_parallel"),
+        (", num_parallel=2", "    @parallel", "middle", "must be followed by a join step"),
+    ],
+)
+def test_parallel_lint(make_flow: MakeFlow, how: str, deco: str, after: str, message: str) -> None:
+    source = PARALLEL_LINT.format(how=how, deco=deco, after=after)
+    flow_cls = make_flow(source)
+    with pytest.raises(LintError, match=re.escape(message)):
+        FlowGraph(flow_cls).lint()

@@ -16,13 +16,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
-from ..current import RunContext, TaskContext, reset_task_context, set_task_context
+from ..current import (
+    Parallel,
+    RunContext,
+    TaskContext,
+    reset_task_context,
+    set_task_context,
+)
 from ..exceptions import ArtifactEncodingError, StoreFull, TimeoutException, TransitionError
 from ..flowspec import FlowSpec, TaskState
 from ..inputs import Frame, Inputs, InputView
 from ..store.serde import Encoded, decode, encode, pack
 from ..store.writer import is_full
-from ..transitions import Transition, check_against_graph
+from ..transitions import PARALLEL_FOREACH, Transition, check_against_graph
 from .artifacts import encode_values, snapshot, store_encoded
 from .logs import TaskLog, reset_task_log, set_task_log
 from .task_class import task_class
@@ -215,6 +221,18 @@ class Frozen:
     log: TaskLog
 
 
+def parallel_place(spec: TaskSpec) -> Parallel | None:
+    """`current.parallel` of a task of a @parallel step (None for any other task).
+
+    The walk spawns the N tasks of a `num_parallel=N` split one after the other, node 0 (the
+    control task) first, so the control task's id is this task's id minus its index.
+    """
+    if not spec.frames or spec.frames[-1][4] != PARALLEL_FOREACH:
+        return None
+    _, count, index, _, _, _ = spec.frames[-1]
+    return Parallel("127.0.0.1", count, index, str(spec.task_id - index))
+
+
 class TaskRun:
     """One attempt of one task, from instance to outcome."""
 
@@ -234,7 +252,9 @@ class TaskRun:
         assert env.task_cls is not None
         self.flow = env.task_cls._for_task(self.state)
         self.log = TaskLog(env.line_sink, env.pathspec(spec))
-        self.context = TaskContext(env.run_context, spec.step, str(spec.task_id), spec.attempt)
+        self.context = TaskContext(
+            env.run_context, spec.step, str(spec.task_id), spec.attempt, parallel_place(spec)
+        )
         #: set when the attempt's thread was abandoned (@timeout): its outcome is already made
         self.abandoned = False
 
