@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .current import current
 from .exceptions import (
     ArtifactEncodingError,
+    BlobError,
     MergeArtifactsException,
     MissingInMergeArtifactsException,
     ReadOnlyArtifactError,
@@ -95,7 +97,10 @@ class FlowSpec:
                 f"Flow {type(self).__name__} has no artifact '{name}' here: parameters and "
                 "artifacts are available only inside a running step."
             )
-        value = state.load(state.manifest[name])
+        try:
+            value = state.load(state.manifest[name])
+        except BlobError as exc:  # name what the step read, not only the blob's key
+            raise exc.in_context(artifact=name, pathspec=current.pathspec) from None
         self.__dict__[name] = value
         return value
 
@@ -162,7 +167,11 @@ class FlowSpec:
             return None
         cache = state.item_cache
         if frame[0] not in cache:
-            cache[frame[0]] = None if frame[5] is None else state.load(frame[5])
+            try:
+                cache[frame[0]] = None if frame[5] is None else state.load(frame[5])
+            except BlobError as exc:  # the item is `variable[index]` of the split's artifact
+                item = f"{frame[4]}[{frame[2]}]"
+                raise exc.in_context(artifact=item, pathspec=current.pathspec) from None
         return cache[frame[0]]
 
     @property

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import InvalidPathspec, MetaflowNamespaceMismatch, MetaflowNotFound
-from ..store import Store, TaskRecord, resolve_root
+from ..store import Store, TaskRecord, refuse_empty_root, resolve_root
 from .namespaces import get_namespace
 
 _DEPTH = {"Flow": 1, "Run": 2, "Step": 3, "Task": 4, "DataArtifact": 5}
@@ -43,6 +43,23 @@ def _parse(kind: str, pathspec: object) -> list[str]:
         form = "/".join(_FORM[: _DEPTH[kind]])
         raise InvalidPathspec(f"Expects {kind}('{form}'), not {kind}({pathspec!r})")
     return parts
+
+
+#: The largest id the store can hold (SQLite's integers are signed 64-bit).
+_MAX_ID = 2**63 - 1
+
+
+def _id_number(text: str) -> int | None:
+    """The run or task id `text` spells, or None when it spells no id the store can hold.
+
+    Only ASCII digits: `str.isdigit` (and `int`) also take fullwidth or Arabic-Indic digits,
+    so a run id written with a fullwidth 1 would read run 1. Beyond the store's integers, an id
+    names nothing (not an OverflowError).
+    """
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= _MAX_ID else None
 
 
 def _not_found(obj: str) -> MetaflowNotFound:
@@ -95,7 +112,7 @@ def shared_store(root: StoreRoot | None = None) -> Store:
     Raises StoreError naming the folder when there is no store there. A store folder deleted
     and made again is noticed (its database file is a new one) and reopened.
     """
-    path = resolve_root(root if root is not None else _root.get())
+    path = resolve_root(refuse_empty_root(root if root is not None else _root.get()))
     key = (os.getpid(), path)
     try:
         inode = os.stat(path / "metadata.db").st_ino

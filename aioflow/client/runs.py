@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from ..exceptions import ExceptionWrapper, MetaflowNotFound
 from ..store import RunRecord, Store, TaskRecord
 from ..store.serde import unpack
-from ..transitions import PARALLEL_FOREACH
 from .base import (
     MetaflowObject,
     StoreRoot,
+    _id_number,
     _latest_attempts,
     _not_found,
     _not_in_namespace,
@@ -51,7 +51,8 @@ class Run(MetaflowObject):
         super().__init__(pathspec, _store, root)
         self._flow = _flow
         if _row is None:
-            _row = self._store.metadata.run(flow, int(run_id)) if run_id.isdigit() else None
+            number = _id_number(run_id)
+            _row = None if number is None else self._store.metadata.run(flow, number)
             if _row is None:
                 raise _not_found(f"Run('{pathspec}')")
             ns = get_namespace()
@@ -247,14 +248,6 @@ class Step(MetaflowObject):
 
     def __iter__(self) -> Iterator[Task]:
         return self.tasks()
-
-    def control_tasks(self, *tags: str) -> Iterator[Task]:
-        """The control tasks of a @parallel step (node 0 of each `num_parallel=` split), as
-        Metaflow's; none for any other step."""
-        for task in self.tasks(*tags):
-            frames = task._frames()
-            if frames and frames[-1][4] == PARALLEL_FOREACH and frames[-1][2] == 0:
-                yield task
 
     def __getitem__(self, task_id: str) -> Task:
         for row in self._rows:

@@ -22,6 +22,7 @@ from .artifacts import DataArtifact, MetaflowArtifacts, MetaflowData
 from .base import (
     MetaflowObject,
     StoreRoot,
+    _id_number,
     _latest_attempts,
     _not_found,
     _parse,
@@ -73,10 +74,11 @@ class Task(MetaflowObject):
         if _row is None:
             if self._run is None:
                 self._run = _upper("Run")(f"{flow}/{run_id}", _store=self._store)  # namespace check
+            number = _id_number(task_id)
             rows = (
-                self._store.metadata.task_attempts(int(run_id), step, int(task_id))
-                if task_id.isdigit()
-                else []
+                []
+                if number is None
+                else self._store.metadata.task_attempts(int(run_id), step, number)
             )
             if self._attempt is not None:
                 rows = [r for r in rows if r.attempt == self._attempt]
@@ -236,7 +238,8 @@ class Task(MetaflowObject):
         if stream not in ("stdout", "stderr"):
             raise ValueError(f"A log stream is 'stdout' or 'stderr', not {stream!r}.")
         key = self._row.stdout if stream == "stdout" else self._row.stderr
-        return [] if not key else list(self._store.load(key, pathspec=self.pathspec))
+        # Plain data only: reading logs must never unpickle (a planted store could run code).
+        return [] if not key else list(self._store.load_plain(key, pathspec=self.pathspec))
 
     @property
     def stdout(self) -> str:
