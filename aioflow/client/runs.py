@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..exceptions import ExceptionWrapper, MetaflowNotFound
 from ..store import RunRecord, Store, TaskRecord
 from ..store.serde import unpack
+from ..transitions import PARALLEL_FOREACH
 from .base import (
     MetaflowObject,
     StoreRoot,
@@ -248,6 +249,14 @@ class Step(MetaflowObject):
 
     def __iter__(self) -> Iterator[Task]:
         return self.tasks()
+
+    def control_tasks(self, *tags: str) -> Iterator[Task]:
+        """The control tasks of a @parallel step (node 0 of each `num_parallel=` split), as
+        Metaflow's; none for any other step."""
+        for task in self.tasks(*tags):
+            frames = task._frames()
+            if frames and frames[-1][4] == PARALLEL_FOREACH and frames[-1][2] == 0:
+                yield task
 
     def __getitem__(self, task_id: str) -> Task:
         for row in self._rows:
