@@ -16,7 +16,7 @@ import pytest
 
 from aioflow import FlowFailed, FlowSpec, catch, current, parallel, resume_flow, step, timeout
 from aioflow.client import Task
-from aioflow.exceptions import LintError
+from aioflow.exceptions import LintError, TransitionError
 from aioflow.graph import FlowGraph
 from aioflow.testing import run_in_temp_store
 
@@ -299,3 +299,17 @@ def test_parallel_lint(make_flow: MakeFlow, how: str, deco: str, after: str, mes
     flow_cls = make_flow(source)
     with pytest.raises(LintError, match=re.escape(message)):
         FlowGraph(flow_cls).lint()
+
+
+async def test_more_parallel_tasks_than_workers_is_refused(aioflow_root: Path) -> None:
+    # The N tasks may wait for one another, so all N must run at once: with fewer slots the
+    # run would hang, so the step asking for them fails instead, saying what to change.
+    with pytest.raises(FlowFailed) as info:
+        await run_in_temp_store(ParallelFlow, aioflow_root, max_workers=NODES - 1)
+    cause = info.value.__cause__
+    assert isinstance(cause, TransitionError)
+    assert str(cause).startswith(f"Step *start* asks for {NODES} parallel tasks")
+    assert f"max_workers ({NODES - 1})" in str(cause)
+    run = info.value.run
+    assert run is not None and "train" not in run
+    assert run["start"].task.exception is not None

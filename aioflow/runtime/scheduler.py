@@ -23,14 +23,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ..decorators import StepOptions
 from ..events import Event
+from ..exceptions import TransitionError
 from ..store.writer import BatchWriter
 from .dispatch import Dispatcher
 from .executors import CallbackExecutor
 from .policy import FailurePolicy
 from .recorder import TaskRecorder
 from .resume import Origin, OriginTask
-from .task import RunEnv, TaskOutcome, TaskSpec
-from .walk import FlowWalk
+from .task import ErrorInfo, RunEnv, TaskOutcome, TaskSpec
+from .walk import FlowWalk, parallel_width
 
 
 @dataclass
@@ -133,6 +134,9 @@ class Scheduler:
         return judged
 
     def _completed(self, outcome: TaskOutcome) -> None:
+        width = parallel_width(outcome)
+        if width > self.max_workers:
+            self._refuse_parallel(outcome, width)
         self._done += 1
         self._in_flight -= 1
         self.recorder.finished(outcome)
@@ -149,6 +153,23 @@ class Scheduler:
         if self.walk.spawned == self._done:
             self._stop("failed", error=self.walk.stall_error())
         self._pump()
+
+    def _refuse_parallel(self, outcome: TaskOutcome, width: int) -> None:
+        """Fail a task asking for more @parallel tasks than may run at once.
+
+        The N tasks of a @parallel step may wait for one another (that is what they are for),
+        so all of them must run at the same time: N slots are needed, not just eventually.
+        """
+        step = outcome.spec.step
+        exc = TransitionError(
+            f"Step *{step}* asks for {width} parallel tasks (num_parallel), more than the run's "
+            f"max_workers ({self.max_workers}): the tasks of a @parallel step run at the same "
+            "time. Raise --max-workers (max_workers= in run_flow()) or lower num_parallel."
+        )
+        text = f"TransitionError: {exc}"
+        outcome.error = ErrorInfo(exc, "TransitionError", str(exc), text)
+        outcome.transition = None
+        outcome.transition_record = None
 
     # -- tasks in worker coroutines ---------------------------------------------------------
 

@@ -13,7 +13,20 @@ from collections import deque
 
 from ..exceptions import InternalError
 from ..inputs import Frame
+from ..transitions import PARALLEL_FOREACH
 from .task import RunEnv, TaskOutcome, TaskSpec
+
+
+def parallel_width(outcome: TaskOutcome) -> int:
+    """How many tasks of a @parallel step a finished task asks for (0 for any other task).
+
+    They are spawned one after the other, node 0 (the control task) first, so their task ids
+    are consecutive (`current.parallel.control_task_id` relies on it).
+    """
+    transition = outcome.transition
+    if outcome.error is not None or transition is None or transition.foreach != PARALLEL_FOREACH:
+        return 0
+    return len(outcome.item_keys or ())
 
 
 class FlowWalk:
