@@ -148,9 +148,11 @@ def find_origin_run(store: Store, flow_name: str, origin_run_id: str | None) -> 
                 "was not found. Run the flow first, or specify --origin-run-id."
             )
         origin_run_id = str(latest)
-    row = (
-        store.metadata.run(flow_name, int(origin_run_id)) if str(origin_run_id).isdigit() else None
-    )
+    # ASCII digits within SQLite's integers only: `int` also reads a fullwidth "1" as 1, and a
+    # larger number would be an OverflowError from sqlite3 instead of "does not exist".
+    given = str(origin_run_id)
+    number = int(given) if given.isascii() and given.isdigit() else None
+    row = None if number is None or number >= 2**63 else store.metadata.run(flow_name, number)
     if row is None:
         raise ParameterError(
             f"Invalid value for '--origin-run-id': run {flow_name}/{origin_run_id} does not "

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aioflow import DataArtifact, Flow, FlowSpec, Run, Step, Task, step
-from aioflow.api import run_flow_sync
+from aioflow.api import resume_flow, run_flow_sync
 from aioflow.cli.runs_table import runs_table
 from aioflow.client.namespaces import scoped_namespace
 from aioflow.client.tags import displayable, format_run_tags, format_tag_table
@@ -27,6 +27,7 @@ from aioflow.exceptions import (
     BlobError,
     ClientError,
     FlowFailed,
+    ParameterError,
     StoreError,
 )
 from aioflow.store import Store
@@ -274,3 +275,11 @@ def test_tags_that_are_not_msgpack_strings_are_one_error_never_unpickled(
             assert code == 1 and len(lines) == 2, (args, err)
             assert "The tags of run 1 of 'HostileFlow' cannot be read" in lines[1]
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("origin", ["9" * 20, FULLWIDTH_1, "-1", "1.0"])
+async def test_resume_from_an_id_that_names_no_run_is_a_usage_error(
+    own_store: Path, origin: str
+) -> None:
+    with pytest.raises(ParameterError, match="does not exist"):
+        await resume_flow(HostileFlow, root=own_store, origin_run_id=origin, quiet=True)
