@@ -85,6 +85,13 @@ class FlowSpec:
     def name(self, value: str) -> None:
         self.__dict__["name"] = value
 
+    @property
+    def _current_step(self) -> str | None:
+        """The name of the step this instance runs (None outside a task), as Metaflow sets it
+        on the flow instance; existing flows and libraries read it."""
+        state = self._state_or_none()
+        return None if state is None else state.node.name
+
     def _aioflow_artifact(self, name: str) -> Any:
         """Value of an inherited artifact (parameters use this); cached per task."""
         try:

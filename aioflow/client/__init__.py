@@ -24,6 +24,8 @@ from __future__ import annotations
 from .artifacts import DataArtifact, MetaflowArtifacts, MetaflowData
 from .base import MetaflowObject, set_root, shared_store
 from .flows import Flow, Metaflow
+from .metadata_provider import default_metadata, get_metadata, metadata
+from .namespaces import default_namespace, get_namespace, namespace
 from .runs import Run, Step
 from .tasks import MAX_ATTEMPTS as MAX_ATTEMPTS
 from .tasks import Task, tasks_at
@@ -38,6 +40,12 @@ __all__ = [
     "Run",
     "Step",
     "Task",
+    "default_metadata",
+    "default_namespace",
+    "get_metadata",
+    "get_namespace",
+    "metadata",
+    "namespace",
     "set_root",
     "shared_store",
     "tasks_at",

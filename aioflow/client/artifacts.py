@@ -84,15 +84,20 @@ class DataArtifact(MetaflowObject):
         root: StoreRoot | None = None,
         _store: Store | None = None,
         _task: Task | None = None,
+        _namespace_check: bool = True,
     ) -> None:
         flow, run_id, step, task_id, name = _parse("DataArtifact", pathspec)
+        self._namespace_check = _namespace_check
         if _task is None:
             task_pathspec = f"{flow}/{run_id}/{step}/{task_id}"
-            _task = _upper("Task")(task_pathspec, attempt, root=root, _store=_store)
+            _task = _upper("Task")(
+                task_pathspec, attempt, root=root, _store=_store, _namespace_check=_namespace_check
+            )
         super().__init__(pathspec, _task._store)
         if name not in _task.manifest:
             raise _not_found(f"DataArtifact('{pathspec}')")
         self._task = _task
+        self._attempt = _task._attempt
         self.sha = _task.manifest[name]
 
     def __repr__(self) -> str:

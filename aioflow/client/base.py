@@ -160,7 +160,16 @@ def _upper(kind: str) -> Any:
 
 
 class MetaflowObject:
-    """What every client object has: a pathspec, an id, a parent, times, tags, an origin."""
+    """What every client object has: a pathspec, an id, a parent, times, tags, an origin.
+
+    Objects pickle by name (class, pathspec, attempt, store folder, whether the namespace is
+    checked) and read the store again when unpickled, as Metaflow's do: a Run kept as an
+    artifact, or sent to another process, is the same Run there.
+    """
+
+    #: False for objects made with `_namespace_check=False` (Metaflow's keyword), which are
+    #: found whatever the current namespace.
+    _namespace_check = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -224,3 +233,24 @@ class MetaflowObject:
 
     def __hash__(self) -> int:
         return hash(repr(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        root = self._store.root
+        if root is None:
+            raise TypeError(
+                f"{self!r} is read from a store in memory: it cannot be pickled (a store "
+                "folder can)."
+            )
+        attempt = getattr(self, "_attempt", None)
+        kind = type(self).__name__
+        return (_reopen, (kind, self.pathspec, attempt, str(root), self._namespace_check))
+
+
+def _reopen(
+    kind: str, pathspec: str, attempt: int | None, root: str, namespace_check: bool
+) -> MetaflowObject:
+    """A client object unpickled: the object `kind` names, read again from its store."""
+    extra: tuple[Any, ...] = () if attempt is None else (attempt,)
+    level: Any = _LEVELS[kind]  # each level's own constructor, with its own keywords
+    obj: MetaflowObject = level(pathspec, *extra, root=root, _namespace_check=namespace_check)
+    return obj

@@ -72,6 +72,7 @@ class Flow(MetaflowObject):
         root: StoreRoot | None = None,
         _store: Store | None = None,
         _checked: bool = False,
+        _namespace_check: bool = True,
     ):
         _parse("Flow", pathspec)
         super().__init__(pathspec, _store, root)
@@ -79,8 +80,9 @@ class Flow(MetaflowObject):
             return
         if self._store.metadata.latest_run_id(pathspec) is None:
             raise _not_found(f"Flow('{pathspec}')")
+        self._namespace_check = _namespace_check
         ns = get_namespace()
-        if ns is not None and self.latest_run is None:
+        if ns is not None and _namespace_check and self.latest_run is None:
             # as Metaflow: a flow is in a namespace when one of its runs carries the tag
             raise _not_in_namespace(ns, f"no run of Flow('{pathspec}') carries the tag {ns!r}")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ExceptionWrapper, MetaflowNotFound
 from ..store import RunRecord, Store, TaskRecord
@@ -47,17 +47,19 @@ class Run(MetaflowObject):
         _store: Store | None = None,
         _row: RunRecord | None = None,
         _flow: Flow | None = None,
+        _namespace_check: bool = True,
     ) -> None:
         flow, run_id = _parse("Run", pathspec)
         super().__init__(pathspec, _store, root)
         self._flow = _flow
+        self._namespace_check = _namespace_check
         if _row is None:
             number = _id_number(run_id)
             _row = None if number is None else self._store.metadata.run(flow, number)
             if _row is None:
                 raise _not_found(f"Run('{pathspec}')")
             ns = get_namespace()
-            if ns is not None and ns not in self._tags_of(_row):
+            if ns is not None and _namespace_check and ns not in self._tags_of(_row):
                 raise _not_in_namespace(ns, f"Run('{pathspec}') does not carry the tag {ns!r}")
         self._row: RunRecord = _row
         self._end: Step | None = None
@@ -221,9 +223,14 @@ class Step(MetaflowObject):
         root: StoreRoot | None = None,
         _store: Store | None = None,
         _run: Run | None = None,
+        _namespace_check: bool = True,
     ) -> None:
         flow, run_id, _ = _parse("Step", pathspec)
-        run = _run if _run is not None else Run(f"{flow}/{run_id}", root=root, _store=_store)
+        if _run is None:
+            _run = Run(
+                f"{flow}/{run_id}", root=root, _store=_store, _namespace_check=_namespace_check
+            )
+        run = _run
         super().__init__(pathspec, run._store)
         self._run = run
         self._rows: list[TaskRecord] = []
@@ -266,6 +273,29 @@ class Step(MetaflowObject):
 
     def __contains__(self, task_id: object) -> bool:
         return any(str(row.task_id) == str(task_id) for row in self._rows)
+
+    def _graph_steps(self) -> dict[str, Any]:
+        graph = self._store.metadata.run_graph(int(self._run.id))
+        steps: dict[str, Any] = unpack(graph).get("steps", {}) if graph else {}
+        return steps
+
+    def _steps_named(self, names: Iterable[str]) -> Iterator[Step]:
+        for name in names:
+            if name in self._run:  # a step the run has not reached yet has no tasks
+                yield Step(f"{self._run.pathspec}/{name}", _store=self._store, _run=self._run)
+
+    @property
+    def parent_steps(self) -> Iterator[Step]:
+        """The steps that lead to this one in the flow's graph (none for start)."""
+        steps = self._graph_steps()
+        names = [name for name, node in steps.items() if self.id in (node.get("next") or ())]
+        return self._steps_named(names)
+
+    @property
+    def child_steps(self) -> Iterator[Step]:
+        """The steps this one leads to in the flow's graph (none for end)."""
+        node = self._graph_steps().get(self.id, {})
+        return self._steps_named(node.get("next") or ())
 
     @property
     def task(self) -> Task:

@@ -65,28 +65,41 @@ class Task(MetaflowObject):
         _row: TaskRecord | None = None,
         _step: Step | None = None,
         _run: Run | None = None,
+        _namespace_check: bool = True,
+        _deferred: bool = False,
     ) -> None:
-        flow, run_id, step, task_id = _parse("Task", pathspec)
+        _parse("Task", pathspec)
         self._attempt = _check_attempt(attempt)
         super().__init__(pathspec, _store, root)
+        self._namespace_check = _namespace_check
         self._step = _step
         self._run = _run if _run is not None else (_step._run if _step is not None else None)
-        if _row is None:
-            if self._run is None:
-                self._run = _upper("Run")(f"{flow}/{run_id}", _store=self._store)  # namespace check
-            number = _id_number(task_id)
-            rows = (
-                []
-                if number is None
-                else self._store.metadata.task_attempts(int(run_id), step, number)
-            )
-            if self._attempt is not None:
-                rows = [r for r in rows if r.attempt == self._attempt]
-            if not rows:
-                raise _not_found(repr(self))
-            _row = rows[-1] if self._attempt is not None else _latest_attempts(rows)[0]
-        self._row: TaskRecord = _row
+        # `_deferred` (for `current.task`): the row is read on first use, since the running
+        # task's own row may not be stored yet when its step asks for it.
+        self._loaded_row = _row if _row is not None or _deferred else self._find_row()
         self._manifest: dict[str, str] | None = None
+
+    def _find_row(self) -> TaskRecord:
+        if self._run is None:
+            self._run = self._open_run()  # checks the namespace
+        _, _, step, task_id = self.path_components
+        number = _id_number(task_id)
+        rows = (
+            []
+            if number is None
+            else self._store.metadata.task_attempts(int(self._run.id), step, number)
+        )
+        if self._attempt is not None:
+            rows = [r for r in rows if r.attempt == self._attempt]
+        if not rows:
+            raise _not_found(repr(self))
+        return rows[-1] if self._attempt is not None else _latest_attempts(rows)[0]
+
+    @property
+    def _row(self) -> TaskRecord:
+        if self._loaded_row is None:
+            self._loaded_row = self._find_row()
+        return self._loaded_row
 
     @classmethod
     def _from_row(cls, step: Step, row: TaskRecord) -> Task:
@@ -97,10 +110,16 @@ class Task(MetaflowObject):
             return f"Task('{self.pathspec}', attempt={self._attempt})"
         return f"Task('{self.pathspec}')"
 
+    def _open_run(self) -> Run:
+        flow, run_id = self.path_components[:2]
+        run: Run = _upper("Run")(
+            f"{flow}/{run_id}", _store=self._store, _namespace_check=self._namespace_check
+        )
+        return run
+
     def _the_run(self) -> Run:
         if self._run is None:
-            flow, run_id = self.path_components[:2]
-            self._run = _upper("Run")(f"{flow}/{run_id}", _store=self._store)
+            self._run = self._open_run()
         return self._run
 
     @property
