@@ -426,6 +426,18 @@ def _show(sh: Shell, line: ShellLine) -> None:
     assert "Step start\n    ?\n    => shout (foreach over words)\n" in out
 
 
+def _mermaid(sh: Shell, line: ShellLine) -> None:
+    out = sh(line.command).ok().out
+    assert out.startswith("flowchart TD\n")
+    assert '    step_start -->|"foreach words"| step_shout\n' in out
+    assert line.alternative
+    assert sh(line.alternative).ok().out == out
+
+
+def _version(sh: Shell, line: ShellLine) -> None:
+    assert re.fullmatch(r"aioflow \d+\.\d+\.\d+\S*\n", sh(line.command).ok().out)
+
+
 def _check(sh: Shell, line: ShellLine) -> None:
     done = sh(line.command).ok()
     assert "The graph looks good!" in done.err
@@ -440,7 +452,9 @@ def test_cli(work: Work) -> None:
             "aioflow run hello.py --greeting hi": _run_hello,
             "aioflow run hello.py --help": _help,
             "aioflow show hello.py": _show,
+            "aioflow show hello.py --format mermaid": _mermaid,
             "aioflow check hello.py": _check,
+            "aioflow --version": _version,
         },
     )
     # Only the two runs were stored: --help, show and check store nothing.
