@@ -1,16 +1,23 @@
-"""One idle connection to each SQLite store used on an event loop, so a run's end stays cheap.
+"""One idle connection to each SQLite store used on an event loop, so a run's end stays cheap,
+and one `Store` per folder that the loop's runs share.
 
 SQLite checkpoints the write-ahead log when the last connection to a database closes, which
 costs 10-20 ms (an fsync). One idle connection per store and loop keeps that from happening at
 the end of every run: the log is checkpointed in the background of commits instead (SQLite's
 autocheckpoint), in the writer's thread. The keeper lives in an anyio `RunVar`, so it goes away
 with its loop. Measured before it was added (`benchmarks/embedding.py`).
+
+Runs in one folder share one Store (`run_store`): its connections are one per worker thread,
+not one per thread and run, which a thousand concurrent runs would pay hundreds of megabytes
+for. A run's end lets go of that run's lock only (`end_run`); the loop's end closes the store.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from anyio.lowlevel import RunVar
@@ -24,11 +31,8 @@ class StoreKeeper:
 
     def __init__(self) -> None:
         self._held: dict[Path, sqlite3.Connection] = {}
+        self._stores: dict[Path, Store] = {}
         self._lock = threading.Lock()
-
-    def holds(self, root: Path) -> bool:
-        """True when a store at `root` was opened on this loop (its database exists)."""
-        return root / "metadata.db" in self._held
 
     def hold(self, store: Store) -> None:
         """Keep a connection to `store`'s database open (any thread; cheap once held).
@@ -45,7 +49,35 @@ class StoreKeeper:
             else:
                 self._held[metadata.path] = conn
 
-    def __del__(self) -> None:
+    def run_store(self, folder: Path) -> Store:
+        """The Store the loop's runs in `folder` share, created on first use (any thread)."""
+        store = self._stores.get(folder)
+        if store is not None:
+            return store
+        made = Store(folder, create=True)
+        with self._lock:
+            store = self._stores.setdefault(folder, made)
+        if store is not made:
+            made.close()
+        self.hold(store)
+        return store
+
+    def shares(self, store: Store) -> bool:
+        """True for a store from `run_store`."""
+        return store.root is not None and self._stores.get(store.root) is store
+
+    def end_run(self, store: Store, run_id: int) -> None:
+        """Let go of a run in a shared store: its lock only, the store stays open."""
+        metadata = store.metadata
+        assert isinstance(metadata, SqliteMetadataStore)
+        metadata.end_run(run_id)
+
+    def __del__(self, _finalizing: Callable[[], bool] = sys.is_finalizing) -> None:
+        # (bound early: at the interpreter's exit, module globals may already be None)
+        if _finalizing():
+            return  # the process is ending: its connections and locks go with it
+        for store in self._stores.values():
+            store.close()
         for conn in self._held.values():
             conn.close()
 

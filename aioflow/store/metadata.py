@@ -147,6 +147,14 @@ class SqliteMetadataStore:
         for lock in locks.values():
             lock.release()
 
+    def end_run(self, run_id: int) -> None:
+        """Let go of one run's lock (its end is committed) and keep the connections open: for a
+        store that several runs of this process share."""
+        with self._lock:
+            lock = self._run_locks.pop(run_id, None)
+        if lock is not None:
+            lock.release()
+
     # -- writes -------------------------------------------------------------------------------
 
     def create_run(
