@@ -9,6 +9,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .configs import Config, ConfigValue, config_expr
 from .current import current
 from .decorators import catch, environment, parallel, resources, retry, step, timeout
 from .exceptions import (
@@ -33,7 +34,11 @@ from .exceptions import (
     WorkerDied,
 )
 from .flowspec import FlowSpec
+from .packages import conda, conda_base, pypi, pypi_base
 from .parameters import IncludeFile, JSONType, Parameter
+from .project import project
+from .remote import batch, kubernetes
+from .secrets import secrets
 
 if TYPE_CHECKING:
     from .api import resume_flow, run_flow, run_flow_sync, start_flow
@@ -79,6 +84,8 @@ __all__ = [
     "BlobCorrupted",
     "BlobError",
     "BlobNotFound",
+    "Config",
+    "ConfigValue",
     "DataArtifact",
     "ExceptionWrapper",
     "Flow",
@@ -105,19 +112,28 @@ __all__ = [
     "UnhandledInMergeArtifactsException",
     "WorkerDied",
     "__version__",
+    "batch",
     "catch",
+    "conda",
+    "conda_base",
+    "config_expr",
     "current",
     "default_namespace",
     "environment",
     "get_namespace",
+    "kubernetes",
     "namespace",
     "parallel",
+    "project",
+    "pypi",
+    "pypi_base",
     "resources",
     "resume_flow",
     "retry",
     "run_flow",
     "run_flow_sync",
     "scoped_namespace",
+    "secrets",
     "set_root",
     "start_flow",
     "step",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -62,6 +62,10 @@ async def run_flow(
     listeners: Sequence[Listener] = (),
     executor: str = DEFAULT_EXECUTOR,
     with_decorators: Sequence[str] = (),
+    config: Mapping[str, str | os.PathLike[str]] | None = None,
+    config_value: Mapping[str, Any] | None = None,
+    branch: str | None = None,
+    production: bool = False,
     **parameters: Any,
 ) -> Run:
     """Run `flow_cls` to completion on the running event loop and return its `Run`.
@@ -71,9 +75,12 @@ async def run_flow(
     options above are the flow's parameters, by name. With `quiet=False` the run's progress
     and output are printed like the CLI's. `listeners` are called with every event of the run
     (`aioflow.events`), on the loop. `executor` is where sync steps run by default ("thread"
-    or "process"), `with_decorators` are `--with` specs such as "retry:times=2".
+    or "process"), `with_decorators` are `--with` specs such as "retry:times=2". `config` maps
+    the flow's config names to files and `config_value` to values (a dict or JSON text), as
+    `--config` and `--config-value` do; `branch` and `production` are @project's `--branch` and
+    `--production`.
     """
-    config = _configured(
+    run_options = _configured(
         quiet,
         listeners,
         root=root,
@@ -82,10 +89,14 @@ async def run_flow(
         tags=tags,
         executor=executor,
         with_decorators=with_decorators,
+        config=config,
+        config_value=config_value,
+        branch=branch,
+        production=production,
     )
     # Prepared in the worker thread that stores the run: one trip to a thread, not two.
-    prepared = functools.partial(prepare, flow_cls, parameters, config)
-    return await finished_run(await execute(prepared, config))
+    prepared = functools.partial(prepare, flow_cls, parameters, run_options)
+    return await finished_run(await execute(prepared, run_options))
 
 
 def start_flow(
@@ -99,6 +110,10 @@ def start_flow(
     listeners: Sequence[Listener] = (),
     executor: str = DEFAULT_EXECUTOR,
     with_decorators: Sequence[str] = (),
+    config: Mapping[str, str | os.PathLike[str]] | None = None,
+    config_value: Mapping[str, Any] | None = None,
+    branch: str | None = None,
+    production: bool = False,
     **parameters: Any,
 ) -> FlowHandle:
     """Start a run of `flow_cls` for `async with`: `async with start_flow(F) as handle: ...`.
@@ -119,6 +134,10 @@ def start_flow(
             tags=tags,
             executor=executor,
             with_decorators=with_decorators,
+            config=config,
+            config_value=config_value,
+            branch=branch,
+            production=production,
         )
 
     return FlowHandle(configure, functools.partial(prepare, flow_cls, parameters))
@@ -137,6 +156,10 @@ async def resume_flow(
     listeners: Sequence[Listener] = (),
     executor: str = DEFAULT_EXECUTOR,
     with_decorators: Sequence[str] = (),
+    config: Mapping[str, str | os.PathLike[str]] | None = None,
+    config_value: Mapping[str, Any] | None = None,
+    branch: str | None = None,
+    production: bool = False,
 ) -> Run:
     """Resume a run of `flow_cls` (the latest one unless `origin_run_id` is given).
 
@@ -144,7 +167,7 @@ async def resume_flow(
     it, and runs the rest, with the origin's parameters. Returns the new run's `Run`. A failed
     or cancelled run can be resumed.
     """
-    config = _configured(
+    run_options = _configured(
         quiet,
         listeners,
         root=root,
@@ -153,11 +176,17 @@ async def resume_flow(
         tags=tags,
         executor=executor,
         with_decorators=with_decorators,
+        config=config,
+        config_value=config_value,
+        branch=branch,
+        production=production,
     )
-    prepared, config = await offload(
-        functools.partial(prepare_resume, flow_cls, config, origin_run_id=origin_run_id, step=step)
+    prepared, run_options = await offload(
+        functools.partial(
+            prepare_resume, flow_cls, run_options, origin_run_id=origin_run_id, step=step
+        )
     )
-    return await finished_run(await execute(prepared, config))
+    return await finished_run(await execute(prepared, run_options))
 
 
 def run_flow_sync(flow_cls: type[FlowSpec], **kwargs: Any) -> Run:

@@ -28,6 +28,8 @@ class RunContext:
     tags: frozenset[str]
     parameter_names: tuple[str, ...]
     graph: Any = None
+    #: The run's `ProjectInfo` (aioflow.project) when the flow has @project, else None.
+    project: Any = None
 
 
 class Parallel(NamedTuple):
@@ -81,6 +83,7 @@ class TaskContext:
         lambda self: self.run.parameter_names, doc="Names of the flow's parameters."
     )
     graph = property(lambda self: self.run.graph, doc="The flow's graph.")
+    project = property(lambda self: self.run.project, doc="The run's project, or None.")
 
     @property
     def pathspec(self) -> str:
@@ -110,6 +113,16 @@ def _field(name: str) -> property:
     return property(get)
 
 
+def _project_field(name: str) -> property:
+    def get(self: Current) -> Any:
+        ctx = _task_context.get()
+        project = None if ctx is None else ctx.run.project
+        return None if project is None else getattr(project, name)
+
+    get.__doc__ = f"The running flow's @project {name.replace('_', ' ')} (None without one)."
+    return property(get)
+
+
 class Current:
     """The running task's identity: `from aioflow import current; current.run_id`."""
 
@@ -131,6 +144,12 @@ class Current:
         """The running run's user tags (`--tag`), as Metaflow's; system tags are not included."""
         ctx = _task_context.get()
         return None if ctx is None else ctx.tags
+
+    project_name = _project_field("project_name")
+    branch_name = _project_field("branch_name")
+    is_user_branch = _project_field("is_user_branch")
+    is_production = _project_field("is_production")
+    project_flow_name = _project_field("project_flow_name")
 
     @property
     def parameter_names(self) -> list[str] | None:

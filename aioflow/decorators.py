@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, overload
 
+from .configs import ResolvedConfigs, evaluate_deferred, is_deferred
 from .exceptions import FlowDefinitionError, ParameterError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -76,6 +77,8 @@ class StepDecorator:
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    #: True for decorators that ask for a remote compute layer (@kubernetes, @batch).
+    remote: ClassVar[bool] = False
 
     def __init__(self, **attributes: Any) -> None:
         unknown = sorted(set(attributes) - set(self.defaults))
@@ -85,10 +88,33 @@ class StepDecorator:
                 f"{', '.join(self.defaults) or 'no arguments'}."
             )
         self.attributes = {**self.defaults, **attributes}
-        self.validate()
+        # An attribute taken from a Config (`@retry(times=cfg.retries)`) has no value until a
+        # run resolves its configs: the decorator is checked then, by `resolved`.
+        self.given = attributes
+        self.deferred = any(is_deferred(value) for value in attributes.values())
+        if not self.deferred:
+            self.validate()
 
     def validate(self) -> None:
         """Check the attributes (raise FlowDefinitionError)."""
+
+    def resolved(self, configs: ResolvedConfigs | None) -> StepDecorator:
+        """This decorator with its config-dependent attributes evaluated for one run (a new
+        decorator, checked; the class's own is left as it is)."""
+        if not self.deferred:
+            return self
+        if configs is None:
+            raise FlowDefinitionError(f"{self!r} uses a Config, but the run resolved none.")
+        given = {key: evaluate_deferred(value, configs) for key, value in self.given.items()}
+        return type(self)(**given)
+
+    def step_env(self) -> dict[str, str]:
+        """Environment variables the decorator sets for its step's tasks (none by default)."""
+        return {}
+
+    def check_run(self) -> None:
+        """Checks made when a run starts, before anything is stored (raise
+        FlowDefinitionError); none by default."""
 
     def __call__(self, func: F) -> F:
         if not is_step(func):
@@ -220,6 +246,17 @@ DECORATORS: dict[str, type[StepDecorator]] = {
 }
 
 
+def register(cls: type[StepDecorator]) -> type[StepDecorator]:
+    """Make a step decorator defined in another module known to `--with` (returns `cls`)."""
+    DECORATORS[cls.name] = cls
+    return cls
+
+
+def step_decorator(cls: type[StepDecorator]) -> Callable[..., Any]:
+    """The user-facing `@name(...)` of a step decorator class (bare `@name` too)."""
+    return _decorator(cls)
+
+
 def _decorator(cls: type[StepDecorator]) -> Callable[..., Any]:
     def make(func: Any = None, **attributes: Any) -> Any:
         if func is not None and callable(func) and not attributes:
@@ -241,6 +278,81 @@ environment = _decorator(EnvironmentDecorator)
 parallel = _decorator(ParallelDecorator)
 
 
+class FlowDecorator:
+    """Base class of flow decorators (`@project(name=...)` above the class): each one records
+    itself on the class, where `flow_decorators` finds it. They cannot be given with --with."""
+
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **attributes: Any) -> None:
+        unknown = sorted(set(attributes) - set(self.defaults))
+        if unknown:
+            raise FlowDefinitionError(
+                f"@{self.name} does not take {', '.join(unknown)}; it takes "
+                f"{', '.join(self.defaults) or 'no arguments'}."
+            )
+        self.attributes = {**self.defaults, **attributes}
+        self.given = attributes
+        self.deferred = any(is_deferred(value) for value in attributes.values())
+        if not self.deferred:
+            self.validate()
+
+    def validate(self) -> None:
+        """Check the attributes (raise FlowDefinitionError)."""
+
+    def check_run(self) -> None:
+        """Checks made when a run starts, before anything is stored (raise
+        FlowDefinitionError); none by default."""
+
+    def resolved(self, configs: ResolvedConfigs | None) -> FlowDecorator:
+        """This decorator with its config-dependent attributes evaluated for one run."""
+        if not self.deferred:
+            return self
+        if configs is None:
+            raise FlowDefinitionError(f"{self!r} uses a Config, but the run resolved none.")
+        return type(self)(**{k: evaluate_deferred(v, configs) for k, v in self.given.items()})
+
+    def __call__(self, cls: type) -> type:
+        if not isinstance(cls, type):
+            raise FlowDefinitionError(f"@{self.name} decorates a flow class, not {cls!r}.")
+        own = cls.__dict__.get("_aioflow_flow_decorators")
+        if own is None:
+            own = {}
+            cls._aioflow_flow_decorators = own  # type: ignore[attr-defined]
+        if self.name in own:
+            raise FlowDefinitionError(f"@{self.name} is applied twice to {cls.__name__}.")
+        own[self.name] = self
+        return cls
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.attributes.items())
+        return f"@{self.name}({args})"
+
+
+def flow_decorators(flow_cls: type) -> dict[str, FlowDecorator]:
+    """The flow decorators of `flow_cls` by name, a subclass's replacing its bases'."""
+    found: dict[str, FlowDecorator] = {}
+    for klass in reversed(flow_cls.__mro__):
+        found.update(klass.__dict__.get("_aioflow_flow_decorators", {}))
+    return found
+
+
+def flow_decorator(cls: type[FlowDecorator]) -> Callable[..., Any]:
+    """The user-facing `@name(...)` of a flow decorator class (bare `@name` too)."""
+
+    def make(flow_cls: Any = None, **attributes: Any) -> Any:
+        if flow_cls is not None and isinstance(flow_cls, type) and not attributes:
+            return cls()(flow_cls)
+        if flow_cls is not None:
+            raise TypeError(f"@{cls.name} takes keyword arguments only")
+        return cls(**attributes)
+
+    make.__name__ = cls.name
+    make.__doc__ = cls.__doc__
+    return make
+
+
 @dataclass(frozen=True)
 class StepOptions:
     """How the runtime runs one step, derived from its decorators."""
@@ -253,6 +365,8 @@ class StepOptions:
     gpu: float = 0
     env: dict[str, str] = field(default_factory=dict)
     executor: str = "thread"
+    #: The remote compute layer the step asks for (@kubernetes, @batch), or None.
+    remote: str | None = None
 
 
 def parse_with(specs: Sequence[str]) -> list[StepDecorator]:
@@ -282,19 +396,41 @@ def parse_with(specs: Sequence[str]) -> list[StepDecorator]:
     return decos
 
 
+def _amount(decos: dict[str, StepDecorator], attr: str) -> float:
+    # As in Metaflow, @kubernetes/@batch and @resources together ask for the larger amount.
+    # Only what a remote decorator was given counts here: its defaults size a cluster's pod,
+    # not a reservation on this machine.
+    amounts = [
+        _number(d.name, attr, value)
+        for d in decos.values()
+        for value in [d.attributes.get(attr) if d.name == "resources" else d.given.get(attr)]
+        if (d.name == "resources" or d.remote) and value is not None
+    ]
+    return max(amounts, default=0)
+
+
 def step_options(
-    func: Any, *, is_async: bool, default_executor: str, extra: Sequence[StepDecorator] = ()
+    func: Any,
+    *,
+    is_async: bool,
+    default_executor: str,
+    extra: Sequence[StepDecorator] = (),
+    configs: ResolvedConfigs | None = None,
 ) -> StepOptions:
-    """The options of one step: its own decorators, plus `extra` (--with) it does not declare."""
-    decos = {d.name: d for d in getattr(func, "decorators", [])}
+    """The options of one step: its own decorators, plus `extra` (--with) it does not declare,
+    with attributes taken from the run's `configs` evaluated."""
+    decos = {d.name: d.resolved(configs) for d in getattr(func, "decorators", [])}
     for deco in extra:
         decos.setdefault(deco.name, deco)
     retry_deco = decos.get("retry")
     timeout_deco = decos.get("timeout")
-    res = decos.get("resources")
     env_deco = decos.get("environment")
     executor = getattr(func, "executor", None)
     env = dict(env_deco.attributes["vars"]) if env_deco else {}
+    for deco in decos.values():
+        deco.check_run()
+        env.update(deco.step_env())
+    remote = next((d.name for d in decos.values() if d.remote), None)
     if executor is None:
         executor = "loop" if is_async else default_executor
     if env:
@@ -303,9 +439,10 @@ def step_options(
         retries=int(retry_deco.attributes["times"]) if retry_deco else 0,
         catch=decos.get("catch"),
         timeout=timeout_deco.seconds if isinstance(timeout_deco, TimeoutDecorator) else None,
-        cpu=float(res.attributes["cpu"]) if res else 0,
-        memory=float(res.attributes["memory"]) if res else 0,
-        gpu=float(res.attributes["gpu"]) if res else 0,
+        cpu=_amount(decos, "cpu"),
+        memory=_amount(decos, "memory"),
+        gpu=_amount(decos, "gpu"),
         env=env,
         executor=executor,
+        remote=remote,
     )

@@ -95,6 +95,10 @@ def _config(opts: dict[str, Any]) -> RunConfig:
             with_decorators=opts["with_"],
             quiet=opts["quiet"],
             run_id_file=opts["run_id_file"],
+            config=dict(opts.get("config") or ()),
+            config_value=dict(opts.get("config_value") or ()),
+            branch=opts.get("branch"),
+            production=bool(opts.get("production")),
         )
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -200,9 +204,42 @@ _FORMAT_OPTION = click.option(
     help="text (steps and docstrings), dot (Graphviz) or mermaid (a Mermaid flowchart).",
 )  # fmt: skip
 
+# Configs and @project's branch: top-level options in Metaflow (`python flow.py --branch x
+# run`), accepted there and after `run`/`resume` too (where `aioflow run flow.py` puts them),
+# unless a flow parameter already takes the name.
+_FLOW_OPTIONS = [
+    click.Option(["--config", "config"], type=(str, str), multiple=True,
+                 metavar="NAME FILE", help="Read config NAME from FILE (repeatable)."),
+    click.Option(["--config-value", "config_value"], type=(str, str), multiple=True,
+                 metavar="NAME JSON", help="Give config NAME as JSON text (repeatable)."),
+    click.Option(["--branch"], default=None,
+                 help="Run on this branch of the flow's @project (test.<branch>)."),
+    click.Option(["--production"], is_flag=True, default=None,
+                 help="Run on the production branch of the flow's @project."),
+]  # fmt: skip
+_TOP_LEVEL_KEY = "aioflow_flow_options"
+
+
+def _flow_options(flow_cls: type[FlowSpec], params: list[click.Option]) -> list[click.Option]:
+    """The config and @project options a command of `flow_cls` takes after `run`/`resume`."""
+    taken = {name for param in params for name in param.opts}
+    return [opt for opt in _FLOW_OPTIONS if not taken & set(opt.opts)]
+
+
+def _with_top_level(opts: dict[str, Any]) -> dict[str, Any]:
+    """`opts` with the config and @project options given before the command filled in."""
+    ctx = click.get_current_context()
+    top = ctx.find_root().meta.get(_TOP_LEVEL_KEY, {})
+    merged = dict(opts)
+    for name, value in top.items():
+        if value and not merged.get(name):
+            merged[name] = value
+    return merged
+
 
 def _check_without_command(flow_cls: type[FlowSpec]) -> Any:
-    def callback(ctx: click.Context) -> None:
+    def callback(ctx: click.Context, **top_level: Any) -> None:
+        ctx.meta[_TOP_LEVEL_KEY] = top_level
         # `python flow.py` with no command checks the flow, as Metaflow's does.
         if ctx.invoked_subcommand is None:
             _header(flow_cls)
@@ -219,21 +256,24 @@ def flow_group(flow_cls: type[FlowSpec]) -> click.Group:
         help=flow_cls.__doc__,
         invoke_without_command=True,
         callback=click.pass_context(_check_without_command(flow_cls)),
+        params=list(_FLOW_OPTIONS),
     )
-
-    def run_callback(**kwargs: Any) -> None:
-        opts = {k: kwargs.pop(k) for k in list(kwargs) if k in _OPTION_NAMES}
-        given = {k: v for k, v in kwargs.items() if v is not None}
-        _run(flow_cls, given, opts)
-
     try:
         params = click_params(flow_cls)
     except ParameterError as exc:  # a badly declared parameter: the flow's fault, exit 1
         _fail(exc)
+    flow_options = _flow_options(flow_cls, params)
+    option_names = _OPTION_NAMES | {opt.name for opt in flow_options}
+
+    def run_callback(**kwargs: Any) -> None:
+        opts = {k: kwargs.pop(k) for k in list(kwargs) if k in option_names}
+        given = {k: v for k, v in kwargs.items() if v is not None}
+        _run(flow_cls, given, _with_top_level(opts))
+
     group.add_command(
         click.Command(
             "run",
-            params=[*params, *_RUN_OPTIONS],
+            params=[*params, *_RUN_OPTIONS, *flow_options],
             callback=run_callback,
             help=f"Run {flow_cls.__name__}. Flow parameters are options.",
         )
@@ -241,7 +281,7 @@ def flow_group(flow_cls: type[FlowSpec]) -> click.Group:
 
     def resume_callback(step: str | None, origin_run_id: str | None, **opts: Any) -> None:
         opts["origin_run_id"] = origin_run_id
-        _resume(flow_cls, step, opts)
+        _resume(flow_cls, step, _with_top_level(opts))
 
     group.add_command(
         click.Command(
@@ -254,6 +294,7 @@ def flow_group(flow_cls: type[FlowSpec]) -> click.Group:
                     help="The run to resume [default: the latest run started by `run`].",
                 ),
                 *_RUN_OPTIONS,
+                *_FLOW_OPTIONS,
             ],
             callback=resume_callback,
             help=(

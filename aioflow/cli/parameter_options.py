@@ -38,6 +38,8 @@ class ParameterType(click.ParamType):
 
 def _click_option(param: Parameter) -> click.Option:
     help_text, required, extra = param.help or "", param.required, dict(param.kwargs)
+    # METAFLOW_RUN_<NAME> (and AIOFLOW_RUN_<NAME>) give a value before the default does.
+    extra.setdefault("envvar", param.env_names())
     if callable(param.default):
         help_text += f"{' ' if help_text else ''}[default: computed when the run starts]"
         required = False

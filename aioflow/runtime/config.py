@@ -9,9 +9,10 @@ and one check, whose messages name the option as the command line spells it
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ..decorators import EXECUTORS
 from ..events import Listener
@@ -58,6 +59,13 @@ class RunConfig:
     #: For a resume: the run it resumes, and the step it re-runs from (None: what failed).
     origin_run_id: str | None = None
     resume_step: str | None = None
+    #: Config values of the run by config name: files (`--config NAME FILE`) and values
+    #: (`--config-value NAME JSON`, or a dict), as (name, given) pairs.
+    config_files: tuple[tuple[str, str], ...] = ()
+    config_values: tuple[tuple[str, Any], ...] = ()
+    #: The @project branch (`--branch`) and whether the run is production (`--production`).
+    branch: str | None = None
+    production: bool = False
 
     def listening(self, *listeners: Listener) -> RunConfig:
         """This configuration with `listeners` called too, after the ones it had."""
@@ -98,12 +106,26 @@ def run_config(
     quiet: bool = False,
     listeners: Sequence[Listener] = (),
     run_id_file: str | None = None,
+    config: Mapping[str, str | os.PathLike[str]] | None = None,
+    config_value: Mapping[str, Any] | None = None,
+    branch: str | None = None,
+    production: bool = False,
 ) -> RunConfig:
     """Check run options as the CLI checks its options, and build their RunConfig.
 
     Raises ParameterError naming the option (`--tag`, `--max-workers`, `--max-num-splits`,
-    `--executor`). The `--with` specs are checked where they are parsed, by `prepare`.
+    `--executor`, `--config`, `--config-value`). The `--with` specs, config names and contents
+    and the @project options are checked against the flow, by `prepare`.
+
+    `config` maps config names to files and `config_value` to values (JSON text or a dict).
     """
+    config_files = _named_pairs("--config", config, os.fspath)
+    config_values = _named_pairs("--config-value", config_value, lambda value: value)
+    both = sorted({name for name, _ in config_files} & {name for name, _ in config_values})
+    if both:
+        raise ParameterError(
+            f"Config '{both[0]}' is given both with --config and with --config-value: give one."
+        )
     if isinstance(tags, str):
         raise ParameterError(f"tags={tags!r}: give a list of tags, such as tags=[{tags!r}].")
     try:
@@ -134,7 +156,26 @@ def run_config(
         quiet=quiet,
         listeners=tuple(listeners),
         run_id_file=run_id_file,
+        config_files=config_files,
+        config_values=config_values,
+        branch=branch,
+        production=bool(production),
     )
+
+
+def _named_pairs(
+    option: str, given: Mapping[str, Any] | None, convert: Callable[[Any], Any]
+) -> tuple[tuple[str, Any], ...]:
+    if given is None:
+        return ()
+    if not isinstance(given, Mapping):
+        raise ParameterError(
+            f"Invalid value for '{option}': give a dict of config name -> value, not {given!r}."
+        )
+    for name in given:
+        if not isinstance(name, str) or not name:
+            raise ParameterError(f"Invalid value for '{option}': {name!r} is not a config name.")
+    return tuple((name, convert(value)) for name, value in given.items())
 
 
 __all__ = [

@@ -19,7 +19,6 @@ import anyio
 
 from ..events import Event, LogLine, RunFinished, RunStarted
 from ..store import Store
-from ..store.keeper import StoreKeeper, store_keeper
 from ..store.metadata import task_row
 from ..store.serde import pack
 from ..store.writer import BatchWriter
@@ -117,7 +116,6 @@ class OpenRun:
             deliver(event)
 
         started = time.time()
-        keeper = store_keeper() if on_asyncio() else None
         writer = BatchWriter(self.store, limiter=offload_limiter() if on_asyncio() else None)
         result = RunResult(status="cancelled")
         inbox: LoopInbox[Event] | None = None
@@ -187,7 +185,7 @@ class OpenRun:
                         )
                     )
                 finally:
-                    await offload(let_go, self.store, int(run_id), keeper)
+                    await offload(self.store.close)
         return outcome
 
     async def abandon(self) -> None:
@@ -212,7 +210,7 @@ class OpenRun:
             namespace=f"user:{prepared.username}",
             tags=frozenset(self._user_tags),  # Metaflow's current.tags: the user tags only
             parameter_names=tuple(prepared.values),
-            readonly=frozenset([*prepared.values, *prepared.constants]),
+            readonly=frozenset([*prepared.values, *prepared.constants, *prepared.configs]),
             base_manifest=self._base,
             reader=writer,
             blobs=self.store.blobs,
@@ -224,6 +222,7 @@ class OpenRun:
                 for step, opts in prepared.options.items()
                 if opts.catch is not None and opts.catch.attributes["var"]
             },
+            project=prepared.project,
         )
 
 
@@ -279,17 +278,6 @@ async def _record_end(
         interrupted,
         writer.store,
     )
-
-
-def let_go(store: Store, run_id: int | None, keeper: StoreKeeper | None) -> None:
-    """End a run's hold on its store: close a store of its own; in a store the loop's runs
-    share (`keeper.run_store`), release the run's lock only (`run_id` None: no run was stored).
-    """
-    if keeper is not None and keeper.shares(store):
-        if run_id is not None:
-            keeper.end_run(store, run_id)
-        return
-    store.close()
 
 
 def on_asyncio() -> bool:

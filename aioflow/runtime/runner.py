@@ -17,28 +17,34 @@ happens in worker threads, never on the event loop.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
+import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._version import __version__
+from ..configs import ResolvedConfigs, resolve_configs
 from ..current import current_username
-from ..decorators import StepDecorator, StepOptions, parse_with, step_options
+from ..decorators import StepDecorator, StepOptions, flow_decorators, parse_with, step_options
 from ..exceptions import FlowDefinitionError, ParameterError, StoreError, StoreFull
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph, StepNode
-from ..parameters import flow_constants, flow_parameters, resolve_parameters
+from ..parameters import ParameterContext, flow_constants, flow_parameters, resolve_parameters
+from ..project import ProjectDecorator, ProjectInfo, project_info
 from ..store import Store, resolve_root
 from ..store.keeper import StoreKeeper, store_keeper
 from ..store.serde import Encoded, pack, unpack
 from ..store.writer import is_full
 from .artifacts import encode_artifact, store_encoded
 from .config import RunConfig, validate_tags
+from .executors import registry
 from .graphs import linted_graph
-from .lifecycle import OpenRun, RunOutcome, let_go, on_asyncio
+from .lifecycle import OpenRun, RunOutcome, on_asyncio
 from .offload import offload
 from .resume import Origin, find_origin_run
 
@@ -53,15 +59,25 @@ class PreparedRun:
     constants: dict[str, Any]
     username: str
     options: dict[str, StepOptions] = field(default_factory=dict)
+    #: The run's configs by attribute name (stored as artifacts, like parameters).
+    configs: dict[str, Any] = field(default_factory=dict)
+    #: The run's @project, if the flow has one.
+    project: ProjectInfo | None = None
 
 
-def system_tags(username: str) -> list[str]:
-    """Tags every run carries and no one can remove."""
+#: Where steps asking for a remote compute layer (@kubernetes, @batch) go when it is registered.
+REMOTE_EXECUTOR = "dask"
+
+
+def system_tags(username: str, project: ProjectInfo | None = None) -> list[str]:
+    """Tags every run carries and no one can remove (with `project:` and `project_branch:`
+    for a flow with @project)."""
     return [
         f"user:{username}",
         "runtime:dev",
         f"python_version:{platform.python_version()}",
         f"aioflow_version:{__version__}",
+        *(project.system_tags() if project is not None else ()),
     ]
 
 
@@ -76,19 +92,72 @@ def prepare(
     decorators); nothing is stored.
 
     Raises LintError or FlowDefinitionError for the flow, ParameterError for what was given
-    (parameters, `--with` specs).
+    (parameters, `--with` specs, configs, @project options).
+
+    The flow's configs are resolved first, once: the decorators' and parameter defaults'
+    config-dependent values are evaluated against them.
     """
     config = config or RunConfig()
     graph = linted_graph(flow_cls)
     extra = parse_with(config.with_decorators)
-    options = {node.name: _step_options(node, config.executor, extra) for node in graph}
     username = current_username()
+    flow_name = flow_cls.__name__
+    configs = resolve_configs(
+        flow_cls,
+        dict(config.config_files),
+        dict(config.config_values),
+        ParameterContext(flow_name, username, "", _log_to_stderr, "local"),
+    )
+    options = {node.name: _step_options(node, config.executor, extra, configs) for node in graph}
+    options = _place_remote_steps(flow_name, options)
+    flow_decos = {name: deco.resolved(configs) for name, deco in flow_decorators(flow_cls).items()}
+    for deco in flow_decos.values():
+        deco.check_run()
+    project_deco = flow_decos.get("project")
+    project = project_info(
+        flow_name,
+        project_deco if isinstance(project_deco, ProjectDecorator) else None,
+        username=username,
+        branch=config.branch,
+        production=config.production,
+    )
     flow_parameters(flow_cls)
     values = resolve_parameters(
-        flow_cls, given, flow_name=flow_cls.__name__, user_name=username, from_cli=from_cli
+        flow_cls,
+        given,
+        flow_name=flow_name,
+        user_name=username,
+        from_cli=from_cli,
+        configs=configs,
     )
     constants = flow_constants(flow_cls, FlowSpec)
-    return PreparedRun(flow_cls, graph, values, constants, username, options)
+    return PreparedRun(
+        flow_cls, graph, values, constants, username, options, configs.values, project
+    )
+
+
+def _log_to_stderr(msg: str = "", **_: Any) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _place_remote_steps(flow_name: str, options: dict[str, StepOptions]) -> dict[str, StepOptions]:
+    """Steps asking for @kubernetes or @batch go to the Dask executor when one is registered;
+    otherwise they run here, and a warning says so once for the run."""
+    remote = {name: opts.remote for name, opts in options.items() if opts.remote is not None}
+    if not remote:
+        return options
+    if REMOTE_EXECUTOR in registry.names():
+        placed = {
+            name: dataclasses.replace(options[name], executor=REMOTE_EXECUTOR) for name in remote
+        }
+        return {**options, **placed}
+    steps = ", ".join(f"{name} (@{deco})" for name, deco in remote.items())
+    warnings.warn(
+        f"{flow_name}: no remote executor is configured, so the steps {steps} run on this machine.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return options
 
 
 def prepare_resume(
@@ -148,10 +217,19 @@ def _origin_parameters(
     return given
 
 
-def _step_options(node: StepNode, executor: str, extra: list[StepDecorator]) -> StepOptions:
-    options = step_options(
-        node.func, is_async=node.is_async, default_executor=executor, extra=extra
-    )
+def _step_options(
+    node: StepNode, executor: str, extra: list[StepDecorator], configs: ResolvedConfigs
+) -> StepOptions:
+    try:
+        options = step_options(
+            node.func,
+            is_async=node.is_async,
+            default_executor=executor,
+            extra=extra,
+            configs=configs,
+        )
+    except FlowDefinitionError as exc:
+        raise FlowDefinitionError(f"Step *{node.name}*: {exc}") from None
     if options.catch is not None and node.type in ("foreach", "split-switch"):
         kind = "foreach split" if node.type == "foreach" else "conditional switch"
         raise FlowDefinitionError(
@@ -165,7 +243,12 @@ def _base_manifest(
     prepared: PreparedRun, small: list[tuple[str, bytes]], large: list[Encoded]
 ) -> dict[str, str]:
     manifest: dict[str, str] = {}
-    artifacts = {"name": prepared.flow_cls.__name__, **prepared.constants, **prepared.values}
+    artifacts = {
+        "name": prepared.flow_cls.__name__,
+        **prepared.constants,
+        **prepared.configs,
+        **prepared.values,
+    }
     for name, value in artifacts.items():
         encoded = encode_artifact(name, value, "start")
         store_encoded(encoded, small, large.append)
@@ -210,9 +293,8 @@ def _store_for(
                     )
         return root
     folder = resolve_root(root)
-    if keeper is not None:
-        return keeper.run_store(folder)  # shared by the loop's runs in that folder
-    return Store(folder, create=True)
+    # The schema is created once per store and loop (creating it takes SQLite's write lock).
+    return Store(folder, create=keeper is None or not keeper.holds(folder))
 
 
 def _open_run(
@@ -224,6 +306,8 @@ def _open_run(
     prepared = preparing if isinstance(preparing, PreparedRun) else preparing()
     store = _store_for(config.root, prepared, keeper)
     try:
+        if keeper is not None:
+            keeper.hold(store)
         small: list[tuple[str, bytes]] = []
         large: list[Encoded] = []
         base = _base_manifest(prepared, small, large)
@@ -244,13 +328,13 @@ def _open_run(
             flow_name,
             user=prepared.username,
             tags=user_tags,
-            system_tags=system_tags(prepared.username),
+            system_tags=system_tags(prepared.username, prepared.project),
             graph=pack(prepared.graph.to_dict()),
             origin_run_id=config.origin_run_id,
             params=pack(base),
         )
     except BaseException:
-        let_go(store, None, keeper)
+        store.close()
         raise
     try:
         origin = None
@@ -266,7 +350,7 @@ def _open_run(
             [], [], [(run_id, {"status": "failed", "finished_at": time.time(),
                                "error": pack(error)})]
         )  # fmt: skip
-        let_go(store, run_id, keeper)
+        store.close()
         raise
     return OpenRun(prepared, config, store, str(run_id), user_tags, base, small, origin)
 

@@ -145,6 +145,8 @@ class RunEnv:
     max_num_splits: int = 100
     catch_vars: dict[str, str] = field(default_factory=dict)
     task_cls: type[FlowSpec] | None = None
+    #: The run's @project (`current.project_name`, ...), or None.
+    project: Any = None
 
     run_context: RunContext = field(init=False)
     #: packed records of transitions without foreach items, by (targets, foreach): a memo
@@ -166,6 +168,7 @@ class RunEnv:
             tags=self.tags,
             parameter_names=self.parameter_names,
             graph=self.graph,
+            project=self.project,
         )
 
     def pathspec(self, spec: TaskSpec) -> str:
