@@ -66,6 +66,8 @@ class ErrorInfo:
     message: str
     traceback: str
     qualified_type: str | None = None
+    #: The full chain, kept in the task's stderr log when `traceback` is a short message.
+    detail: str | None = None
 
     def to_record(self) -> dict[str, str]:
         """What the store keeps of the failure (the type as `module.Class`, like Metaflow)."""
@@ -204,9 +206,14 @@ def _error_info(exc: BaseException) -> ErrorInfo:
     """The failure as users should read it: the traceback shows their code, not aioflow's.
 
     aioflow's frames around the body (the runner that called it, and e.g. `self.next()` raising
-    a transition error) are dropped, unless nothing else would be left.
+    a transition error) are dropped, unless nothing else would be left. A value that cannot be
+    stored is one line naming the artifact, the step and the reason: the step's code ran to its
+    end, and the chain through aioflow's encoder, kept for the stored log, would bury that line.
     """
     report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    if isinstance(exc, ArtifactEncodingError):
+        short = f"{type(exc).__name__}: {exc}\n"
+        return ErrorInfo(exc, type(exc).__name__, str(exc), short, detail="".join(report.format()))
     user_frames = [f for f in report.stack if not f.filename.startswith(_PACKAGE_DIR)]
     if user_frames:
         report.stack = traceback.StackSummary.from_list(user_frames)
@@ -369,7 +376,8 @@ class TaskRun:
             # The stored stderr ends with the traceback, as Metaflow's does. Added directly, not
             # as printed lines: the TaskFailed event already carries it to listeners.
             now = time.time()
-            log.stderr.extend((now, line) for line in info.traceback.rstrip("\n").split("\n"))
+            text = info.detail or info.traceback
+            log.stderr.extend((now, line) for line in text.rstrip("\n").split("\n"))
         stdout_key = self._store_log(log.stdout, small)
         stderr_key = self._store_log(log.stderr, small)
         transition = state.transition if error is None else None
