@@ -28,7 +28,7 @@ import anyio
 import anyio.to_thread
 
 from .client import Run
-from .console import Console
+from .console import console_for
 from .events import Listener
 from .flowspec import FlowSpec
 from .handle import FlowHandle, finished_run, result_run
@@ -47,7 +47,8 @@ from .store import Store
 def _configured(quiet: bool, listeners: Sequence[Listener], **options: Any) -> RunConfig:
     """The run's configuration, checked as the CLI checks its options, with the console
     listening first unless `quiet`."""
-    console = [] if quiet else [Console()]
+    hint = 'await resume_flow({flow_name}, origin_run_id="{run_id}")'
+    console = [] if quiet else [console_for(resume_hint=hint)]
     return run_config(quiet=quiet, listeners=[*console, *listeners], **options)
 
 

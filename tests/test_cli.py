@@ -803,7 +803,7 @@ def wait_for(condition: Callable[[], Any], proc: subprocess.Popen[str], timeout:
 
 
 @pytest.mark.parametrize("source", [BLOCKING_SYNC_FLOW, BLOCKING_ASYNC_FLOW], ids=["sync", "async"])
-def test_ctrl_c_cancels_the_run_and_marks_it_failed(cli: Cli, source: str) -> None:
+def test_ctrl_c_cancels_the_run_and_says_how_to_resume_it(cli: Cli, source: str) -> None:
     cli.write("block_flow.py", source)
     marker = cli.cwd / "marker"
     release = cli.cwd / "release"
@@ -832,7 +832,10 @@ def test_ctrl_c_cancels_the_run_and_marks_it_failed(cli: Cli, source: str) -> No
     assert took < 20  # not the step's 60 s
     run_id = (cli.cwd / "run.txt").read_text()
     assert "Cancelling the run" in err
-    assert f"Run BlockFlow/{run_id} was cancelled and marked as failed." in err
+    # The stored status in the word used everywhere else, and the command to type.
+    assert f"Run BlockFlow/{run_id} was cancelled. Resume it with:\n" in err
+    assert f"\n    aioflow resume block_flow.py --origin-run-id {run_id}\n" in err
+    assert "marked as failed" not in out + err
     result = Result(proc.returncode, out, err)
     assert "Workflow cancelled." in result.console()
     run = only_run("BlockFlow")

@@ -90,11 +90,13 @@ async def test_sigint_cancels_a_cli_run_through_the_windows_receiver(
     )
     prepared = prepare(SignalledFlow, {}, from_cli=True)
     opened: list[str] = []
+    notices: list[str] = []
     with anyio.fail_after(20):
         outcome = await flow_commands._run_until_signal(
-            prepared, RunConfig(root=aioflow_root), opened.append
+            prepared, RunConfig(root=aioflow_root), opened.append, notices.append
         )
     assert outcome is None  # cancelled, as `aioflow run` reports a Ctrl-C
+    assert notices == ["Cancelling the run (press Ctrl-C again to exit at once)..."]
     run = Run(f"SignalledFlow/{opened[0]}")
     assert run.status == "cancelled"
     assert run["start"].task.metadata_dict["status"] == "cancelled"  # interrupted

@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 import click
 
-from ..console import Console
+from ..console import Console, RunConsole, console_for, failure_lines
 from ..decorators import EXECUTORS
 from ..exceptions import AioflowException, FlowDefinitionError, ParameterError
 from ..flowspec import FlowSpec
@@ -34,7 +34,9 @@ from ..runtime.config import (
     run_config,
     validate_tags,
 )
+from ..runtime.graphs import linted_graph
 from ..runtime.runner import PreparedRun, RunOutcome, open_run, prepare, prepare_resume
+from ..runtime.task import task_pathspec
 from .flow_store_commands import add_store_commands
 from .graph_text import FORMATS, graph_text
 from .output import EXIT_FAILED, EXIT_INTERRUPTED, _echo, _fail, _header, _validate
@@ -45,11 +47,15 @@ from .signals import receive_stop_signals
 
 
 async def _run_until_signal(
-    prepared: PreparedRun, config: RunConfig, on_open: Callable[[str], None]
+    prepared: PreparedRun,
+    config: RunConfig,
+    on_open: Callable[[str], None],
+    notice: Callable[[str], None],
 ) -> RunOutcome | None:
     """Run the flow; the first Ctrl-C (or SIGTERM) cancels it cleanly, a second one exits.
 
-    `on_open` gets the run id as soon as the run is stored, before its first task.
+    `on_open` gets the run id as soon as the run is stored, before its first task; `notice`
+    prints the console's line about the cancelling (on a line of its own).
     """
     outcome: RunOutcome | None = None
     error: Exception | None = None
@@ -62,7 +68,7 @@ async def _run_until_signal(
                 async for _ in signals:
                     count += 1
                     if count == 1:
-                        _echo("Cancelling the run (press Ctrl-C again to exit at once)...", True)
+                        notice("Cancelling the run (press Ctrl-C again to exit at once)...")
                         run_scope.cancel()
                     else:
                         os._exit(EXIT_INTERRUPTED)
@@ -114,7 +120,7 @@ def _run(flow_cls: type[FlowSpec], given: dict[str, Any], opts: dict[str, Any]) 
         raise click.UsageError(str(exc)) from exc
     except FlowDefinitionError as exc:
         _fail(exc)
-    _execute(flow_cls, prepared, config)
+    _execute(flow_cls, prepared, config, verbose=opts["verbose"])
 
 
 def _resume(flow_cls: type[FlowSpec], step: str | None, opts: dict[str, Any]) -> None:
@@ -134,13 +140,44 @@ def _resume(flow_cls: type[FlowSpec], step: str | None, opts: dict[str, Any]) ->
         + (f" from step {step}" if step else ""),
         True,
     )
-    _execute(flow_cls, prepared, config)
+    _execute(flow_cls, prepared, config, verbose=opts["verbose"])
 
 
-def _execute(flow_cls: type[FlowSpec], prepared: PreparedRun, config: RunConfig) -> None:
-    # No listener at all with --quiet: then the runtime builds no event per task.
+def _resume_hint() -> str:
+    """The command that resumes a run of this command's flow, as a format string of `run_id`."""
+    # The root command's name is how the user typed it: `aioflow run flow.py` (typer_app.py
+    # passes it so) or `flow.py` (`python flow.py run`).
+    typed = click.get_current_context().find_root().info_name or ""
+    typed = typed.replace("{", "{{").replace("}", "}}")
+    if typed.startswith("aioflow "):
+        flow_file = typed.split(" ", 2)[-1]
+        return f"aioflow resume {flow_file} --origin-run-id {{run_id}}"
+    return f"python {typed} resume --origin-run-id {{run_id}}"
+
+
+def _print_failure(outcome: RunOutcome) -> None:
+    """What `--quiet` prints of a failed run: the failed task's traceback and the summary."""
+    failure = outcome.failure
+    if failure is not None and failure.error is not None:
+        pathspec = task_pathspec(outcome.flow_name, outcome.run_id, failure.spec)
+        for line in failure_lines(pathspec, failure.error.traceback):
+            _echo(line, err=True)
+    elif outcome.error is not None:
+        _echo(f"    Run {outcome.flow_name}/{outcome.run_id} failed: {outcome.error}", err=True)
+
+
+def _execute(
+    flow_cls: type[FlowSpec], prepared: PreparedRun, config: RunConfig, verbose: bool = False
+) -> None:
+    # No listener at all with --quiet: then the runtime builds no event per task, and a
+    # failure is printed from the run's outcome.
+    resume_hint = _resume_hint()
+    console: RunConsole = Console()
     if not config.quiet:
-        config = config.listening(Console())
+        console = console_for(
+            verbose=verbose, graph=linted_graph(flow_cls), resume_hint=resume_hint
+        )
+        config = config.listening(console)
     started: list[str] = []
 
     def remember(run_id: str) -> None:
@@ -154,7 +191,7 @@ def _execute(flow_cls: type[FlowSpec], prepared: PreparedRun, config: RunConfig)
     # cannot do this for its host; the command owns its process.
     gc.freeze()
     try:
-        outcome = anyio.run(_run_until_signal, prepared, config, remember)
+        outcome = anyio.run(_run_until_signal, prepared, config, remember, console.notice)
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from exc
     except AioflowException as exc:
@@ -165,10 +202,16 @@ def _execute(flow_cls: type[FlowSpec], prepared: PreparedRun, config: RunConfig)
         _echo(traceback.format_exc(), err=True)
         raise SystemExit(EXIT_FAILED) from None
     if outcome is None:
-        run_id = started[0] if started else "?"
-        _echo(f"Run {flow_cls.__name__}/{run_id} was cancelled and marked as failed.", err=True)
+        # The run is stored as cancelled (the word `aioflow runs` and the client use); the
+        # live console's summary has said so already, with the command to resume it.
+        if not console.summarizes and started:
+            resume = resume_hint.format(run_id=started[0])
+            _echo(f"Run {flow_cls.__name__}/{started[0]} was cancelled. Resume it with:", err=True)
+            _echo(f"    {resume}", err=True)
         raise SystemExit(EXIT_INTERRUPTED)
     if not outcome.successful:
+        if config.quiet:
+            _print_failure(outcome)
         raise SystemExit(EXIT_FAILED)
 
 
@@ -191,7 +234,10 @@ _RUN_OPTIONS = [
     click.Option(["--run-id-file"], default=None, help="Write the run id to this file."),
     click.Option(["--root"], default=None, envvar="AIOFLOW_ROOT", show_envvar=True,
                  show_default="./.aioflow or the nearest one above", help="Store folder."),
-    click.Option(["--quiet"], is_flag=True, help="Print nothing but errors."),
+    click.Option(["--quiet"], is_flag=True,
+                 help="Print nothing but errors and the failure summary."),
+    click.Option(["--verbose"], is_flag=True,
+                 help="On a terminal, also print when each task starts and finishes."),
     click.Option(["--executor"], type=click.Choice(EXECUTORS), default=DEFAULT_EXECUTOR,
                  show_default=True, help="Where sync steps run by default."),
     click.Option(["--with", "with_"], multiple=True, metavar="DECORATOR",
