@@ -517,6 +517,10 @@ class CountFlow(FlowSpec):
     @step
     def end(self):
         print("all done")
+
+
+if __name__ == "__main__":
+    CountFlow()
 """
 
 #: Control sequences a terminal interprets (colours, cursor moves, erasing).
@@ -658,6 +662,13 @@ def test_a_failure_on_a_terminal_is_printed_in_full_with_the_resume_command(
     assert "    Step failure: step work (task-id 9) failed.\n" in text
     assert "    Read its log: aioflow logs CountFlow/1/work/9\n" in text
     assert "    Resume it: aioflow resume count_flow.py --origin-run-id 1\n" in text
+
+
+def test_the_resume_command_is_the_one_the_user_typed(flow_dir: Path) -> None:
+    argv = [sys.executable, "count_flow.py", "run"]
+    result = run_in_terminal(argv, flow_dir, {**os.environ, "FAIL_AT_7": "1"})
+    assert result.code == 1, result.text
+    assert "    Resume it: python count_flow.py resume --origin-run-id 1\n" in result.text
 
 
 def test_quiet_prints_the_error_and_the_failure_summary_only(flow_dir: Path) -> None:
