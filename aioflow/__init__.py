@@ -43,12 +43,14 @@ from .secrets import secrets
 if TYPE_CHECKING:
     from .api import resume_flow, run_flow, run_flow_sync, start_flow
     from .client import DataArtifact, Flow, Metaflow, Run, Step, Task, set_root
+    from .client.metadata_provider import default_metadata, get_metadata, metadata
     from .client.namespaces import (
         default_namespace,
         get_namespace,
         namespace,
         scoped_namespace,
     )
+    from .runner_api import NBRunner, Runner
 
 # Public names whose modules are imported on first use. Running a flow needs asyncio and the
 # runtime, reading runs (and choosing which: the namespace) needs the client and its store;
@@ -62,6 +64,8 @@ _LAZY_NAMES: dict[str, str] = {
         ("default_namespace", "get_namespace", "namespace", "scoped_namespace"),
         ".client.namespaces",
     ),
+    **dict.fromkeys(("default_metadata", "get_metadata", "metadata"), ".client.metadata_provider"),
+    **dict.fromkeys(("NBRunner", "Runner"), ".runner_api"),
 }
 
 
@@ -103,8 +107,10 @@ __all__ = [
     "MetaflowNotFound",
     "MetaflowTaggingError",
     "MissingInMergeArtifactsException",
+    "NBRunner",
     "Parameter",
     "Run",
+    "Runner",
     "Step",
     "StoreError",
     "TaggingError",
@@ -118,10 +124,13 @@ __all__ = [
     "conda_base",
     "config_expr",
     "current",
+    "default_metadata",
     "default_namespace",
     "environment",
+    "get_metadata",
     "get_namespace",
     "kubernetes",
+    "metadata",
     "namespace",
     "parallel",
     "project",

@@ -30,6 +30,9 @@ class RunContext:
     graph: Any = None
     #: The run's `ProjectInfo` (aioflow.project) when the flow has @project, else None.
     project: Any = None
+    #: The folder of the run's store, where `current.run` / `current.task` read (None for a
+    #: store in memory).
+    store_root: str | None = None
 
 
 class Parallel(NamedTuple):
@@ -139,12 +142,6 @@ class Current:
     pathspec = _field("pathspec")
     graph = _field("graph")
 
-    @property
-    def tags(self) -> frozenset[str] | None:
-        """The running run's user tags (`--tag`), as Metaflow's; system tags are not included."""
-        ctx = _task_context.get()
-        return None if ctx is None else ctx.tags
-
     project_name = _project_field("project_name")
     branch_name = _project_field("branch_name")
     is_user_branch = _project_field("is_user_branch")
@@ -152,10 +149,36 @@ class Current:
     project_flow_name = _project_field("project_flow_name")
 
     @property
+    def tags(self) -> frozenset[str] | None:
+        """The running run's user tags (`--tag`), as Metaflow's; system tags are not included."""
+        ctx = _task_context.get()
+        return None if ctx is None else ctx.tags
+
+    @property
     def parameter_names(self) -> list[str] | None:
         """Names of the flow's parameters (as attributes)."""
         ctx = _task_context.get()
         return None if ctx is None else list(ctx.parameter_names)
+
+    @property
+    def run(self) -> Any:
+        """The running run as a client `Run` (None outside a task), as Metaflow's.
+
+        Read from the run's store whatever the current namespace; it pickles, so it can be kept
+        as an artifact and read back.
+        """
+        ctx = _task_context.get()
+        return None if ctx is None else _client_object("Run", ctx, ctx.run.flow_name, ctx.run_id)
+
+    @property
+    def task(self) -> Any:
+        """The running task as a client `Task` (None outside a task), as Metaflow's.
+
+        Its pathspec and id are there at once; what it reads from the store (status, data)
+        only once the task is stored, so read those from a later step. It pickles.
+        """
+        ctx = _task_context.get()
+        return None if ctx is None else _client_object("Task", ctx, ctx.pathspec)
 
     @property
     def parallel(self) -> Parallel | None:
@@ -189,6 +212,25 @@ class Current:
 
 
 current = Current()
+
+
+def _client_object(kind: str, ctx: TaskContext, *parts: str) -> Any:
+    """The client object of the running run or task, from the run's own store.
+
+    The core's second upward edge (see docs/architecture.md): the client is imported here,
+    when a step asks, so defining a flow still needs no client.
+    """
+    from . import client
+
+    root = ctx.run.store_root
+    if root is None:
+        raise RuntimeError(
+            f"current.{kind.lower()} reads the run's store, and this run's store is in memory."
+        )
+    pathspec = "/".join(parts)
+    if kind == "Task":  # its row may not be stored yet: read it when first needed
+        return client.Task(pathspec, root=root, _namespace_check=False, _deferred=True)
+    return client.Run(pathspec, root=root, _namespace_check=False)
 
 
 def current_username() -> str:

@@ -7,6 +7,7 @@ classes it defines can be found by module and name.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import sys
@@ -16,6 +17,7 @@ from types import TracebackType
 
 from .exceptions import FlowDefinitionError
 from .flowspec import FlowSpec
+from .metaflow_imports import metaflow_aliases, metaflow_builtins
 
 
 def flow_classes(module: object, module_name: str) -> list[type[FlowSpec]]:
@@ -51,8 +53,14 @@ def user_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip("\n")
 
 
-def load_flow(path: str | Path, flow_name: str | None = None) -> type[FlowSpec]:
-    """Import a flow file and return its flow class (the one named `flow_name`, if given)."""
+def load_flow(
+    path: str | Path, flow_name: str | None = None, *, metaflow_imports: bool = False
+) -> type[FlowSpec]:
+    """Import a flow file and return its flow class (the one named `flow_name`, if given).
+
+    With `metaflow_imports`, a flow file written for Metaflow runs unmodified: its `metaflow`
+    imports resolve to aioflow, for this file only (see `metaflow_imports.py`).
+    """
     file = Path(path)
     if not file.is_file():
         raise FlowDefinitionError(f"Flow file {str(path)!r} does not exist.")
@@ -72,8 +80,12 @@ def load_flow(path: str | Path, flow_name: str | None = None) -> type[FlowSpec]:
     if folder not in sys.path:
         sys.path.insert(0, folder)
     sys.modules[module_name] = module
+    aliases = metaflow_aliases() if metaflow_imports else contextlib.nullcontext()
+    if metaflow_imports:
+        module.__builtins__ = metaflow_builtins()  # type: ignore[attr-defined]
     try:
-        spec.loader.exec_module(module)
+        with aliases:
+            spec.loader.exec_module(module)
     except SystemExit:
         raise
     except Exception as exc:

@@ -37,16 +37,18 @@ app = typer.Typer(
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-def _load(flow_file: Path) -> type[FlowSpec]:
+def _load(flow_file: Path, metaflow_imports: bool = False) -> type[FlowSpec]:
     try:
-        return load_flow(flow_file)
+        return load_flow(flow_file, metaflow_imports=metaflow_imports)
     except FlowDefinitionError as exc:
         _fail(exc)
 
 
-def _delegate(ctx: typer.Context, flow_file: Path, command: str) -> None:
+def _delegate(
+    ctx: typer.Context, flow_file: Path, command: str, metaflow_imports: bool = False
+) -> None:
     # Invoke the flow's command itself, so usage lines read `aioflow run flow.py [OPTIONS]`.
-    group = flow_group(_load(flow_file))
+    group = flow_group(_load(flow_file, metaflow_imports))
     group.commands[command].main(ctx.args, prog_name=f"aioflow {command} {flow_file}")
 
 
@@ -61,16 +63,29 @@ class GraphFormat(str, Enum):
     mermaid = "mermaid"
 
 
+#: Runs a flow file written for Metaflow as it is (see `aioflow/metaflow_imports.py`).
+METAFLOW_IMPORTS = "--metaflow-imports"
+MetaflowImports = Annotated[
+    bool,
+    typer.Option(
+        METAFLOW_IMPORTS,
+        help="Resolve the flow file's `metaflow` imports to aioflow (for this flow only).",
+    ),
+]
+
+
 @app.command(context_settings=_PASS_THROUGH)
-def run(ctx: typer.Context, flow_file: FlowFile) -> None:
+def run(ctx: typer.Context, flow_file: FlowFile, metaflow_imports: MetaflowImports = False) -> None:
     """Run a flow: aioflow run flow.py [--param value ...] (see: aioflow run flow.py --help)."""
-    _delegate(ctx, flow_file, "run")
+    _delegate(ctx, flow_file, "run", metaflow_imports)
 
 
 @app.command(context_settings=_PASS_THROUGH)
-def resume(ctx: typer.Context, flow_file: FlowFile) -> None:
+def resume(
+    ctx: typer.Context, flow_file: FlowFile, metaflow_imports: MetaflowImports = False
+) -> None:
     """Resume a run: aioflow resume flow.py [STEP] [--origin-run-id ID] (see --help)."""
-    _delegate(ctx, flow_file, "resume")
+    _delegate(ctx, flow_file, "resume", metaflow_imports)
 
 
 @app.command()
@@ -140,7 +155,9 @@ def main() -> None:
         file_at = next((i for i, a in enumerate(rest) if a.endswith(".py")), None)
         if file_at is not None:
             flow_file = rest.pop(file_at)
-            group = flow_group(_load(Path(flow_file)))
+            metaflow_imports = METAFLOW_IMPORTS in rest
+            rest = [a for a in rest if a != METAFLOW_IMPORTS]
+            group = flow_group(_load(Path(flow_file), metaflow_imports))
             group.commands[args[0]].main(rest, prog_name=f"aioflow {args[0]} {flow_file}")
             return
         if "--help" in rest:  # no flow file yet: list the options every flow's command takes

@@ -26,6 +26,7 @@ from ..current import (
 from ..exceptions import ArtifactEncodingError, StoreFull, TimeoutException, TransitionError
 from ..flowspec import FlowSpec, TaskState
 from ..inputs import Frame, Inputs, InputView
+from ..store.blobs import FileBlobStore
 from ..store.serde import Encoded, decode, encode, pack
 from ..store.writer import is_full
 from ..transitions import PARALLEL_FOREACH, Transition, check_against_graph
@@ -171,6 +172,7 @@ class RunEnv:
             parameter_names=self.parameter_names,
             graph=self.graph,
             project=self.project,
+            store_root=_store_folder(self.blobs),
         )
 
     def pathspec(self, spec: TaskSpec) -> str:
@@ -229,6 +231,12 @@ class Frozen:
     attributes: dict[str, Any]
     manifest: dict[str, str]
     log: TaskLog
+
+
+def _store_folder(blobs: BlobStore) -> str | None:
+    """The folder of the store whose blobs these are (file blobs live in `<store>/blobs`), for
+    `current.run` / `current.task`; None for blobs held in memory."""
+    return str(blobs.root.parent) if isinstance(blobs, FileBlobStore) else None
 
 
 def parallel_place(spec: TaskSpec) -> Parallel | None:
