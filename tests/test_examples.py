@@ -269,9 +269,12 @@ def check_async_steps(run_example: Runner) -> None:
     run = stored_run("AsyncStepsFlow", result.run_id())
     data = run["end"].task.data
     assert (data.count, data.total) == (10, 300)
-    # Ten awaits of `delay` overlap: the foreach takes about one delay, not ten.
-    assert delay <= data.elapsed < 5 * delay
-    assert result.seconds < 10 * delay
+    assert data.elapsed >= delay
+    # Ten awaits of `delay` overlap: every fetch started before any of them finished (told
+    # from the stored task times, not from a wall-clock bound that a loaded machine breaks).
+    fetches = list(run["fetch"])
+    assert len(fetches) == 10
+    assert max(t.created_at for t in fetches) < min(t.finished_at for t in fetches)
     urls = run["start"].task.data.urls
     assert sorted((t.index, t.data.size) for t in run["fetch"]) == [
         (i, len(url)) for i, url in enumerate(urls)
