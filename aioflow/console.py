@@ -18,6 +18,7 @@ is an ordinary event listener: whatever it shows, a caller can build from `aiofl
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from typing import Protocol, TextIO
@@ -175,7 +176,9 @@ def console_for(
         from .console_notebook import NotebookConsole
 
         return NotebookConsole(graph=graph, resume_hint=resume_hint)
-    if getattr(uncaptured(sys.stdout), "isatty", lambda: False)():
+    # A dumb terminal (Emacs' shell, some CI runners) cannot redraw lines in place.
+    terminal = getattr(uncaptured(sys.stdout), "isatty", lambda: False)()
+    if terminal and os.environ.get("TERM") != "dumb":
         from .console_live import LiveConsole
 
         return LiveConsole(verbose=verbose, graph=graph, resume_hint=resume_hint)

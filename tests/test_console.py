@@ -471,7 +471,10 @@ def test_console_for_chooses_lines_off_a_terminal_and_live_on_one(
     monkeypatch.setattr(sys, "stdout", io.StringIO())
     assert type(console_for()) is Console
     monkeypatch.setattr(sys, "stdout", FakeTerminal())
+    monkeypatch.setenv("TERM", "xterm")
     assert type(console_for()) is LiveConsole
+    monkeypatch.setenv("TERM", "dumb")  # cannot redraw in place
+    assert type(console_for()) is Console
     kernel_shell = SimpleNamespace(kernel=object())
     fake_ipython = SimpleNamespace(get_ipython=lambda: kernel_shell)
     monkeypatch.setitem(sys.modules, "IPython", fake_ipython)
