@@ -269,12 +269,13 @@ class Parameter:
         key = self.name.upper().replace("-", "_")
         return [f"AIOFLOW_RUN_{key}", f"METAFLOW_RUN_{key}"]
 
-    def env_value(self) -> str | None:
-        """The value the environment gives the parameter (see `env_names`), or None."""
+    def env_value(self) -> tuple[str, str] | None:
+        """(variable, value) of the variable that gives the parameter its value (see
+        `env_names`), or None."""
         for name in self.env_names():
             value = os.environ.get(name)
             if value is not None:
-                return value
+                return name, value
         return None
 
     def _resolve(

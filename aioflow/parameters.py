@@ -197,11 +197,12 @@ def resolve_parameters(
             if param.name in values:
                 raise ParameterError(f"Parameter '{param.name}' is given twice.")
             values[param.name] = value
+    from_env: dict[str, str] = {}  # parameter name -> the variable its value came from
     for _, param in params:
         if param.name not in values:
-            from_env = param.env_value()
-            if from_env is not None:
-                values[param.name] = from_env
+            found = param.env_value()
+            if found is not None:
+                from_env[param.name], values[param.name] = found
     ctx = ParameterContext(
         flow_name,
         user_name,
@@ -210,7 +211,12 @@ def resolve_parameters(
         "local",
         configs.as_config_value() if configs is not None else None,
     )
-    return {
-        attr: param._resolve(values.get(param.name), ctx, configs, from_cli)
-        for attr, param in params
-    }
+    resolved = {}
+    for attr, param in params:
+        try:
+            resolved[attr] = param._resolve(values.get(param.name), ctx, configs, from_cli)
+        except ParameterError as exc:
+            if param.name not in from_env:
+                raise
+            raise ParameterError(f"${from_env[param.name]}: {exc.message}") from None
+    return resolved

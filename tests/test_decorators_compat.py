@@ -83,7 +83,9 @@ def test_a_bad_value_from_the_environment_names_the_parameter(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("METAFLOW_RUN_LEARNING_RATE", "fast")
-    with pytest.raises(ParameterError, match=r"'fast' is not a valid float"):
+    with pytest.raises(
+        ParameterError, match=r"^\$METAFLOW_RUN_LEARNING_RATE: Invalid value .*'fast'"
+    ):
         _values(EnvFlow)
 
 
