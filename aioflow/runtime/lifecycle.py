@@ -19,6 +19,7 @@ import anyio
 
 from ..events import Event, LogLine, RunFinished, RunStarted
 from ..store import Store
+from ..store.keeper import StoreKeeper, store_keeper
 from ..store.metadata import task_row
 from ..store.serde import pack
 from ..store.writer import BatchWriter
@@ -116,6 +117,7 @@ class OpenRun:
             deliver(event)
 
         started = time.time()
+        keeper = store_keeper() if on_asyncio() else None
         writer = BatchWriter(self.store, limiter=offload_limiter() if on_asyncio() else None)
         result = RunResult(status="cancelled")
         inbox: LoopInbox[Event] | None = None
@@ -185,7 +187,7 @@ class OpenRun:
                         )
                     )
                 finally:
-                    await offload(self.store.close)
+                    await offload(let_go, self.store, int(run_id), keeper)
         return outcome
 
     async def abandon(self) -> None:
@@ -278,6 +280,17 @@ async def _record_end(
         interrupted,
         writer.store,
     )
+
+
+def let_go(store: Store, run_id: int | None, keeper: StoreKeeper | None) -> None:
+    """End a run's hold on its store: close a store of its own; in a store the loop's runs
+    share (`keeper.run_store`), release the run's lock only (`run_id` None: no run was stored).
+    """
+    if keeper is not None and keeper.shares(store):
+        if run_id is not None:
+            keeper.end_run(store, run_id)
+        return
+    store.close()
 
 
 def on_asyncio() -> bool:

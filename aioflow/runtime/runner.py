@@ -44,7 +44,7 @@ from .artifacts import encode_artifact, store_encoded
 from .config import RunConfig, validate_tags
 from .executors import registry
 from .graphs import linted_graph
-from .lifecycle import OpenRun, RunOutcome, on_asyncio
+from .lifecycle import OpenRun, RunOutcome, let_go, on_asyncio
 from .offload import offload
 from .resume import Origin, find_origin_run
 
@@ -293,8 +293,9 @@ def _store_for(
                     )
         return root
     folder = resolve_root(root)
-    # The schema is created once per store and loop (creating it takes SQLite's write lock).
-    return Store(folder, create=keeper is None or not keeper.holds(folder))
+    if keeper is not None:
+        return keeper.run_store(folder)  # shared by the loop's runs in that folder
+    return Store(folder, create=True)
 
 
 def _open_run(
@@ -306,8 +307,6 @@ def _open_run(
     prepared = preparing if isinstance(preparing, PreparedRun) else preparing()
     store = _store_for(config.root, prepared, keeper)
     try:
-        if keeper is not None:
-            keeper.hold(store)
         small: list[tuple[str, bytes]] = []
         large: list[Encoded] = []
         base = _base_manifest(prepared, small, large)
@@ -334,7 +333,7 @@ def _open_run(
             params=pack(base),
         )
     except BaseException:
-        store.close()
+        let_go(store, None, keeper)
         raise
     try:
         origin = None
@@ -350,7 +349,7 @@ def _open_run(
             [], [], [(run_id, {"status": "failed", "finished_at": time.time(),
                                "error": pack(error)})]
         )  # fmt: skip
-        store.close()
+        let_go(store, run_id, keeper)
         raise
     return OpenRun(prepared, config, store, str(run_id), user_tags, base, small, origin)
 
