@@ -250,6 +250,11 @@ async def test_remote_steps_run_here_and_a_warning_says_so_once(aioflow_root: Pa
         "RemoteFlow: no remote executor is configured, so the steps start (@kubernetes), "
         "train (@batch) run on this machine."
     ]
+    assert caught[0].filename == __file__  # it points at the first remote step
+    assert caught[0].lineno == RemoteFlow.start.__code__.co_firstlineno
+    with pytest.warns(UserWarning) as again:  # every run says so, not only the process's first
+        await run_flow(RemoteFlow, root=aioflow_root, quiet=True)
+    assert len(again) == 1
 
 
 def test_remote_amounts_reserve_local_resources_as_metaflow_combines_them() -> None:

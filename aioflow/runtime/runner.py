@@ -109,7 +109,6 @@ def prepare(
         ParameterContext(flow_name, username, "", _log_to_stderr, "local"),
     )
     options = {node.name: _step_options(node, config.executor, extra, configs) for node in graph}
-    options = _place_remote_steps(flow_name, options)
     flow_decos = {name: deco.resolved(configs) for name, deco in flow_decorators(flow_cls).items()}
     for deco in flow_decos.values():
         deco.check_run()
@@ -131,6 +130,7 @@ def prepare(
         configs=configs,
     )
     constants = flow_constants(flow_cls, FlowSpec)
+    options = _place_remote_steps(graph, options)
     return PreparedRun(
         flow_cls, graph, values, constants, username, options, configs.values, project
     )
@@ -140,9 +140,12 @@ def _log_to_stderr(msg: str = "", **_: Any) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _place_remote_steps(flow_name: str, options: dict[str, StepOptions]) -> dict[str, StepOptions]:
+def _place_remote_steps(
+    graph: FlowGraph, options: dict[str, StepOptions]
+) -> dict[str, StepOptions]:
     """Steps asking for @kubernetes or @batch go to the Dask executor when one is registered;
-    otherwise they run here, and a warning says so once for the run."""
+    otherwise they run here, and a warning says so, once for the run (a warning of its own
+    each run, not one per process as `warnings.warn` would), pointing at the first such step."""
     remote = {name: opts.remote for name, opts in options.items() if opts.remote is not None}
     if not remote:
         return options
@@ -152,10 +155,15 @@ def _place_remote_steps(flow_name: str, options: dict[str, StepOptions]) -> dict
         }
         return {**options, **placed}
     steps = ", ".join(f"{name} (@{deco})" for name, deco in remote.items())
-    warnings.warn(
-        f"{flow_name}: no remote executor is configured, so the steps {steps} run on this machine.",
+    first = graph[next(iter(remote))]
+    code = getattr(first.func, "__code__", None)
+    warnings.warn_explicit(
+        f"{graph.flow_cls.__name__}: no remote executor is configured, so the steps {steps} run "
+        "on this machine.",
         UserWarning,
-        stacklevel=3,
+        filename=code.co_filename if code is not None else "<flow>",
+        lineno=code.co_firstlineno if code is not None else 0,
+        module=getattr(first.func, "__module__", None),
     )
     return options
 
