@@ -19,7 +19,17 @@ from typing import Any
 
 import pytest
 
-from aioflow import Flow, FlowSpec, current, project, run_flow, scoped_namespace, step
+from aioflow import (
+    Config,
+    Flow,
+    FlowSpec,
+    config_expr,
+    current,
+    project,
+    run_flow,
+    scoped_namespace,
+    step,
+)
 from aioflow.exceptions import FlowDefinitionError, ParameterError
 from aioflow.runtime.config import run_config
 from aioflow.runtime.runner import prepare
@@ -120,9 +130,32 @@ async def test_namespaces_select_a_project_or_one_of_its_branches(aioflow_root: 
         assert len(list(Flow("ScoreFlow"))) == 2
 
 
+@project(name=config_expr("cfg.project"))
+class ConfiguredProjectFlow(FlowSpec):
+    cfg = Config("cfg", default_value={"project": "from_config"})
+
+    @step
+    def start(self) -> None:
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+def test_the_project_name_may_come_from_a_config() -> None:
+    prepared = prepare(ConfiguredProjectFlow, {}, run_config())
+    assert prepared.project is not None
+    assert prepared.project.project_flow_name == "from_config.user.tester.ConfiguredProjectFlow"
+    other = run_config(config_value={"cfg": {"project": "Not Valid"}})
+    with pytest.raises(FlowDefinitionError, match=r"lowercase alphanumeric"):
+        prepare(ConfiguredProjectFlow, {}, other)
+
+
 def test_branch_in_the_decorator_counts_as_given() -> None:
-    assert prepare(PinnedFlow, {}, run_config()).project is not None
-    assert prepare(PinnedFlow, {}, run_config()).project.branch_name == "test.shared"  # type: ignore[union-attr]
+    pinned = prepare(PinnedFlow, {}, run_config()).project
+    assert pinned is not None
+    assert pinned.branch_name == "test.shared"
     with pytest.raises(ParameterError, match=r"given both in @project\(branch=...\) and with"):
         prepare(PinnedFlow, {}, run_config(branch="other"))
 
