@@ -177,22 +177,18 @@ class _ConfigPath(Deferred):
 
 
 class _ConfigExpr(Deferred):
+    # Only the text is kept (compiled again when evaluated): a flow class sent to a worker
+    # process by value carries its decorators, and code objects do not pickle.
     expression: str
-    code: CodeType
 
     def __init__(self, expression: str) -> None:
-        try:
-            code = compile(expression, "<config_expr>", "eval")
-        except SyntaxError as exc:
-            raise FlowDefinitionError(
-                f"config_expr({expression!r}) is not a Python expression: {exc.msg}."
-            ) from None
+        _compiled(expression)  # a syntax error shows where the flow is defined
         object.__setattr__(self, "expression", expression)
-        object.__setattr__(self, "code", code)
 
     def evaluate(self, configs: ResolvedConfigs) -> Any:
+        code = _compiled(self.expression)
         try:
-            return eval(self.code, {"__builtins__": builtins}, configs.namespace())
+            return eval(code, {"__builtins__": builtins}, configs.namespace())
         except Exception as exc:
             raise FlowDefinitionError(
                 f"Cannot evaluate config_expr({self.expression!r}): {type(exc).__name__}: {exc}"
@@ -200,6 +196,15 @@ class _ConfigExpr(Deferred):
 
     def __repr__(self) -> str:
         return f"config_expr({self.expression!r})"
+
+
+def _compiled(expression: str) -> CodeType:
+    try:
+        return compile(expression, "<config_expr>", "eval")
+    except SyntaxError as exc:
+        raise FlowDefinitionError(
+            f"config_expr({expression!r}) is not a Python expression: {exc.msg}."
+        ) from None
 
 
 def config_expr(expression: str) -> Deferred:

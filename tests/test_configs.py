@@ -293,3 +293,15 @@ def test_cli_config_options_before_and_after_run(
     )
     assert bad.returncode == 2
     assert "Config 'cfg': the file 'nowhere.json' does not exist." in bad.stderr
+
+
+def test_deferred_values_and_config_values_pickle() -> None:
+    # A flow class sent to a worker process by value carries its decorators' deferred values,
+    # and a ConfigValue artifact is pickled into the store.
+    import pickle
+
+    expr = pickle.loads(pickle.dumps(config_expr("cfg.cpu * 2")))
+    assert repr(expr) == "config_expr('cfg.cpu * 2')"
+    value = pickle.loads(pickle.dumps(ConfigValue(DEFAULT)))
+    assert value == DEFAULT
+    assert value.model.layers == (1, 2)
