@@ -287,10 +287,9 @@ def let_go(store: Store, run_id: int | None, keeper: StoreKeeper | None) -> None
     share (`keeper.run_store`), release the run's lock only (`run_id` None: no run was stored).
     """
     if keeper is not None and keeper.shares(store):
-        if run_id is not None:
-            keeper.end_run(store, run_id)
-        return
-    store.close()
+        keeper.end_run(store, run_id)
+    else:
+        store.close()
 
 
 def on_asyncio() -> bool:

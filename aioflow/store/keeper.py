@@ -32,6 +32,7 @@ class StoreKeeper:
     def __init__(self) -> None:
         self._held: dict[Path, sqlite3.Connection] = {}
         self._stores: dict[Path, Store] = {}
+        self._users: dict[Path, int] = {}  # runs using each shared store now
         self._lock = threading.Lock()
 
     def hold(self, store: Store) -> None:
@@ -50,13 +51,19 @@ class StoreKeeper:
                 self._held[metadata.path] = conn
 
     def run_store(self, folder: Path) -> Store:
-        """The Store the loop's runs in `folder` share, created on first use (any thread)."""
-        store = self._stores.get(folder)
-        if store is not None:
-            return store
+        """The Store the loop's runs in `folder` share, created on first use (any thread).
+
+        Each call counts one more run using it until its `end_run`.
+        """
+        with self._lock:
+            store = self._stores.get(folder)
+            if store is not None:
+                self._users[folder] += 1
+                return store
         made = Store(folder, create=True)
         with self._lock:
             store = self._stores.setdefault(folder, made)
+            self._users[folder] = self._users.get(folder, 0) + 1
         if store is not made:
             made.close()
         self.hold(store)
@@ -66,11 +73,17 @@ class StoreKeeper:
         """True for a store from `run_store`."""
         return store.root is not None and self._stores.get(store.root) is store
 
-    def end_run(self, store: Store, run_id: int) -> None:
-        """Let go of a run in a shared store: its lock only, the store stays open."""
-        metadata = store.metadata
-        assert isinstance(metadata, SqliteMetadataStore)
-        metadata.end_run(run_id)
+    def end_run(self, store: Store, run_id: int | None) -> None:
+        """A run in a shared store is over (`run_id` None: it was never stored): let go of its
+        lock; the last run using the store closes its connections (the store reopens them for
+        the next), so a loop that lives on holds none for runs that ended."""
+        assert store.root is not None and isinstance(store.metadata, SqliteMetadataStore)
+        if run_id is not None:
+            store.metadata.end_run(run_id)
+        with self._lock:
+            self._users[store.root] -= 1
+            if self._users[store.root] == 0:
+                store.close()
 
     def __del__(self, _finalizing: Callable[[], bool] = sys.is_finalizing) -> None:
         # (bound early: at the interpreter's exit, module globals may already be None)
