@@ -62,6 +62,7 @@ SCENES = {
     "client-cli",
     "resume-cli",
     "resume",
+    "runner",
     "step-decorators",
     "benchmarks",
 }
@@ -641,6 +642,17 @@ async def test_resume(work: Work) -> None:
     assert run["start"].task.origin_pathspec == "HelloFlow/3/start/1"
     assert run["join"].task.origin_pathspec is None  # run again, from the named step
     assert run["end"].task.data.all == HI
+
+
+async def test_runner(work: Work, capsys: pytest.CaptureFixture[str]) -> None:
+    namespace: dict[str, Any] = {"HelloFlow": work.hello_flow()}
+    (block,) = blocks("runner")
+    await run_python(block, namespace)
+    assert namespace["running"].run.data.all == HI
+    assert namespace["executing"].status == "successful"
+    out = capsys.readouterr().out
+    assert "Run('HelloFlow/1') 0 " in out and "Done!" in out
+    assert re.search(task_line("end", repr(["HELLO A", "HELLO B", "HELLO C"])), out, re.M), out
 
 
 #: What the step fragments call, so each runs as written; each result says that it ran where and
