@@ -191,10 +191,12 @@ class ProcessLane:
         process = self._process(pool)
         if kill and process is not None and process.is_alive():
             process.kill()
-        if process is not None:
-            process.join(timeout=5)
+        # The pool's manager thread joins a dead worker too. Under forkserver the exit status
+        # is one message on a pipe, and of two threads polling at once one reads it and the
+        # other reads end-of-file, which multiprocessing reports as status 255 (a SIGSEGV
+        # became "exited with status 255"). So the status is read only after that thread ends.
+        pool.shutdown(wait=True, cancel_futures=True)
         exitcode = None if process is None else process.exitcode
-        pool.shutdown(wait=False, cancel_futures=True)
         if pool in self._all:
             self._all.remove(pool)
         return exitcode
