@@ -17,6 +17,7 @@
     │   └── MissingInMergeArtifactsException     an `include` name is nowhere
     ├── StoreError                        the store cannot be opened, written or read
     │   ├── MetadataError                 metadata.db is damaged, foreign or unreadable; .path
+    │   │   └── MetadataConnectionError   a metadata server cannot be reached; .url
     │   ├── BlobError                     a blob cannot be read; .key, .artifact, .pathspec,
     │   │   │                             .location
     │   │   ├── BlobNotFound              the blob is missing (also a KeyError)
@@ -226,6 +227,20 @@ class MetadataError(StoreError):
     def __init__(self, msg: str, path: str | Path | None = None) -> None:
         super().__init__(msg)
         self.path: Path | None = Path(path) if path is not None else None
+
+
+class MetadataConnectionError(MetadataError):
+    """A metadata database server (PostgreSQL) cannot be reached: refused, timed out, the
+    user or password refused, no such database, or the connection was lost.
+
+    `url` is the database's URL without its password.
+    """
+
+    headline = "Metadata database unreachable"
+
+    def __init__(self, msg: str, url: str | None = None) -> None:
+        super().__init__(msg)
+        self.url = url
 
 
 class BlobError(StoreError):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from aioflow.flowspec import FlowSpec
 from aioflow.loader import load_flow
+from tests.postgres_server import PostgresServer
 
 pytest_plugins = ["aioflow.testing"]
 
@@ -37,3 +38,17 @@ def make_flow(write_flow: Callable[[str], Path]) -> Callable[[str], type[FlowSpe
         return load_flow(write_flow(source))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the whole session, started when first asked for."""
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL (with its password) of a new, empty database on the session's server."""
+    return postgres_server.database()
