@@ -83,10 +83,11 @@ class Block:
     line: int  # the README line of the block's first code line (1-based)
     heading: str
     marker: str | None
+    path: Path = README  # the Markdown file it is in (tests/test_docs.py reads docs/ too)
 
     @property
     def where(self) -> str:
-        return f"README.md:{self.line} (under {self.heading!r})"
+        return f"{self.path.relative_to(REPO)}:{self.line} (under {self.heading!r})"
 
     def _marked(self, key: str) -> str | None:
         prefix = f"{key}="
@@ -104,8 +105,8 @@ class Block:
         return self._marked("file")
 
 
-def read_blocks(text: str) -> list[Block]:
-    """Every fenced block of a Markdown text, in order."""
+def read_blocks(text: str, path: Path = README) -> list[Block]:
+    """Every fenced block of a Markdown text (the file at `path`), in order."""
     lines = text.splitlines()
     blocks = []
     heading = "(top)"
@@ -129,6 +130,7 @@ def read_blocks(text: str) -> list[Block]:
                 line=i + 2,
                 heading=heading,
                 marker=marker.group("body") if marker else None,
+                path=path,
             )
         )
         i = end + 1
@@ -285,19 +287,20 @@ async def run_python(block: Block, namespace: dict[str, Any]) -> None:
 
 
 async def _run_statements(block: Block, namespace: dict[str, Any]) -> None:
-    tree = ast.parse(block.code, filename=str(README))
-    ast.increment_lineno(tree, block.line - 1)  # tracebacks name README lines
+    tree = ast.parse(block.code, filename=str(block.path))
+    ast.increment_lineno(tree, block.line - 1)  # tracebacks name the Markdown file's lines
     lines = block.code.splitlines()
     for statement in tree.body:
         shown = SHOWN_RE.search(lines[(statement.end_lineno or statement.lineno) - block.line])
         if shown is None:
-            code = compile(ast.Module([statement], []), str(README), "exec", TOP_LEVEL_AWAIT)
+            code = compile(ast.Module([statement], []), str(block.path), "exec", TOP_LEVEL_AWAIT)
             await _evaluate(code, namespace)
             continue
-        assert isinstance(statement, ast.Expr), f"README.md:{statement.lineno}: `->` on a statement"
-        code = compile(ast.Expression(statement.value), str(README), "eval", TOP_LEVEL_AWAIT)
+        where = f"{block.path.name}:{statement.lineno}"
+        assert isinstance(statement, ast.Expr), f"{where}: `->` on a statement"
+        code = compile(ast.Expression(statement.value), str(block.path), "eval", TOP_LEVEL_AWAIT)
         value = await _evaluate(code, namespace)
-        assert repr(value) == shown.group("value"), f"README.md:{statement.lineno}"
+        assert repr(value) == shown.group("value"), where
 
 
 async def _evaluate(code: Any, namespace: dict[str, Any]) -> Any:
@@ -335,7 +338,9 @@ def shell_lines(block: Block) -> list[ShellLine]:
         if text.strip():
             command, _, comment = text.partition(" #")
             lines.append(
-                ShellLine(command.strip(), comment.strip(), f"README.md:{block.line + offset}")
+                ShellLine(
+                    command.strip(), comment.strip(), f"{block.path.name}:{block.line + offset}"
+                )
             )
     return lines
 
