@@ -22,7 +22,8 @@ from aioflow.api import run_flow
 from aioflow.client import Run
 from aioflow.events import Event, RunFinished, TaskFailed, TaskFinished, TaskStarted
 from aioflow.runtime.executors import InlineExecutor, registry
-from aioflow.store import Store
+from aioflow.store import FileBlobStore, MemoryMetadataStore, Store
+from aioflow.store.postgres import open_postgres_metadata
 from aioflow.testing import run_in_temp_store
 from tests.helpers import Gate
 
@@ -76,25 +77,38 @@ def touch(flow: FlowSpec) -> None:
         raise ValueError(f"planned failure in {current.step_name}")
 
 
+def _inline(where: Path | Store) -> bool:
+    """True for the memory store, whose sync bodies the matrix runs inline on the loop."""
+    return isinstance(where, Store) and isinstance(where.metadata, MemoryMetadataStore)
+
+
 async def run_here(flow_cls: type[FlowSpec], root: Path | Store, **kwargs: Any) -> Run:
-    """Run quietly in the store folder `root`; in a memory store, sync bodies run inline."""
+    """Run quietly in the store folder `root` or the Store given; in a memory store, sync
+    bodies run inline."""
     STATE.loop_thread = threading.get_ident()
-    if isinstance(root, Store):
+    if _inline(root):
         with registry.overriding(thread=InlineExecutor):
             return await run_flow(flow_cls, root=root, quiet=True, **kwargs)
+    if isinstance(root, Store):
+        return await run_flow(flow_cls, root=root, quiet=True, **kwargs)
     return await run_in_temp_store(flow_cls, root, **kwargs)
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 def where(request: pytest.FixtureRequest, aioflow_root: Path) -> Path | Store:
-    """The matrix's store: SQLite and files with real threads, or memory with inline bodies."""
-    return aioflow_root if request.param == "sqlite" else Store.memory()
+    """The matrix's store: SQLite and files with real threads, memory with inline bodies, or
+    PostgreSQL metadata (a real server) and files with real threads."""
+    if request.param == "sqlite":
+        return aioflow_root
+    if request.param == "memory":
+        return Store.memory()
+    url = request.getfixturevalue("postgres_url")
+    return Store(metadata=open_postgres_metadata(url), blobs=FileBlobStore(aioflow_root / "blobs"))
 
 
 def body_runs_on(flow_cls: type[FlowSpec], step_name: str, where: Path | Store) -> str:
     """Where a step's body runs: async ones and inline ones on the loop, others in threads."""
-    inline = isinstance(where, Store)
-    return "loop" if inline or _is_async(flow_cls, step_name) else "thread"
+    return "loop" if _inline(where) or _is_async(flow_cls, step_name) else "thread"
 
 
 def task_counts(run: Run) -> dict[str, int]:
