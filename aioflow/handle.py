@@ -136,14 +136,19 @@ class FlowHandle:
         if self._entered:
             raise RuntimeError("A FlowHandle can be entered only once; call start_flow again.")
         self._entered = True
-        config = self._configure().listening(self._listen)
-        # Prepared in the worker thread that stores the run: one trip to a thread, not two.
-        opened = await open_run(functools.partial(self._prepare, config), config)
+        try:
+            config = self._configure().listening(self._listen)
+            # Prepared in the worker thread that stores the run: one trip to a thread, not two.
+            opened = await open_run(functools.partial(self._prepare, config), config)
+        except BaseException:
+            self._close_streams()  # bad arguments: the run never starts, nobody will read
+            raise
         self._opened = opened
         try:
             tg = anyio.create_task_group()
             await tg.__aenter__()
         except BaseException:
+            self._close_streams()
             await opened.abandon()
             raise
         self._tg = tg
@@ -169,6 +174,10 @@ class FlowHandle:
             raise
         finally:
             self._receive.close()
+
+    def _close_streams(self) -> None:
+        self._send.close()
+        self._receive.close()
 
     async def _drive(self, opened: OpenRun) -> None:
         try:

@@ -9,6 +9,7 @@ so the test decides when the run may end; everything else is polled with deadlin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.timeout(90)
 T = TypeVar("T")
 
 FLOW = """
+import contextlib
 import os
 import time
 
@@ -91,15 +93,22 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
     _namespace.reset(token)
 
 
-def start_run(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@contextlib.contextmanager
+def started_run(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[str]]:
+    """`python flow.py run` in a subprocess; SIGKILLed if still running when the block ends."""
+    with subprocess.Popen(
         [sys.executable, "flow.py", "run", "--quiet", *args],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
+    ) as proc:  # leaving it closes the pipes and reaps the process
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
@@ -127,8 +136,7 @@ def running_task(run: Run) -> Any:
 
 
 def test_reading_a_run_while_another_process_runs_it(tmp_path: Path, env: dict[str, str]) -> None:
-    proc = start_run(tmp_path, env, "--tag", "cross")
-    try:
+    with started_run(tmp_path, env, "--tag", "cross") as proc:
         run = eventually(lambda: Flow("CrossFlow").latest_run, "the run to appear")
         waiting = eventually(lambda: running_task(run), "the waiting task")
 
@@ -168,10 +176,6 @@ def test_reading_a_run_while_another_process_runs_it(tmp_path: Path, env: dict[s
 
         (Path(env["GATES"]) / "release").touch()
         assert proc.wait(timeout=60) == 0, proc.communicate()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
     final = Run(run.pathspec)
     assert final.status == "succeeded" and final.finished and final.successful
@@ -183,12 +187,10 @@ def test_reading_a_run_while_another_process_runs_it(tmp_path: Path, env: dict[s
 def test_a_killed_run_reads_as_failed_and_can_be_resumed(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
-    proc = start_run(tmp_path, env)
-    try:
+    with started_run(tmp_path, env) as proc:
         run = eventually(lambda: Flow("CrossFlow").latest_run, "the run to appear")
         eventually(lambda: running_task(run), "the waiting task")
         assert run.status == "running"
-    finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     killed = Run(run.pathspec)
@@ -221,8 +223,8 @@ def test_processes_tagging_one_run_at_once_lose_nothing(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     (Path(env["GATES"]) / "release").touch()
-    proc = start_run(tmp_path, env)
-    assert proc.wait(timeout=60) == 0, proc.communicate()
+    with started_run(tmp_path, env) as proc:
+        assert proc.wait(timeout=60) == 0, proc.communicate()
     run = Flow("CrossFlow").latest_run
     taggers = [
         subprocess.Popen([sys.executable, "-c", TAGGER, run.pathspec, prefix], env=env)
