@@ -218,7 +218,7 @@ def test_a_bad_config_file_is_one_error_naming_the_config_and_the_file(tmp_path:
 def test_config_usage_errors() -> None:
     with pytest.raises(ParameterError, match=r"Unknown config 'cgf' for flow ConfigFlow"):
         _options(ConfigFlow, config_value={"cgf": "{}"})
-    with pytest.raises(ParameterError, match=r"given both with --config and with --config-value"):
+    with pytest.raises(ParameterError, match=r"given both with config= and config_value="):
         run_config(config={"cfg": "a.json"}, config_value={"cfg": "{}"})
     with pytest.raises(ParameterError, match=r"Config 'cfg' is required: give --config cfg FILE"):
         _options(RequiredFlow)

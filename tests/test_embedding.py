@@ -69,16 +69,19 @@ class ScoreFlow(FlowSpec):
 
 
 # A flow parameter's error names it as it was given: an option on the command line, a keyword
-# argument in Python (`python_words`: the CLI's words -> Python's); the run options' are the same.
+# argument in Python (`python_words`: the CLI's words -> Python's); so does a run option's.
 @pytest.mark.parametrize(
     ("kwargs", "argv", "python_words"),
     [
         ({}, [], {"option '--label'.": "keyword argument 'label': the parameter is required."}),
         ({"label": "x", "scale": "big"}, ["--label", "x", "--scale", "big"],
          {"'--scale'": "keyword argument 'scale'"}),
-        ({"label": "x", "max_workers": 0}, ["--label", "x", "--max-workers", "0"], {}),
-        ({"label": "x", "max_num_splits": 0}, ["--label", "x", "--max-num-splits", "0"], {}),
-        ({"label": "x", "tags": [""]}, ["--label", "x", "--tag", ""], {}),
+        ({"label": "x", "max_workers": 0}, ["--label", "x", "--max-workers", "0"],
+         {"'--max-workers'": "keyword argument 'max_workers'"}),
+        ({"label": "x", "max_num_splits": 0}, ["--label", "x", "--max-num-splits", "0"],
+         {"'--max-num-splits'": "keyword argument 'max_num_splits'"}),
+        ({"label": "x", "tags": [""]}, ["--label", "x", "--tag", ""],
+         {"'--tag'": "keyword argument 'tags'"}),
     ],
     ids=["missing", "bad-float", "max-workers", "max-num-splits", "empty-tag"],
 )  # fmt: skip

@@ -106,6 +106,8 @@ def _config(opts: dict[str, Any]) -> RunConfig:
             branch=opts.get("branch"),
             production=bool(opts.get("production")),
         )
+            from_cli=True,
+            dask_address=opts.get("dask_address"),
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from exc
 

@@ -2,8 +2,9 @@
 
 `run_flow`, `start_flow`, `resume_flow`, `run_flow_sync` and the CLI's `run` and `resume` all
 build their configuration with `run_config`, so every option has one default (defined here)
-and one check, whose messages name the option as the command line spells it
-(`Invalid value for '--max-workers': 0 is not in the range x>=1.`).
+and one check, whose messages name the option as its user spelled it: the command line's option
+(`Invalid value for '--max-workers': 0 is not in the range x>=1.`) or the keyword argument of
+`run_flow` (`Invalid value for keyword argument 'max_workers': ...`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class RunConfig:
     #: The @project branch (`--branch`) and whether the run is production (`--production`).
     branch: str | None = None
     production: bool = False
+    #: The Dask scheduler "dask" steps run on (`--dask-address`; None: $AIOFLOW_DASK_ADDRESS,
+    #: else a LocalCluster for the run), or a `distributed.Client(asynchronous=True)` the caller
+    #: keeps open (`run_flow(dask_client=...)`), which wins over an address.
+    dask_address: str | None = None
+    dask_client: Any = None
 
     def listening(self, *listeners: Listener) -> RunConfig:
         """This configuration with `listeners` called too, after the ones it had."""
@@ -110,41 +116,53 @@ def run_config(
     config_value: Mapping[str, Any] | None = None,
     branch: str | None = None,
     production: bool = False,
+    from_cli: bool = False,
+    dask_address: str | None = None,
+    dask_client: Any = None,
 ) -> RunConfig:
     """Check run options as the CLI checks its options, and build their RunConfig.
 
     Raises ParameterError naming the option (`--tag`, `--max-workers`, `--max-num-splits`,
-    `--executor`, `--config`, `--config-value`). The `--with` specs, config names and contents
-    and the @project options are checked against the flow, by `prepare`.
+    `--executor`, `--config`, `--config-value`), or with `from_cli` false the keyword argument
+    (`tags`, `max_workers`, ...). The `--with` specs, config names and contents and the
+    @project options are checked against the flow, by `prepare`.
 
     `config` maps config names to files and `config_value` to values (JSON text or a dict).
     """
-    config_files = _named_pairs("--config", config, os.fspath)
-    config_values = _named_pairs("--config-value", config_value, lambda value: value)
+
+    def named(option: str, keyword: str) -> str:
+        return f"'{option}'" if from_cli else f"keyword argument '{keyword}'"
+
+    config_files = _named_pairs(named("--config", "config"), config, os.fspath)
+    config_values = _named_pairs(named("--config-value", "config_value"), config_value, _same)
     both = sorted({name for name, _ in config_files} & {name for name, _ in config_values})
     if both:
-        raise ParameterError(
-            f"Config '{both[0]}' is given both with --config and with --config-value: give one."
-        )
+        given = "--config and with --config-value" if from_cli else "config= and config_value="
+        raise ParameterError(f"Config '{both[0]}' is given both with {given}: give one.")
     if isinstance(tags, str):
         raise ParameterError(f"tags={tags!r}: give a list of tags, such as tags=[{tags!r}].")
     try:
         checked_tags = validate_tags(tags)
     except ParameterError as exc:
-        raise ParameterError(f"Invalid value for '--tag': {exc.message}") from None
-    for option, value in (("--max-workers", max_workers), ("--max-num-splits", max_num_splits)):
+        raise ParameterError(f"Invalid value for {named('--tag', 'tags')}: {exc.message}") from None
+    for option, value in (
+        (named("--max-workers", "max_workers"), max_workers),
+        (named("--max-num-splits", "max_num_splits"), max_num_splits),
+    ):
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ParameterError(f"Invalid value for '{option}': {value!r} is not a valid integer.")
+            raise ParameterError(f"Invalid value for {option}: {value!r} is not a valid integer.")
         if value < 1:
-            raise ParameterError(f"Invalid value for '{option}': {value} is not in the range x>=1.")
+            raise ParameterError(f"Invalid value for {option}: {value} is not in the range x>=1.")
     if executor not in EXECUTORS:
         raise ParameterError(
-            f"Invalid value for '--executor': {executor!r} is not one of {', '.join(EXECUTORS)}."
+            f"Invalid value for {named('--executor', 'executor')}: {executor!r} is not one of "
+            f"{', '.join(EXECUTORS)}."
         )
     if run_id_file is not None and not Path(run_id_file).absolute().parent.is_dir():
         # Found before the run is stored: the run would start, then fail writing its id.
         raise ParameterError(
-            f"Invalid value for '--run-id-file': the folder of {run_id_file!r} does not exist."
+            f"Invalid value for {named('--run-id-file', 'run_id_file')}: the folder of "
+            f"{run_id_file!r} does not exist."
         )
     return RunConfig(
         root=root,
@@ -160,7 +178,25 @@ def run_config(
         config_values=config_values,
         branch=branch,
         production=bool(production),
+        dask_address=_dask_address(dask_address, named("--dask-address", "dask_address")),
+        dask_client=dask_client,
     )
+
+
+def _dask_address(address: str | None, option: str) -> str | None:
+    """A scheduler's address as given (`tcp://host:8786`, or `host:8786`), checked for shape."""
+    if address is None:
+        return None
+    if not isinstance(address, str) or not address.strip() or " " in address.strip():
+        raise ParameterError(
+            f"Invalid value for {option}: {address!r} is not a Dask scheduler address "
+            "(such as tcp://scheduler:8786)."
+        )
+    return address.strip()
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _named_pairs(
@@ -170,11 +206,11 @@ def _named_pairs(
         return ()
     if not isinstance(given, Mapping):
         raise ParameterError(
-            f"Invalid value for '{option}': give a dict of config name -> value, not {given!r}."
+            f"Invalid value for {option}: give a dict of config name -> value, not {given!r}."
         )
     for name in given:
         if not isinstance(name, str) or not name:
-            raise ParameterError(f"Invalid value for '{option}': {name!r} is not a config name.")
+            raise ParameterError(f"Invalid value for {option}: {name!r} is not a config name.")
     return tuple((name, convert(value)) for name, value in given.items())
 
 

@@ -222,7 +222,9 @@ async def test_executor_process_default_via_run_flow(aioflow_root: Path) -> None
 
 
 async def test_an_unknown_executor_is_refused(aioflow_root: Path) -> None:
-    with pytest.raises(ParameterError, match="'--executor': 'gpu' is not one of thread, process"):
+    with pytest.raises(
+        ParameterError, match="keyword argument 'executor': 'gpu' is not one of thread, process"
+    ):
         await run_flow(DefaultExecutorFlow, root=aioflow_root, quiet=True, executor="gpu")
     with pytest.raises(FlowDefinitionError, match="the executor is one of thread, process"):
         step(executor="gpu")(lambda self: None)

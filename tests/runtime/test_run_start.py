@@ -82,7 +82,7 @@ async def test_resuming_a_run_without_its_parameters_says_so(
 
 
 def test_a_run_id_file_in_a_missing_folder_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ParameterError, match="--run-id-file"):
+    with pytest.raises(ParameterError, match="keyword argument 'run_id_file'"):
         run_config(run_id_file=str(tmp_path / "missing" / "run.txt"))
     assert run_config(run_id_file=str(tmp_path / "run.txt")).run_id_file
 
