@@ -108,6 +108,7 @@ def _config(opts: dict[str, Any]) -> RunConfig:
         )
             from_cli=True,
             dask_address=opts.get("dask_address"),
+        )
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from exc
 

@@ -101,6 +101,9 @@ def set_root(root: StoreRoot | None) -> Path:
     return resolve_root(root)
 
 
+#: How many stores the client keeps open for reading, the ones used last.
+MAX_CACHED_STORES = 8
+
 _stores: OrderedDict[tuple[int, Path], tuple[int, Store]] = OrderedDict()
 _stores_lock = threading.Lock()
 
@@ -126,7 +129,7 @@ def shared_store(root: StoreRoot | None = None) -> Store:
     store = Store(path, create=False)  # raises StoreError when there is no store
     with _stores_lock:
         _stores[key] = (inode, store)
-        while len(_stores) > 8:  # dropped stores close when no object uses them any more
+        while len(_stores) > MAX_CACHED_STORES:  # closed once no object uses them any more
             _stores.popitem(last=False)
     return store
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -23,7 +24,9 @@ class LoopInbox(Generic[T]):
     """Items put from any thread are passed, in order, to `handler` on the loop's thread."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, handler: Callable[[T], None]) -> None:
-        self._loop = loop
+        # Weakly: an inbox kept in a RunVar (the loop's own storage, keyed weakly by the loop)
+        # must not keep its loop, and all the loop's RunVars, alive for good.
+        self._loop = weakref.ref(loop)
         self._handler = handler
         self._items: deque[T] = deque()
         self._scheduled = False
@@ -37,8 +40,11 @@ class LoopInbox(Generic[T]):
         self._items.append(item)
         if not self._scheduled:
             self._scheduled = True
+            loop = self._loop()
             try:
-                self._loop.call_soon_threadsafe(self.drain, context=self._context)
+                if loop is None:
+                    raise RuntimeError("the loop is gone")
+                loop.call_soon_threadsafe(self.drain, context=self._context)
             except RuntimeError:  # the loop is closed: nobody is left to hand items to
                 self.closed = True
 
@@ -56,8 +62,10 @@ class LoopInbox(Generic[T]):
         count = 0
         while items:
             if limit is not None and count >= limit:
-                self._scheduled = True
-                self._loop.call_soon(self.drain, context=self._context)
+                loop = self._loop()
+                if loop is not None:  # (draining runs on the loop, so it is alive)
+                    self._scheduled = True
+                    loop.call_soon(self.drain, context=self._context)
                 return
             item = items.popleft()
             count += 1

@@ -25,9 +25,13 @@ from anyio.lowlevel import RunVar
 from . import Store
 from .metadata import SqliteMetadataStore
 
+#: At most this many idle connections are held per loop, the stores used last: a service that
+#: runs flows in ever new folders keeps a bounded number of files open.
+MAX_IDLE_CONNECTIONS = 8
+
 
 class StoreKeeper:
-    """One idle connection per SQLite database, held for as long as the event loop runs."""
+    """One idle connection per SQLite database (of the last few used), while the loop runs."""
 
     def __init__(self) -> None:
         self._held: dict[Path, sqlite3.Connection] = {}
@@ -47,8 +51,11 @@ class StoreKeeper:
         with self._lock:
             if metadata.path in self._held:
                 conn.close()
-            else:
-                self._held[metadata.path] = conn
+                return
+            self._held[metadata.path] = conn
+            oldest = next(iter(self._held))
+            if len(self._held) > MAX_IDLE_CONNECTIONS:
+                self._held.pop(oldest).close()  # its next run pays one checkpoint: fine
 
     def run_store(self, folder: Path) -> Store:
         """The Store the loop's runs in `folder` share, created on first use (any thread).
@@ -108,4 +115,4 @@ def store_keeper() -> StoreKeeper:
         return keeper
 
 
-__all__ = ["StoreKeeper", "store_keeper"]
+__all__ = ["MAX_IDLE_CONNECTIONS", "StoreKeeper", "store_keeper"]

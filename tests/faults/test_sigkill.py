@@ -124,8 +124,11 @@ def assert_all_end(mark: str) -> None:
             with contextlib.suppress(ProcessLookupError):
                 fds.append(os.pidfd_open(pid))
         try:
-            if fds:
-                select.select(fds, [], [], remaining)  # readable once that process ended
+            if fds:  # poll, not select: select cannot watch a descriptor numbered over 1023
+                poller = select.poll()
+                for fd in fds:
+                    poller.register(fd, select.POLLIN)  # readable once that process ended
+                poller.poll(remaining * 1000)
         finally:
             for fd in fds:
                 os.close(fd)

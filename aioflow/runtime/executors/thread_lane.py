@@ -25,6 +25,7 @@ import functools
 import itertools
 import queue
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -154,6 +155,8 @@ class SharedThreads:
                     self._abandoned -= 1  # this thread works for the living again
             assert lane._on is not None
             lane._on.inbox.put(result)
+            # Idle, this frame must not hold the last job: its lane holds its event loop.
+            del job, lane, ticket, fn, args, done, ctx, result
 
     def abandon(self, ticket: _Ticket) -> bool:
         """Count the thread running this job as lost until the job ends; False when it ended."""
@@ -178,9 +181,18 @@ class _LoopState:
     a growth check is scheduled on it."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # Weakly: this state lives in the loop's RunVar storage, which is keyed weakly by the
+        # loop; a strong reference here would keep every loop that ever ran a task alive.
+        self._loop = weakref.ref(loop)
         self.inbox: LoopInbox[_Result] = LoopInbox(loop, _deliver_result)
         self.checking = False
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop (alive: only its own tasks use this state)."""
+        loop = self._loop()
+        assert loop is not None
+        return loop
 
 
 _loop_states: RunVar[_LoopState] = RunVar("aioflow_thread_results")
