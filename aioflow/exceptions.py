@@ -23,8 +23,9 @@
     │   │   ├── BlobNotFound              the blob is missing (also a KeyError)
     │   │   └── BlobCorrupted             the blob does not match its key
     │   │                                 (alias: CorruptBlobError)
-    │   └── StoreFull                     no space left to store something; .what, .artifact,
-    │                                     .step, .location
+    │   ├── StoreFull                     no space left to store something; .what, .artifact,
+    │   │                                 .step, .location
+    │   └── RunInProgress                 a run to delete is being run (or resumed) now
     ├── ClientError                       the client API cannot give what it was asked for
     │   ├── InvalidPathspec               malformed pathspec (also a ValueError)
     │   ├── MetaflowNotFound              no such object (also a KeyError)
@@ -320,6 +321,13 @@ class BlobCorrupted(BlobError):
 
 
 CorruptBlobError = BlobCorrupted
+
+
+class RunInProgress(StoreError):
+    """A run asked to be deleted (`aioflow runs delete`) is being run, or resumed, by a
+    process now."""
+
+    headline = "Run in progress"
 
 
 class StoreFull(StoreError):

@@ -28,19 +28,39 @@ Fixtures:
 
 Async tests need an async test runner (pytest-asyncio or anyio's pytest plugin). Without pytest,
 `await run_in_temp_store(MyFlow, tmp_dir, **parameters)` does the same as `flow_runner`.
+
+One step alone, without a store (a plain `def` test is enough):
+
+    result = run_step(MyFlow, "train", artifacts={"rows": [1, 2]})    # a linear step
+    result = run_step(MyFlow, "square", input=3, index=0)             # a foreach child
+    result = run_step(MyFlow, "join", inputs=[{"y": 1}, {"y": 4}])    # a join
+    result.artifacts["model"], result.next, result.foreach, result.items, result.stdout
+
+The step runs as in a run (the same task code: `self.next` checks, `merge_artifacts`, foreach
+frames); the errors a run would fail the task with are raised as they are.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .api import resume_flow, run_flow, run_flow_sync, start_flow
 from .client import Run
+from .exceptions import ParameterError
 from .flowspec import FlowSpec
 from .handle import FlowHandle
+from .inputs import Frame
+from .parameters import flow_parameters
+from .runtime.config import RunConfig
+from .runtime.logs import install as install_log_capture
+from .runtime.logs import uninstall as uninstall_log_capture
+from .runtime.one_task import Overlay, changed_artifacts, run_here, task_env
+from .runtime.runner import prepare
+from .runtime.task import TaskOutcome, TaskSpec
 
 try:
     import pytest
@@ -94,6 +114,143 @@ class FlowRunner:
         return f"<FlowRunner {self.root} ({len(self.runs)} runs)>"
 
 
+_NO_INPUT: Any = object()
+
+
+@dataclass
+class StepResult:
+    """What one step did (`run_step`): what it set and where it goes next."""
+
+    #: the artifacts the step set or changed, by name (inherited ones unchanged are left out)
+    artifacts: dict[str, Any]
+    #: every artifact after the step: the inherited ones too
+    data: dict[str, Any]
+    #: the steps `self.next(...)` named (the chosen one for a switch); () for `end`
+    next: tuple[str, ...]
+    #: the foreach variable, when the step is a foreach split
+    foreach: str | None = None
+    #: the foreach items, one per task the split would start
+    items: list[Any] | None = None
+    #: the switch's condition variable, when the step is a conditional switch
+    condition: str | None = None
+    #: what the step printed, line by line
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+
+
+def _starting_state(
+    flow_cls: type[FlowSpec], artifacts: Mapping[str, Any], overlay: Overlay
+) -> tuple[Any, dict[str, str], tuple[str, ...], frozenset[str]]:
+    """The graph, the run's base manifest (name, parameters, constants, configs), the parameter
+    names and the read-only names, as `prepare` makes them for a run; parameters given in
+    `artifacts` (by attribute name) are checked as a run checks them."""
+    given = {p.name: artifacts[attr] for attr, p in flow_parameters(flow_cls) if attr in artifacts}
+    prepared = prepare(flow_cls, given, RunConfig())
+    base_values = {
+        "name": flow_cls.__name__,
+        **prepared.constants,
+        **prepared.configs,
+        **prepared.values,
+    }
+    base = overlay.encode(base_values, "start")
+    readonly = frozenset([*prepared.values, *prepared.constants, *prepared.configs])
+    return prepared.graph, base, tuple(prepared.values), readonly
+
+
+def _foreach_frame(graph: Any, step: str, index: int, key: str | None) -> Frame:
+    """The innermost foreach frame of a task of `step` at `index` (its split is its parent)."""
+    node = graph[step]
+    split = node.in_funcs[0] if node.in_funcs else step
+    var = graph[split].foreach_param if split in graph else None
+    return (0, index + 1, index, split, var or "items", key)
+
+
+def run_step(
+    flow_cls: type[FlowSpec],
+    step: str,
+    *,
+    artifacts: Mapping[str, Any] | None = None,
+    input: Any = _NO_INPUT,  # Metaflow's name: `self.input`
+    index: int | None = None,
+    inputs: Sequence[Mapping[str, Any]] | None = None,
+) -> StepResult:
+    """Run one step's body with the given state, in memory, and return what it did.
+
+    `artifacts` are what the task starts with (for a join: what `self` reads besides the
+    inputs, such as parameters); parameters not given take their defaults, checked as a run
+    checks them. `input` and `index` make the task a foreach child (`self.input`,
+    `self.index`); `inputs` are the artifacts of each task arriving at a join, in order (for
+    a static split, one per branch, in the order the split names them). Errors the task would
+    fail with in a run (the step's own, `MergeArtifactsException`, a bad `self.next`) are
+    raised as they are.
+    """
+    artifacts = dict(artifacts or {})
+    overlay = Overlay(None)
+    graph, base, parameter_names, readonly = _starting_state(flow_cls, artifacts, overlay)
+    if step not in graph:
+        steps = ", ".join(node.name for node in graph)
+        raise ParameterError(f"{flow_cls.__name__} has no step {step!r}. Its steps are: {steps}.")
+    node = graph[step]
+    frames: tuple[Frame, ...] = ()
+    if input is not _NO_INPUT or index is not None:
+        key = None if input is _NO_INPUT else overlay.encode({"input": input}, step)["input"]
+        frame = _foreach_frame(graph, step, index or 0, key)
+        frames = (frame,)
+        var = frame[4] or "items"
+        if var not in artifacts and var not in base:
+            # A foreach child reads its item "from" the split's variable, which it inherits
+            # (as Metaflow does): one holding the item at its index stands in for it.
+            items = [None] * frame[1]
+            items[frame[2]] = None if input is _NO_INPUT else input
+            artifacts[var] = items
+    own = overlay.encode(artifacts, step)
+    spec = TaskSpec(1, step, frames, (), {**base, **own})
+    if node.is_join:
+        if inputs is None:
+            raise ParameterError(f"Step {step} is a join: give its inputs (inputs=[{{...}}, ...]).")
+        base = {**base, **own}
+        spec.inputs = []
+        branches = node.in_funcs
+        for i, values in enumerate(inputs):
+            from_step = branches[i] if len(branches) == len(inputs) else branches[0]
+            up_frames: tuple[Frame, ...] = ()
+            if len(branches) == 1 and graph[from_step].is_inside_foreach:
+                up_frames = (_foreach_frame(graph, from_step, i, None),)
+            up = TaskSpec(i + 2, from_step, up_frames, (), {})
+            spec.inputs.append(
+                TaskOutcome(up, {**base, **overlay.encode(values, from_step)}, [], None)
+            )
+    env = task_env(
+        flow_cls, graph, overlay, run_id="0", username="test", base=base,
+        parameter_names=parameter_names, readonly=readonly,
+    )  # fmt: skip
+    before = dict(env.starting_manifest(spec))
+    install_log_capture()  # what the step prints is its own, as in a run
+    try:
+        outcome = run_here(env, spec)
+    finally:
+        uninstall_log_capture()
+    overlay.add(outcome.small)
+    if outcome.error is not None:
+        raise outcome.error.exception
+    transition = outcome.transition
+    log = outcome.log
+    return StepResult(
+        artifacts={
+            n: overlay.load(outcome.manifest[n]) for n in changed_artifacts(outcome, before)
+        },
+        data={n: overlay.load(k) for n, k in outcome.manifest.items()},
+        next=transition.targets if transition is not None else (),
+        foreach=transition.foreach if transition is not None else None,
+        items=[overlay.load(k) for k in outcome.item_keys]
+        if outcome.item_keys is not None
+        else None,
+        condition=node.condition,
+        stdout=[line for _, line in log.stdout] if log is not None else [],
+        stderr=[line for _, line in log.stderr] if log is not None else [],
+    )
+
+
 if pytest is not None:
 
     @pytest.fixture
@@ -109,4 +266,4 @@ if pytest is not None:
         return FlowRunner(aioflow_root)
 
 
-__all__ = ["FlowRunner", "run_in_temp_store"]
+__all__ = ["FlowRunner", "StepResult", "run_in_temp_store", "run_step"]

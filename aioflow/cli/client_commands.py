@@ -157,7 +157,8 @@ def runs(
     namespace: NamespaceOption = None,
     root: RootOption = None,
 ) -> None:
-    """List the newest runs: status, start time, duration, user, origin and tags."""
+    """List the newest runs: status, start time, duration, user, origin and tags
+    (`aioflow runs delete FLOW/RUN ...` deletes runs)."""
     with _reading(root, namespace or None) as store:
         lines = runs_table(store, flow, limit)
         if not lines:

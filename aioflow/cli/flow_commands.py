@@ -42,6 +42,7 @@ from .graph_text import FORMATS, graph_text
 from .output import EXIT_FAILED, EXIT_INTERRUPTED, _echo, _fail, _header, _validate
 from .parameter_options import click_params
 from .signals import receive_stop_signals
+from .spin_command import spin_command
 
 # -- running ------------------------------------------------------------------------------------
 
@@ -364,6 +365,7 @@ def flow_group(flow_cls: type[FlowSpec]) -> click.Group:
         _validate(flow_cls)
 
     add_store_commands(group, flow_cls)
+    group.add_command(spin_command(flow_cls))
     return group
 
 

@@ -23,6 +23,7 @@ from ..graph import FlowGraph
 from ..loader import load_flow
 from .client_commands import dump, logs, runs, tag_app
 from .flow_commands import command_without_flow, flow_group
+from .gc_commands import gc, runs_delete
 from .graph_text import graph_text
 from .output import _echo, _fail, _header, _validate
 
@@ -35,6 +36,7 @@ app = typer.Typer(
 )
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+_RUNS_DELETE = "runs delete"
 
 
 def _load(flow_file: Path, metaflow_imports: bool = False) -> type[FlowSpec]:
@@ -86,6 +88,14 @@ def resume(
 ) -> None:
     """Resume a run: aioflow resume flow.py [STEP] [--origin-run-id ID] (see --help)."""
     _delegate(ctx, flow_file, "resume", metaflow_imports)
+
+
+@app.command(context_settings=_PASS_THROUGH)
+def spin(
+    ctx: typer.Context, flow_file: FlowFile, metaflow_imports: MetaflowImports = False
+) -> None:
+    """Run one step again, here: aioflow spin flow.py STEP [--run-id N] [--task ID] (see --help)."""
+    _delegate(ctx, flow_file, "spin", metaflow_imports)
 
 
 @app.command()
@@ -142,6 +152,10 @@ app.command()(dump)
 app.command("runs")(runs)
 app.command("list", help="List the newest runs (the same as `aioflow runs`).")(runs)
 app.add_typer(tag_app, name="tag")
+app.command()(gc)
+# `aioflow runs delete ...`: `runs` takes a flow name as its argument, so `main` hands
+# `runs delete` to this command (its name has the space, so usage lines read as typed).
+app.command(_RUNS_DELETE, hidden=True)(runs_delete)
 
 
 def main() -> None:
@@ -150,7 +164,7 @@ def main() -> None:
     # `aioflow run flow.py --help` must reach the flow's own run command, which lists the
     # flow's parameters, rather than typer's help for `run`. The flow file may come after
     # options (`aioflow run --quiet flow.py`): it is the first argument naming a .py file.
-    if args and args[0] in ("run", "resume"):
+    if args and args[0] in ("run", "resume", "spin"):
         rest = args[1:]
         file_at = next((i for i, a in enumerate(rest) if a.endswith(".py")), None)
         if file_at is not None:
@@ -160,7 +174,12 @@ def main() -> None:
             group = flow_group(_load(Path(flow_file), metaflow_imports))
             group.commands[args[0]].main(rest, prog_name=f"aioflow {args[0]} {flow_file}")
             return
-        if "--help" in rest:  # no flow file yet: list the options every flow's command takes
+        if (
+            "--help" in rest and args[0] != "spin"
+        ):  # no flow file yet: list the options every flow's command takes
             command_without_flow(args[0]).main(["--help"], prog_name=f"aioflow {args[0]}")
             return
+    if args[:2] == ["runs", "delete"]:
+        app(args=[_RUNS_DELETE, *args[2:]], prog_name="aioflow")
+        return
     app()

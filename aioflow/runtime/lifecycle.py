@@ -127,7 +127,9 @@ class OpenRun:
         capturing = False
         try:
             for key, data in self._small:
-                writer.remember_blob(key, data)  # stored with the run's row already
+                # Stored before the run's row already; stored again with the first batch, now
+                # that the row names them, in case gc swept them in between (store/gc.py).
+                writer.put_blob(key, data)
             if listeners and on_asyncio():
                 inbox = LoopInbox(asyncio.get_running_loop(), deliver)
             env = self._env(writer, inbox)

@@ -340,6 +340,11 @@ def _open_run(
             origin_run_id=config.origin_run_id,
             params=pack(base),
         )
+        # Put again now that the run's row names them (and the run is in progress): a gc
+        # between the first put and the row may have swept them (store/gc.py). Small ones
+        # go again with the run's first batch (lifecycle.py).
+        for encoded in large:
+            store.blobs.put(encoded.key, encoded.chunks)
     except BaseException:
         let_go(store, None, keeper)
         raise

@@ -17,6 +17,8 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 from blake3 import blake3
@@ -86,7 +88,12 @@ class FileBlobStore:
         target = self.path(key)
         size = sum(c.nbytes if isinstance(c, memoryview) else len(c) for c in chunks)
         if self._intact(key, target, size):
-            return
+            try:
+                # Marked as put now, so gc keeps it until the row naming it commits (gc.py).
+                os.utime(target)
+                return
+            except FileNotFoundError:  # gc took it just now: write it again
+                pass
         if not self._made:
             self._first_write()
         folder = key[:2]
@@ -165,6 +172,48 @@ class FileBlobStore:
         except FileNotFoundError:
             raise BlobNotFound(key, location=self.path(key)) from None
 
+    def keys(self) -> Iterator[str]:
+        """The key of every blob file (temporary files and anything not named by a key are
+        skipped)."""
+        try:
+            folders = [e for e in os.scandir(self.root) if len(e.name) == 2 and e.is_dir()]
+        except FileNotFoundError:
+            return
+        for folder in folders:
+            with os.scandir(folder.path) as entries:
+                for entry in entries:
+                    key = folder.name + entry.name
+                    if _KEY.fullmatch(key):
+                        yield key
+
+    def delete(self, key: str, *, untouched_since: float) -> int:
+        """Remove the blob file unless it was put (or `put` again) at or after
+        `untouched_since`; the bytes freed.
+
+        The file is first renamed into `tmp/`, then its time is read again: a writer's `put`
+        that touched it before the rename shows there (and the file is put back), one after
+        the rename finds no file and writes it anew. Checking and removing in place would
+        leave a moment in which a touch is lost.
+        """
+        path = self.path(key)
+        try:
+            if path.stat().st_mtime >= untouched_since:
+                return 0
+            if "tmp" not in self._made:
+                self._first_write()
+            grave = self.tmp / f"{key}.{os.getpid()}.{threading.get_ident()}.gc.tmp"
+            os.rename(path, grave)
+        except FileNotFoundError:
+            return 0
+        stat = grave.stat()
+        if stat.st_mtime >= untouched_since:
+            with suppress(FileExistsError):  # a writer wrote it again meanwhile: same bytes
+                os.link(grave, path)
+            grave.unlink()
+            return 0
+        grave.unlink()
+        return stat.st_size
+
 
 class MemoryBlobStore:
     """A BlobStore in a dict, for tests and throwaway runs."""
@@ -173,6 +222,9 @@ class MemoryBlobStore:
 
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
+        #: When each blob was last put (`time.time()`), for `delete`.
+        self.put_at: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     def has(self, key: str) -> bool:
         """True when the key is in the dict."""
@@ -181,8 +233,10 @@ class MemoryBlobStore:
     def put(self, key: str, chunks: tuple[Buffer, ...]) -> None:
         """Join the chunks and keep them (replacing a damaged blob under the same key)."""
         blob = b"".join(chunks)
-        if self.blobs.get(key) != blob:
-            self.blobs[key] = blob
+        with self._lock:
+            self.put_at[key] = time.time()
+            if self.blobs.get(key) != blob:
+                self.blobs[key] = blob
 
     def get(self, key: str) -> tuple[int, Buffer]:
         """Return the stored blob, verified."""
@@ -199,6 +253,21 @@ class MemoryBlobStore:
         if blob is None:
             raise BlobNotFound(key, location=self.location)
         return len(blob)
+
+    def keys(self) -> Iterator[str]:
+        """Every stored key."""
+        with self._lock:
+            return iter(list(self.blobs))
+
+    def delete(self, key: str, *, untouched_since: float) -> int:
+        """Remove the blob unless it was put at or after `untouched_since`; the bytes freed."""
+        with self._lock:
+            blob = self.blobs.get(key)
+            if blob is None or self.put_at.get(key, 0.0) >= untouched_since:
+                return 0
+            del self.blobs[key]
+            self.put_at.pop(key, None)
+            return len(blob)
 
 
 __all__ = ["BlobStore", "FileBlobStore", "MemoryBlobStore"]

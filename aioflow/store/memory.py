@@ -13,11 +13,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
 from .liveness import this_host
-from .protocols import RUN_UPDATE_FIELDS, RunRecord, TaskRecord
+from .protocols import RUN_UPDATE_FIELDS, CardRecord, RunRecord, TaskRecord
 
 
 @dataclass
@@ -33,13 +34,16 @@ class MemoryMetadataStore:
     location = "memory"
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: `sweep_blobs` holds it while its caller reads the runs through `self`.
+        self._lock = threading.RLock()
         self._last_run_id = 0
         self._runs: dict[int, _Run] = {}
         #: Per run, its attempts by (task id, attempt).
         self._tasks: dict[int, dict[tuple[int, int], TaskRecord]] = {}
         self._blobs: dict[str, bytes] = {}
         self._open: set[int] = set()
+        #: Per run, its cards by (task id, attempt, position); read only while the run exists.
+        self._cards: dict[int, dict[tuple[int, int, int], CardRecord]] = {}
 
     def close(self) -> None:
         """The runs created through this object read ended (abandoned if still `running`)."""
@@ -108,6 +112,29 @@ class MemoryMetadataStore:
             new = mutate(list(run.record.tags), list(run.record.system_tags))
             run.record = run.record._replace(tags=tuple(new))
             return new
+
+    # -- deleting (gc.py) ---------------------------------------------------------------------
+
+    def delete_runs(self, run_ids: Sequence[int]) -> int:
+        """Forget these runs and their task attempts; how many runs were removed."""
+        with self._lock:
+            gone = [run_id for run_id in set(run_ids) if run_id in self._runs]
+            for run_id in gone:
+                del self._runs[run_id]
+                self._tasks.pop(run_id, None)
+                self._open.discard(run_id)
+        return len(gone)
+
+    def sweep_blobs(self, referenced: Callable[[], AbstractSet[str]]) -> tuple[int, int]:
+        """Delete the small blobs not in `referenced()`, writers held off by the lock."""
+        with self._lock:
+            keep = referenced()
+            gone = [key for key in self._blobs if key not in keep]
+            freed = sum(len(self._blobs.pop(key)) for key in gone)
+        return len(gone), freed
+
+    def compact(self) -> None:
+        """Nothing to give back: dictionaries shrink as they lose entries."""
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -212,6 +239,24 @@ class MemoryMetadataStore:
                 if earliest is None or record.started_at < earliest:
                     started[record.step] = record.started_at
         return [(name, started.get(name)) for name in sorted(first_id, key=first_id.__getitem__)]
+
+    # -- cards --------------------------------------------------------------------------------
+
+    def put_card(self, card: CardRecord) -> None:
+        """Keep a card's record (replacing the one at its place); none for an unknown run."""
+        with self._lock:
+            if card.run_id in self._runs:
+                place = (card.task_id, card.attempt, card.position)
+                self._cards.setdefault(card.run_id, {})[place] = card
+
+    def cards(self, run_id: int, task_id: int | None = None) -> list[CardRecord]:
+        """The cards of a run (of one task), by task id, attempt and position."""
+        with self._lock:
+            if run_id not in self._runs:  # deleted: its cards went with it
+                self._cards.pop(run_id, None)
+                return []
+            found = self._cards.get(run_id, {})
+            return [found[k] for k in sorted(found) if task_id is None or k[0] == task_id]
 
 
 __all__ = ["MemoryMetadataStore"]

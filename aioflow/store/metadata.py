@@ -23,14 +23,16 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..exceptions import StoreError
 from .liveness import LOCK_FOLDER, RunLock, lock_is_held, lock_path, pid_gone, this_host
-from .protocols import RUN_UPDATE_FIELDS, RunRecord, TaskRecord
+from .protocols import RUN_UPDATE_FIELDS, CardRecord, RunRecord, TaskRecord
 from .serde import pack, unpack
+from .sqlite_cards import put_card, read_cards
 from .sqlite_schema import (
     RUN_COLUMNS,
     SCHEMA_VERSION,
@@ -44,6 +46,7 @@ from .sqlite_schema import (
     run_record,
     task_record,
     task_row,
+    when_unlocked,
 )
 
 __all__ = [
@@ -238,6 +241,54 @@ class SqliteMetadataStore:
                 conn.execute(
                     f"UPDATE runs SET {names} WHERE run_id = ?", (*fields.values(), run_id)
                 )
+
+    # -- deleting (gc.py) ---------------------------------------------------------------------
+
+    def delete_runs(self, run_ids: Sequence[int]) -> int:
+        """Delete these runs' rows and task attempts in one transaction; how many runs went."""
+        conn = self.connection()
+        ids = sorted(set(run_ids))
+        deleted = 0
+        with self._naming_damage(), conn:
+            for i in range(0, len(ids), 500):  # well under SQLite's bound-variable limit
+                chunk = ids[i : i + 500]
+                marks = ", ".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM tasks WHERE run_id IN ({marks})", chunk)
+                cur = conn.execute(f"DELETE FROM runs WHERE run_id IN ({marks})", chunk)
+                deleted += cur.rowcount
+        return deleted
+
+    def sweep_blobs(self, referenced: Callable[[], AbstractSet[str]]) -> tuple[int, int]:
+        """Delete the small blobs not in `referenced()`, read in the same write transaction."""
+        conn = self.connection()
+        with self._naming_damage():
+            conn.execute("BEGIN IMMEDIATE")  # writers wait (busy timeout) until the commit
+        try:
+            keep = referenced()  # reads through this thread's connection: inside the transaction
+            gone = [
+                (key, size)
+                for key, size in conn.execute("SELECT key, length(data) FROM blobs")
+                if key not in keep
+            ]
+            for i in range(0, len(gone), 500):
+                chunk = [key for key, _ in gone[i : i + 500]]
+                conn.execute(
+                    f"DELETE FROM blobs WHERE key IN ({', '.join('?' * len(chunk))})", chunk
+                )
+            conn.commit()
+        except BaseException as exc:
+            conn.rollback()
+            if type(exc) is sqlite3.DatabaseError:
+                raise damaged(self.path, exc) from exc
+            raise
+        return len(gone), sum(size for _, size in gone)
+
+    def compact(self) -> None:
+        """VACUUM the file (its size shrinks by the deleted rows), then truncate the WAL."""
+        conn = self.connection()
+        with self._naming_damage():
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -438,6 +489,18 @@ class SqliteMetadataStore:
             ).fetchall()
         )
         return [(r[0], r[1]) for r in rows]
+
+    # -- cards (`sqlite_cards.py`) --------------------------------------------------------------
+
+    def put_card(self, card: CardRecord) -> None:
+        """Store a card's row in its own transaction (the table is made on first use)."""
+        conn = self.connection()
+        with self._naming_damage():
+            when_unlocked(lambda: put_card(conn, card))
+
+    def cards(self, run_id: int, task_id: int | None = None) -> list[CardRecord]:
+        """The cards of a run (of one task), by task id, attempt and position."""
+        return self._read(lambda conn: read_cards(conn, run_id, task_id))
 
 
 #: The older name of SqliteMetadataStore.

@@ -13,7 +13,7 @@ not match) and a missing blob raises `BlobNotFound`, naming the key and where it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from typing import Any, NamedTuple, Protocol
 
 from .serde import Buffer
@@ -46,6 +46,25 @@ class RunRecord(NamedTuple):
 
 #: The fields of a run the runtime updates as the run goes (`MetadataStore.write_batch`).
 RUN_UPDATE_FIELDS = frozenset({"status", "finished_at", "error"})
+
+
+class CardRecord(NamedTuple):
+    """One card of one task attempt (`@card`): whose it is, and the key of its HTML.
+
+    The HTML is a blob in the BlobStore (a `str` encoded by `serde.encode`), put there before
+    the record is stored. A card refreshed while its task runs is stored again under the same
+    (run, task, attempt, position), with its new key and time.
+    """
+
+    run_id: int
+    task_id: int
+    attempt: int
+    #: The card's place among its step's @card decorators (0, 1, ...).
+    position: int
+    card_id: str | None
+    card_type: str
+    key: str
+    updated_at: float
 
 
 class TaskRecord(NamedTuple):
@@ -180,9 +199,42 @@ class MetadataStore(Protocol):
         their first tasks were created."""
         ...
 
+    def put_card(self, card: CardRecord) -> None:
+        """Store a card's record, replacing the one at its run, task, attempt and position
+        (written while the task runs, apart from batches). Deleting the run deletes it."""
+        ...
+
+    def cards(self, run_id: int, task_id: int | None = None) -> list[CardRecord]:
+        """The cards of a run's tasks (of one task), by task id, attempt and position."""
+        ...
+
     def close(self) -> None:
         """Let go of what this object holds; the runs it created read ended. It may be used
         again afterwards (it reopens what it needs)."""
+        ...
+
+    # -- deleting (`aioflow runs delete`, `aioflow gc`: see `store/gc.py`) ---------------------
+
+    def delete_runs(self, run_ids: Sequence[int]) -> int:
+        """Remove these runs and every task attempt of theirs, all or nothing; return how many
+        runs were removed (ids not stored are skipped). Blobs are left to `sweep_blobs`. It
+        does not check whether a run is in progress: the caller (`gc.py`) does."""
+        ...
+
+    def sweep_blobs(self, referenced: Callable[[], Set[str]]) -> tuple[int, int]:
+        """Delete every small blob whose key is not in `referenced()`; return (blobs, bytes)
+        deleted.
+
+        `referenced` reads the runs through this same object, and the read and the deletes
+        are one transaction that excludes writers (SQLite: BEGIN IMMEDIATE; memory: the lock),
+        so a batch committed at the same time is either seen by `referenced` or lands after
+        the sweep and stores its blobs again: small blobs commit with the rows naming them.
+        """
+        ...
+
+    def compact(self) -> None:
+        """Give the space of deleted rows back to the file system (SQLite: VACUUM); a no-op
+        for a backend that does so itself. Called by gc only when no run is in progress."""
         ...
 
 
@@ -197,7 +249,8 @@ class BlobStore(Protocol):
         ...
 
     def put(self, key: str, chunks: tuple[Buffer, ...]) -> None:
-        """Store the blob made of `chunks` under `key`; a no-op when it is already there."""
+        """Store the blob made of `chunks` under `key`; when it is already there, only mark it
+        as put now (see `delete`)."""
         ...
 
     def get(self, key: str) -> tuple[int, Buffer]:
@@ -209,10 +262,27 @@ class BlobStore(Protocol):
         """The stored size of a blob in bytes; BlobNotFound when absent."""
         ...
 
+    # -- deleting (`store/gc.py`) ---------------------------------------------------------------
+
+    def keys(self) -> Iterator[str]:
+        """Every stored blob's key, in no order (blobs put while it runs may be missed)."""
+        ...
+
+    def delete(self, key: str, *, untouched_since: float) -> int:
+        """Remove the blob unless it was put at or after `untouched_since` (a `time.time()`);
+        return the bytes freed (0: absent, or kept because it was put since).
+
+        `put` of a blob already there marks it as put now, so a writer about to reference an
+        old blob keeps it from this delete; `gc.py` explains why that closes the race between
+        a writer's put and the commit of the row naming the blob.
+        """
+        ...
+
 
 __all__ = [
     "RUN_UPDATE_FIELDS",
     "BlobStore",
+    "CardRecord",
     "MetadataStore",
     "RunRecord",
     "TaskRecord",
