@@ -56,8 +56,11 @@ class Console:
         err: TextIO | None = None,
         *,
         timestamps: bool = True,
+        verbose: bool = False,
     ) -> None:
+        """`verbose` prints a failure's whole chain where the traceback is a one-line message."""
         self._stream = stream
+        self.verbose = verbose
         self._err = err
         self.timestamps = timestamps
         self._stamp_second = -1
@@ -115,7 +118,7 @@ class Console:
             self.echo(f"{prefix} Task finished successfully.", ts)
         elif isinstance(event, TaskFailed):
             prefix = f"[{_short(event.pathspec)}]"
-            lines = event.traceback.rstrip("\n").splitlines()
+            lines = failure_text(event, self.verbose).rstrip("\n").splitlines()
             if event.caught:
                 if lines:
                     self.echo(
@@ -145,6 +148,12 @@ class Console:
             self.echo_err("    Step failure:")
             self.echo_err(f"    Step {step} (task-id {task_id}) failed.")
             self.echo_err("")
+
+
+def failure_text(event: TaskFailed, verbose: bool) -> str:
+    """What a console prints of a failure: the traceback, or with `verbose` the whole chain
+    behind a one-line message."""
+    return event.detail if verbose and event.detail else event.traceback
 
 
 def failure_lines(pathspec: str, traceback: str) -> list[str]:
@@ -182,4 +191,4 @@ def console_for(
         from .console_live import LiveConsole
 
         return LiveConsole(verbose=verbose, graph=graph, resume_hint=resume_hint)
-    return Console()
+    return Console(verbose=verbose)

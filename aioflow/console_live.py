@@ -31,6 +31,7 @@ from rich.segment import ControlType
 from rich.table import Table
 from rich.text import Text
 
+from .console import failure_text
 from .events import Event, LogLine, RunFinished, RunStarted, TaskFailed, TaskFinished, TaskStarted
 from .graph import FlowGraph
 from .progress import RunProgress, StepProgress, step_line
@@ -109,7 +110,7 @@ class LiveConsole:
         self._pending.append(line)
 
     def _failed(self, event: TaskFailed) -> None:
-        lines = event.traceback.rstrip("\n").splitlines()
+        lines = failure_text(event, self.verbose).rstrip("\n").splitlines()
         if event.caught:
             self._line(event.pathspec, f"@catch caught an exception from step {event.step_name}")
             for text in lines:

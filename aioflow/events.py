@@ -81,6 +81,8 @@ class TaskFailed(Event):
     """A task attempt raised; `traceback` is the formatted traceback.
 
     `retrying` says another attempt follows; `caught` says @catch handled it and the run goes on.
+    `detail` is the whole chain when `traceback` is a one-line message instead (an artifact that
+    cannot be stored): consoles print it with `--verbose`, and the task's stderr log keeps it.
     """
 
     pathspec: str
@@ -93,6 +95,7 @@ class TaskFailed(Event):
     attempt: int = 0
     retrying: bool = False
     caught: bool = False
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,7 +79,7 @@ class TaskRecorder:
             self.emit(
                 TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name, err.message,
                            err.traceback, outcome.finished_at - spec.started_at, spec.attempt,
-                           retrying=True)
+                           retrying=True, detail=err.detail or "")
             )  # fmt: skip
             self.emit(TaskRetrying(pathspec, spec.step, str(spec.task_id), spec.attempt + 1))
 
@@ -139,5 +139,5 @@ class TaskRecorder:
         self.emit(
             TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name, err.message,
                        "" if quiet else err.traceback, duration, spec.attempt,
-                       caught=outcome.caught)
+                       caught=outcome.caught, detail="" if quiet else err.detail or "")
         )  # fmt: skip

@@ -3,6 +3,7 @@ reason; the chain through aioflow's encoder is kept in the task's stderr log."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from aioflow import FlowFailed, FlowSpec, Task, run_flow_sync, step
 from aioflow.events import Event, TaskFailed
+from tests.helpers import aioflow_command
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -40,3 +42,33 @@ def test_an_unpicklable_artifact_is_one_short_message(aioflow_root: Path) -> Non
     assert "Traceback (most recent call last):" in stderr
     assert "pickle.dumps" in stderr
     assert stderr.rstrip().endswith("cannot pickle '_thread.lock' object")
+
+
+FLOW_FILE = """
+import threading
+from aioflow import FlowSpec, step
+
+
+class LockFlow(FlowSpec):
+    @step
+    def start(self):
+        self.lock = threading.Lock()
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_verbose_prints_the_chain_behind_the_one_line(tmp_path: Path, verbose: bool) -> None:
+    (tmp_path / "flow.py").write_text(FLOW_FILE)
+    argv = [*aioflow_command(), "run", "flow.py", *(["--verbose"] if verbose else [])]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    printed = [line for line in done.stdout.splitlines() if "[1/start/1]" in line]
+    assert any("Artifact 'lock' set in step *start* cannot be stored" in line for line in printed)
+    # Without --verbose, aioflow's encoder stays out of sight; with it, the chain is printed.
+    assert any("Traceback (most recent call last):" in line for line in printed) == verbose
+    assert any("pickle.dumps" in line for line in printed) == verbose
