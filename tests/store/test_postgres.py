@@ -333,3 +333,65 @@ def test_a_lost_session_is_reopened_with_its_locks(pg: PostgresMetadataStore, po
     assert running is not None and pg.process_gone(running)
     pg.write_batch([task(run_id, 1)], [])  # the next batch reconnects and locks again
     assert not pg.process_gone(running)
+
+
+def test_a_session_lost_while_idle_is_replaced_before_a_new_run(pg, postgres_url: str) -> None:
+    first = new_run(pg)
+    sql(
+        postgres_url,
+        "SELECT pg_terminate_backend(pid, 30000) FROM pg_locks WHERE locktype = 'advisory' "
+        "AND objid = %s AND objsubid = 2",
+        first,
+    )
+    second = new_run(pg)  # found lost by a ping, replaced, the first run locked again
+    for run_id in (first, second):
+        record = pg.run("F", run_id)
+        assert record is not None and not pg.process_gone(record)
+
+
+# -- deleting (aioflow runs delete, aioflow gc) -----------------------------------------------
+
+
+def test_deleting_runs_and_sweeping_their_blobs(pg: PostgresMetadataStore) -> None:
+    keep, drop = new_run(pg), new_run(pg)
+    pg.write_batch(
+        [task(keep, 1, manifest=pack({"x": "a" * 64})), task(drop, 1)],
+        [("a" * 64, b"\x01kept"), ("b" * 64, b"\x01swept!")],
+    )
+    assert pg.delete_runs([drop, 12345]) == 1
+    assert pg.run("F", drop) is None and pg.task_attempts(drop) == []
+
+    def referenced() -> set[str]:
+        # read through the store, as gc does, while the sweep holds writers off
+        return {"a" * 64} if pg.task_attempts(keep) else set()
+
+    assert pg.sweep_blobs(referenced) == (1, 7)
+    assert pg.get_blob("a" * 64) == b"\x01kept" and pg.get_blob("b" * 64) is None
+    pg.compact()
+    assert pg.task_attempts(keep)[0].task_id == 1
+
+
+def test_a_batch_committed_during_a_sweep_lands_after_it(pg: PostgresMetadataStore) -> None:
+    run_id = new_run(pg)
+    in_sweep = threading.Event()
+    done: list[BaseException | None] = []
+
+    def write() -> None:
+        in_sweep.wait(30)
+        try:
+            pg.write_batch([task(run_id, 1)], [("c" * 64, b"\x01new")])
+            done.append(None)
+        except BaseException as exc:
+            done.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+
+    def referenced() -> set[str]:
+        in_sweep.set()  # the writer now waits for the sweep's commit
+        return set()
+
+    pg.sweep_blobs(referenced)
+    writer.join(60)
+    assert done == [None]
+    assert pg.get_blob("c" * 64) == b"\x01new"

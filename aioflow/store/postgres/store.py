@@ -5,20 +5,9 @@ The queries mirror `SqliteMetadataStore`'s (`metadata.py`), so the client reads 
 records with the same semantics; the schema and its migrations are in `schema.py`. Small blobs
 live in the `blobs` table (bytea), so a tiny task costs no object-store round trip.
 
-**Whether a run is alive.** A lock file cannot be seen from another machine, so a run's
-liveness is a session-level advisory lock, keys (the store's lock class, the run id), held by
-the session of the store object that created the run: taken in the transaction that inserts the
-run's row (no reader ever sees the run unlocked), let go when the run ends (`end_run`) or the
-object is closed. PostgreSQL drops a session's locks the moment the session ends, however the
-process ends (killed, crashed), and a machine that vanishes is dropped by TCP keepalives set on
-the session (`connection.py`, about a minute). A reader asks `pg_locks`, taking no lock itself.
-A heartbeat was the alternative: it needs a writer thread beating on time, a staleness
-threshold that a loaded or paused process can overrun (a live run read as dead) and that
-clock skew between machines shifts; the lock has neither failure, and costs nothing per task.
-
-That session is also the one batches are written through, so a lost connection is noticed at
-the next commit, which reconnects and takes the locks of the object's open runs again before
-writing (between the loss and that commit, readers may see those runs as abandoned).
+Whether a run is alive is an advisory lock held by the session of the object that created it
+(`locks.py`); batches are written through that session, so a lost connection is noticed, and
+the locks taken again, at the next commit.
 
 Other reads and tag changes borrow a connection from a small pool of idle ones (one per thread
 that uses the store at once), since a psycopg connection runs one statement at a time.
@@ -30,7 +19,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Set as AbstractSet
+from contextlib import contextmanager
 from typing import Any, cast
 
 from ...exceptions import MetadataConnectionError, StoreError
@@ -39,6 +29,7 @@ from ..protocols import RUN_UPDATE_FIELDS, RunRecord, TaskRecord
 from ..serde import pack, unpack
 from ..sqlite_schema import run_record
 from .connection import check_url, connect, naming, redact
+from .locks import HELD, RunLocks, run_key
 from .schema import SCHEMA, ensure_schema, lock_class
 
 #: The columns of a RunRecord (`user` is a reserved word in PostgreSQL: quoted).
@@ -60,11 +51,6 @@ _UPSERT_BLOB = (
 _DEADLOCK_RETRIES = 5
 
 
-def _lock_key(run_id: int) -> int:
-    """The second key of a run's lock: advisory keys are int4, so ids wrap (after 2**31 runs)."""
-    return run_id & 0x7FFFFFFF
-
-
 class PostgresMetadataStore:
     """The MetadataStore in a PostgreSQL database; safe to share between threads.
 
@@ -78,13 +64,12 @@ class PostgresMetadataStore:
         self.location = redact(url)
         self._lock = threading.Lock()
         self._idle: list[Any] = []
-        self._session: Any = None  # holds the run locks, writes the batches
-        self._session_lock = threading.Lock()
-        self._open_runs: set[int] = set()
         conn = connect(url)
         try:
             ensure_schema(conn, url, create=create)
-            self._lock_class = lock_class(conn, url)
+            #: The session holding the locks of the runs this object creates (and writing its
+            #: batches).
+            self._locks = RunLocks(url, self.location, lock_class(conn, url))
         except BaseException:
             conn.close()
             raise
@@ -109,71 +94,18 @@ class PostgresMetadataStore:
                     with self._lock:
                         self._idle.append(conn)
 
-    def _locking_session(self) -> Any:
-        """The session holding this object's run locks (call under `_session_lock`); a new one
-        when it was lost, which takes the locks of the open runs again first."""
-        session = self._session
-        if session is not None and not (session.closed or session.broken):
-            return session
-        if session is not None:
-            session.close()
-        session = connect(self._url)
-        try:
-            with naming(self._url, "setting up the run locks' session"):
-                # The server's side of keepalives: a vanished machine's session (and its
-                # runs' locks) is dropped in about a minute, not the system's two hours.
-                session.execute(
-                    "SELECT set_config('tcp_keepalives_idle', '30', false), "
-                    "set_config('tcp_keepalives_interval', '10', false), "
-                    "set_config('tcp_keepalives_count', '3', false)"
-                )
-                for run_id in sorted(self._open_runs):
-                    self._take_lock(session, run_id)
-        except BaseException:
-            session.close()
-            raise
-        self._session = session
-        return session
-
-    def _take_lock(self, session: Any, run_id: int) -> None:
-        row = session.execute(
-            "SELECT pg_try_advisory_lock(%s, %s)", (self._lock_class, _lock_key(run_id))
-        ).fetchone()
-        if not row[0]:
-            raise StoreError(
-                f"The lock of run {run_id} in {self.location} is held by another session: "
-                "was the run's id handed out twice?"
-            )
-
     def close(self) -> None:
         """Close every connection; the runs this object created read ended (their locks go
         with the session). It reconnects when used again."""
-        with self._session_lock:
-            session, self._session = self._session, None
-            self._open_runs.clear()
+        self._locks.close()
         with self._lock:
             idle, self._idle = self._idle, []
-        if session is not None and not (session.closed or session.broken):
-            # The server lets go of a closed session's locks when its backend has exited, a
-            # moment after the close: unlocked first, a reader right after reads them free.
-            with suppress(Exception):
-                session.execute("SELECT pg_advisory_unlock_all()")
-        for conn in [*idle, *([session] if session is not None else [])]:
+        for conn in idle:
             conn.close()
 
     def end_run(self, run_id: int) -> None:
         """Let go of one run's lock (its end is committed) and keep the connections open."""
-        with self._session_lock:
-            if run_id not in self._open_runs:
-                return
-            self._open_runs.discard(run_id)
-            session = self._session
-            if session is None or session.closed or session.broken:
-                return  # the lock went with the session
-            with naming(self._url, f"letting go of run {run_id}'s lock"):
-                session.execute(
-                    "SELECT pg_advisory_unlock(%s, %s)", (self._lock_class, _lock_key(run_id))
-                )
+        self._locks.release(run_id)
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -190,31 +122,19 @@ class PostgresMetadataStore:
     ) -> int:
         """Insert a new running run, its id from the database's identity column (unique across
         every writer, never reused), locked by this object's session until its end."""
-        for retry in (True, False):
-            with self._session_lock:
-                session = self._locking_session()
-                run_id: int | None = None
-                committing = False
-                try:
-                    with naming(self._url, f"storing a new run of {flow}"):
-                        run_id = self._insert_run(session, flow, user, tags, system_tags, graph,
-                                                  origin_run_id, params)  # fmt: skip
-                        committing = True
-                except MetadataConnectionError:
-                    # Lost before the commit was sent: nothing was stored, try a new session.
-                    if committing or not retry:
-                        raise
-                    continue
-                except BaseException:
-                    # A session lock outlives its transaction: the rolled-back run's goes.
-                    if run_id is not None and not (session.closed or session.broken):
-                        session.execute(
-                            "SELECT pg_advisory_unlock(%s, %s)",
-                            (self._lock_class, _lock_key(run_id)),
-                        )
-                    raise
-                self._open_runs.add(run_id)
-                return run_id
+        for first in (True, False):
+            with self._locks.session() as session:
+                if first:
+                    # A session idle for long may have been lost (a server restart): found by
+                    # a ping, which is safe to retry, where a lost INSERT's commit is not.
+                    try:
+                        with naming(self._url, f"storing a new run of {flow}"):
+                            session.execute("SELECT 1")
+                    except MetadataConnectionError:
+                        continue
+                with naming(self._url, f"storing a new run of {flow}"):
+                    return self._insert_run(session, flow, user, tags, system_tags, graph,
+                                            origin_run_id, params)  # fmt: skip
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _insert_run(
@@ -228,17 +148,24 @@ class PostgresMetadataStore:
         origin_run_id: str | None,
         params: bytes | None,
     ) -> int:
-        with session.transaction():
-            row = session.execute(
-                f'INSERT INTO {SCHEMA}.runs (flow, status, "user", created_at, origin_run_id, '
-                "tags, system_tags, graph, params, pid, host, run_lock) VALUES (%s, 'running', "
-                "%s, %s, %s, %s, %s, %s, %s, %s, %s, 1) RETURNING run_id",
-                (flow, user, time.time(), origin_run_id, pack(list(tags)),
-                 pack(list(system_tags)), graph, params, os.getpid(), this_host()),
-            ).fetchone()  # fmt: skip
-            run_id = int(row[0])
-            # Locked before the row is committed: no reader ever sees the run unlocked.
-            self._take_lock(session, run_id)
+        run_id: int | None = None
+        try:
+            with session.transaction():
+                row = session.execute(
+                    f'INSERT INTO {SCHEMA}.runs (flow, status, "user", created_at, '
+                    "origin_run_id, tags, system_tags, graph, params, pid, host, run_lock) "
+                    "VALUES (%s, 'running', %s, %s, %s, %s, %s, %s, %s, %s, %s, 1) "
+                    "RETURNING run_id",
+                    (flow, user, time.time(), origin_run_id, pack(list(tags)),
+                     pack(list(system_tags)), graph, params, os.getpid(), this_host()),
+                ).fetchone()  # fmt: skip
+                run_id = int(row[0])
+                # Locked before the row is committed: no reader ever sees the run unlocked.
+                self._locks.take(session, run_id)
+        except BaseException:
+            if run_id is not None:  # a session lock outlives the rolled-back row: let it go
+                self._locks.untake(session, run_id)
+            raise
         return run_id
 
     def write_batch(
@@ -264,8 +191,7 @@ class PostgresMetadataStore:
         blob_rows = sorted((key, bytes(data)) for key, data in blobs)
         reconnected = False
         for attempt in range(_DEADLOCK_RETRIES + 1):
-            with self._session_lock:
-                session = self._locking_session()
+            with self._locks.session() as session:
                 try:
                     with naming(self._url, "writing a batch of task rows"):
                         self._write(session, task_rows, blob_rows, run_updates)
@@ -324,6 +250,44 @@ class PostgresMetadataStore:
                     (pack(new), flow, run_id),
                 )
         return new
+
+    # -- deleting (`aioflow runs delete`, `aioflow gc`: see `store/gc.py`) ---------------------
+
+    def delete_runs(self, run_ids: Sequence[int]) -> int:
+        """Delete these runs' rows and task attempts in one transaction; how many runs went."""
+        ids = sorted(set(run_ids))
+        with self._borrowed("deleting runs") as conn, conn.transaction():
+            conn.execute(f"DELETE FROM {SCHEMA}.tasks WHERE run_id = ANY(%s)", (ids,))
+            cur = conn.execute(f"DELETE FROM {SCHEMA}.runs WHERE run_id = ANY(%s)", (ids,))
+            return int(cur.rowcount)
+
+    def sweep_blobs(self, referenced: Callable[[], AbstractSet[str]]) -> tuple[int, int]:
+        """Delete the small blobs not in `referenced()`, writers held off until the commit.
+
+        The sweep's transaction locks the three tables against writes (SHARE ROW EXCLUSIVE,
+        in the order batches write them, so no batch deadlocks with it); `referenced` reads
+        through other connections of this object, which plain reads never block, and sees
+        every batch committed before the lock, while every later one waits for the sweep.
+        """
+        with self._borrowed("sweeping blobs") as conn, conn.transaction():
+            conn.execute(
+                f"LOCK TABLE {SCHEMA}.blobs, {SCHEMA}.tasks, {SCHEMA}.runs "
+                "IN SHARE ROW EXCLUSIVE MODE"
+            )
+            keep = referenced()
+            rows = conn.execute(f"SELECT key, octet_length(data) FROM {SCHEMA}.blobs").fetchall()
+            gone = [(key, size) for key, size in rows if key not in keep]
+            conn.execute(
+                f"DELETE FROM {SCHEMA}.blobs WHERE key = ANY(%s)", ([key for key, _ in gone],)
+            )
+        return len(gone), sum(size for _, size in gone)
+
+    def compact(self) -> None:
+        """VACUUM the tables: the space of deleted rows is reused by the next writes
+        (autovacuum would do it too, later); PostgreSQL gives the files back no smaller."""
+        with self._borrowed("vacuuming the store") as conn:
+            for table in ("runs", "tasks", "blobs"):
+                conn.execute(f"VACUUM {SCHEMA}.{table}")
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -424,12 +388,7 @@ class PostgresMetadataStore:
             return False
         if run.run_lock is None:
             return run.host == this_host() and run.pid is not None and pid_gone(run.pid)
-        held = self._one(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 2)",
-            (self._lock_class, _lock_key(run.run_id)),
-        )
+        held = self._one(HELD, (self._locks.lock_class, run_key(run.run_id)))
         if held:
             return False
         # The lock is let go once the run's end is committed: it may have ended since.
