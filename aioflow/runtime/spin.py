@@ -178,6 +178,7 @@ def _spin(
     node = graph[step]
     spec = _spec(store, origin_id, row, node.is_join)
     base = unpack(store.metadata.run_params(origin_id) or pack({}))
+    readonly = frozenset(base) - {"name"}  # the run's parameters, constants and configs
     overlay = Overlay(store)
     if artifacts:
         given = overlay.encode(artifacts, step)
@@ -206,7 +207,7 @@ def _spin(
         username=username,
         base=base,
         parameter_names=parameter_names,
-        readonly=frozenset(base) - {"name"},
+        readonly=readonly,
         origin_run_id=str(origin_id),
         store_root=str(store.root) if store.root is not None else None,
     )
