@@ -43,6 +43,7 @@ from .secrets import secrets
 
 if TYPE_CHECKING:
     from .api import resume_flow, run_flow, run_flow_sync, start_flow
+    from .card_decorator import card
     from .client import DataArtifact, Flow, Metaflow, Run, Step, Task, set_root
     from .client.metadata_provider import default_metadata, get_metadata, metadata
     from .client.namespaces import (
@@ -67,6 +68,7 @@ _LAZY_NAMES: dict[str, str] = {
     ),
     **dict.fromkeys(("default_metadata", "get_metadata", "metadata"), ".client.metadata_provider"),
     **dict.fromkeys(("NBRunner", "Runner"), ".runner_api"),
+    "card": ".card_decorator",
 }
 
 
@@ -121,6 +123,7 @@ __all__ = [
     "WorkerDied",
     "__version__",
     "batch",
+    "card",
     "catch",
     "conda",
     "conda_base",

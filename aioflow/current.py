@@ -57,7 +57,7 @@ class TaskContext:
     `RunContext` plus what is the task's own. One is built per task, so it holds five fields,
     not a copy of the run's."""
 
-    __slots__ = ("parallel", "retry_count", "run", "step_name", "task_id")
+    __slots__ = ("cards", "parallel", "retry_count", "run", "step_name", "task_id")
 
     def __init__(
         self,
@@ -66,6 +66,7 @@ class TaskContext:
         task_id: str,
         retry_count: int,
         parallel: Parallel | None = None,
+        cards: Any = None,
     ) -> None:
         self.run = run
         self.step_name = step_name
@@ -73,6 +74,8 @@ class TaskContext:
         self.retry_count = retry_count
         #: the task's place in a @parallel step, None elsewhere
         self.parallel = parallel
+        #: `current.card`: the task's CardCollector (aioflow.card_decorator), None without one
+        self.cards = cards
 
     flow_name = property(lambda self: self.run.flow_name, doc="The flow's name.")
     run_id = property(lambda self: self.run.run_id, doc="The run's id.")
@@ -179,6 +182,19 @@ class Current:
         """
         ctx = _task_context.get()
         return None if ctx is None else _client_object("Task", ctx, ctx.pathspec)
+
+    @property
+    def card(self) -> Any:
+        """The running task's cards (`current.card.append(...)`, `current.card["id"]`); in a
+        step without @card, appends warn and go nowhere. None outside a task."""
+        ctx = _task_context.get()
+        if ctx is None:
+            return None
+        if ctx.cards is None:
+            from .card_decorator import CardCollector  # a sibling in the core
+
+            ctx.cards = CardCollector()
+        return ctx.cards
 
     @property
     def parallel(self) -> Parallel | None:

@@ -367,10 +367,14 @@ class StepOptions:
     executor: str = "thread"
     #: The remote compute layer the step asks for (@kubernetes, @batch), or None.
     remote: str | None = None
+    #: The step's @card decorators (several may have different ids), else --with card's.
+    cards: tuple[StepDecorator, ...] = ()
 
 
 def parse_with(specs: Sequence[str]) -> list[StepDecorator]:
     """Decorators from `--with name[:attr=value,attr=value]` specs; usage errors name the spec."""
+    from . import card_decorator  # noqa: F401  (@card registers itself; it is imported lazily)
+
     decos = []
     for spec in specs:
         name, _, rest = spec.partition(":")
@@ -422,6 +426,10 @@ def step_options(
     decos = {d.name: d.resolved(configs) for d in getattr(func, "decorators", [])}
     for deco in extra:
         decos.setdefault(deco.name, deco)
+    # Cards are the one decorator a step may carry several times (with different ids).
+    cards = tuple(d.resolved(configs) for d in getattr(func, "decorators", []) if d.name == "card")
+    if not cards:
+        cards = tuple(d for d in extra if d.name == "card")
     retry_deco = decos.get("retry")
     timeout_deco = decos.get("timeout")
     env_deco = decos.get("environment")
@@ -445,4 +453,5 @@ def step_options(
         env=env,
         executor=executor,
         remote=remote,
+        cards=cards,
     )

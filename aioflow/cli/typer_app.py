@@ -21,6 +21,7 @@ from ..exceptions import FlowDefinitionError
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph
 from ..loader import load_flow
+from .card_commands import card_app
 from .client_commands import dump, logs, runs, tag_app
 from .flow_commands import command_without_flow, flow_group
 from .gc_commands import gc, runs_delete
@@ -152,6 +153,7 @@ app.command()(dump)
 app.command("runs")(runs)
 app.command("list", help="List the newest runs (the same as `aioflow runs`).")(runs)
 app.add_typer(tag_app, name="tag")
+app.add_typer(card_app, name="card")
 app.command()(gc)
 # `aioflow runs delete ...`: `runs` takes a flow name as its argument, so `main` hands
 # `runs delete` to this command (its name has the space, so usage lines read as typed).

@@ -227,6 +227,8 @@ class OpenRun:
                 if opts.catch is not None and opts.catch.attributes["var"]
             },
             project=prepared.project,
+            cards={step: opts.cards for step, opts in prepared.options.items() if opts.cards},
+            card_index=self.store.metadata,
         )
 
 

@@ -154,6 +154,7 @@ def _initialize(setup: WorkerSetup) -> None:
         graph=graph,
         reader=reader,
         blobs=store.blobs,
+        card_index=store.metadata,
         line_sink=lambda pathspec, stream, line: None,
         **setup.env_fields,
     )

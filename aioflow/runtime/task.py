@@ -31,6 +31,7 @@ from ..store.serde import Encoded, decode, encode, pack
 from ..store.writer import is_full
 from ..transitions import PARALLEL_FOREACH, Transition, check_against_graph
 from .artifacts import encode_values, snapshot, store_encoded
+from .cards import TaskCards
 from .logs import TaskLog, reset_task_log, set_task_log
 from .task_class import task_class
 
@@ -150,6 +151,10 @@ class RunEnv:
     task_cls: type[FlowSpec] | None = None
     #: The run's @project (`current.project_name`, ...), or None.
     project: Any = None
+    #: Each step's @card decorators (steps without cards are not listed).
+    cards: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    #: Where cards' records go (the run's MetadataStore); None stores no cards.
+    card_index: Any = None
 
     run_context: RunContext = field(init=False)
     #: packed records of transitions without foreach items, by (targets, foreach): a memo
@@ -270,8 +275,17 @@ class TaskRun:
         assert env.task_cls is not None
         self.flow = env.task_cls._for_task(self.state)
         self.log = TaskLog(env.line_sink, env.pathspec(spec))
+        decorators = env.cards.get(spec.step)
+        self.cards = TaskCards(env, spec, decorators) if decorators else None
+        if self.cards is not None:
+            self.cards.live = (self.flow.__dict__, self.state.manifest)
         self.context = TaskContext(
-            env.run_context, spec.step, str(spec.task_id), spec.attempt, parallel_place(spec)
+            env.run_context,
+            spec.step,
+            str(spec.task_id),
+            spec.attempt,
+            parallel_place(spec),
+            None if self.cards is None else self.cards.collector,
         )
         #: set when the attempt's thread was abandoned (@timeout): its outcome is already made
         self.abandoned = False
@@ -304,6 +318,7 @@ class TaskRun:
         transition = self.state.transition
         return (
             bool(self.flow.__dict__)
+            or self.cards is not None
             or bool(self.log.stdout or self.log.stderr)
             or (transition is not None and transition.items is not None)
         )
@@ -401,6 +416,8 @@ class TaskRun:
                     self.env.records[cache_key] = record
             else:
                 record = transition_record(transition, item_keys, small, self.env.put_large)
+        if self.cards is not None:
+            self.cards.finish(attributes, manifest, info)
         return TaskOutcome(
             spec=self.spec,
             manifest=manifest,

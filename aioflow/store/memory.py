@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .liveness import this_host
-from .protocols import RUN_UPDATE_FIELDS, RunRecord, TaskRecord
+from .protocols import RUN_UPDATE_FIELDS, CardRecord, RunRecord, TaskRecord
 
 
 @dataclass
@@ -42,6 +42,8 @@ class MemoryMetadataStore:
         self._tasks: dict[int, dict[tuple[int, int], TaskRecord]] = {}
         self._blobs: dict[str, bytes] = {}
         self._open: set[int] = set()
+        #: Per run, its cards by (task id, attempt, position); read only while the run exists.
+        self._cards: dict[int, dict[tuple[int, int, int], CardRecord]] = {}
 
     def close(self) -> None:
         """The runs created through this object read ended (abandoned if still `running`)."""
@@ -237,6 +239,24 @@ class MemoryMetadataStore:
                 if earliest is None or record.started_at < earliest:
                     started[record.step] = record.started_at
         return [(name, started.get(name)) for name in sorted(first_id, key=first_id.__getitem__)]
+
+    # -- cards --------------------------------------------------------------------------------
+
+    def put_card(self, card: CardRecord) -> None:
+        """Keep a card's record (replacing the one at its place); none for an unknown run."""
+        with self._lock:
+            if card.run_id in self._runs:
+                place = (card.task_id, card.attempt, card.position)
+                self._cards.setdefault(card.run_id, {})[place] = card
+
+    def cards(self, run_id: int, task_id: int | None = None) -> list[CardRecord]:
+        """The cards of a run (of one task), by task id, attempt and position."""
+        with self._lock:
+            if run_id not in self._runs:  # deleted: its cards went with it
+                self._cards.pop(run_id, None)
+                return []
+            found = self._cards.get(run_id, {})
+            return [found[k] for k in sorted(found) if task_id is None or k[0] == task_id]
 
 
 __all__ = ["MemoryMetadataStore"]

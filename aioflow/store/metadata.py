@@ -30,8 +30,9 @@ from typing import Any, TypeVar
 
 from ..exceptions import StoreError
 from .liveness import LOCK_FOLDER, RunLock, lock_is_held, lock_path, pid_gone, this_host
-from .protocols import RUN_UPDATE_FIELDS, RunRecord, TaskRecord
+from .protocols import RUN_UPDATE_FIELDS, CardRecord, RunRecord, TaskRecord
 from .serde import pack, unpack
+from .sqlite_cards import put_card, read_cards
 from .sqlite_schema import (
     RUN_COLUMNS,
     SCHEMA_VERSION,
@@ -45,6 +46,7 @@ from .sqlite_schema import (
     run_record,
     task_record,
     task_row,
+    when_unlocked,
 )
 
 __all__ = [
@@ -487,6 +489,18 @@ class SqliteMetadataStore:
             ).fetchall()
         )
         return [(r[0], r[1]) for r in rows]
+
+    # -- cards (`sqlite_cards.py`) --------------------------------------------------------------
+
+    def put_card(self, card: CardRecord) -> None:
+        """Store a card's row in its own transaction (the table is made on first use)."""
+        conn = self.connection()
+        with self._naming_damage():
+            when_unlocked(lambda: put_card(conn, card))
+
+    def cards(self, run_id: int, task_id: int | None = None) -> list[CardRecord]:
+        """The cards of a run (of one task), by task id, attempt and position."""
+        return self._read(lambda conn: read_cards(conn, run_id, task_id))
 
 
 #: The older name of SqliteMetadataStore.

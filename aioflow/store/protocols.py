@@ -48,6 +48,25 @@ class RunRecord(NamedTuple):
 RUN_UPDATE_FIELDS = frozenset({"status", "finished_at", "error"})
 
 
+class CardRecord(NamedTuple):
+    """One card of one task attempt (`@card`): whose it is, and the key of its HTML.
+
+    The HTML is a blob in the BlobStore (a `str` encoded by `serde.encode`), put there before
+    the record is stored. A card refreshed while its task runs is stored again under the same
+    (run, task, attempt, position), with its new key and time.
+    """
+
+    run_id: int
+    task_id: int
+    attempt: int
+    #: The card's place among its step's @card decorators (0, 1, ...).
+    position: int
+    card_id: str | None
+    card_type: str
+    key: str
+    updated_at: float
+
+
 class TaskRecord(NamedTuple):
     """One attempt of one task (fields in this order, so a record is also a plain row).
 
@@ -180,6 +199,15 @@ class MetadataStore(Protocol):
         their first tasks were created."""
         ...
 
+    def put_card(self, card: CardRecord) -> None:
+        """Store a card's record, replacing the one at its run, task, attempt and position
+        (written while the task runs, apart from batches). Deleting the run deletes it."""
+        ...
+
+    def cards(self, run_id: int, task_id: int | None = None) -> list[CardRecord]:
+        """The cards of a run's tasks (of one task), by task id, attempt and position."""
+        ...
+
     def close(self) -> None:
         """Let go of what this object holds; the runs it created read ended. It may be used
         again afterwards (it reopens what it needs)."""
@@ -254,6 +282,7 @@ class BlobStore(Protocol):
 __all__ = [
     "RUN_UPDATE_FIELDS",
     "BlobStore",
+    "CardRecord",
     "MetadataStore",
     "RunRecord",
     "TaskRecord",

@@ -34,6 +34,7 @@ _ENV_FIELDS = (
     "max_num_splits",
     "catch_vars",
     "project",
+    "cards",
 )
 
 
