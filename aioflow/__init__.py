@@ -40,6 +40,7 @@ from .parameters import IncludeFile, JSONType, Parameter
 from .project import project
 from .remote import batch, kubernetes
 from .secrets import secrets
+from .transient import transient
 
 if TYPE_CHECKING:
     from .api import resume_flow, run_flow, run_flow_sync, start_flow
@@ -152,4 +153,5 @@ __all__ = [
     "start_flow",
     "step",
     "timeout",
+    "transient",
 ]

@@ -19,10 +19,12 @@ import anyio
 
 from ..events import Event, LogLine, RunFinished, RunStarted
 from ..store import Store
+from ..store.gc import forget_artifacts
 from ..store.keeper import StoreKeeper, store_keeper
 from ..store.metadata import task_row
 from ..store.serde import pack
 from ..store.writer import BatchWriter
+from ..transient import transient_names
 from .bridge import LoopInbox
 from .dispatch import Dispatcher
 from .executors import ExecutorContext, ThreadLane
@@ -173,6 +175,7 @@ class OpenRun:
                 try:
                     outcome = await _record_end(writer, flow_name, run_id, result)
                     self.outcome = outcome
+                    await self._forget_transient()
                     if inbox is not None:
                         inbox.close()
                     failed = outcome.failure
@@ -191,6 +194,15 @@ class OpenRun:
                 finally:
                     await offload(let_go, self.store, int(run_id), keeper)
         return outcome
+
+    async def _forget_transient(self) -> None:
+        """Drop the flow's @transient artifacts from the ended run's tasks (not its
+        parameters, constants or configs, which a resume reads)."""
+        prepared = self.prepared
+        kept = {*prepared.values, *prepared.constants, *prepared.configs}
+        names = transient_names(prepared.flow_cls) - kept
+        if names:
+            await offload(forget_artifacts, self.store, int(self.run_id), names)
 
     async def abandon(self) -> None:
         """Record a run that will not be run as cancelled (instead of `run()`)."""

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, field
 
 from ..exceptions import BlobError, RunInProgress
 from . import Store
 from .protocols import RunRecord
-from .serde import decode_plain, unpack
+from .serde import decode_plain, pack, unpack
 
 #: Seconds a file's time may lag the clock (coarse file-system timestamps): a blob put this long
 #: before the sweep started is still kept.
@@ -212,6 +212,20 @@ def sweep(store: Store, report: Report) -> None:
             report.kept_recent += 1
 
 
+def forget_artifacts(store: Store, run_id: int, names: Set[str]) -> int:
+    """Drop `names` from the manifest of every task attempt of a run (its @transient
+    artifacts, once it ended); how many attempts changed. Their blobs go at the next sweep."""
+    rows = []
+    for record in store.metadata.task_attempts(run_id):
+        manifest = unpack(record.manifest) if record.manifest else {}
+        if names & manifest.keys():
+            kept = {name: key for name, key in manifest.items() if name not in names}
+            rows.append(record._replace(manifest=pack(kept)))
+    if rows:
+        store.metadata.write_batch(rows, [])
+    return len(rows)
+
+
 def unreferenced(store: Store) -> Report:
     """What a sweep would delete now, deleting nothing (`--dry-run`)."""
     report = Report()
@@ -248,6 +262,7 @@ __all__ = [
     "choose_runs",
     "collect",
     "delete_runs",
+    "forget_artifacts",
     "in_progress",
     "parse_age",
     "protected",
