@@ -336,9 +336,7 @@ def test_card_decorators_are_checked() -> None:
 
 
 def test_components_render_escaped_self_contained_html() -> None:
-    assert markdown("<img src=x onerror=alert(1)>") == (
-        "<p>&lt;img src=x onerror=alert(1)&gt;</p>"
-    )
+    assert markdown("<img src=x onerror=alert(1)>") == ("<p>&lt;img src=x onerror=alert(1)&gt;</p>")
     assert "<a" not in markdown("[x](javascript:alert(1))")
     assert '<a href="https://a.b/c">x</a>' in markdown("[x](https://a.b/c)")
     assert "<ul><li>a</li><li>b</li></ul>" in markdown("- a\n- b")
@@ -353,7 +351,7 @@ def test_components_render_escaped_self_contained_html() -> None:
     assert "def _helper()" in PythonCode(_helper).render()
     assert "&quot;k&quot;: [" in JSONViewer({"k": [1]}).render()
     assert "ValueError: bad" in Error(ValueError("bad"), title="t").render()
-    assert "<h3>n</h3><pre>{&#x27;a&#x27;: 1}</pre>" == Artifact({"a": 1}, name="n").render()
+    assert Artifact({"a": 1}, name="n").render() == "<h3>n</h3><pre>{&#x27;a&#x27;: 1}</pre>"
     long = preview("x" * 5000)
     assert "... (5,002 characters)" in long and len(long) < 2100
 
