@@ -10,7 +10,6 @@ exit code (`output.py`).
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import traceback
@@ -106,7 +105,6 @@ def _config(opts: dict[str, Any]) -> RunConfig:
             config_value=dict(opts.get("config_value") or ()),
             branch=opts.get("branch"),
             production=bool(opts.get("production")),
-        )
             from_cli=True,
             dask_address=opts.get("dask_address"),
         )
@@ -189,11 +187,7 @@ def _execute(
         if config.run_id_file:
             Path(config.run_id_file).write_text(run_id)
 
-    # This process exists to run this one flow, and everything imported so far (aioflow, the
-    # CLI, the flow's module) lives until it exits: moved out of the collector's generations,
-    # the full collections a run of many tasks triggers no longer walk it each time. A library
-    # cannot do this for its host; the command owns its process.
-    gc.freeze()
+    # (Full collections are kept off the run by the runtime: runtime/collector.py.)
     try:
         outcome = anyio.run(_run_until_signal, prepared, config, remember, console.notice)
     except ParameterError as exc:

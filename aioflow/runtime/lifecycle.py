@@ -26,6 +26,7 @@ from ..store.serde import pack
 from ..store.writer import BatchWriter
 from ..transient import transient_names
 from .bridge import LoopInbox
+from .collector import collector_guard
 from .dispatch import Dispatcher
 from .executors import ExecutorContext, ThreadLane
 from .logs import install as install_log_capture
@@ -156,6 +157,7 @@ class OpenRun:
             )
             emit(RunStarted(flow_name, run_id, prepared.username, options.origin_run_id))
             install_log_capture()
+            collector_guard().run_started()
             capturing = True
             result = await scheduler.run()
         except Exception as exc:
@@ -167,6 +169,7 @@ class OpenRun:
                 result.interrupted_tasks = scheduler.result.interrupted_tasks
             if capturing:
                 uninstall_log_capture()
+                collector_guard().run_ended()
             if lane is not None:
                 lane.close()
             with anyio.CancelScope(shield=True):

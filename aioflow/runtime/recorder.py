@@ -16,6 +16,7 @@ from ..events import Event, TaskFailed, TaskFinished, TaskRetrying, TaskStarted
 from ..store.metadata import TaskRow, task_row
 from ..store.serde import pack
 from ..store.writer import BatchWriter
+from .collector import collector_guard
 from .task import RunEnv, TaskOutcome, TaskSpec
 
 
@@ -38,6 +39,7 @@ class TaskRecorder:
         #: attempts started and not finished, by task id
         self.running: dict[int, TaskSpec] = {}
         self._run_id = int(env.run_id)
+        self._collector = collector_guard()
         self._packed_for: dict[str, str] | None = None
         self._packed: bytes = b""
         self._parents_for: tuple[int, ...] | None = None
@@ -86,6 +88,7 @@ class TaskRecorder:
     def finished(self, outcome: TaskOutcome) -> None:
         """A task ended (succeeded, failed for good, or caught)."""
         self.running.pop(outcome.spec.task_id, None)
+        self._collector.task_finished()
         self._store(outcome)
         if self.emit is not None:
             self._emit_end(outcome)
