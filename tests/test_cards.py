@@ -8,6 +8,7 @@ Flows live at module level, so the process executor's workers import them by ref
 
 from __future__ import annotations
 
+import os
 import struct
 import threading
 import zlib
@@ -422,3 +423,28 @@ async def test_aioflow_card_list_get_and_view(aioflow_root: Path, tmp_path: Path
     assert "the only card takes appends" in target.read_text()
     code, _, err = invoke("card", "get", "nonsense")
     assert code != 0 and "Expects a step or a task" in err
+
+
+# -- garbage collection -------------------------------------------------------------------------
+
+
+async def test_gc_keeps_the_cards_of_kept_runs_and_deletes_those_of_deleted_ones(
+    aioflow_root: Path,
+) -> None:
+    from aioflow.store import gc
+
+    kept = await run_flow(SeveralCardsFlow, root=aioflow_root, quiet=True)
+    gone = await run_flow(DefaultCardFlow, root=aioflow_root, quiet=True)
+    store = Store(aioflow_root)
+    try:
+        keys = {r.run_id: r.key for r in store.metadata.cards(int(kept.id))[:1]}
+        keys.update({r.run_id: r.key for r in store.metadata.cards(int(gone.id))})
+        for key in keys.values():  # as if put long ago: only a reference keeps them now
+            os.utime(store.blobs.path(key), (1_000_000, 1_000_000))
+        gc.collect(store, [store.metadata.run("DefaultCardFlow", int(gone.id))])
+        assert store.metadata.cards(int(gone.id)) == []
+        assert not store.blobs.has(keys[int(gone.id)])
+        assert store.blobs.has(keys[int(kept.id)])
+        assert "<p>one</p>" in get_cards(kept["start"].task, id="first")[0].html
+    finally:
+        store.close()

@@ -166,6 +166,9 @@ class _References:
                 if items_key:
                     keys.add(items_key)
                     keys.update(self._items(items_key))
+        # The pages of its tasks' cards (@card); a card put while the sweep runs is kept by
+        # the BlobStore's `untouched_since`, as any blob put then.
+        keys.update(card.key for card in metadata.cards(run_id))
         return keys
 
     def _items(self, key: str) -> list[str]:
