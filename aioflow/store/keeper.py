@@ -84,9 +84,12 @@ class StoreKeeper:
         """A run in a shared store is over (`run_id` None: it was never stored): let go of its
         lock; the last run using the store closes its connections (the store reopens them for
         the next), so a loop that lives on holds none for runs that ended."""
-        assert store.root is not None and isinstance(store.metadata, SqliteMetadataStore)
-        if run_id is not None:
-            store.metadata.end_run(run_id)
+        assert store.root is not None
+        # SQLite and PostgreSQL let go of one run's lock (a store folder may hold its metadata
+        # in either, `store/open.py`); a backend without run locks has nothing to let go of.
+        end_run = getattr(store.metadata, "end_run", None)
+        if run_id is not None and end_run is not None:
+            end_run(run_id)
         with self._lock:
             self._users[store.root] -= 1
             if self._users[store.root] == 0:
