@@ -65,6 +65,8 @@ SCENES = {
     "runner",
     "step-decorators",
     "benchmarks",
+    "daily-cli",
+    "run-step",
 }
 
 # -- reading the README ---------------------------------------------------------------------------
@@ -774,6 +776,51 @@ def _peers(sh: Shell, line: ShellLine) -> None:
     sh.instead[line.command] = "installs Metaflow and Prefect from PyPI, then runs for minutes"
     out = sh("python -m benchmarks --help").ok().out
     assert "--peers" in out
+
+
+def _spin(sh: Shell, line: ShellLine) -> None:
+    commands = expand(line.command)
+    assert line.alternative == "python hello.py spin shout ..."
+    commands += [c.replace("aioflow spin hello.py", "python hello.py spin") for c in commands]
+    for command in commands:
+        done = sh(command).ok()
+        task = "HelloFlow/3/shout/3" if "--index 1" in command else "HelloFlow/3/shout/2"
+        assert "Step shout succeeded" in done.err and f"spun from {task}" in done.err
+        loud = "HI B" if "--index 1" in command else "HI A"
+        assert f"    loud = '{loud}'\n    next: join\n" in done.err, done.err
+
+
+def _runs_delete(sh: Shell, line: ShellLine) -> None:
+    out = sh(line.command).ok().out
+    assert "Deleted 1 runs: HelloFlow/1." in out and re.search(r"Store .* -> ", out), out
+    assert sh(line.command).code == 1  # gone
+
+
+def _gc(sh: Shell, line: ShellLine) -> None:
+    deleting, dry = expand(line.command)
+    assert "Deleted 1 runs: HelloFlow/2." in sh(deleting).ok().out
+    assert "Would delete 0 runs." in sh(dry).ok().out
+    assert "HelloFlow/3 " in sh("aioflow runs").ok().out
+
+
+def test_daily_cli(work: Work) -> None:
+    work.three_runs()
+    run_shell_scene(
+        "daily-cli",
+        work.shell,
+        {
+            "aioflow spin hello.py shout [--run-id 3] [--index 1]": _spin,
+            "aioflow runs delete HelloFlow/1": _runs_delete,
+            "aioflow gc --keep-last 1 [--older-than 30d] [--dry-run]": _gc,
+        },
+    )
+
+
+async def test_run_step(work: Work, capsys: pytest.CaptureFixture[str]) -> None:
+    namespace: dict[str, Any] = {"HelloFlow": work.hello_flow()}
+    (block,) = blocks("run-step")
+    await run_python(block, namespace)
+    assert "conflicting values:\n[model]." in capsys.readouterr().out
 
 
 def test_benchmarks(work: Work) -> None:
