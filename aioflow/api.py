@@ -67,6 +67,8 @@ async def run_flow(
     config_value: Mapping[str, Any] | None = None,
     branch: str | None = None,
     production: bool = False,
+    dask_address: str | None = None,
+    dask_client: Any = None,
     **parameters: Any,
 ) -> Run:
     """Run `flow_cls` to completion on the running event loop and return its `Run`.
@@ -75,11 +77,14 @@ async def run_flow(
     no files; its steps cannot run in worker processes). Keyword arguments other than the
     options above are the flow's parameters, by name. With `quiet=False` the run's progress
     and output are printed like the CLI's. `listeners` are called with every event of the run
-    (`aioflow.events`), on the loop. `executor` is where sync steps run by default ("thread"
-    or "process"), `with_decorators` are `--with` specs such as "retry:times=2". `config` maps
-    the flow's config names to files and `config_value` to values (a dict or JSON text), as
+    (`aioflow.events`), on the loop. `executor` is where sync steps run by default ("thread",
+    "process" or "dask"), `with_decorators` are `--with` specs such as "retry:times=2". `config`
+    maps the flow's config names to files and `config_value` to values (a dict or JSON text), as
     `--config` and `--config-value` do; `branch` and `production` are @project's `--branch` and
-    `--production`.
+    `--production`. Steps on Dask ("dask", `pip install 'aioflow[dask]'`) run on the scheduler
+    at `dask_address` (`--dask-address`, else $AIOFLOW_DASK_ADDRESS), or through `dask_client`,
+    a `distributed.Client(asynchronous=True)` you keep; with neither, on a LocalCluster started
+    for the run.
     """
     run_options = _configured(
         quiet,
@@ -94,6 +99,8 @@ async def run_flow(
         config_value=config_value,
         branch=branch,
         production=production,
+        dask_address=dask_address,
+        dask_client=dask_client,
     )
     # Prepared in the worker thread that stores the run: one trip to a thread, not two.
     prepared = functools.partial(prepare, flow_cls, parameters, run_options)
@@ -115,6 +122,8 @@ def start_flow(
     config_value: Mapping[str, Any] | None = None,
     branch: str | None = None,
     production: bool = False,
+    dask_address: str | None = None,
+    dask_client: Any = None,
     **parameters: Any,
 ) -> FlowHandle:
     """Start a run of `flow_cls` for `async with`: `async with start_flow(F) as handle: ...`.
@@ -139,6 +148,8 @@ def start_flow(
             config_value=config_value,
             branch=branch,
             production=production,
+            dask_address=dask_address,
+            dask_client=dask_client,
         )
 
     return FlowHandle(configure, functools.partial(prepare, flow_cls, parameters))
@@ -161,6 +172,8 @@ async def resume_flow(
     config_value: Mapping[str, Any] | None = None,
     branch: str | None = None,
     production: bool = False,
+    dask_address: str | None = None,
+    dask_client: Any = None,
 ) -> Run:
     """Resume a run of `flow_cls` (the latest one unless `origin_run_id` is given).
 
@@ -181,6 +194,8 @@ async def resume_flow(
         config_value=config_value,
         branch=branch,
         production=production,
+        dask_address=dask_address,
+        dask_client=dask_client,
     )
     prepared, run_options = await offload(
         functools.partial(

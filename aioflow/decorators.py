@@ -25,7 +25,7 @@ from .exceptions import FlowDefinitionError, ParameterError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXECUTORS = ("thread", "process")
+EXECUTORS = ("thread", "process", "dask")
 #: Metaflow allows at most 6 attempts: the first, 4 retries and @catch's fallback.
 MAX_RETRIES = 4
 
@@ -60,7 +60,8 @@ def step(func: Any = None, *, executor: str | None = None) -> Any:
 
     A plain `def` runs in a worker thread and an `async def` on the event loop.
     `@step(executor="process")` runs the step in the run's process pool instead: use it for
-    CPU-bound Python code, which threads cannot run in parallel.
+    CPU-bound Python code, which threads cannot run in parallel. `@step(executor="dask")` runs
+    it on a Dask cluster (`pip install 'aioflow[dask]'`).
     """
     if func is None:
         return lambda f: _mark_step(f, executor)
@@ -441,7 +442,7 @@ def step_options(
     remote = next((d.name for d in decos.values() if d.remote), None)
     if executor is None:
         executor = "loop" if is_async else default_executor
-    if env:
+    if env and executor != "dask":
         executor = "process"  # threads share os.environ; a process has its own
     return StepOptions(
         retries=int(retry_deco.attributes["times"]) if retry_deco else 0,

@@ -36,6 +36,8 @@
     ├── WorkerDied                        a worker process ended while running a task
     ├── WorkerSetupError                  a worker process could not load the flow
     ├── RemoteTaskError                   stands in for a step error that could not be pickled
+    ├── ClusterError                      a Dask cluster cannot run the flow (unreachable,
+    │                                     mismatched versions, store out of reach, resources)
     └── FlowFailed                        a run did not succeed; .run, .pathspec, __cause__
 
     ValueError
@@ -425,6 +427,17 @@ class WorkerSetupError(AioflowException):
     """
 
     headline = "Worker process setup failed"
+
+
+class ClusterError(AioflowException):
+    """The Dask cluster a run was pointed at cannot run its flow: the scheduler cannot be
+    reached, no worker joins, the workers' versions differ from this process's, they cannot
+    reach the run's store, or no worker offers what a step's @resources ask for.
+
+    Raised before any task of the run starts.
+    """
+
+    headline = "Dask cluster unusable"
 
 
 class RemoteTaskError(AioflowException):

@@ -238,6 +238,9 @@ _RUN_OPTIONS = [
                  help="On a terminal, also print when each task starts and finishes."),
     click.Option(["--executor"], type=click.Choice(EXECUTORS), default=DEFAULT_EXECUTOR,
                  show_default=True, help="Where sync steps run by default."),
+    click.Option(["--dask-address"], default=None, envvar="AIOFLOW_DASK_ADDRESS",
+                 show_envvar=True, show_default="a local cluster for the run",
+                 help="The Dask scheduler that dask steps run on, such as tcp://host:8786."),
     click.Option(["--with", "with_"], multiple=True, metavar="DECORATOR",
                  help="Add a decorator to every step, e.g. retry or retry:times=2 (repeatable)."),
 ]  # fmt: skip

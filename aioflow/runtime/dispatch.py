@@ -52,6 +52,18 @@ class Dispatcher:
             executor = self._executors[name] = factory(self.context)
         return executor
 
+    async def start(self, steps: Mapping[str, StepOptions]) -> None:
+        """Build the executors the run's steps use and let those that can check themselves
+        before any task starts (the Dask executor reaches and checks its cluster): a run that
+        cannot work fails here, with nothing run. `steps`: each step's options, by name."""
+        by_executor: dict[str, dict[str, StepOptions]] = {}
+        for name, options in steps.items():
+            by_executor.setdefault(options.executor, {})[name] = options
+        for executor_name, using in by_executor.items():
+            start = getattr(self.executor(executor_name), "start", None)
+            if start is not None:
+                await start(using)
+
     def direct(self, options: StepOptions) -> CallbackExecutor | None:
         """The executor to `submit` attempts of a step with these options to, or None when
         they must go through `attempt` (a @resources reservation, an executor that cannot)."""
@@ -65,7 +77,8 @@ class Dispatcher:
     async def attempt(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
         """Run one attempt of a task and return its outcome (never raises for the step)."""
         executor = self.executor(options.executor)
-        if _reserves(options):
+        # An executor that places work elsewhere (Dask) asks its workers for the resources.
+        if _reserves(options) and getattr(executor, "reserves_locally", True):
             async with self.resources.reserve(options.cpu, options.memory, options.gpu):
                 return await executor.attempt(spec, options)
         return await executor.attempt(spec, options)

@@ -144,6 +144,8 @@ class OpenRun:
                 store_root=str(self.store.root),
                 process_slots=min(options.max_workers, os.cpu_count() or 1),
                 emit=emit,
+                dask_address=options.dask_address,
+                dask_client=options.dask_client,
             )
             dispatcher = Dispatcher(context)
             scheduler = Scheduler(
@@ -159,6 +161,7 @@ class OpenRun:
             install_log_capture()
             collector_guard().run_started()
             capturing = True
+            await dispatcher.start(prepared.options)  # a cluster that cannot work fails here
             result = await scheduler.run()
         except Exception as exc:
             result = RunResult(status="failed", error=exc)

@@ -15,6 +15,8 @@ import os
 import pickle
 import sys
 import threading
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -79,8 +81,12 @@ class TaskReply:
     finished_at: float
 
 
-class _Reader:
-    """Blob reads in a worker: the request's inline blobs first, then the store."""
+class _Reader(threading.local):
+    """Blob reads in a worker: the request's inline blobs first, then the store.
+
+    The inline blobs are the calling thread's own: a Dask worker runs several tasks of one run
+    at once, in threads, with one reader.
+    """
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -94,12 +100,14 @@ class _Reader:
 
 
 @dataclass
-class _WorkerState:
+class WorkerRun:
+    """One run as loaded in a worker: its environment, and the reader of its blobs."""
+
     env: RunEnv
     reader: _Reader
 
 
-_state: list[_WorkerState] = []  # this worker process's run (set once by `initialize`)
+_state: list[WorkerRun] = []  # this worker process's run (set once by `initialize`)
 _setup_error: list[str] = []  # why `initialize` failed, reported by every task instead
 
 
@@ -142,6 +150,16 @@ def initialize(setup: WorkerSetup, lifeline: Connection | None = None) -> None:
 
 
 def _initialize(setup: WorkerSetup) -> None:
+    _state[:] = [load_run(setup)]
+    worker_logging.apply(setup.logging, {"stdout": sys.stdout, "stderr": sys.stderr})
+    logs.install()
+
+
+def load_run(
+    setup: WorkerSetup, line_sink: Callable[[str, str, str], None] | None = None
+) -> WorkerRun:
+    """Load the flow class and graph of `setup` and open its store; `line_sink` is called with
+    every line a task prints, as it is printed (by default lines only go to the reply)."""
     for file, lines in setup.sources.items():
         # As IPython registers a cell: no mtime, so linecache never drops the entry.
         linecache.cache[file] = (sum(map(len, lines)), None, lines, file)
@@ -154,13 +172,15 @@ def _initialize(setup: WorkerSetup) -> None:
         graph=graph,
         reader=reader,
         blobs=store.blobs,
+        line_sink=line_sink or _no_sink,
         card_index=store.metadata,
-        line_sink=lambda pathspec, stream, line: None,
         **setup.env_fields,
     )
-    _state[:] = [_WorkerState(env, reader)]
-    worker_logging.apply(setup.logging, {"stdout": sys.stdout, "stderr": sys.stderr})
-    logs.install()
+    return WorkerRun(env, reader)
+
+
+def _no_sink(pathspec: str, stream: str, line: str) -> None:
+    """Lines printed in a worker process go back with the reply only."""
 
 
 def _views_spec(request: TaskRequest) -> TaskSpec:
@@ -188,7 +208,15 @@ def run_task(request: TaskRequest) -> TaskReply:
             f"The worker process for task {request.task_id} of step *{request.step}* "
             f"{_setup_error[0]}"
         )
-    state = _state[0]
+    return execute(_state[0], request)
+
+
+def execute(state: WorkerRun, request: TaskRequest, *, capture_fds: bool = True) -> TaskReply:
+    """Run one task attempt of `state`'s run in this thread and describe its outcome.
+
+    `capture_fds` points file descriptors 1 and 2 at the task while it runs: right in a
+    process that runs one task at a time, wrong where threads run several at once.
+    """
     state.reader.inline = request.inline
     saved = {name: os.environ.get(name) for name in request.env_vars}
     os.environ.update(request.env_vars)
@@ -198,7 +226,8 @@ def run_task(request: TaskRequest) -> TaskReply:
         try:
             error: BaseException | None = None
             try:
-                with capture_descriptors(run.log):  # a subprocess's output is the task's too
+                captured = capture_descriptors(run.log) if capture_fds else nullcontext()
+                with captured:  # a subprocess's output is the task's too
                     result = run.call_body()
                     if asyncio.iscoroutine(result):
                         asyncio.run(result)

@@ -130,7 +130,7 @@ def prepare(
         configs=configs,
     )
     constants = flow_constants(flow_cls, FlowSpec)
-    options = _place_remote_steps(graph, options)
+    options = _place_remote_steps(graph, options, _uses_dask(config))
     return PreparedRun(
         flow_cls, graph, values, constants, username, options, configs.values, project
     )
@@ -140,16 +140,27 @@ def _log_to_stderr(msg: str = "", **_: Any) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _uses_dask(config: RunConfig) -> bool:
+    """True when the run was pointed at a Dask cluster, or runs its sync steps on Dask."""
+    return bool(
+        config.executor == REMOTE_EXECUTOR
+        or config.dask_address
+        or config.dask_client is not None
+        or os.environ.get("AIOFLOW_DASK_ADDRESS")
+    )
+
+
 def _place_remote_steps(
-    graph: FlowGraph, options: dict[str, StepOptions]
+    graph: FlowGraph, options: dict[str, StepOptions], remote_configured: bool
 ) -> dict[str, StepOptions]:
-    """Steps asking for @kubernetes or @batch go to the Dask executor when one is registered;
-    otherwise they run here, and a warning says so, once for the run (a warning of its own
-    each run, not one per process as `warnings.warn` would), pointing at the first such step."""
+    """Steps asking for @kubernetes or @batch go to the Dask executor when the run has a Dask
+    cluster (`_uses_dask`); otherwise they run here, and a warning says so, once for the run (a
+    warning of its own each run, not one per process as `warnings.warn` would), pointing at the
+    first such step."""
     remote = {name: opts.remote for name, opts in options.items() if opts.remote is not None}
     if not remote:
         return options
-    if REMOTE_EXECUTOR in registry.names():
+    if remote_configured and REMOTE_EXECUTOR in registry.names():
         placed = {
             name: dataclasses.replace(options[name], executor=REMOTE_EXECUTOR) for name in remote
         }

@@ -212,8 +212,8 @@ def test_every_executor_a_step_can_name_is_registered() -> None:
 
 
 def test_an_unknown_executor_name_is_a_clear_error() -> None:
-    with pytest.raises(AioflowException, match=r"No executor named 'dask'; the registered"):
-        registry.factory("dask")
+    with pytest.raises(AioflowException, match=r"No executor named 'ray'; the registered"):
+        registry.factory("ray")
 
 
 async def test_a_retried_task_finishes_once(aioflow_root: Path) -> None:

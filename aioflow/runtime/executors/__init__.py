@@ -6,11 +6,14 @@ worker processes), built by name from `registry`.
   bodies.
 - `local`: the loop and thread executors (and an inline one for tests).
 - `process`: the process executor (the worker pool itself is `runtime.processes`).
+- `dask_executor`: the Dask executor; `dask_cluster` reaches and watches its cluster,
+  `dask_worker` is what runs in a Dask worker.
 - `registry`: executors by name.
 """
 
 from __future__ import annotations
 
+from .dask_executor import DaskExecutor
 from .local import InlineExecutor, LoopExecutor, ThreadExecutor
 from .process import ProcessExecutor
 from .protocol import (
@@ -27,6 +30,7 @@ from .thread_lane import SharedThreads, ThreadLane, shared_threads
 
 __all__ = [
     "CallbackExecutor",
+    "DaskExecutor",
     "Done",
     "Executor",
     "ExecutorContext",

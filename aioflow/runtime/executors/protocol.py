@@ -16,7 +16,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ...decorators import StepOptions
 from ...events import Event
@@ -48,6 +48,10 @@ class ExecutorContext:
     process_slots: int
     #: emits events to the run's listeners (on the loop)
     emit: Callable[[Event], None]
+    #: the Dask cluster to run "dask" steps on: a scheduler's address, or a Client the caller
+    #: keeps (both None: $AIOFLOW_DASK_ADDRESS, else a LocalCluster for the run)
+    dask_address: str | None = None
+    dask_client: Any = None
 
 
 class Executor(Protocol):

@@ -1,7 +1,7 @@
 """Executors by name: `@step(executor=...)` and `--executor` pick one, the registry builds it.
 
-A step's executor name ("loop" for async bodies, "thread", "process") is looked up here when a
-run starts, so a new place to run bodies (a cluster, say) is one `register` call. The names a
+A step's executor name ("loop" for async bodies, "thread", "process", "dask") is looked up here
+when a run starts, so a new place to run bodies is one `register` call. The names a
 user may write are checked earlier, by the flow model (`aioflow.decorators.EXECUTORS`).
 
 `overriding` swaps implementations for the runs started inside it (a context variable, so
@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from types import MappingProxyType
 
 from ...exceptions import AioflowException
+from .dask_executor import DaskExecutor
 from .local import LoopExecutor, ThreadExecutor
 from .process import ProcessExecutor
 from .protocol import ExecutorFactory
@@ -67,3 +68,4 @@ registry = ExecutorRegistry()
 registry.register("loop", LoopExecutor)
 registry.register("thread", ThreadExecutor)
 registry.register("process", ProcessExecutor)
+registry.register("dask", DaskExecutor)  # needs the `dask` extra, imported on first use

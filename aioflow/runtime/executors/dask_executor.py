@@ -1,0 +1,232 @@
+"""The Dask executor: sync step bodies run on a Dask distributed cluster.
+
+`@step(executor="dask")` sends one step there, `--executor dask` every sync step. Each attempt
+is one Dask task running `dask_worker.run_on_worker` with the same request a worker process
+gets: blob keys and the few small blobs not committed yet, never values. The worker reads its
+inputs from the blob store and writes its outputs there; the reply is the new name -> key map
+and what the task printed. Metadata is written only here, by the scheduling process.
+
+The run's `WorkerSetup` (the flow class, pickled by value when the workers could not import it,
+and its linted graph) is the result of one Dask task of the run: Dask copies it to each worker
+once, as a dependency of the run's tasks, and computes it again if its worker dies.
+
+Faults map to the outcomes the other executors give: a worker that leaves while running a task
+fails that attempt (`WorkerDied`, naming the worker and how it went), a @timeout cancels the
+task's future, and a cancelled run cancels its futures. `@resources(cpu=, memory=, gpu=)` are
+asked of the workers as Dask resources (CPU, MEMORY in MB, GPU), not reserved here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Any
+
+import anyio
+
+from ...decorators import StepOptions
+from ...events import LogLine
+from ...exceptions import ParameterError, WorkerDied, WorkerSetupError
+from ...store import FileBlobStore, MemoryBlobStore
+from ..process_worker import TaskReply, WorkerSetup
+from ..processes import pickle_flow, unsaved_sources
+from ..task import TaskOutcome, TaskSpec, timeout_error
+from . import dask_worker
+from .dask_cluster import RESOURCE_NAMES, Cluster, Watched, import_distributed
+from .process import ENV_FIELDS, outcome_from_reply, task_request
+from .protocol import ExecutorContext, failed_outcome
+
+#: Added to the @timeout message: a Dask worker cannot stop a task's thread.
+CANCELLED_NOTE = (
+    " Its Dask future was cancelled, but a worker cannot interrupt a running task: the body "
+    "goes on in its worker thread until it returns, and what it returns is discarded."
+)
+
+
+def dask_resources(options: StepOptions) -> dict[str, float]:
+    """The Dask worker resources a step's @resources ask for (none when it asks for none)."""
+    amounts = {"cpu": options.cpu, "memory": options.memory, "gpu": options.gpu}
+    return {RESOURCE_NAMES[name]: amount for name, amount in amounts.items() if amount}
+
+
+class DaskExecutor:
+    """Sync step bodies on a Dask cluster, reached on first use (or by `start`)."""
+
+    #: The dispatcher reserves no local resources for this executor: @resources go to Dask.
+    reserves_locally = False
+
+    def __init__(self, context: ExecutorContext) -> None:
+        self.context = context
+        self.env = context.env
+        self.token = uuid.uuid4().hex
+        self._cluster: Cluster | None = None
+        self._setup: Any = None  # the scattered WorkerSetup's future
+        self._lock = anyio.Lock()
+
+    async def start(self, steps: dict[str, StepOptions]) -> None:
+        """Connect and check the cluster before any task starts (`steps`: the run's steps
+        this executor runs, whose @resources some worker must offer)."""
+        await self._connected(steps)
+
+    async def _connected(self, steps: dict[str, StepOptions] | None = None) -> Cluster:
+        async with self._lock:
+            if self._cluster is not None:
+                return self._cluster
+            if not _on_asyncio():
+                raise ParameterError(
+                    "The Dask executor needs the asyncio backend (Dask's client runs on "
+                    "asyncio): run this flow under asyncio, or with another executor."
+                )
+            import_distributed()
+            context = self.context
+            cluster = await Cluster.connect(
+                context.dask_address, context.dask_client, context.process_slots, self.token
+            )
+            try:
+                requests = {
+                    name: wanted
+                    for name, options in (steps or {}).items()
+                    if (wanted := dask_resources(options))
+                }
+                await cluster.check(self._local_store(), requests)
+                cluster.watch(dask_worker.lines_topic(self.token))
+                # A task's result, not scattered data: when the worker holding it dies, Dask
+                # computes it again from the task (scattered data would be lost for good, and
+                # every later task of the run with it).
+                self._setup = cluster.client.submit(
+                    dask_worker.hold, self._worker_setup(), key=f"aioflow-setup-{self.token}"
+                )
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await cluster.aclose()
+                raise
+            self._cluster = cluster
+            return cluster
+
+    def _local_store(self) -> str | None:
+        """The run's store folder when its blobs are files here (workers on other hosts cannot
+        read them); None for a shared blob store. A store in memory no worker can reach."""
+        blobs = self.env.blobs
+        if isinstance(blobs, MemoryBlobStore):
+            raise ParameterError(
+                "The Dask executor cannot use a store in memory (Store.memory()): its workers "
+                "cannot reach it. Run with a store folder, or a shared blob store."
+            )
+        return self.context.store_root if isinstance(blobs, FileBlobStore) else None
+
+    def _worker_setup(self) -> WorkerSetup:
+        env = self.env
+        return WorkerSetup(
+            flow_pickle=pickle_flow(env.flow_cls, env.graph),
+            root=self.context.store_root,
+            env_fields={name: getattr(env, name) for name in ENV_FIELDS},
+            sources=unsaved_sources(node.file for node in env.graph),
+        )
+
+    async def attempt(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
+        """Run the body as a Dask task; a lost worker, a @timeout, an error around the body
+        become the attempt's error. Cancelling the attempt cancels the task's future."""
+        cluster = await self._connected()  # (`start` connected it, or raised, already)
+        context, env = self.context, self.env
+        pathspec = env.pathspec(spec)
+        key = f"aioflow-{env.flow_name}-{env.run_id}-{spec.step}-{spec.task_id}-{spec.attempt}"
+        key += f"-{uuid.uuid4().hex[:8]}"
+
+        def on_line(stream: str, ts: float, line: str) -> None:
+            context.emit(LogLine(pathspec, stream, line, timestamp=ts))
+
+        watched = Watched(key, on_line)
+        cluster.follow(watched)
+        request = task_request(context, spec, options)
+        future = cluster.client.submit(
+            dask_worker.run_on_worker,
+            self._setup,
+            self.token,
+            key,
+            request,
+            key=key,
+            pure=False,
+            resources=dask_resources(options) or None,
+        )
+        try:
+            with anyio.fail_after(options.timeout):
+                reply = await _first_of(future, watched)
+        except TimeoutError:
+            assert options.timeout is not None
+            await _cancel(future)
+            return failed_outcome(env, spec, timeout_error(spec, options.timeout, CANCELLED_NOTE))
+        except BaseException:
+            await _cancel(future)
+            raise
+        finally:
+            cluster.unfollow(key)
+        if isinstance(reply, BaseException):
+            return failed_outcome(env, spec, self._error(spec, watched, reply))
+        emitted = (watched.counts["stdout"], watched.counts["stderr"])
+        return outcome_from_reply(context, spec, reply, emitted)
+
+    def _error(self, spec: TaskSpec, watched: Watched, exc: BaseException) -> BaseException:
+        where = f"task {spec.task_id} of step *{spec.step}*"
+        if watched.lost is not None:
+            lost = watched.lost
+            return WorkerDied(f"The Dask worker {lost.worker} running {where} {lost.how}.")
+        if type(exc).__name__ == "KilledWorker":
+            worker = getattr(getattr(exc, "last_worker", None), "address", "?")
+            return WorkerDied(
+                f"The Dask worker {worker} running {where} died while running it (its process "
+                "ended: killed, out of memory or crashed)."
+            )
+        if isinstance(exc, WorkerSetupError):
+            return exc
+        return WorkerDied(
+            f"The Dask task running {where} failed around the step: {type(exc).__name__}: {exc}"
+        )
+
+    async def aclose(self) -> None:
+        """Close the client and cluster the run started (a caller's client stays open)."""
+        cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            await cluster.aclose()
+
+
+async def _first_of(future: Any, watched: Watched) -> TaskReply | BaseException:
+    """The task's reply, or the error that ended it: its own, or its worker's loss."""
+
+    async def result() -> TaskReply | BaseException:
+        try:
+            reply: TaskReply = await future
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return exc
+        return reply
+
+    waiting = asyncio.ensure_future(result())
+    lost = asyncio.ensure_future(watched.gone.wait())
+    try:
+        await asyncio.wait((waiting, lost), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        lost.cancel()
+        if not waiting.done():
+            waiting.cancel()
+    if waiting.done() and not waiting.cancelled() and watched.lost is None:
+        return waiting.result()
+    return WorkerDied("lost")  # replaced by the worker's description
+
+
+async def _cancel(future: Any) -> None:
+    """Cancel a task's future, whatever state the run is in (cancelled, timed out)."""
+    with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+        await future.cancel()
+
+
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+__all__ = ["CANCELLED_NOTE", "DaskExecutor", "dask_resources"]

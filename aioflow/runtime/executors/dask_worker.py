@@ -1,0 +1,146 @@
+"""The worker side of the Dask executor: one task attempt, run in a Dask worker's thread.
+
+A Dask worker gets the same `WorkerSetup` and `TaskRequest` a worker process of the process
+executor gets, and runs the task with the same code (`process_worker.execute`): it reads its
+inputs from the blob store, writes its large outputs there, and returns the new name -> key map,
+the small blobs and what the task printed. Values never travel through the scheduling process.
+
+Differences from a worker process, and why:
+
+- A Dask worker runs several tasks at once, in threads, and may serve several runs: each run is
+  loaded once per worker (by its token) and kept among the few latest; file descriptors 1 and
+  2 are not captured (they are the worker's, shared by its threads).
+- Lines a task prints are sent as they are printed, as Dask events on the run's topic, so the
+  console shows them while the step runs; the reply still carries them all, so none is lost
+  when an event arrives after the task's end.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+import cloudpickle
+
+from ... import _version
+from .. import logs
+from ..process_worker import TaskReply, TaskRequest, WorkerRun, WorkerSetup, execute, load_run
+
+#: How many runs a worker keeps loaded (a worker serving many runs drops the oldest).
+KEPT_RUNS = 8
+
+#: The "stream" of the event a task sends as its body starts, with its worker's address.
+STARTED = "started"
+
+_lock = threading.Lock()
+_runs: OrderedDict[str, WorkerRun] = OrderedDict()
+
+
+class _Attempt(threading.local):
+    """The attempt the calling thread runs: where its printed lines go, and how many went."""
+
+    topic: str | None = None
+    key: str = ""
+    counts: dict[str, int]
+
+    def __init__(self) -> None:
+        self.counts = {"stdout": 0, "stderr": 0}
+
+
+_attempt = _Attempt()
+
+
+def lines_topic(token: str) -> str:
+    """The Dask event topic carrying the printed lines of the run with this token."""
+    return f"aioflow-lines-{token}"
+
+
+def _send_line(pathspec: str, stream: str, line: str) -> None:
+    """A run's line sink in a worker: each line goes to the run's topic as it is printed."""
+    topic = _attempt.topic
+    if topic is None:
+        return
+    index = _attempt.counts[stream]
+    _attempt.counts[stream] = index + 1
+    worker = _current_worker()
+    if worker is not None:
+        # (attempt key, stream, index within the stream, time, line): msgpack-able values only.
+        worker.log_event(topic, [_attempt.key, stream, index, time.time(), line])
+
+
+def _current_worker() -> Any:
+    from distributed import get_worker
+
+    try:
+        return get_worker()
+    except ValueError:  # not in a worker's task (cannot happen while a task runs)
+        return None
+
+
+def _run_for(setup: WorkerSetup, token: str) -> WorkerRun:
+    with _lock:
+        found = _runs.get(token)
+        if found is not None:
+            _runs.move_to_end(token)
+            return found
+        loaded = load_run(setup, _send_line)
+        _runs[token] = loaded
+        while len(_runs) > KEPT_RUNS:
+            _runs.popitem(last=False)
+        return loaded
+
+
+def run_on_worker(setup: WorkerSetup, token: str, key: str, request: TaskRequest) -> TaskReply:
+    """Run one task attempt of the run `token` in this Dask worker (the Dask task's function).
+
+    `setup` arrives once per worker, as the run's scattered data; `key` names the attempt in
+    the lines it streams.
+    """
+    run = _run_for(setup, token)
+    _attempt.topic, _attempt.key = lines_topic(token), key
+    _attempt.counts = {"stdout": 0, "stderr": 0}
+    worker = _current_worker()
+    if worker is not None:
+        # Says the body started here: if this worker dies now, the attempt died with it (a task
+        # only queued on it is given to another worker by Dask, and must not fail).
+        worker.log_event(_attempt.topic, [key, STARTED, 0, time.time(), worker.address])
+    # print() goes to the task's log while it runs. Counted, and undone after the task: a
+    # worker in the scheduling process (LocalCluster(processes=False)) leaves its streams as
+    # the run found them.
+    logs.install()
+    try:
+        return execute(run, request, capture_fds=False)
+    finally:
+        _attempt.topic = None
+        sys.stdout.flush()
+        logs.uninstall()
+
+
+def hold(setup: WorkerSetup) -> WorkerSetup:
+    """The run's setup, as the result of a Dask task (which Dask can compute again)."""
+    return setup
+
+
+def versions() -> dict[str, str]:
+    """What must match between the scheduling process and its workers, as found here."""
+    return {
+        "python": ".".join(map(str, sys.version_info[:2])),
+        "aioflow": _version.__version__,
+        "cloudpickle": cloudpickle.__version__,
+    }
+
+
+def describe(dask_worker: Any = None) -> dict[str, Any]:
+    """This worker as the scheduling process checks it: versions, host name, resources.
+
+    Called by `Client.run`, which passes the worker as `dask_worker`.
+    """
+    resources = {} if dask_worker is None else dict(dask_worker.state.total_resources)
+    return {"versions": versions(), "host": socket.gethostname(), "resources": resources}
+
+
+__all__ = ["KEPT_RUNS", "STARTED", "describe", "hold", "lines_topic", "run_on_worker", "versions"]

@@ -1,0 +1,214 @@
+"""The Dask executor on a cluster of separate processes, as a user runs one.
+
+A scheduler and two workers are started once for the module with Dask's own command line
+(`python -m dask scheduler` / `dask worker`, on 127.0.0.1, dashboards off) and reached over TCP.
+Flows come from files, so their classes travel by value. Covers: tasks running in the workers'
+processes with a large artifact written and read there, a worker killed mid-task (only its task
+fails, naming the worker; @retry runs it again), and examples/dask/ run from the command line
+with --dask-address, and a flow file with `aioflow run --executor dask` and
+$AIOFLOW_DASK_ADDRESS.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from distributed import Client
+
+from aioflow import FlowSpec, run_flow
+from aioflow.events import Event, LogLine, TaskFailed
+from tests.helpers import aioflow_command
+
+pytestmark = pytest.mark.timeout(180)
+
+MakeFlow = Callable[[str], type[FlowSpec]]
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "dask" / "model_fits.py"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A scheduler and two single-threaded workers, each a process of its own."""
+    logs = tmp_path_factory.mktemp("dask-logs")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    env = {**os.environ, "DASK_LOGGING__DISTRIBUTED": "warning"}
+    dask = [sys.executable, "-m", "dask"]
+    commands = [
+        [*dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+         "--no-dashboard"],
+        *(
+            [*dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+             "--no-dashboard", "--resources", "CPU=1", "--name", f"worker-{n}"]
+            for n in (1, 2)
+        ),
+    ]  # fmt: skip
+    processes = []
+    try:
+        for n, command in enumerate(commands):
+            with open(logs / f"{n}.log", "wb") as log:
+                processes.append(
+                    subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+                )
+        with Client(address, timeout=60) as client:  # retries until the scheduler listens
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+WORKERS_FLOW = """
+import os
+from aioflow import FlowSpec, step
+
+BIG = 300_000  # bytes: over the store's limit for blobs kept in the database
+
+
+class WorkersFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = [1, 2, 3, 4]
+        self.next(self.each, foreach="items")
+
+    @step(executor="dask")
+    def each(self):
+        self.pid = os.getpid()
+        self.payload = bytes([self.input]) * BIG  # written to the blob store by the worker
+        self.next(self.join)
+
+    @step(executor="dask")
+    def join(self, inputs):
+        self.sizes = sorted((len(i.payload), i.payload[0]) for i in inputs)
+        self.pids = sorted({i.pid for i in inputs} | {os.getpid()})
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+async def test_tasks_run_in_the_worker_processes(
+    make_flow: MakeFlow, tmp_path: Path, address: str
+) -> None:
+    run = await run_flow(make_flow(WORKERS_FLOW), root=tmp_path, dask_address=address, quiet=True)
+    assert run.data.sizes == [(300_000, n) for n in (1, 2, 3, 4)]
+    assert os.getpid() not in run.data.pids
+    assert run["each"].task.data.payload[:1] in {bytes([n]) for n in (1, 2, 3, 4)}
+
+
+KILLED_FLOW = """
+import os
+import threading
+from aioflow import FlowSpec, current, retry, step
+
+
+class KilledFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = ["victim", "bystander"]
+        self.next(self.work, foreach="items")
+
+    @retry(times=1)
+    @step(executor="dask")
+    def work(self):
+        self.attempt = current.retry_count
+        if self.input == "victim" and current.retry_count == 0:
+            print(f"pid {os.getpid()}", flush=True)
+            threading.Event().wait(120)  # until the test kills this worker
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.attempts = sorted((i.input, i.attempt) for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+async def test_a_killed_worker_fails_only_its_task(
+    make_flow: MakeFlow, tmp_path: Path, address: str
+) -> None:
+    failures: list[TaskFailed] = []
+
+    def listen(event: Event) -> None:
+        if isinstance(event, LogLine) and event.line.startswith("pid "):
+            os.kill(int(event.line.split()[1]), signal.SIGKILL)  # the worker, mid-task
+        if isinstance(event, TaskFailed):
+            failures.append(event)
+
+    run = await run_flow(
+        make_flow(KILLED_FLOW), root=tmp_path, dask_address=address, quiet=True,
+        listeners=[listen],
+    )  # fmt: skip
+    assert run.successful
+    assert run.data.attempts == [("bystander", 0), ("victim", 1)]  # @retry ran it again
+    [failure] = failures
+    assert failure.exception_type == "WorkerDied" and failure.retrying
+    assert failure.message.startswith("The Dask worker tcp://127.0.0.1:")
+    assert f"running task {failure.task_id} of step *work* was lost: its process ended" in (
+        failure.message
+    )
+
+
+def test_the_example_runs_on_the_cluster(tmp_path: Path, address: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), "run", "--dask-address", address, "--points", "2000"],
+        cwd=tmp_path,
+        env={**os.environ, "AIOFLOW_ROOT": str(tmp_path / "store")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "best alpha 0: y = 3.000 x + 1.000" in done.stdout
+    assert done.stdout.count("error=") == 5  # each fit's line, with its task's prefix
+    assert done.stdout.rstrip().endswith("Done!")
+
+
+def test_the_command_line_takes_the_address_from_the_environment(
+    tmp_path: Path, address: str
+) -> None:
+    flow = tmp_path / "hello.py"
+    flow.write_text(
+        "import os\nfrom aioflow import FlowSpec, step\n\n\nclass HelloFlow(FlowSpec):\n"
+        "    @step\n    def start(self):\n        self.pid = os.getpid()\n"
+        "        print('hello from a worker')\n        self.next(self.end)\n\n"
+        "    @step\n    def end(self):\n        pass\n"
+    )
+    done = subprocess.run(
+        [*aioflow_command(), "run", str(flow), "--executor", "dask"],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "AIOFLOW_ROOT": str(tmp_path / "store"),
+            "AIOFLOW_DASK_ADDRESS": address,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[1/start/1] hello from a worker" in done.stdout
