@@ -67,6 +67,7 @@ SCENES = {
     "benchmarks",
     "daily-cli",
     "run-step",
+    "dask",
 }
 
 # -- reading the README ---------------------------------------------------------------------------
@@ -776,6 +777,16 @@ def _peers(sh: Shell, line: ShellLine) -> None:
     sh.instead[line.command] = "installs Metaflow and Prefect from PyPI, then runs for minutes"
     out = sh("python -m benchmarks --help").ok().out
     assert "--peers" in out
+
+
+async def test_dask(work: Work) -> None:
+    """The three ways to point a run at a Dask cluster, each run for real (local clusters)."""
+    namespace: dict[str, Any] = {"HelloFlow": work.hello_flow()}
+    (block,) = blocks("dask")
+    await run_python(block, namespace)
+    run = namespace["run"]
+    assert run.successful and run.data.all == ["HELLO A", "HELLO B", "HELLO C"]
+    assert namespace["client"].status == "closed"  # the block's own client, closed by it
 
 
 def _spin(sh: Shell, line: ShellLine) -> None:
