@@ -281,6 +281,27 @@ def check_async_steps(run_example: Runner) -> None:
     ]
 
 
+def check_card_flow(run_example: Runner) -> None:
+    from aioflow.cards import get_cards
+
+    result = run_example.flow("card_flow.py")
+    assert result.printed("end") == ["Final loss 0.2"]
+    run = stored_run("CardFlow", result.run_id())
+    (guess,) = get_cards(run["start"].task)
+    assert guess.type == "blank"
+    assert "<h1>Guess my number</h1>" in guess.html
+    assert "My number is <strong>larger</strong>" in guess.html
+    progress, default = get_cards(run["train"].task)
+    assert (progress.id, default.type) == ("progress", "default")
+    assert "5 / 5 epochs" in progress.html and "<th>loss</th>" in progress.html
+    assert "<td>losses</td><td><pre>[1.0, 0.5, 0.333, 0.25, 0.2]</pre>" in default.html
+    assert 'data-step="train"' in default.html and "<td>number</td>" in default.html
+    # Metaflow's command line: the card of a step of the latest run, written to a file.
+    view = run_example("card_flow.py", "card", "view", "start", "--output", "guess.html")
+    assert view.code == 0, view.both
+    assert (run_example.cwd / "guess.html").read_text() == guess.html
+
+
 CHECKS: dict[str, Callable[[Runner], object]] = {
     "linear.py": check_linear,
     "branch.py": check_branch,
@@ -291,6 +312,7 @@ CHECKS: dict[str, Callable[[Runner], object]] = {
     "artifact_flow.py": check_artifact_flow,
     "read_runs.py": check_read_runs,
     "async_steps.py": check_async_steps,
+    "card_flow.py": check_card_flow,
 }
 
 

@@ -5,9 +5,9 @@
     aioflow card view MyFlow/3/train           # open it in the browser (--output FILE: write)
 
 A pathspec names a task (`Flow/run/step/task`), a step (`Flow/run/step`: `get` and `view` then
-need it to have one task) or, for `list`, a run (`Flow/run`). `--id` and `--type` choose among
-a task's cards; `get` and `view` need exactly one to match. The client is imported when a
-command runs, so `aioflow --help` does not load it.
+need it to have one task), a step of the flow's latest run (`Flow/step`, as Metaflow's
+`python flow.py card view step`) or, for `list`, a run (`Flow/run`). `--id` and `--type`
+choose among a task's cards; `get` and `view` need exactly one to match.
 """
 
 from __future__ import annotations
@@ -29,7 +29,11 @@ card_app = typer.Typer(
     help="List, print and open the cards (@card) of a run's tasks.", no_args_is_help=True
 )
 PathspecArgument = Annotated[
-    str, typer.Argument(help="A task (Flow/RunID/Step/TaskID) or a step (Flow/RunID/Step).")
+    str,
+    typer.Argument(
+        help="A task (Flow/RunID/Step/TaskID), a step (Flow/RunID/Step) or a step of the "
+        "latest run (Flow/Step)."
+    ),
 ]
 IdOption = Annotated[str | None, typer.Option("--id", help="Only the card with this id.")]
 TypeOption = Annotated[
@@ -45,6 +49,13 @@ def _task_cards(
     from ..client.cards import get_cards
 
     parts = pathspec.split("/")
+    if len(parts) == 2 and parts[1] and not parts[1].isdigit():
+        # Metaflow's `python flow.py card view STEP`: the step of the flow's latest run.
+        latest = store.metadata.latest_run_id(parts[0])
+        if latest is None:
+            raise MetaflowNotFound(f"Flow {parts[0]} has no run in {store.location}.")
+        parts = [parts[0], str(latest), parts[1]]
+        pathspec = "/".join(parts)
     if len(parts) == 4:
         # Read without the task's row: a running task's refreshed cards are there already.
         return {pathspec: get_cards(pathspec, card_id, card_type, root=store.root)}
@@ -93,7 +104,7 @@ def card_list(
 
     with _reading(root) as store:
         found: dict[str, list[Card]]
-        if pathspec.count("/") == 1:
+        if pathspec.count("/") == 1 and pathspec.rsplit("/", 1)[1].isdigit():
             found = {
                 task: [
                     c

@@ -1,7 +1,9 @@
-"""The commands `python flow.py` shares with `aioflow`: logs, dump, tag, output-dot, output-mermaid.
+"""The commands `python flow.py` shares with `aioflow`: logs, dump, tag, card, output-dot and
+output-mermaid.
 
 Metaflow users type `python flow.py logs 3/start` and `python flow.py output-dot`; these are
-`aioflow logs MyFlow/3/start` and `aioflow show flow.py --format dot` with the flow known. The
+`aioflow logs MyFlow/3/start` and `aioflow show flow.py --format dot` with the flow known
+(`python flow.py card view start` opens the card of the step's task in the latest run). The
 store commands are `client_commands.py`'s own, with the same options, given pathspecs without
 the flow's name (`3/start`; a full `MyFlow/3/start` works too).
 """
@@ -16,6 +18,7 @@ import typer
 
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph
+from .card_commands import card_app
 from .client_commands import dump, logs, tag_app
 from .graph_text import graph_text
 
@@ -78,18 +81,21 @@ def _forwarding(name: str, command: Any) -> click.Command:
 
 
 def _store_commands() -> Any:
-    """`aioflow`'s logs, dump and tag commands, as click builds them from the typer functions."""
+    """`aioflow`'s logs, dump, tag and card commands, as click builds them from the typer
+    functions."""
     app = typer.Typer()
     app.command()(logs)
     app.command()(dump)
     app.add_typer(tag_app, name="tag")
+    app.add_typer(card_app, name="card")
     return typer.main.get_group(app)
 
 
 def add_store_commands(group: click.Group, flow_cls: type[FlowSpec]) -> None:
-    """Add logs, dump, tag, output-dot and output-mermaid to the command group of `flow_cls`."""
+    """Add logs, dump, tag, card, output-dot and output-mermaid to the command group of
+    `flow_cls`."""
     commands = _store_commands().commands
-    for name in ("logs", "dump", "tag"):
+    for name in ("logs", "dump", "tag", "card"):
         group.add_command(_forwarding(name, _for_flow(commands[name], flow_cls.__name__)))
 
     @group.command("output-dot", help="Print the flow's graph in Graphviz dot.")
