@@ -27,6 +27,7 @@ from .flow_commands import command_without_flow, flow_group
 from .gc_commands import gc, runs_delete
 from .graph_text import graph_text
 from .output import _echo, _fail, _header, _validate
+from .report_commands import report, ui
 
 app = typer.Typer(
     name="aioflow",
@@ -154,6 +155,8 @@ app.command("runs")(runs)
 app.command("list", help="List the newest runs (the same as `aioflow runs`).")(runs)
 app.add_typer(tag_app, name="tag")
 app.add_typer(card_app, name="card")
+app.command()(report)
+app.command()(ui)
 app.command()(gc)
 # `aioflow runs delete ...`: `runs` takes a flow name as its argument, so `main` hands
 # `runs delete` to this command (its name has the space, so usage lines read as typed).

@@ -1,0 +1,82 @@
+"""`aioflow report FLOW/RUN [-o run.html]` and `aioflow ui [--root] [--host] [--port]`.
+
+`report` writes one self-contained HTML file (`aioflow.report`); `ui` serves the store's runs
+live (`aioflow.ui`), and needs the `ui` extra (Starlette, uvicorn): without it, it is a usage
+error saying what to install, before anything is opened.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from ..client import Run
+from ..exceptions import InvalidPathspec
+from .client_commands import RootOption, _reading
+from .output import _echo
+
+#: The modules the `ui` extra provides.
+UI_MODULES = ("starlette", "uvicorn")
+
+
+def report(
+    run: Annotated[str, typer.Argument(help="The run: Flow/RunID.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="The HTML file to write.", show_default="<Flow>-<RunID>.html"
+        ),
+    ] = None,
+    root: RootOption = None,
+) -> None:
+    """Write a run's report: one HTML file (DAG, timeline, statistics, logs, cards)."""
+    from ..report import write_report  # the report's modules load only for this command
+
+    if run.count("/") != 1:
+        raise typer.BadParameter(f"names a run as Flow/RunID, not {run!r}.", param_hint="'RUN'")
+    target = output or Path(f"{run.replace('/', '-')}.html")
+    if not target.parent.is_dir():
+        raise typer.BadParameter(
+            f"{target}: the folder {target.parent} does not exist.", param_hint="'--output'"
+        )
+    with _reading(root, None) as store:
+        try:
+            found = Run(run, _store=store, _namespace_check=False)
+        except InvalidPathspec as exc:
+            raise typer.BadParameter(exc.message, param_hint="'RUN'") from exc
+        written = write_report(found, target)
+    _echo(f"Wrote the report of {run} to {written}", err=True)
+
+
+def ui(
+    root: RootOption = None,
+    host: Annotated[
+        str, typer.Option("--host", help="The address to serve on (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="The port (0: any free one).")
+    ] = 8420,
+) -> None:
+    """Serve the store's runs, their reports, cards and logs, live, in a web browser."""
+    missing = [name for name in UI_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.UsageError(
+            f"aioflow ui needs {' and '.join(missing)}: pip install 'aioflow[ui]'"
+        )
+    from ..ui.server import bind, serve
+
+    with _reading(root, None) as store:
+        try:
+            sock = bind(host, port)
+        except OSError as exc:
+            raise click.ClickException(
+                f"Cannot serve on {host}:{port}: {exc.strerror or exc}"
+            ) from None
+        try:
+            serve(store, sock, announce=lambda line: _echo(line, err=True))
+        finally:
+            sock.close()
