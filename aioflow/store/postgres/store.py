@@ -328,7 +328,9 @@ class PostgresMetadataStore:
 
     def flows(self) -> list[str]:
         """Names of every flow with at least one run, sorted."""
-        return [r[0] for r in self._rows(f"SELECT DISTINCT flow FROM {SCHEMA}.runs ORDER BY 1")]
+        # By code point, as SQLite and Python sort: the database's collation may fold case.
+        sql = f'SELECT DISTINCT flow COLLATE "C" FROM {SCHEMA}.runs ORDER BY 1'
+        return [r[0] for r in self._rows(sql)]
 
     def run(self, flow: str, run_id: int) -> RunRecord | None:
         """One run of a flow, or None."""
