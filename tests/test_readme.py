@@ -845,5 +845,6 @@ def test_benchmarks(work: Work) -> None:
             "python -m benchmarks.executors": _benchmark("process executor", "round trip"),
             "python -m benchmarks.client": _benchmark("Flow(name).latest_run", "resume"),
             "python -m benchmarks.embedding": _benchmark("await run_flow", "event-loop lag"),
+            "python -m benchmarks.daily_loop": _benchmark("aioflow spin", "aioflow gc"),
         },
     )
