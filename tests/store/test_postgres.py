@@ -27,6 +27,7 @@ from aioflow.store.postgres import (
     PostgresMetadataStore,
     open_postgres_metadata,
     redact,
+    schema,
 )
 from aioflow.store.protocols import TaskRecord
 from aioflow.store.serde import pack
@@ -106,6 +107,22 @@ def test_openers_racing_on_a_new_database_all_succeed(postgres_url: str) -> None
         store.close()
     assert errors == []
     assert sql(postgres_url, "SELECT version FROM aioflow.schema_version") == [(SCHEMA_VERSION,)]
+
+
+def test_a_store_of_an_older_schema_is_migrated_once(
+    pg: PostgresMetadataStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = new_run(pg)
+    later = {**schema.MIGRATIONS, 2: ("ALTER TABLE aioflow.runs ADD COLUMN note text",)}
+    monkeypatch.setattr(schema, "MIGRATIONS", later)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    for _ in range(2):  # the second open finds it done
+        open_postgres_metadata(postgres_url).close()
+    assert sql(postgres_url, "SELECT version FROM aioflow.schema_version ORDER BY 1") == [
+        (1,),
+        (2,),
+    ]
+    assert sql(postgres_url, "SELECT note FROM aioflow.runs WHERE run_id = %s", run_id) == [(None,)]
 
 
 def test_another_programs_database_is_refused_untouched(postgres_url: str) -> None:
