@@ -260,10 +260,7 @@ class SqliteMetadataStore:
 
     def sweep_blobs(self, referenced: Callable[[], AbstractSet[str]]) -> tuple[int, int]:
         """Delete the small blobs not in `referenced()`, read in the same write transaction."""
-        conn = self.connection()
-        with self._naming_damage():
-            conn.execute("BEGIN IMMEDIATE")  # writers wait (busy timeout) until the commit
-        try:
+        with self._immediate() as conn:  # writers wait (busy timeout) until the commit
             keep = referenced()  # reads through this thread's connection: inside the transaction
             gone = [
                 (key, size)
@@ -275,12 +272,6 @@ class SqliteMetadataStore:
                 conn.execute(
                     f"DELETE FROM blobs WHERE key IN ({', '.join('?' * len(chunk))})", chunk
                 )
-            conn.commit()
-        except BaseException as exc:
-            conn.rollback()
-            if type(exc) is sqlite3.DatabaseError:
-                raise damaged(self.path, exc) from exc
-            raise
         return len(gone), sum(size for _, size in gone)
 
     def compact(self) -> None:
@@ -307,6 +298,23 @@ class SqliteMetadataStore:
             if type(exc) is not sqlite3.DatabaseError:  # locked, full, a bug: not the file's
                 raise
             raise damaged(self.path, exc) from exc
+
+    @contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection in a write transaction begun at once (BEGIN IMMEDIATE:
+        other writers wait until it ends), committed at the end of the block, rolled back if
+        the block raises; a damaged file is MetadataError naming it."""
+        conn = self.connection()
+        with self._naming_damage():
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.commit()
+        except BaseException as exc:
+            conn.rollback()
+            if type(exc) is sqlite3.DatabaseError:
+                raise damaged(self.path, exc) from exc
+            raise
 
     def _one(self, sql: str, args: Sequence[Any]) -> Any:
         """The first column of the first row of `sql`, or None when there is no row."""
@@ -428,17 +436,13 @@ class SqliteMetadataStore:
         any process) apply one after the other and none is lost. Returns the user tags now
         stored, or None when there is no such run. `mutate` may raise to change nothing.
         """
-        conn = self.connection()
-        with self._naming_damage():
-            conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._immediate() as conn:
             row = conn.execute(
                 "SELECT tags, system_tags FROM runs WHERE flow = ? AND run_id = ?",
                 (flow, run_id),
             ).fetchone()
             if row is None:
-                conn.rollback()
-                return None
+                return None  # commits nothing: nothing was written
             user = unpack(row[0]) if row[0] else []
             system = unpack(row[1]) if row[1] else []
             new = mutate(list(user), list(system))
@@ -447,12 +451,6 @@ class SqliteMetadataStore:
                     "UPDATE runs SET tags = ? WHERE flow = ? AND run_id = ?",
                     (pack(new), flow, run_id),
                 )
-            conn.commit()
-        except BaseException as exc:
-            conn.rollback()
-            if type(exc) is sqlite3.DatabaseError:
-                raise damaged(self.path, exc) from exc
-            raise
         return new
 
     def task_attempts(
