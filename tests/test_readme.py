@@ -67,6 +67,8 @@ SCENES = {
     "benchmarks",
     "daily-cli",
     "run-step",
+    "cards",
+    "cards-cli",
     "dask",
 }
 
@@ -832,6 +834,51 @@ async def test_run_step(work: Work, capsys: pytest.CaptureFixture[str]) -> None:
     (block,) = blocks("run-step")
     await run_python(block, namespace)
     assert "conflicting values:\n[model]." in capsys.readouterr().out
+
+
+async def test_cards(work: Work) -> None:
+    namespace: dict[str, Any] = {"ReportFlow": load_flow(work.path / "report.py")}
+    (block,) = blocks("cards")
+    await run_python(block, namespace)
+    task = namespace["run"]["start"].task
+    assert "<td>scores</td>" in namespace["cards"][1].html
+    assert "3 / 3" in namespace["cards"][0].html and task.successful
+
+
+def _card_list(sh: Shell, line: ShellLine) -> None:
+    out = sh(line.command).ok().out
+    assert [row.split("\t")[:3] for row in out.splitlines()] == [
+        ["ReportFlow/1/start/1", "blank", "report"],
+        ["ReportFlow/1/start/1", "default", "-"],
+    ]
+
+
+def _card_get(sh: Shell, line: ShellLine) -> None:
+    sh(line.command).ok()
+    assert "<h1>Scores</h1>" in (sh.cwd / "report.html").read_text()
+
+
+def _card_view(sh: Shell, line: ShellLine) -> None:
+    # BROWSER=true: the browser webbrowser starts is `true URL`, which opens nothing.
+    quiet = Shell(sh.cwd, {**sh.env, "BROWSER": "true"}, sh.ran)
+    for command in (line.command, "python report.py card view start --type default"):
+        opened = quiet(command).ok().out
+        page = Path(opened.removeprefix("Card opened from ").strip())
+        assert 'data-card-type="default"' in page.read_text()
+        page.unlink()
+
+
+def test_cards_cli(work: Work) -> None:
+    run_flow_sync(load_flow(work.path / "report.py"), quiet=True)
+    run_shell_scene(
+        "cards-cli",
+        work.shell,
+        {
+            "aioflow card list ReportFlow/1": _card_list,
+            "aioflow card get ReportFlow/1/start/1 report.html --id report": _card_get,
+            "aioflow card view ReportFlow/1/start --type default": _card_view,
+        },
+    )
 
 
 def test_benchmarks(work: Work) -> None:
