@@ -11,7 +11,6 @@ import importlib.util
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from ..client import Run
@@ -64,18 +63,17 @@ def ui(
     """Serve the store's runs, their reports, cards and logs, live, in a web browser."""
     missing = [name for name in UI_MODULES if importlib.util.find_spec(name) is None]
     if missing:
-        raise click.UsageError(
-            f"aioflow ui needs {' and '.join(missing)}: pip install 'aioflow[ui]'"
-        )
+        # A usage error (exit 2), as typer's own: the command cannot run as installed.
+        _echo(f"Error: aioflow ui needs {' and '.join(missing)}: pip install 'aioflow[ui]'", True)
+        raise typer.Exit(2)
     from ..ui.server import bind, serve
 
     with _reading(root, None) as store:
         try:
             sock = bind(host, port)
         except OSError as exc:
-            raise click.ClickException(
-                f"Cannot serve on {host}:{port}: {exc.strerror or exc}"
-            ) from None
+            _echo(f"Error: Cannot serve on {host}:{port}: {exc.strerror or exc}", True)
+            raise typer.Exit(1) from None
         try:
             serve(store, sock, announce=lambda line: _echo(line, err=True))
         finally:
