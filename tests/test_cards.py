@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
+import sys
 import threading
 import zlib
 from pathlib import Path
@@ -18,7 +20,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aioflow import FlowSpec, Parameter, Task, card, catch, current, run_flow, step
+from aioflow import (
+    FlowSpec,
+    Parameter,
+    Task,
+    card,
+    catch,
+    current,
+    resume_flow,
+    retry,
+    run_flow,
+    step,
+)
 from aioflow.card_html import markdown, png_from_array, preview
 from aioflow.cards import (
     Artifact,
@@ -448,3 +461,67 @@ async def test_gc_keeps_the_cards_of_kept_runs_and_deletes_those_of_deleted_ones
         assert "<p>one</p>" in get_cards(kept["start"].task, id="first")[0].html
     finally:
         store.close()
+
+
+# -- retries, resume, Metaflow's imports --------------------------------------------------------
+
+
+class RetriedCardFlow(FlowSpec):
+    @retry(times=1)
+    @card(type="blank")
+    @step
+    def start(self) -> None:
+        current.card.append(Markdown(f"attempt {current.retry_count}"))
+        if current.retry_count == 0:
+            raise RuntimeError("first attempt fails")
+        self.next(self.end)
+
+    @card(type="blank")
+    @step
+    def end(self) -> None:
+        current.card.append(Markdown("end ran"))
+
+
+async def test_the_latest_attempts_cards_are_read_and_a_resumed_clone_shows_its_origins(
+    aioflow_root: Path,
+) -> None:
+    run = await run_flow(RetriedCardFlow, root=aioflow_root, quiet=True)
+    (latest,) = get_cards(run["start"].task)
+    assert latest.attempt == 1 and "<p>attempt 1</p>" in latest.html
+    resumed = await resume_flow(
+        RetriedCardFlow, root=aioflow_root, quiet=True, origin_run_id=run.id, step="end"
+    )
+    clone = resumed["start"].task
+    assert clone.origin_pathspec == run["start"].task.pathspec
+    assert get_cards(clone)[0].html == latest.html
+    assert len(get_cards(clone, follow_resumed=False)) == 0
+    assert "<p>end ran</p>" in get_cards(resumed["end"].task)[0].html
+
+
+def test_an_unmodified_metaflow_flow_file_with_cards_runs(tmp_path: Path) -> None:
+    flow = tmp_path / "mf_cards.py"
+    flow.write_text(
+        "from metaflow import FlowSpec, card, current, step\n"
+        "from metaflow.cards import Markdown\n\n\n"
+        "class MfCardFlow(FlowSpec):\n"
+        "    @card(type='blank')\n"
+        "    @step\n"
+        "    def start(self):\n"
+        "        current.card.append(Markdown('from metaflow'))\n"
+        "        self.next(self.end)\n\n"
+        "    @step\n"
+        "    def end(self):\n"
+        "        pass\n"
+    )
+    root = tmp_path / "store"
+    done = subprocess.run(
+        [sys.executable, "-m", "aioflow", "run", "--metaflow-imports", str(flow), "--quiet"],
+        cwd=tmp_path,
+        env={**os.environ, "AIOFLOW_ROOT": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (page,) = get_cards("MfCardFlow/1/start/1", root=root)
+    assert "<p>from metaflow</p>" in page.html
