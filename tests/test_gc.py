@@ -232,3 +232,25 @@ def test_cli_gc_and_runs_delete(flow: type[FlowSpec], tmp_path: Path) -> None:
     assert proc.returncode == 2 and "is not a run: give FlowName/RunID" in proc.stderr
     proc = cli("gc", "--older-than", "soon")
     assert proc.returncode == 2 and "is not an age" in proc.stderr
+
+
+def test_the_origin_of_a_resume_in_progress_is_kept() -> None:
+    """A resume's clones name its origin's blobs without putting them again."""
+    store = Store.memory()
+
+    def create(origin_run_id: str | None) -> int:
+        return store.metadata.create_run(
+            "F", user="u", tags=[], system_tags=[], graph=b"", origin_run_id=origin_run_id
+        )
+
+    origin = create(None)
+    store.metadata.write_batch([], [], [(origin, {"status": "failed"})])
+    create(str(origin))  # a resume of it, in progress
+    runs = {r.run_id: r for r in gc.all_runs(store)}
+    with pytest.raises(
+        RunInProgress, match=r"Cannot delete run F/1: run 2, in progress, resumes it"
+    ):
+        gc.delete_runs(store, [runs[origin]])
+    store.metadata.close()  # the resume's process is gone: nothing protects the origin now
+    gc.delete_runs(store, [runs[origin]])
+    assert [r.run_id for r in gc.all_runs(store)] == [2]
