@@ -17,6 +17,7 @@ from .card_html import escape, preview, row
 from .graph import FlowGraph
 
 _BOX_W, _BOX_H, _GAP_X, _GAP_Y = 140, 30, 24, 34
+_LABEL_ROOM = 60
 
 
 def _levels(graph: FlowGraph) -> dict[str, int]:
@@ -36,6 +37,15 @@ def _levels(graph: FlowGraph) -> dict[str, int]:
     return level
 
 
+def _edges(node: Any) -> list[tuple[str, str | None]]:
+    """(next step, label) of each transition of a step: a foreach edge names its variable, a
+    switch edge its case."""
+    if node.switch_cases is not None:
+        return [(t, f"{node.condition} = {v!r}") for v, t in node.switch_cases.items()]
+    label = f"foreach {node.foreach_param}" if node.type == "foreach" else None
+    return [(t, label) for t in node.out_funcs]
+
+
 def dag_svg(graph: FlowGraph, highlight: str | None = None) -> str:
     """The flow's DAG as an inline `<svg>`, the step `highlight` filled."""
     level = _levels(graph)
@@ -44,6 +54,8 @@ def dag_svg(graph: FlowGraph, highlight: str | None = None) -> str:
         rows.setdefault(level[node.name], []).append(node.name)
     widest = max((len(r) for r in rows.values()), default=1)
     width = widest * (_BOX_W + _GAP_X) + _GAP_X
+    if any(label for node in graph for _, label in _edges(node)):
+        width += 2 * _LABEL_ROOM  # edge labels sit right of the middle of their edge
     height = len(rows) * (_BOX_H + _GAP_Y) + _GAP_Y
     place: dict[str, tuple[float, float]] = {}
     for depth, names in rows.items():
@@ -59,15 +71,20 @@ def dag_svg(graph: FlowGraph, highlight: str | None = None) -> str:
     ]
     for node in graph:
         x, y = place[node.name]
-        for target in node.out_funcs:
+        for target, label in _edges(node):
             if target not in place:
                 continue
             tx, ty = place[target]
+            x1, y1, x2, y2 = x + _BOX_W / 2, y + _BOX_H, tx + _BOX_W / 2, ty
             parts.append(
-                f'<line x1="{x + _BOX_W / 2:.1f}" y1="{y + _BOX_H:.1f}" '
-                f'x2="{tx + _BOX_W / 2:.1f}" y2="{ty:.1f}" stroke="#57606a" '
-                'marker-end="url(#af-arrow)"/>'
+                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+                'stroke="#57606a" marker-end="url(#af-arrow)"/>'
             )
+            if label:
+                parts.append(
+                    f'<text x="{(x1 + x2) / 2 + 6:.1f}" y="{(y1 + y2) / 2 + 4:.1f}" '
+                    f'fill="#57606a" font-size="10">{escape(label)}</text>'
+                )
     for node in graph:
         x, y = place[node.name]
         mine = node.name == highlight

@@ -9,6 +9,7 @@ Flows live at module level, so the process executor's workers import them by ref
 from __future__ import annotations
 
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -525,3 +526,39 @@ def test_an_unmodified_metaflow_flow_file_with_cards_runs(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stdout + done.stderr
     (page,) = get_cards("MfCardFlow/1/start/1", root=root)
     assert "<p>from metaflow</p>" in page.html
+
+
+class ForeachShapeFlow(FlowSpec):
+    @step
+    def start(self) -> None:
+        self.items = [1, 2]
+        self.next(self.each, foreach="items")
+
+    @step
+    def each(self) -> None:
+        self.next(self.join)
+
+    @step
+    def join(self, inputs: Any) -> None:
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+def test_the_dag_draws_every_step_in_rows_and_labels_foreach_edges() -> None:
+    from aioflow.card_default import dag_svg
+    from aioflow.graph import FlowGraph
+
+    svg = dag_svg(FlowGraph(ForeachShapeFlow), "each")
+    assert svg.count("<rect") == 4 and svg.count("<line") == 3
+    assert ">foreach items</text>" in svg
+    assert 'class="af-step af-current" data-step="each"' in svg
+    rows = {
+        step: float(y)
+        for step, y in re.findall(
+            r'data-step="(\w+)"><title>[^<]*</title><rect x="[\d.]+" y="([\d.]+)"', svg
+        )
+    }
+    assert rows["start"] < rows["each"] < rows["join"] < rows["end"]
