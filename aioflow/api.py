@@ -30,8 +30,10 @@ import anyio.to_thread
 from .client import Run
 from .console import console_for
 from .events import Listener
+from .exceptions import FlowFailed
 from .flowspec import FlowSpec
 from .handle import FlowHandle, finished_run, result_run
+from .report import report_target, write_report
 from .runtime.config import (
     DEFAULT_EXECUTOR,
     DEFAULT_MAX_NUM_SPLITS,
@@ -69,6 +71,7 @@ async def run_flow(
     production: bool = False,
     dask_address: str | None = None,
     dask_client: Any = None,
+    report: str | os.PathLike[str] | None = None,
     **parameters: Any,
 ) -> Run:
     """Run `flow_cls` to completion on the running event loop and return its `Run`.
@@ -84,8 +87,10 @@ async def run_flow(
     `--production`. Steps on Dask ("dask", `pip install 'aioflow[dask]'`) run on the scheduler
     at `dask_address` (`--dask-address`, else $AIOFLOW_DASK_ADDRESS), or through `dask_client`,
     a `distributed.Client(asynchronous=True)` you keep; with neither, on a LocalCluster started
-    for the run.
+    for the run. `report` is an HTML file the run's report (`aioflow.report`) is written to when
+    the run ends, failed or not.
     """
+    target = None if report is None else report_target(report, "keyword argument 'report'")
     run_options = _configured(
         quiet,
         listeners,
@@ -104,7 +109,17 @@ async def run_flow(
     )
     # Prepared in the worker thread that stores the run: one trip to a thread, not two.
     prepared = functools.partial(prepare, flow_cls, parameters, run_options)
-    return await finished_run(await execute(prepared, run_options))
+    outcome = await execute(prepared, run_options)
+    if target is None:
+        return await finished_run(outcome)
+    try:
+        run = await finished_run(outcome)
+    except FlowFailed as exc:
+        if exc.run is not None:  # a failed run's report is the one most worth reading
+            await offload(write_report, exc.run, target)
+        raise
+    await offload(write_report, run, target)
+    return run
 
 
 def start_flow(

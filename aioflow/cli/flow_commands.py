@@ -122,7 +122,7 @@ def _run(flow_cls: type[FlowSpec], given: dict[str, Any], opts: dict[str, Any]) 
         raise click.UsageError(str(exc)) from exc
     except FlowDefinitionError as exc:
         _fail(exc)
-    _execute(flow_cls, prepared, config, verbose=opts["verbose"])
+    _execute(flow_cls, prepared, config, verbose=opts["verbose"], report=opts.get("report"))
 
 
 def _resume(flow_cls: type[FlowSpec], step: str | None, opts: dict[str, Any]) -> None:
@@ -142,7 +142,7 @@ def _resume(flow_cls: type[FlowSpec], step: str | None, opts: dict[str, Any]) ->
         + (f" from step {step}" if step else ""),
         True,
     )
-    _execute(flow_cls, prepared, config, verbose=opts["verbose"])
+    _execute(flow_cls, prepared, config, verbose=opts["verbose"], report=opts.get("report"))
 
 
 def _resume_hint() -> str:
@@ -168,8 +168,36 @@ def _print_failure(outcome: RunOutcome) -> None:
         _echo(f"    Run {outcome.flow_name}/{outcome.run_id} failed: {outcome.error}", err=True)
 
 
+def _write_report(outcome: RunOutcome, report: Path) -> None:
+    """`--report`: the ended run's report, written whether it succeeded or not."""
+    from ..handle import client_run
+    from ..report import write_report
+
+    try:
+        written = write_report(client_run(outcome), report)
+    except AioflowException as exc:
+        _fail(exc)
+    _echo(f"Wrote the report of {outcome.flow_name}/{outcome.run_id} to {written}", err=True)
+
+
+def _check_report(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    # A report that cannot be written is a usage error found before the run starts.
+    from ..report import report_target
+
+    if value is None:
+        return None
+    try:
+        return report_target(value, "'--report'")
+    except ParameterError as exc:
+        raise click.BadParameter(exc.message.split(": ", 1)[1], ctx, param) from exc
+
+
 def _execute(
-    flow_cls: type[FlowSpec], prepared: PreparedRun, config: RunConfig, verbose: bool = False
+    flow_cls: type[FlowSpec],
+    prepared: PreparedRun,
+    config: RunConfig,
+    verbose: bool = False,
+    report: Path | None = None,
 ) -> None:
     # No listener at all with --quiet: then the runtime builds no event per task, and a
     # failure is printed from the run's outcome.
@@ -199,6 +227,8 @@ def _execute(
         _echo("    Internal error", err=True)
         _echo(traceback.format_exc(), err=True)
         raise SystemExit(EXIT_FAILED) from None
+    if outcome is not None and report is not None:
+        _write_report(outcome, report)
     if outcome is None:
         # The run is stored as cancelled (the word `aioflow runs` and the client use); the
         # live console's summary has said so already, with the command to resume it.
@@ -241,6 +271,8 @@ _RUN_OPTIONS = [
     click.Option(["--dask-address"], default=None, envvar="AIOFLOW_DASK_ADDRESS",
                  show_envvar=True, show_default="a local cluster for the run",
                  help="The Dask scheduler that dask steps run on, such as tcp://host:8786."),
+    click.Option(["--report"], default=None, callback=_check_report, metavar="FILE",
+                 help="Write the run's report (one HTML file) to FILE when it ends."),
     click.Option(["--with", "with_"], multiple=True, metavar="DECORATOR",
                  help="Add a decorator to every step, e.g. retry or retry:times=2 (repeatable)."),
 ]  # fmt: skip

@@ -21,10 +21,32 @@ from pathlib import Path
 from ..client import Run
 from ..client.base import StoreRoot
 from ..client.cards import run_cards
+from ..exceptions import ParameterError
 from .collect import RunView, collect
 from .page import report_body, report_page
 
-__all__ = ["RunView", "collect", "render_report", "report_body", "report_page", "write_report"]
+__all__ = [
+    "RunView",
+    "collect",
+    "render_report",
+    "report_body",
+    "report_page",
+    "report_target",
+    "write_report",
+]
+
+
+def report_target(path: str | os.PathLike[str], given_as: str) -> Path:
+    """`path` as the file a run's report goes to, checked before the run starts: its folder
+    must exist and it must not be a folder (ParameterError naming `given_as` otherwise)."""
+    target = Path(path)
+    if target.is_dir():
+        why = f"{target} is a folder; give the report's file name"
+    elif not target.parent.is_dir():
+        why = f"the folder {target.parent} of {target.name} does not exist"
+    else:
+        return target
+    raise ParameterError(f"Invalid value for {given_as}: {why}.")
 
 
 def _run(run: Run | str, root: StoreRoot | None) -> Run:

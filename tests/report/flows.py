@@ -48,3 +48,16 @@ class ReportFlow(FlowSpec):
     @step
     def end(self) -> None:
         pass
+
+
+class FailingFlow(FlowSpec):
+    """Fails in `start`, uncaught."""
+
+    @step
+    def start(self) -> None:
+        raise RuntimeError("no luck")
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
