@@ -8,6 +8,7 @@ store back (`client_commands.py`) are registered after these, in the order `--he
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -21,6 +22,7 @@ from ..exceptions import FlowDefinitionError
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph
 from ..loader import load_flow
+from ..store.settings import BLOBS_ENV, METADATA_ENV
 from .card_commands import card_app
 from .client_commands import dump, logs, runs, tag_app
 from .flow_commands import command_without_flow, flow_group
@@ -28,6 +30,7 @@ from .gc_commands import gc, runs_delete
 from .graph_text import graph_text
 from .output import _echo, _fail, _header, _validate
 from .report_commands import report, ui
+from .store_commands import store_app
 
 app = typer.Typer(
     name="aioflow",
@@ -143,8 +146,55 @@ def _options(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    metadata: Annotated[
+        str | None,
+        typer.Option(
+            "--metadata",
+            envvar=METADATA_ENV,
+            help="Where run metadata lives: postgresql://..., sqlite:///file (default: SQLite "
+            "in the store folder).",
+        ),
+    ] = None,
+    blobs: Annotated[
+        str | None,
+        typer.Option(
+            "--blobs",
+            envvar=BLOBS_ENV,
+            help="Where artifacts live: s3://bucket/prefix, gs://..., az://..., file:///..., "
+            "a folder (default: the store folder's blobs/).",
+        ),
+    ] = None,
 ) -> None:
     """Run Metaflow-style flows in-process on asyncio."""
+    _store_options(metadata, blobs)
+
+
+def _store_options(metadata: str | None, blobs: str | None) -> None:
+    # Exported for the whole process: every store it opens, and its worker processes, use them.
+    if metadata:
+        os.environ[METADATA_ENV] = metadata
+    if blobs:
+        os.environ[BLOBS_ENV] = blobs
+
+
+def _leading_store_options(args: list[str]) -> list[str]:
+    """Take `--metadata URL` and `--blobs URL` given before the command (`aioflow --blobs
+    s3://b/p run flow.py`) off `args`, exporting them; the rest of the command line."""
+    args = list(args)
+    while args:
+        name, eq, value = args[0].partition("=")
+        if name not in ("--metadata", "--blobs"):
+            break
+        if not eq:
+            if len(args) < 2:
+                break  # typer reports the missing value
+            value = args[1]
+            del args[1]
+        del args[0]
+        _store_options(
+            value if name == "--metadata" else None, value if name == "--blobs" else None
+        )
+    return args
 
 
 # -- reading runs back (client_commands.py) -----------------------------------------------------
@@ -158,6 +208,7 @@ app.add_typer(card_app, name="card")
 app.command()(report)
 app.command()(ui)
 app.command()(gc)
+app.add_typer(store_app, name="store")
 # `aioflow runs delete ...`: `runs` takes a flow name as its argument, so `main` hands
 # `runs delete` to this command (its name has the space, so usage lines read as typed).
 app.command(_RUNS_DELETE, hidden=True)(runs_delete)
@@ -165,7 +216,7 @@ app.command(_RUNS_DELETE, hidden=True)(runs_delete)
 
 def main() -> None:
     """Entry point of the `aioflow` console script."""
-    args = sys.argv[1:]
+    args = _leading_store_options(sys.argv[1:])
     # `aioflow run flow.py --help` must reach the flow's own run command, which lists the
     # flow's parameters, rather than typer's help for `run`. The flow file may come after
     # options (`aioflow run --quiet flow.py`): it is the first argument naming a .py file.

@@ -17,8 +17,10 @@ from ..exceptions import BlobError, StoreError
 from .blobs import FileBlobStore, MemoryBlobStore, _verify, check_key
 from .memory import MemoryMetadataStore
 from .metadata import SMALL, MetadataDB, SqliteMetadataStore
+from .open import backends
 from .protocols import BlobStore, MetadataStore, RunRecord, TaskRecord
 from .serde import Buffer, decode, decode_plain
+from .settings import StoreSettings, store_settings
 
 __all__ = [
     "SMALL",
@@ -86,8 +88,10 @@ class Store:
     """A store: its `metadata` (a MetadataStore) and its `blobs` (a BlobStore).
 
     `Store(root)` opens (or creates, unless `create=False`) the store folder `root`:
-    `metadata.db` and `blobs/`. `Store(metadata=..., blobs=...)` joins any two backends; `root`
-    is then None unless given.
+    `metadata.db` and `blobs/`, unless the configuration (`settings`, else `--metadata`/
+    `--blobs`, `$AIOFLOW_METADATA`/`$AIOFLOW_BLOBS` or `aioflow.toml`, see `settings.py`) puts
+    metadata or blobs elsewhere. `Store(metadata=..., blobs=...)` joins any two backends;
+    `root` is then None unless given.
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class Store:
         create: bool = True,
         metadata: MetadataStore | None = None,
         blobs: BlobStore | None = None,
+        settings: StoreSettings | None = None,
     ) -> None:
         if (metadata is None) != (blobs is None):
             raise TypeError("Store() takes both metadata= and blobs=, or neither.")
@@ -112,8 +117,9 @@ class Store:
                 "AIOFLOW_ROOT) at a folder, or remove the file."
             )
         self.root = folder
-        self.metadata = SqliteMetadataStore(folder / "metadata.db", create=create)
-        self.blobs = FileBlobStore(folder / "blobs")
+        if settings is None:
+            settings = store_settings()
+        self.metadata, self.blobs = backends(folder, settings, create=create)
 
     @classmethod
     def memory(cls) -> Store:
