@@ -30,7 +30,7 @@ text-align:left;vertical-align:top}th{background:#f6f8fa}
 pre,code{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}
 pre{white-space:pre-wrap;word-break:break-word;background:#f6f8fa;padding:6px;margin:0;
 max-height:320px;overflow:auto}
-.dag-node{cursor:pointer}.dag-node rect{fill:#dafbe1;stroke:var(--ok);stroke-width:1.5}
+.dag-node{cursor:pointer;outline:none}.dag-node rect{fill:#dafbe1;stroke:var(--ok);stroke-width:1.5}
 .dag-node.failed rect{fill:#ffebe9;stroke:var(--bad);stroke-width:2.5}
 .dag-node.caught rect{fill:#fff8c5;stroke:var(--warn)}
 .dag-node.running rect{fill:#ddf4ff;stroke:var(--run)}

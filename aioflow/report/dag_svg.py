@@ -117,7 +117,9 @@ def dag_svg(steps: dict[str, StepView]) -> str:
             f'<text class="count" x="{NODE_W / 2:.0f}" y="36">{escape(_label(step))}</text></g>'
         )
     return (
+        # Drawn at its size, or shrunk to the page's width (never cut): the viewBox scales.
         f'<svg id="dag" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'style="max-width:100%;height:auto" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="The run\'s steps">'
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z"/></marker>'

@@ -144,6 +144,7 @@ def timeline_svg(steps: dict[str, StepView], now: float | None = None) -> str:
     total_w = LABEL_W + PLOT_W + 40
     return (
         f'<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{total_w}" '
-        f'height="{y + 4}" viewBox="0 0 {total_w} {y + 4}" role="img" '
+        f'height="{y + 4}" viewBox="0 0 {total_w} {y + 4}" style="max-width:100%;height:auto" '
+        'role="img" '
         f'aria-label="Every task on a timeline">{"".join(ticks)}{"".join(parts)}</svg>'
     )

@@ -43,6 +43,8 @@ def test_the_report_opens_draws_its_charts_lists_tasks_and_shows_a_card(tmp_path
         rows = page.locator("#step-task-table tr.task-row")
         rows.first.wait_for(state="visible")
         assert rows.count() == 4
+        # The README's picture: the top of the page, a step's tasks listed.
+        page.screenshot(path=str(shots / "report-top.png"))
         # A card (embedded in the file) renders its components in a frame.
         page.locator("#step-task-table a.card-link").first.click()
         frame = page.frame_locator("#card-frame")
@@ -53,4 +55,4 @@ def test_the_report_opens_draws_its_charts_lists_tasks_and_shows_a_card(tmp_path
         assert errors == []
     assert (shots / "report.png").stat().st_size > 10_000
     if os.environ.get("AIOFLOW_UPDATE_DOCS") == "1":
-        shutil.copyfile(shots / "report.png", DOCS_SCREENSHOT)
+        shutil.copyfile(shots / "report-top.png", DOCS_SCREENSHOT)
