@@ -21,6 +21,7 @@ CLI reference has a section for every command, the performance page the README's
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import inspect
 import os
@@ -208,3 +209,52 @@ def test_every_public_name_has_a_docstring() -> None:
             ):
                 missing += _undocumented(f"{module.__name__}.{name}", obj)
     assert not missing, "public names without a docstring: " + ", ".join(sorted(set(missing)))
+
+
+def api_directives() -> list[tuple[str, list[str] | None]]:
+    """The `::: path` directives of docs/api.md, each with its `members: [...]` if it has one."""
+    found: list[tuple[str, list[str] | None]] = []
+    for line in (DOCS / "api.md").read_text().splitlines():
+        if line.startswith("::: "):
+            found.append((line[4:].strip(), None))
+        elif match := re.match(r"^ +members: \[(.*)\]$", line):
+            found[-1] = (found[-1][0], [m.strip() for m in match.group(1).split(",")])
+    return found
+
+
+def _resolve(path: str) -> Any:
+    """The object a dotted path names: a module, or an attribute of one."""
+    try:
+        return importlib.import_module(path)
+    except ImportError:
+        module, _, name = path.rpartition(".")
+        return getattr(importlib.import_module(module), name)
+
+
+def test_the_api_page_renders_every_public_name() -> None:
+    """Each name of `aioflow.__all__` is rendered: named by a directive, listed in its members,
+    found in a module the page renders whole, or, for a decorator, the class that builds it
+    (whose `name` it has) and for `current` its class."""
+    import aioflow
+
+    directives = [(_resolve(path), members) for path, members in api_directives()]
+    missing = []
+    for name in aioflow.__all__:
+        obj = getattr(aioflow, name)
+        if name == "__version__":
+            continue
+        covered = any(
+            target is obj
+            or type(obj) is target  # `current`: its class
+            or (inspect.isclass(target) and getattr(target, "name", None) == name)  # @retry
+            or (members is not None and name in members and getattr(target, name) is obj)
+            or (
+                members is None
+                and isinstance(target, ModuleType)
+                and getattr(target, name, None) is obj
+            )
+            for target, members in directives
+        )
+        if not covered:
+            missing.append(name)
+    assert not missing, f"docs/api.md renders none of: {', '.join(missing)}"
