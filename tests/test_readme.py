@@ -29,6 +29,7 @@ import inspect
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import textwrap
@@ -69,6 +70,8 @@ SCENES = {
     "run-step",
     "cards",
     "cards-cli",
+    "see-a-run",
+    "see-a-run-cli",
     "dask",
 }
 
@@ -877,6 +880,56 @@ def test_cards_cli(work: Work) -> None:
             "aioflow card list ReportFlow/1": _card_list,
             "aioflow card get ReportFlow/1/start/1 report.html --id report": _card_get,
             "aioflow card view ReportFlow/1/start --type default": _card_view,
+        },
+    )
+
+
+async def test_see_a_run(work: Work) -> None:
+    namespace: dict[str, Any] = {"HelloFlow": work.hello_flow()}
+    (block,) = blocks("see-a-run")
+    await run_python(block, namespace)
+    page = (work.path / "hello.html").read_text()
+    assert f"<title>{namespace['run'].pathspec} · aioflow report</title>" in page
+    assert "&#215;3</text>" in page  # the foreach's fan-out, on the DAG
+
+
+def _run_with_report(sh: Shell, line: ShellLine) -> None:
+    done = sh(line.command).ok()
+    assert "Wrote the report of HelloFlow/1 to run.html" in done.err
+    assert 'data-step="shout"' in (sh.cwd / "run.html").read_text()
+
+
+def _report(sh: Shell, line: ShellLine) -> None:
+    sh(line.command).ok()
+    assert '<svg id="timeline"' in (sh.cwd / "report.html").read_text()
+
+
+def _ui(sh: Shell, line: ShellLine) -> None:
+    # On a free port: 8420 may be taken on a shared machine. The first line names the address.
+    sh.instead[line.command] = "served on a free port (--port 0), then stopped with Ctrl-C"
+    argv = shlex.split(line.command.replace("--port 8420", "--port 0"))
+    ui = subprocess.Popen(argv, cwd=sh.cwd, env=sh.env, text=True, stderr=subprocess.PIPE)
+    try:
+        assert ui.stderr is not None
+        announced = ui.stderr.readline()
+        address = announced.split(" at ", 1)[1].split()[0]
+        assert address.startswith("http://127.0.0.1:"), announced
+        runs = httpx.get(address, timeout=30).text
+        assert 'data-run="HelloFlow/1"' in runs
+        assert 'id="dag"' in httpx.get(f"{address}runs/HelloFlow/1", timeout=30).text
+    finally:
+        ui.send_signal(signal.SIGINT)
+        ui.communicate(timeout=30)
+
+
+def test_see_a_run_cli(work: Work) -> None:
+    run_shell_scene(
+        "see-a-run-cli",
+        work.shell,
+        {
+            "aioflow run hello.py --report run.html": _run_with_report,
+            "aioflow report HelloFlow/1 -o report.html": _report,
+            "aioflow ui --port 8420": _ui,
         },
     )
 
