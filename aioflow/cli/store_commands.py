@@ -89,18 +89,22 @@ def _check_blobs(settings: StoreSettings, folder: Path) -> str:
     return f"{path} is a folder" if path.is_dir() else f"{path} does not exist yet"
 
 
-def _open_side(where: str | None, blobs: str | None, side: str, create: bool) -> Store:
+def _check_side(where: str | None, blobs: str | None, side: str) -> None:
+    """Usage errors of `--from`/`--to`, before any store is opened."""
+    if where is None and blobs is not None:
+        raise typer.BadParameter(f"--{side}-blobs needs --{side}.")
+    if where is not None and "://" in where and blobs is None:
+        raise typer.BadParameter(
+            f"--{side} {redact(where)} is a metadata URL: give its blob store with "
+            f"--{side}-blobs URL."
+        )
+
+
+def _open_side(where: str | None, blobs: str | None, create: bool) -> Store:
     """The store `--from`/`--to` names: the configured one, a folder, or a metadata URL."""
     if where is None:
-        if blobs is not None:
-            raise typer.BadParameter(f"--{side}-blobs needs --{side}.")
         return Store(create=create)
     if "://" in where:
-        if blobs is None:
-            raise typer.BadParameter(
-                f"--{side} {redact(where)} is a metadata URL: give its blob store with "
-                f"--{side}-blobs URL."
-            )
         settings = StoreSettings(metadata=where, blobs=blobs)
         metadata, blob_store = backends(Path(os.devnull), settings, create=create)
         return Store(metadata=metadata, blobs=blob_store)
@@ -134,10 +138,12 @@ def copy(
     flow, run_id = _parse_what(what)
     if source is None and target is None:
         raise typer.BadParameter("give --from, --to or both (one may be this store).")
+    for where, blobs, side in ((source, source_blobs, "from"), (target, target_blobs, "to")):
+        _check_side(where, blobs, side)
     try:
-        src = _open_side(source, source_blobs, "from", create=False)
+        src = _open_side(source, source_blobs, create=False)
         try:
-            dst = _open_side(target, target_blobs, "to", create=True)
+            dst = _open_side(target, target_blobs, create=True)
             try:
                 if src.location == dst.location and type(src.blobs) is type(dst.blobs):
                     raise StoreError(f"--from and --to are the same store ({src.location}).")
