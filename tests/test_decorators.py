@@ -808,8 +808,8 @@ async def test_with_refuses_unknown_decorators_and_attributes(aioflow_root: Path
     with pytest.raises(ParameterError) as info:
         await run_flow(WithFlow, root=aioflow_root, quiet=True, with_decorators=["retyr"])
     assert str(info.value) == (
-        "Invalid value for '--with': unknown decorator 'retyr'. Valid decorators: batch, catch, "
-        "conda, environment, kubernetes, pypi, resources, retry, secrets, timeout."
+        "Invalid value for '--with': unknown decorator 'retyr'. Valid decorators: batch, card, "
+        "catch, conda, environment, kubernetes, pypi, resources, retry, secrets, timeout."
     )
     with pytest.raises(ParameterError) as info:
         await run_flow(WithFlow, root=aioflow_root, quiet=True, with_decorators=["retry:tries=2"])
@@ -858,7 +858,9 @@ def test_with_on_the_command_line(aioflow_root: Path, write_flow: Callable[..., 
 
     proc = aioflow("--with", "retyr")
     assert proc.returncode == 2
-    assert "unknown decorator 'retyr'. Valid decorators: batch, catch, conda, " in (proc.stderr)
+    assert "unknown decorator 'retyr'. Valid decorators: batch, card, catch, conda, " in (
+        proc.stderr
+    )
     proc = aioflow("--with", "timeout:secs=3")
     assert proc.returncode == 2
     assert "@timeout takes seconds, minutes, hours (as attr=value)" in proc.stderr
