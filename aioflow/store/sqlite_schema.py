@@ -298,14 +298,27 @@ def ensure_schema(conn: sqlite3.Connection, path: Path, *, create: bool) -> None
 
 
 def _marked(path: Path) -> bool:
-    """True when the file's header carries aioflow's mark (offset 68, big-endian): the common
-    case, told without SQLite."""
-    try:
-        with open(path, "rb") as f:
-            header = f.read(72)
-    except OSError:
+    """True when the database carries aioflow's mark (`PRAGMA application_id`): the common case.
+
+    Read through a read-only SQLite connection, never by opening the file: closing any file
+    descriptor of the database drops every POSIX lock this process holds on it, SQLite's
+    included, and with its locks gone another process (a worker that read blobs) may
+    checkpoint and reset the write-ahead log under this process's open connections, which
+    then read the database as malformed. SQLite's own connections share their descriptors.
+    """
+    if not path.exists():  # (a read-only connection cannot create it: nothing to ask)
         return False
-    return len(header) == 72 and int.from_bytes(header[68:72], "big") == APPLICATION_ID
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
+    except sqlite3.Error:
+        return False
+    try:
+        (mark,) = conn.execute("PRAGMA application_id").fetchone()
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+    return bool(mark == APPLICATION_ID)
 
 
 def _identify_read_only(path: Path, *, create: bool) -> str:
