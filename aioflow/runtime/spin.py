@@ -104,12 +104,25 @@ def _pick_task(
     return next(iter(records.values()))
 
 
-def _spec(store: Store, run_id: int, row: TaskRecord, is_join: bool) -> TaskSpec:
+def _arrived(
+    store: Store, run_id: int, parents: tuple[int, ...], steps: list[str]
+) -> list[TaskRecord]:
+    """Every attempt of the `parents` tasks (of the steps `steps`). Many parents (a wide
+    foreach's join) are read step by step, one query each, rather than 500 ids at a time."""
+    if len(parents) <= 500:
+        return store.metadata.task_attempts_by_id(run_id, parents)
+    wanted = set(parents)
+    rows = [r for step in steps for r in store.metadata.task_attempts(run_id, step=step)]
+    return [r for r in rows if r.task_id in wanted]
+
+
+def _spec(store: Store, run_id: int, row: TaskRecord, node: Any) -> TaskSpec:
     """The task as the run's walk made it: frames, parents, and what it inherits."""
     frames = tuple(tuple(f) for f in unpack(row.frames)) if row.frames else ()
     parents = tuple(unpack(row.parents)) if row.parents else ()
     spec = TaskSpec(row.task_id, row.step, frames, parents, {})
-    arrived = _latest_attempts(store.metadata.task_attempts_by_id(run_id, parents))
+    arrived = _latest_attempts(_arrived(store, run_id, parents, node.in_funcs))
+    is_join = node.is_join
     if is_join:
         spec.inputs = []
         for parent in parents:
@@ -176,7 +189,7 @@ def _spin(
     row = _pick_task(records, where, task_id, index)
     origin = f"{flow}/{origin_id}/{step}/{row.task_id}"
     node = graph[step]
-    spec = _spec(store, origin_id, row, node.is_join)
+    spec = _spec(store, origin_id, row, node)
     base = unpack(store.metadata.run_params(origin_id) or pack({}))
     readonly = frozenset(base) - {"name"}  # the run's parameters, constants and configs
     overlay = Overlay(store)
