@@ -24,6 +24,7 @@ from distributed import Client
 
 from aioflow import FlowSpec, run_flow
 from aioflow.events import Event, LogLine, TaskFailed
+from aioflow.runtime.executors import dask_worker
 from tests.helpers import aioflow_command
 
 pytestmark = pytest.mark.timeout(180)
@@ -114,6 +115,11 @@ async def test_tasks_run_in_the_worker_processes(
     assert run.data.sizes == [(300_000, n) for n in (1, 2, 3, 4)]
     assert os.getpid() not in run.data.pids
     assert run["each"].task.data.payload[:1] in {bytes([n]) for n in (1, 2, 3, 4)}
+    # The workers let go of the run as it ended: none holds its store open (a worker's
+    # connection outliving this process's would checkpoint the database from there).
+    async with Client(address, asynchronous=True) as client:
+        loaded = await client.run(lambda: len(dask_worker._runs))
+    assert set(loaded.values()) == {0}
 
 
 KILLED_FLOW = """

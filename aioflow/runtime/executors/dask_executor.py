@@ -44,6 +44,10 @@ CANCELLED_NOTE = (
 )
 
 
+#: How long a run's end waits for the workers to drop the run (a lost worker does not answer).
+FORGET_WAIT = 10.0
+
+
 def dask_resources(options: StepOptions) -> dict[str, float]:
     """The Dask worker resources a step's @resources ask for (none when it asks for none)."""
     amounts = {"cpu": options.cpu, "memory": options.memory, "gpu": options.gpu}
@@ -186,7 +190,13 @@ class DaskExecutor:
     async def aclose(self) -> None:
         """Close the client and cluster the run started (a caller's client stays open)."""
         cluster, self._cluster = self._cluster, None
-        if cluster is not None:
+        if cluster is None:
+            return
+        try:
+            # The workers let go of the run's store now, before this process closes its own.
+            with contextlib.suppress(Exception), anyio.move_on_after(FORGET_WAIT):
+                await cluster.client.run(dask_worker.forget, self.token)
+        finally:
             await cluster.aclose()
 
 

@@ -36,6 +36,69 @@ KEPT_RUNS = 8
 #: The "stream" of the event a task sends as its body starts, with its worker's address.
 STARTED = "started"
 
+#: A body still running after this many seconds is announced as started on its worker.
+ANNOUNCE_AFTER = 0.05
+
+
+class _Announcer:
+    """Says which bodies started where, once they have run `ANNOUNCE_AFTER` seconds.
+
+    The scheduling process fails an attempt whose worker dies only when its body was said to
+    have started there: a task merely queued on that worker is given to another one by Dask
+    and must not fail. Announcing every task costs a message through the scheduler each (10%
+    of a trivial task's round trip); announcing the ones that run a while costs next to
+    nothing, and a worker dying within 50 ms of starting a silent body only has Dask run it
+    again.
+    A body that prints is announced before its first line. One daemon thread per worker
+    process, asleep while nothing is due.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: dict[str, tuple[float, Any, str]] = {}
+        self._thread: threading.Thread | None = None
+
+    def add(self, key: str, worker: Any, topic: str) -> None:
+        """Announce attempt `key` on `topic` unless it ends within ANNOUNCE_AFTER seconds."""
+        with self._cond:
+            self._due[key] = (time.monotonic() + ANNOUNCE_AFTER, worker, topic)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="aioflow-dask-announcer", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def remove(self, key: str) -> None:
+        """The attempt ended: nothing to announce any more."""
+        with self._cond:
+            self._due.pop(key, None)
+
+    def now(self, key: str) -> None:
+        """Announce attempt `key` at once, if it is still due (it printed its first line)."""
+        with self._cond:
+            due = self._due.pop(key, None)
+        if due is not None:
+            _, worker, topic = due
+            worker.log_event(topic, [key, STARTED, 0, time.time(), worker.address])
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                if not self._due:
+                    self._cond.wait()
+                    continue
+                now = time.monotonic()
+                for key, (due, worker, topic) in list(self._due.items()):
+                    if due <= now:
+                        del self._due[key]
+                        # (thread-safe: from another thread it is handed to the worker's loop)
+                        worker.log_event(topic, [key, STARTED, 0, time.time(), worker.address])
+                if self._due:
+                    self._cond.wait(min(due for due, _, _ in self._due.values()) - now)
+
+
+_announcer = _Announcer()
 _lock = threading.Lock()
 _runs: OrderedDict[str, WorkerRun] = OrderedDict()
 
@@ -66,6 +129,8 @@ def _send_line(pathspec: str, stream: str, line: str) -> None:
         return
     index = _attempt.counts[stream]
     _attempt.counts[stream] = index + 1
+    if index == 0 and not _attempt.counts["stdout" if stream == "stderr" else "stderr"]:
+        _announcer.now(_attempt.key)  # a body that printed has started: said before the line
     worker = _current_worker()
     if worker is not None:
         # (attempt key, stream, index within the stream, time, line): msgpack-able values only.
@@ -105,9 +170,7 @@ def run_on_worker(setup: WorkerSetup, token: str, key: str, request: TaskRequest
     _attempt.counts = {"stdout": 0, "stderr": 0}
     worker = _current_worker()
     if worker is not None:
-        # Says the body started here: if this worker dies now, the attempt died with it (a task
-        # only queued on it is given to another worker by Dask, and must not fail).
-        worker.log_event(_attempt.topic, [key, STARTED, 0, time.time(), worker.address])
+        _announcer.add(key, worker, _attempt.topic)
     # print() goes to the task's log while it runs. Counted, and undone after the task: a
     # worker in the scheduling process (LocalCluster(processes=False)) leaves its streams as
     # the run found them.
@@ -115,9 +178,23 @@ def run_on_worker(setup: WorkerSetup, token: str, key: str, request: TaskRequest
     try:
         return execute(run, request, capture_fds=False)
     finally:
+        _announcer.remove(key)
         _attempt.topic = None
         sys.stdout.flush()
         logs.uninstall()
+
+
+def forget(token: str) -> bool:
+    """Drop the run `token` from this worker and close its store (called on every worker as
+    the run ends, while the scheduling process still has the store open: a worker's
+    connection is then never the database's last, whose close would checkpoint the run's
+    write-ahead log from here). True when the run was loaded here."""
+    with _lock:
+        run = _runs.pop(token, None)
+    if run is None:
+        return False
+    run.reader.store.close()
+    return True
 
 
 def hold(setup: WorkerSetup) -> WorkerSetup:
@@ -143,4 +220,14 @@ def describe(dask_worker: Any = None) -> dict[str, Any]:
     return {"versions": versions(), "host": socket.gethostname(), "resources": resources}
 
 
-__all__ = ["KEPT_RUNS", "STARTED", "describe", "hold", "lines_topic", "run_on_worker", "versions"]
+__all__ = [
+    "ANNOUNCE_AFTER",
+    "KEPT_RUNS",
+    "STARTED",
+    "describe",
+    "forget",
+    "hold",
+    "lines_topic",
+    "run_on_worker",
+    "versions",
+]
