@@ -373,8 +373,6 @@ async def test_without_distributed_choosing_dask_names_the_extra(
 
 
 def test_under_trio_the_dask_executor_says_it_needs_asyncio(tmp_path: Path) -> None:
-    pytest.importorskip("trio", reason="trio is not installed")  # optional backend of anyio
-
     async def main() -> None:
         await run_flow(ResourcesFlow, root=tmp_path, quiet=True)
 
