@@ -6,6 +6,7 @@ any S3-compatible server, through the usual AWS_* variables (`env()`).
 from __future__ import annotations
 
 import itertools
+import logging
 import socket
 import urllib.request
 
@@ -26,6 +27,8 @@ class S3Server:
     """One moto S3 server on 127.0.0.1 (call `stop()` at the end)."""
 
     def __init__(self) -> None:
+        # Werkzeug logs every request at INFO: thousands of lines in a benchmark's output.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         port = _free_port()  # (moto < 5.0.?: no way to ask the server which port it took)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
@@ -43,9 +46,9 @@ class S3Server:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 
-    def bucket(self) -> str:
-        """Create a new empty bucket and return its name."""
-        name = f"aioflow-test-{next(self._buckets)}"
+    def bucket(self, name: str | None = None) -> str:
+        """Create a new empty bucket (named `name`, else a new name) and return its name."""
+        name = name or f"aioflow-test-{next(self._buckets)}"
         request = urllib.request.Request(f"{self.endpoint}/{name}", method="PUT")
         with urllib.request.urlopen(request, timeout=30) as response:
             response.read()

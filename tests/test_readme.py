@@ -73,6 +73,8 @@ SCENES = {
     "see-a-run",
     "see-a-run-cli",
     "dask",
+    "shared-store-cli",
+    "shared-store-config",
 }
 
 # -- reading the README ---------------------------------------------------------------------------
@@ -948,3 +950,69 @@ def test_benchmarks(work: Work) -> None:
             "python -m benchmarks.daily_loop": _benchmark("aioflow spin", "aioflow gc"),
         },
     )
+
+
+# -- shared stores (README: "Artifacts in object storage, and one store for a team") ------------
+
+TEAM_BLOBS = "s3://team-bucket/runs"
+
+
+def test_shared_store_cli(work: Work, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aioflow.client import Flow
+    from tests.s3_server import S3Server
+
+    work.three_runs()
+    server = S3Server()  # a real S3 server on 127.0.0.1 holding the README's bucket
+    try:
+        server.bucket("team-bucket")
+        shell = Shell(work.path, {**work.shell.env, **server.env()})
+
+        def info(sh: Shell, line: ShellLine) -> None:
+            out = sh(line.command).ok().out
+            assert f"blobs:    {TEAM_BLOBS} (from $AIOFLOW_BLOBS)" in out  # --blobs exports it
+            assert f"blobs reachable: {TEAM_BLOBS} (reachable)" in out
+            assert "metadata reachable: 1 flow(s) stored" in out
+
+        def copy(sh: Shell, line: ShellLine) -> None:
+            out = sh(line.command).ok().out
+            assert out.splitlines()[0] == "HelloFlow/3 -> HelloFlow/1"
+            for name, value in server.env().items():
+                monkeypatch.setenv(name, value)
+            monkeypatch.setenv("AIOFLOW_BLOBS", TEAM_BLOBS)
+            run = Flow("HelloFlow", root=work.path / "team-store").latest_run
+            assert run is not None and run["end"].task.data.all == HI
+
+        run_shell_scene(
+            "shared-store-cli",
+            shell,
+            {
+                f"aioflow --blobs {TEAM_BLOBS} run hello.py": lambda sh, line: _done(
+                    sh(line.command)
+                ),
+                f"aioflow --blobs {TEAM_BLOBS} store info": info,
+                f"aioflow store copy HelloFlow/3 --to team-store --to-blobs {TEAM_BLOBS}": copy,
+            },
+        )
+    finally:
+        server.stop()
+
+
+def _done(done: Done) -> None:
+    assert done.ok().out.splitlines()[-1].endswith("Done!")
+
+
+def test_shared_store_config(work: Work) -> None:
+    from aioflow.store.settings import store_settings
+
+    (block,) = blocks("shared-store-config")
+    (work.path / ".git").mkdir()
+    (work.path / "aioflow.toml").write_text(block.code)
+    nested = work.path / "notebooks"
+    nested.mkdir()
+    settings = store_settings(cwd=nested)  # found walking up from a folder below
+    assert settings.metadata == "postgresql://aioflow@db.internal/aioflow"
+    assert settings.blobs == TEAM_BLOBS
+    assert settings.sources == {
+        "metadata": str(work.path / "aioflow.toml"),
+        "blobs": str(work.path / "aioflow.toml"),
+    }
