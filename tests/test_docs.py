@@ -108,6 +108,9 @@ async def test_page(page: Path, work: Path) -> None:
     for block in blocks:
         if block.file:
             (work / block.file).write_text(block.code)
+            # `from foreach import ...` must find this page's file, not a module of that name
+            # another test imported (examples/foreach.py).
+            sys.modules.pop(Path(block.file).stem, None)
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     shell = Shell(work, env)
