@@ -95,15 +95,19 @@ async def run_here(flow_cls: type[FlowSpec], root: Path | Store, **kwargs: Any) 
 
 
 @pytest.fixture(params=["sqlite", "memory", "postgres"])
-def where(request: pytest.FixtureRequest, aioflow_root: Path) -> Path | Store:
+def where(request: pytest.FixtureRequest, aioflow_root: Path) -> Iterator[Path | Store]:
     """The matrix's store: SQLite and files with real threads, memory with inline bodies, or
     PostgreSQL metadata (a real server) and files with real threads."""
     if request.param == "sqlite":
-        return aioflow_root
-    if request.param == "memory":
-        return Store.memory()
-    url = request.getfixturevalue("postgres_url")
-    return Store(metadata=open_postgres_metadata(url), blobs=FileBlobStore(aioflow_root / "blobs"))
+        yield aioflow_root
+    elif request.param == "memory":
+        yield Store.memory()
+    else:
+        url = request.getfixturevalue("postgres_url")
+        blobs = FileBlobStore(aioflow_root / "blobs")
+        store = Store(metadata=open_postgres_metadata(url), blobs=blobs)
+        yield store
+        store.close()  # the run closed it; reading the run back opened it again
 
 
 def body_runs_on(flow_cls: type[FlowSpec], step_name: str, where: Path | Store) -> str:

@@ -91,18 +91,22 @@ SCHEMA_VERSION = max(MIGRATIONS)
 def _identify(cur: Any, url: str) -> int | None:
     """The store's schema version, None for an empty database; MetadataError for a database
     that is not an aioflow store's. Only reads."""
+    # One statement, one snapshot: an opener that is migrating commits the schema and its
+    # tables together, and two separate reads could fall on either side of that commit.
     cur.execute(
         "SELECT n.nspname || '.' || c.relname FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') "
         "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-        "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' "
-        "ORDER BY 1"
+        "AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%' "
+        "UNION ALL SELECT '' FROM pg_namespace WHERE nspname = %s "
+        "ORDER BY 1",
+        (SCHEMA,),
     )
-    tables = [row[0] for row in cur.fetchall()]
+    found = [row[0] for row in cur.fetchall()]
+    tables = [name for name in found if name]
     if not tables:
-        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,))
-        if cur.fetchone() is not None:  # an empty schema named aioflow: not made by aioflow
+        if found:  # an empty schema named aioflow: not made by aioflow
             raise foreign(url, [f"the empty schema {SCHEMA}"])
         return None
     if f"{SCHEMA}.schema_version" not in tables or f"{SCHEMA}.meta" not in tables:

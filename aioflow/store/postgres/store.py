@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
@@ -74,6 +75,10 @@ class PostgresMetadataStore:
             conn.close()
             raise
         self._idle.append(conn)
+        # A store dropped without close() (the client's cache of stores lets go of them that
+        # way) closes its connections when collected, as SQLite's do, instead of leaving
+        # psycopg to warn. The finalizer holds the parts, never the store itself.
+        weakref.finalize(self, _close, self._idle, self._lock, self._locks, os.getpid())
 
     # -- connections --------------------------------------------------------------------------
 
@@ -97,11 +102,7 @@ class PostgresMetadataStore:
     def close(self) -> None:
         """Close every connection; the runs this object created read ended (their locks go
         with the session). It reconnects when used again."""
-        self._locks.close()
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        _close(self._idle, self._lock, self._locks, os.getpid())
 
     def end_run(self, run_id: int) -> None:
         """Let go of one run's lock (its end is committed) and keep the connections open."""
@@ -425,6 +426,19 @@ class PostgresMetadataStore:
             (run_id,),
         )
         return [(r[0], r[1]) for r in rows]
+
+
+def _close(idle: list[Any], lock: threading.Lock, locks: RunLocks, pid: int) -> None:
+    """Close a store's connections: its run locks' session and its idle ones (emptying the
+    list in place, which the store keeps using)."""
+    if os.getpid() != pid:
+        return  # a forked child's copies: closing them would end the parent's sessions
+    locks.close()
+    with lock:
+        conns = idle[:]
+        idle.clear()
+    for conn in conns:
+        conn.close()
 
 
 def open_postgres_metadata(url: str, *, create: bool = True) -> PostgresMetadataStore:
