@@ -21,5 +21,5 @@ def test_quick_run_prints_both_figures() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "foreach of 50 trivial tasks" in out
-    for line in ("  SQLite ", "  PostgreSQL ", "PostgreSQL / SQLite per task:", "cold read of"):
+    for line in ("  SQLite ", "  PostgreSQL ", "  PostgreSQL + S3 ", "per task:", "cold read of"):
         assert line in out, out
