@@ -31,7 +31,7 @@ from aioflow.store.postgres import (
     redact,
     schema,
 )
-from aioflow.store.protocols import TaskRecord
+from aioflow.store.protocols import CardRecord, TaskRecord
 from aioflow.store.serde import pack
 from tests.postgres_server import PASSWORD, PostgresServer
 
@@ -77,15 +77,17 @@ def test_the_schema_is_created_versioned_and_reopened(pg: PostgresMetadataStore,
         postgres_url,
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'aioflow'",
     )
-    assert {t[0] for t in tables} == {"schema_version", "meta", "runs", "tasks", "blobs"}
-    assert sql(postgres_url, "SELECT version FROM aioflow.schema_version") == [(SCHEMA_VERSION,)]
+    assert {t[0] for t in tables} == {"schema_version", "meta", "runs", "tasks", "blobs", "cards"}
+    assert sql(postgres_url, "SELECT max(version) FROM aioflow.schema_version") == [
+        (SCHEMA_VERSION,)
+    ]
     run_id = new_run(pg)
     again = open_postgres_metadata(postgres_url, create=False)
     try:
         assert again.latest_run_id("F") == run_id
     finally:
         again.close()
-    assert sql(postgres_url, "SELECT count(*) FROM aioflow.schema_version") == [(1,)]
+    assert sql(postgres_url, "SELECT count(*) FROM aioflow.schema_version") == [(SCHEMA_VERSION,)]
 
 
 def _open_at_once(url: str, count: int) -> list[BaseException]:
@@ -116,21 +118,21 @@ def test_openers_racing_on_a_new_database_all_succeed(postgres_server: PostgresS
     for _ in range(5):
         url = postgres_server.database()
         assert _open_at_once(url, 6) == []
-        assert sql(url, "SELECT version FROM aioflow.schema_version") == [(SCHEMA_VERSION,)]
+        assert sql(url, "SELECT max(version) FROM aioflow.schema_version") == [(SCHEMA_VERSION,)]
 
 
 def test_a_store_of_an_older_schema_is_migrated_once(
     pg: PostgresMetadataStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = new_run(pg)
-    later = {**schema.MIGRATIONS, 2: ("ALTER TABLE aioflow.runs ADD COLUMN note text",)}
+    following = schema.SCHEMA_VERSION + 1
+    later = {**schema.MIGRATIONS, following: ("ALTER TABLE aioflow.runs ADD COLUMN note text",)}
     monkeypatch.setattr(schema, "MIGRATIONS", later)
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", following)
     for _ in range(2):  # the second open finds it done
         open_postgres_metadata(postgres_url).close()
     assert sql(postgres_url, "SELECT version FROM aioflow.schema_version ORDER BY 1") == [
-        (1,),
-        (2,),
+        (version,) for version in range(1, following + 1)
     ]
     assert sql(postgres_url, "SELECT note FROM aioflow.runs WHERE run_id = %s", run_id) == [(None,)]
 
@@ -147,7 +149,9 @@ def test_another_programs_database_is_refused_untouched(postgres_url: str) -> No
 
 def test_a_newer_schema_is_refused(pg: PostgresMetadataStore, postgres_url: str) -> None:
     sql(postgres_url, "INSERT INTO aioflow.schema_version VALUES (%s, 0)", SCHEMA_VERSION + 1)
-    with pytest.raises(MetadataError, match=r"written by a newer aioflow \(schema version 2;"):
+    with pytest.raises(
+        MetadataError, match=rf"written by a newer aioflow \(schema version {SCHEMA_VERSION + 1};"
+    ):
         open_postgres_metadata(postgres_url)
 
 
@@ -387,8 +391,11 @@ def test_deleting_runs_and_sweeping_their_blobs(pg: PostgresMetadataStore) -> No
         [task(keep, 1, manifest=pack({"x": "a" * 64})), task(drop, 1)],
         [("a" * 64, b"\x01kept"), ("b" * 64, b"\x01swept!")],
     )
+    card = CardRecord(drop, 1, 0, 0, "summary", "blank", "d" * 64, 1.0)
+    pg.put_card(card)
     assert pg.delete_runs([drop, 12345]) == 1
     assert pg.run("F", drop) is None and pg.task_attempts(drop) == []
+    assert pg.cards(drop) == []  # a run's cards go with it
 
     def referenced() -> set[str]:
         # read through the store, as gc does, while the sweep holds writers off
@@ -434,3 +441,16 @@ def test_a_store_dropped_unclosed_closes_its_connections(postgres_url: str) -> N
         del store
         gc.collect()  # psycopg would warn of each connection deleted while open (pytest
         # reports a warning raised in __del__ as an unraisable exception: a failure)
+
+
+def test_cards_are_stored_replaced_and_read_in_order(pg: PostgresMetadataStore) -> None:
+    run_id = new_run(pg)
+    second = CardRecord(run_id, 2, 0, 0, None, "default", "b" * 64, 2.0)
+    first = CardRecord(run_id, 1, 0, 1, "chart", "blank", "a" * 64, 1.0)
+    pg.put_card(second)
+    pg.put_card(first)
+    refreshed = first._replace(key="c" * 64, updated_at=3.0)
+    pg.put_card(refreshed)  # a refresh replaces the card at its place
+    assert pg.cards(run_id) == [refreshed, second]
+    assert pg.cards(run_id, task_id=2) == [second]
+    assert pg.cards(run_id + 1) == []

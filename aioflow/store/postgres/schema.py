@@ -82,6 +82,20 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         f"INSERT INTO {SCHEMA}.meta SELECT 'lock_class', "
         "(1 + floor(random() * 2147483646))::bigint::text",
     ),
+    # @card: one row per card of a task attempt; its HTML is a blob (postgres/cards.py).
+    2: (
+        f"""CREATE TABLE {SCHEMA}.cards (
+            run_id bigint NOT NULL,
+            task_id bigint NOT NULL,
+            attempt integer NOT NULL,
+            position integer NOT NULL,
+            card_id text,
+            card_type text NOT NULL,
+            key text NOT NULL,
+            updated_at double precision NOT NULL,
+            PRIMARY KEY (run_id, task_id, attempt, position)
+        )""",
+    ),
 }
 
 #: The schema version this aioflow writes and reads.

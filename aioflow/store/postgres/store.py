@@ -26,9 +26,10 @@ from typing import Any, cast
 
 from ...exceptions import MetadataConnectionError, StoreError
 from ..liveness import pid_gone, this_host
-from ..protocols import RUN_UPDATE_FIELDS, RunRecord, TaskRecord
+from ..protocols import RUN_UPDATE_FIELDS, CardRecord, RunRecord, TaskRecord
 from ..serde import pack, unpack
 from ..sqlite_schema import run_record
+from .cards import cards_query, put_card
 from .connection import check_url, connect, naming, redact
 from .locks import HELD, RunLocks, run_key
 from .schema import SCHEMA, ensure_schema, lock_class
@@ -258,6 +259,7 @@ class PostgresMetadataStore:
         """Delete these runs' rows and task attempts in one transaction; how many runs went."""
         ids = sorted(set(run_ids))
         with self._borrowed("deleting runs") as conn, conn.transaction():
+            conn.execute(f"DELETE FROM {SCHEMA}.cards WHERE run_id = ANY(%s)", (ids,))
             conn.execute(f"DELETE FROM {SCHEMA}.tasks WHERE run_id = ANY(%s)", (ids,))
             cur = conn.execute(f"DELETE FROM {SCHEMA}.runs WHERE run_id = ANY(%s)", (ids,))
             return int(cur.rowcount)
@@ -426,6 +428,18 @@ class PostgresMetadataStore:
             (run_id,),
         )
         return [(r[0], r[1]) for r in rows]
+
+    # -- cards (@card) -------------------------------------------------------------------------
+
+    def put_card(self, card: CardRecord) -> None:
+        """Store a card's record, replacing the one at its run, task, attempt and position."""
+        with self._borrowed(f"storing a card of task {card.task_id}") as conn:
+            put_card(conn, card)
+
+    def cards(self, run_id: int, task_id: int | None = None) -> list[CardRecord]:
+        """The cards of a run's tasks (of one task), by task id, attempt and position."""
+        args = (run_id,) if task_id is None else (run_id, task_id)
+        return [CardRecord._make(row) for row in self._rows(cards_query(task_id), args)]
 
 
 def _close(idle: list[Any], lock: threading.Lock, locks: RunLocks, pid: int) -> None:
