@@ -82,7 +82,7 @@ class PostgresServer:
     def _run(self, program: str, *args: str) -> None:
         command = [str(self.bin / program), *args]
         if self._as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
+            command = [_runuser(), "-u", "postgres", "--", *command]
         try:
             subprocess.run(
                 command, check=True, capture_output=True, text=True, timeout=COMMAND_TIMEOUT
@@ -114,3 +114,14 @@ class PostgresServer:
             self._run("pg_ctl", "stop", "-m", "fast", "-w", "-D", str(self.data))
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _runuser() -> str:
+    """util-linux's runuser, found where Debian keeps it when /usr/sbin is not on PATH (a
+    non-login shell, a CI runner's environment)."""
+    found = shutil.which("runuser") or next(
+        (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.access(p, os.X_OK)), None
+    )
+    if found is None:
+        raise RuntimeError("runuser (util-linux) is needed to start PostgreSQL as root")
+    return found
