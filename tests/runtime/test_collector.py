@@ -5,7 +5,6 @@ froze objects itself, or turned the collector off, is left alone."""
 from __future__ import annotations
 
 import gc
-import warnings
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,11 +29,6 @@ def garbage_cycle() -> weakref.ref[Node]:
 @pytest.fixture(autouse=True)
 def thawed() -> Iterator[None]:
     assert gc.get_freeze_count() == 0, "a test before this one left objects frozen"
-    # These tests collect: garbage of earlier tests (with the lowest dependencies, an event
-    # loop a plugin left unclosed) is collected first, so its warning is not taken for theirs.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
     yield
     gc.unfreeze()
 
