@@ -41,6 +41,8 @@ class TaskState:
     readonly: frozenset[str]
     frames: tuple[Frame, ...] = ()
     max_num_splits: int = 100
+    #: How the user raises the limit (`--max-num-splits`, or a keyword argument).
+    max_num_splits_name: str = "the keyword argument max_num_splits="
     transition: Transition | None = None
     item_cache: dict[int, Any] = field(default_factory=dict)
 

@@ -79,9 +79,9 @@ def next_transition(
     else:
         names = [_target(flow, step, dst, i) for i, dst in enumerate(dsts, 1)]
         if num_parallel is not None:
-            transition = _parallel(step, names, num_parallel, state.max_num_splits)
+            transition = _parallel(step, names, num_parallel, state)
         elif foreach:
-            items = _foreach_items(flow, step, foreach, names, state.max_num_splits)
+            items = _foreach_items(flow, step, foreach, names, state)
             transition = Transition(tuple(names), foreach=foreach, items=items)
         elif not names:
             raise TransitionError(
@@ -109,8 +109,15 @@ def _target(flow: FlowSpec, step: str, dst: Any, position: int) -> str:
     return name
 
 
+def _over_split_limit(children: str, state: TaskState) -> TransitionError:
+    return TransitionError(
+        f"{children} than the current maximum of {state.max_num_splits} children. You can "
+        f"raise the maximum with {state.max_num_splits_name}."
+    )
+
+
 def _foreach_items(
-    flow: FlowSpec, step: str, var: Any, names: list[str], max_splits: int
+    flow: FlowSpec, step: str, var: Any, names: list[str], state: TaskState
 ) -> list[Any]:
     if not isinstance(var, str):
         raise TransitionError(
@@ -140,17 +147,14 @@ def _foreach_items(
             f"Foreach iterator over *{var}* in step *{step}* produced zero splits. "
             "Check your variable."
         )
-    if len(items) > max_splits:
-        raise TransitionError(
-            f"Foreach in step *{step}* yielded {len(items)} child steps which is more "
-            f"than the current maximum of {max_splits} children. You can raise the "
-            "maximum with --max-num-splits on the command line, or max_num_splits= in "
-            "run_flow()."
+    if len(items) > state.max_num_splits:
+        raise _over_split_limit(
+            f"Foreach in step *{step}* yielded {len(items)} child steps which is more", state
         )
     return items
 
 
-def _parallel(step: str, names: list[str], num_parallel: Any, max_splits: int) -> Transition:
+def _parallel(step: str, names: list[str], num_parallel: Any, state: TaskState) -> Transition:
     """`self.next(self.step, num_parallel=N)`: N tasks of one step, told apart by index."""
     invalid = f"Step *{step}* has an invalid self.next() transition. "
     if len(names) != 1:
@@ -159,11 +163,9 @@ def _parallel(step: str, names: list[str], num_parallel: Any, max_splits: int) -
         raise TransitionError(
             invalid + f"'num_parallel' must be a positive integer, not {num_parallel!r}."
         )
-    if num_parallel > max_splits:
-        raise TransitionError(
-            f"Step *{step}* asks for {num_parallel} parallel tasks, more than the current "
-            f"maximum of {max_splits} children. You can raise the maximum with "
-            "--max-num-splits on the command line, or max_num_splits= in run_flow()."
+    if num_parallel > state.max_num_splits:
+        raise _over_split_limit(
+            f"Step *{step}* asks for {num_parallel} parallel tasks, more", state
         )
     return Transition((names[0],), foreach=PARALLEL_FOREACH, items=list(range(num_parallel)))
 

@@ -632,7 +632,9 @@ def test_max_num_splits_fails_the_splitting_step_naming_the_option(cli: Cli) -> 
 
     assert result.code == 1, result.both
     assert "yielded 3 child steps which is more than the current maximum of 2" in result.out
-    assert "--max-num-splits" in result.out
+    # The option the user typed, and not the Python API's keyword argument.
+    assert "You can raise the maximum with --max-num-splits." in result.out
+    assert "max_num_splits=" not in result.both
     run = only_run("CliFlow")
     assert not run.successful
     assert "work" not in run

@@ -309,8 +309,19 @@ async def test_foreach_with_too_many_splits(make_flow: MakeFlow, aioflow_root: P
     msg = await next_error(make_flow, aioflow_root, FOREACH, max_num_splits=2)
     assert msg == (
         "Foreach in step *start* yielded 3 child steps which is more than the current maximum "
-        "of 2 children. You can raise the maximum with --max-num-splits on the command line, "
-        "or max_num_splits= in run_flow()."
+        "of 2 children. You can raise the maximum with the keyword argument max_num_splits=."
+    )
+
+
+async def test_parallel_over_the_split_limit(make_flow: MakeFlow, aioflow_root: Path) -> None:
+    source = FOREACH.replace(
+        'self.next(self.work, foreach="items")', "self.next(self.work, num_parallel=3)"
+    ).replace("    @step\n    def work", "    @parallel\n    @step\n    def work")
+    source = "from aioflow import parallel\n" + source
+    msg = await next_error(make_flow, aioflow_root, source, max_num_splits=2)
+    assert msg == (
+        "Step *start* asks for 3 parallel tasks, more than the current maximum of 2 children. "
+        "You can raise the maximum with the keyword argument max_num_splits=."
     )
 
 

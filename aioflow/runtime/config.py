@@ -24,6 +24,9 @@ from ..store import Store
 DEFAULT_MAX_WORKERS = 16
 #: How many splits a foreach may create, unless told otherwise (`--max-num-splits`).
 DEFAULT_MAX_NUM_SPLITS = 100
+#: How the split limit is named to the user: as a command-line option, or a keyword argument.
+SPLITS_OPTION = "--max-num-splits"
+SPLITS_KEYWORD = "the keyword argument max_num_splits="
 #: Where sync steps run unless a step says otherwise (`--executor`): one of EXECUTORS.
 DEFAULT_EXECUTOR = "thread"
 
@@ -45,6 +48,9 @@ class RunConfig:
     root: str | os.PathLike[str] | Store | None = None
     max_workers: int = DEFAULT_MAX_WORKERS
     max_num_splits: int = DEFAULT_MAX_NUM_SPLITS
+    #: How the user raises `max_num_splits`, in the words of the front end that started the
+    #: run, for the message of a foreach over the limit.
+    max_num_splits_name: str = SPLITS_KEYWORD
     #: User tags of the run (`--tag`).
     tags: tuple[str, ...] = ()
     #: Where sync steps run by default: "thread" or "process".
@@ -168,6 +174,7 @@ def run_config(
         root=root,
         max_workers=max_workers,
         max_num_splits=max_num_splits,
+        max_num_splits_name=SPLITS_OPTION if from_cli else SPLITS_KEYWORD,
         tags=tuple(checked_tags),
         executor=executor,
         with_decorators=tuple(with_decorators),

@@ -239,6 +239,7 @@ class OpenRun:
             line_sink=line_sink,
             origin_run_id=self.options.origin_run_id,
             max_num_splits=self.options.max_num_splits,
+            max_num_splits_name=self.options.max_num_splits_name,
             catch_vars={
                 step: opts.catch.attributes["var"]
                 for step, opts in prepared.options.items()

@@ -147,6 +147,7 @@ class RunEnv:
     line_sink: Callable[[str, str, str], None]
     origin_run_id: str | None = None
     max_num_splits: int = 100
+    max_num_splits_name: str = "the keyword argument max_num_splits="
     catch_vars: dict[str, str] = field(default_factory=dict)
     task_cls: type[FlowSpec] | None = None
     #: The run's @project (`current.project_name`, ...), or None.
@@ -271,6 +272,7 @@ class TaskRun:
             readonly=env.readonly,
             frames=spec.frames,
             max_num_splits=env.max_num_splits,
+            max_num_splits_name=env.max_num_splits_name,
         )
         assert env.task_cls is not None
         self.flow = env.task_cls._for_task(self.state)

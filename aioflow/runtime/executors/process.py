@@ -32,6 +32,7 @@ ENV_FIELDS = (
     "base_manifest",
     "origin_run_id",
     "max_num_splits",
+    "max_num_splits_name",
     "catch_vars",
     "project",
     "cards",
