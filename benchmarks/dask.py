@@ -220,6 +220,7 @@ async def measure(args: argparse.Namespace) -> bool:
                 n_workers=2,
                 threads_per_worker=1,
                 dashboard_address=None,
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # not 8787, on loopback
                 asynchronous=True,
                 silence_logs=logging.WARNING,
             ) as cluster,

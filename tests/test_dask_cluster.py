@@ -49,7 +49,7 @@ def address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     dask = [sys.executable, "-m", "dask"]
     commands = [
         [*dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
-         "--no-dashboard"],
+         "--no-dashboard", "--dashboard-address", "127.0.0.1:0"],  # its HTTP routes: loopback
         *(
             [*dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
              "--no-dashboard", "--resources", "CPU=1", "--name", f"worker-{n}"]

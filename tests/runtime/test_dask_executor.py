@@ -12,6 +12,8 @@ Killing a worker is tested on a cluster of separate processes (tests/test_dask_c
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,6 +50,7 @@ def address() -> Iterator[str]:
         protocol="tcp://",
         host="127.0.0.1",
         dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # not 8787: another Dask's
         resources={"CPU": 2, "MEMORY": 1000},
     )
     try:
@@ -222,6 +225,19 @@ class LiveFlow(FlowSpec):
     @step
     def end(self) -> None:
         pass
+
+
+async def test_a_local_cluster_starts_beside_another_dask(
+    make_flow: MakeFlow, tmp_path: Path
+) -> None:
+    # Another Dask on this machine (a notebook's cluster, a `dask scheduler`) holds port 8787,
+    # which a scheduler takes for its HTTP routes even without a dashboard; warnings are errors.
+    with contextlib.ExitStack() as stack:
+        with contextlib.suppress(OSError):  # taken already: by another Dask, as wanted
+            stack.enter_context(socket.create_server(("127.0.0.1", 8787)))
+        flow = make_flow(HEADER + SHAPES["foreach_nested"])
+        run = await run_flow(flow, root=tmp_path, executor="dask", quiet=True)
+    assert run.successful
 
 
 async def test_printed_lines_arrive_while_the_step_runs(tmp_path: Path, address: str) -> None:

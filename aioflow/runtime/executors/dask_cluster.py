@@ -126,6 +126,10 @@ class Cluster:
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            # Even without a dashboard a scheduler serves HTTP (health, metrics), on port 8787
+            # unless told: with another Dask on this machine holding it, that is a warning and
+            # a server on every interface. A free port on loopback instead.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             asynchronous=True,
             silence_logs=logging.WARNING,
             # Each worker offers the machine, as @resources reserve it for the thread and
