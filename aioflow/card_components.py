@@ -6,19 +6,21 @@
 
 Each component renders itself to an HTML fragment (`render()`); a component whose rendering
 fails shows an error in its place instead of failing the card (`render_safely`). Nothing here
-loads from the network: images are inlined, and a VegaChart's spec is kept in the page as JSON
-(with no chart library to draw it, the page shows the spec itself).
+loads from the network: images are inlined, and a VegaChart's spec is kept in the page as JSON,
+drawn by the chart libraries the page then carries (`card_html.chart_scripts`).
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import math
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .card_html import (
+    CHART_MARK,
     data_uri,
     escape,
     frame_table,
@@ -148,30 +150,80 @@ class Image(MetaflowCardComponent):
         return f'<img alt="{alt}" style="max-width:100%" src="{data_uri(data, mime)}">{label}'
 
 
-class VegaChart(MetaflowCardComponent):
-    """A Vega-Lite chart's spec (a dict, or an Altair chart's `to_dict()`).
+def _is_altair_chart(value: Any) -> bool:
+    """True for a chart of Altair (any of its chart classes), told by its module: aioflow does
+    not import altair."""
+    module = type(value).__module__ or ""
+    return module.split(".")[0] == "altair" and callable(getattr(value, "to_dict", None))
 
-    The card stays self-contained: no chart library is fetched, so the spec is embedded as JSON
-    (for a viewer that can draw it) and shown as text.
+
+def _spec_of(value: Any) -> Any:
+    """A Vega-Lite spec as a dict: an Altair chart's `to_dict()`; anything else as given (a
+    value that is not a dict is refused when the chart is rendered)."""
+    return value.to_dict() if _is_altair_chart(value) else value
+
+
+def _json_ready(value: Any) -> Any:
+    """`value` with what JSON cannot hold made plain: NumPy numbers and arrays as Python's,
+    dates as ISO text, NaN and infinities as null (a missing value to Vega-Lite), other objects
+    as their str."""
+    if isinstance(value, str) or value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if callable(getattr(value, "tolist", None)):  # a NumPy scalar or array
+        return _json_ready(value.tolist())
+    if callable(getattr(value, "isoformat", None)):  # datetime, date, pandas' Timestamp
+        return value.isoformat()
+    return str(value)
+
+
+class VegaChart(MetaflowCardComponent):
+    """A Vega-Lite chart: its spec as a dict, or an Altair chart (`from_altair_chart`).
+
+        current.card.append(VegaChart({"mark": "bar", "data": {"values": rows}, ...}))
+
+    The card draws it offline: a page holding a chart carries the vendored Vega, Vega-Lite and
+    vega-embed, and only then. `show_controls` adds vega-embed's menu (export as SVG/PNG, view
+    the source). `update(spec)` and `current.card.refresh()` redraw a live card.
     """
 
     def __init__(self, spec: Any, show_controls: bool = False) -> None:
-        self.spec = spec.to_dict() if callable(getattr(spec, "to_dict", None)) else spec
+        self.spec = _spec_of(spec)
         self.show_controls = show_controls
 
-    def update(self, spec: Any) -> None:
-        """Replace the spec."""
-        self.spec = spec.to_dict() if callable(getattr(spec, "to_dict", None)) else spec
+    @classmethod
+    def from_altair_chart(cls, altair_chart: Any) -> VegaChart:
+        """The chart of an Altair chart object (ValueError for anything else)."""
+        if not _is_altair_chart(altair_chart):
+            kind = f"{type(altair_chart).__module__}.{type(altair_chart).__qualname__}"
+            raise ValueError(f"{kind} is not an Altair chart.")
+        return cls(altair_chart)
+
+    def update(self, spec: Any = None) -> None:
+        """Show another spec (a dict or an Altair chart); None keeps the one shown."""
+        if spec is not None:
+            self.spec = _spec_of(spec)
 
     def render(self) -> str:
-        """The spec as JSON, in a `<script type="application/json">` and as text."""
-        text = json.dumps(self.spec, indent=2, default=str)
-        embedded = text.replace("</", "<\\/")  # a string in the spec must not end the script
-        title = self.spec.get("title") if isinstance(self.spec, dict) else None
-        head = f"<h3>{escape(title)}</h3>" if isinstance(title, str) else ""
+        """A box the page's scripts draw the chart in, its spec as JSON beside it."""
+        if not isinstance(self.spec, Mapping):
+            raise TypeError(
+                "VegaChart takes a Vega-Lite spec (a dict) or an Altair chart, not "
+                f"{type(self.spec).__name__}."
+            )
+        text = json.dumps(_json_ready(self.spec), ensure_ascii=False, separators=(",", ":"))
+        # `<` only appears inside JSON strings, where \u003c is the same character: nothing in
+        # the spec can end the script element or open a comment there.
+        text = text.replace("<", "\\u003c")
+        actions = "true" if self.show_controls else "false"
         return (
-            f'{head}<script type="application/json" class="vega-spec">{embedded}</script>'
-            f"<details><summary>Vega-Lite chart (spec)</summary><pre>{escape(text)}</pre></details>"
+            f'{CHART_MARK} data-actions="{actions}"><script type="application/json">{text}'
+            '</script><div class="af-vega"></div></div>'
         )
 
 

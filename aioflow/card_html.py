@@ -2,7 +2,10 @@
 
 A card is one self-contained HTML page: its CSS is inline, images are `data:` URIs, and it loads
 nothing from the network, so a card file opens anywhere (a browser, an e-mail, the run report).
-Everything a user gives (text, values, names) goes through `escape` before it is placed.
+Everything a user gives (text, values, names) goes through `escape` before it is placed. A page
+holding a `VegaChart` also carries the chart libraries vendored in `aioflow/cards_static/`
+(Vega, Vega-Lite, vega-embed: about 840 KB) and the few lines that draw its charts with them;
+a page without one carries none of it (`chart_scripts`).
 
 `preview` turns any value into a bounded HTML fragment (size-capped repr text, a table for a
 data frame, an image for a PIL image, a matplotlib figure or an image-shaped numpy array), each
@@ -12,11 +15,13 @@ recognised by duck typing: aioflow imports none of those libraries.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import re
 import struct
 import zlib
+from importlib import resources
 from typing import Any
 
 #: The most characters of a value's repr a preview shows.
@@ -45,7 +50,35 @@ pre{white-space:pre-wrap;word-break:break-word;margin:0}
 .af-value{font-size:28px;font-weight:600}
 .af-meta td:first-child{font-weight:600;white-space:nowrap}
 svg text{font:12px system-ui,sans-serif}
+.af-vega-error{color:#cf222e}
 """
+
+#: The versions of the chart libraries in `aioflow/cards_static/` (see its README).
+VEGA_VERSIONS = {"vega": "6.4.0", "vega-lite": "6.5.0", "vega-embed": "7.3.0"}
+#: Their files, in the order a page loads them (vega-embed needs the other two).
+VEGA_FILES = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")
+#: How a VegaChart's HTML begins. Only a component's own markup can hold it (user text is
+#: escaped, `<` included), so a page holding it has a chart to draw.
+CHART_MARK = '<div class="af-vega-chart"'
+
+# Draws each chart from its spec (the JSON in the chart's first child); a spec the libraries
+# refuse shows their message in the chart's place instead of a console error.
+_DRAW = """(function () {
+  function fail(target, error) {
+    target.className += " af-vega-error";
+    target.textContent = "The chart could not be drawn: " + ((error && error.message) || error);
+  }
+  document.querySelectorAll(".af-vega-chart").forEach(function (chart) {
+    var target = chart.querySelector(".af-vega");
+    var options = {actions: chart.getAttribute("data-actions") === "true", renderer: "svg"};
+    try {
+      var spec = JSON.parse(chart.querySelector("script").textContent);
+      vegaEmbed(target, spec, options).catch(function (error) { fail(target, error); });
+    } catch (error) {
+      fail(target, error);
+    }
+  });
+})();"""
 
 
 def escape(value: object) -> str:
@@ -53,17 +86,38 @@ def escape(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+@functools.cache
+def chart_scripts() -> str:
+    """The `<script>` elements a page with charts ends with: the vendored libraries, then what
+    draws its charts. Read from the package once per process."""
+    folder = resources.files("aioflow") / "cards_static"
+    parts = []
+    for name in VEGA_FILES:
+        text = (folder / name).read_text(encoding="utf-8")
+        # The map files are not vendored: a browser's developer tools would look for them.
+        text = re.sub(r"\s*//# sourceMappingURL=\S+\s*$", "", text)
+        # Inline, `</script` would end the element (the bundles hold none; kept so if they do).
+        text = re.sub(r"</(script)", r"<\\/\1", text, flags=re.IGNORECASE)
+        parts.append(f"<script>{text}</script>")
+    parts.append(f"<script>{_DRAW}</script>")
+    return "".join(parts)
+
+
 def page(title: str, body: str, *, card_type: str, card_id: str | None) -> str:
-    """A whole card page around `body` (already HTML), titled `title` (plain text)."""
+    """A whole card page around `body` (already HTML), titled `title` (plain text); with the
+    chart libraries when `body` holds a VegaChart."""
     marks = f'data-card-type="{escape(card_type)}"'
     if card_id is not None:
         marks += f' data-card-id="{escape(card_id)}"'
+    scripts = chart_scripts() if CHART_MARK in body else ""
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        # No icon to fetch: an empty one, so a browser asks no server for /favicon.ico.
+        '<link rel="icon" href="data:,">'
         f"<style>{_CSS}</style></head>"
-        f'<body><main class="aioflow-card" {marks}>{body}</main></body></html>\n'
+        f'<body><main class="aioflow-card" {marks}>{body}</main>{scripts}</body></html>\n'
     )
 
 

@@ -8,6 +8,7 @@ Flows live at module level, so the process executor's workers import them by ref
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import struct
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import threading
 import zlib
+from datetime import date
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,15 @@ from aioflow import (
     run_flow,
     step,
 )
-from aioflow.card_html import markdown, png_from_array, preview
+from aioflow.card_html import (
+    CHART_MARK,
+    VEGA_FILES,
+    markdown,
+    page,
+    png_from_array,
+    preview,
+    row,
+)
 from aioflow.cards import (
     Artifact,
     CardContainer,
@@ -53,6 +64,7 @@ from aioflow.decorators import parse_with
 from aioflow.exceptions import FlowDefinitionError, InvalidPathspec, MetaflowNotFound
 from aioflow.store import Store
 from tests.helpers import invoke
+from tests.report.flows import bar_chart
 
 #: A 1x1 PNG, as a file would hold it.
 TINY_PNG = (
@@ -108,6 +120,8 @@ async def test_the_default_card_shows_metadata_parameters_artifacts_dag_code_and
     assert 'class="af-step" data-step="end"' in html
     assert "def start(self) -&gt; None:" in html
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    # No chart, so none of the chart libraries: the card stays small.
+    assert "<script" not in html and len(html) < 40_000
     # Steps without @card have none.
     assert len(get_cards(run["end"].task)) == 0
 
@@ -275,6 +289,30 @@ class LiveCardFlow(FlowSpec):
         pass
 
 
+class LiveChartFlow(FlowSpec):
+    @card(type="blank")
+    @step
+    def start(self) -> None:
+        chart = VegaChart(bar_chart("first", [1]))
+        current.card.append(chart)
+        current.card.refresh()
+        self.live = get_cards(current.pathspec)[0].html
+        chart.update(bar_chart("second", [1, 2]))
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+async def test_an_updated_chart_is_drawn_with_its_new_spec(aioflow_root: Path) -> None:
+    run = await run_flow(LiveChartFlow, root=aioflow_root, quiet=True)
+    task = run["start"].task
+    assert _spec_in(task["live"].data)["title"] == "first"
+    final = get_cards(task)[0].html
+    assert _spec_in(final)["title"] == "second" and final.count(CHART_MARK) == 1
+
+
 async def test_refresh_stores_the_card_while_the_step_runs(aioflow_root: Path) -> None:
     run = await run_flow(LiveCardFlow, root=aioflow_root, quiet=True)
     task = run["start"].task
@@ -361,8 +399,8 @@ def test_components_render_escaped_self_contained_html() -> None:
         Image(b"not an image").render()
     assert "Image could not be rendered" in Image(b"nope").render_safely()
     assert "af-value" in ValueBox(title="acc", value=0.9, subtitle="<b>").render()
-    vega = VegaChart({"title": "</script>"}).render()
-    assert vega.count("</script>") == 1 and '"title": "<\\/script>"' in vega
+    vega = VegaChart({"title": "</script><!--"}).render()
+    assert vega.count("</script>") == 1 and '"title":"\\u003c/script>\\u003c!--"' in vega
     assert "def _helper()" in PythonCode(_helper).render()
     assert "&quot;k&quot;: [" in JSONViewer({"k": [1]}).render()
     assert "ValueError: bad" in Error(ValueError("bad"), title="t").render()
@@ -373,6 +411,79 @@ def test_components_render_escaped_self_contained_html() -> None:
 
 def _helper() -> int:
     return 1
+
+
+class FakeAltairChart:
+    """Shaped as Altair's charts are: a class of the altair package, with to_dict()."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return bar_chart("from altair", [1, 2])
+
+
+FakeAltairChart.__module__ = "altair.vegalite.v5.api"
+
+
+def _spec_in(html: str) -> Any:
+    found = re.search(r'<script type="application/json">(.*?)</script>', html)
+    assert found is not None, html
+    return json.loads(found.group(1))
+
+
+def test_a_vega_chart_takes_a_dict_or_an_altair_chart_and_updates() -> None:
+    values = [{"x": np.int64(1), "y": float("nan"), "when": date(2024, 1, 2), "z": np.arange(2)}]
+    spec = {"mark": "bar", "data": {"values": values}}
+    chart = VegaChart(spec)
+    html = chart.render()
+    assert html.startswith(CHART_MARK) and 'data-actions="false"' in html
+    # What JSON cannot hold is made plain; NaN is a missing value (null) to Vega-Lite.
+    expected = [{"x": 1, "y": None, "when": "2024-01-02", "z": [0, 1]}]
+    assert _spec_in(html) == {"mark": "bar", "data": {"values": expected}}
+    assert isinstance(values[0]["x"], np.int64)  # the caller's spec is left as it was
+    assert 'data-actions="true"' in VegaChart(spec, show_controls=True).render()
+    # An Altair chart, given as is or through from_altair_chart, is its to_dict().
+    altair = FakeAltairChart()
+    assert VegaChart(altair).spec == altair.to_dict()
+    assert VegaChart.from_altair_chart(altair).spec == altair.to_dict()
+    with pytest.raises(ValueError, match=r"^builtins\.dict is not an Altair chart\.$"):
+        VegaChart.from_altair_chart(spec)
+    # update: a new spec or chart for the next refresh; None keeps the one shown.
+    chart.update(None)
+    assert chart.spec is spec
+    chart.update(altair)
+    assert _spec_in(chart.render())["title"] == "from altair"
+    # Anything else is refused when rendered, as an error box in the card.
+    wrong = VegaChart([1, 2])
+    with pytest.raises(TypeError, match=r"takes a Vega-Lite spec \(a dict\) or an Altair chart"):
+        wrong.render()
+    assert "VegaChart could not be rendered" in wrong.render_safely()
+
+
+def test_only_a_page_with_a_chart_carries_the_chart_libraries() -> None:
+    def card_page(*components: Any) -> str:
+        body = "".join(row(c.render_safely()) for c in components)
+        return page("t", body, card_type="blank", card_id=None)
+
+    assert "<script" not in card_page(Markdown("# no chart"), Table([[1]]))
+    # Text shaped like a chart's markup is escaped, so it brings no scripts either.
+    assert "<script" not in card_page(Markdown(CHART_MARK + ">"), Table([[CHART_MARK]]))
+    folder = resources.files("aioflow") / "cards_static"
+    for charted in (
+        card_page(VegaChart(bar_chart("t", [1]))),
+        card_page(Table([["in a cell", VegaChart(bar_chart("t", [1]))]])),
+    ):
+        # vega, vega-lite, vega-embed and the lines that draw, at the end of the body.
+        assert charted.count("<script>") == 4 and charted.endswith("</script></body></html>\n")
+        assert "sourceMappingURL" not in charted
+        for name in VEGA_FILES:
+            text = (folder / name).read_text(encoding="utf-8")
+            assert "</script" not in text.lower() and "<!--" not in text
+            assert text.split("\n//# sourceMappingURL=")[0] in charted
+    # The vendored libraries' licenses are in the package beside them.
+    for name in ("vega", "vega-lite", "vega-embed"):
+        license_text = (folder / f"LICENSE-{name}.txt").read_text(encoding="utf-8")
+        assert "University of Washington Interactive Data Lab" in license_text
+        assert "Redistribution and use in source and binary forms" in license_text
+    assert "d3-array" in (folder / "THIRD_PARTY_LICENSES.txt").read_text(encoding="utf-8")
 
 
 class FakeFrame:

@@ -66,11 +66,16 @@ def run(argv: list[str | Path], cwd: Path, timeout: float = 600) -> str:
 
 
 def check_installed(venv: Path, work: Path) -> None:
-    """The installed package runs a flow and tells the checkout's version, from the venv."""
+    """The installed package runs a flow, tells the checkout's version and finds the chart
+    libraries it vendors, from the venv."""
     scripts = venv / ("Scripts" if os.name == "nt" else "bin")
     python = scripts / "python"
     where = run([python, "-c", "import aioflow; print(aioflow.__file__)"], work)
     assert Path(where.strip()).is_relative_to(venv), where  # not the checkout
+    size = run(
+        [python, "-c", "from aioflow.card_html import chart_scripts as c; print(len(c()))"], work
+    )
+    assert int(size) > 800_000, size
     assert run([scripts / "aioflow", "--version"], work) == f"aioflow {aioflow.__version__}\n"
     out = run([scripts / "aioflow", "run", "flow.py"], work)
     assert re.search(r"\[\d+/join/\d+\] total 14$", out, re.M), out
@@ -89,6 +94,21 @@ def test_the_wheel_and_the_sdist_install_and_run_in_a_fresh_virtualenv(tmp_path:
         names = set(archive.namelist())
     assert f"aioflow-{version}.dist-info/licenses/LICENSE" in names
     assert "aioflow/py.typed" in names
+    # The chart libraries a card with a VegaChart inlines, with their licenses.
+    vendored = {
+        f"aioflow/cards_static/{name}"
+        for name in (
+            "vega.min.js",
+            "vega-lite.min.js",
+            "vega-embed.min.js",
+            "LICENSE-vega.txt",
+            "LICENSE-vega-lite.txt",
+            "LICENSE-vega-embed.txt",
+            "THIRD_PARTY_LICENSES.txt",
+        )
+    }
+    assert vendored <= names, vendored - names
+    assert f"aioflow-{version}.dist-info/licenses/aioflow/cards_static/LICENSE-vega.txt" in names
     packaged = {n for n in names if n.startswith("aioflow/") and n.endswith(".py")}
     tracked = subprocess.run(
         ["git", "ls-files", "aioflow/*.py"], cwd=REPO, capture_output=True, text=True
@@ -98,6 +118,7 @@ def test_the_wheel_and_the_sdist_install_and_run_in_a_fresh_virtualenv(tmp_path:
     with tarfile.open(sdist) as archive:
         members = {m.name.split("/", 1)[1] for m in archive.getmembers() if "/" in m.name}
     assert {"LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml"} <= members
+    assert vendored <= members, vendored - members
     # MANIFEST.in keeps the checkout-only folders out on purpose.
     assert not [m for m in members if m.split("/")[0] in {"tests", "examples", "benchmarks"}]
 

@@ -848,6 +848,10 @@ async def test_cards(work: Work) -> None:
     task = namespace["run"]["start"].task
     assert "<td>scores</td>" in namespace["cards"][1].html
     assert "3 / 3" in namespace["cards"][0].html and task.successful
+    # The chart's spec, and the libraries that draw it: in the card with the chart only.
+    assert '"mark":"line"' in namespace["cards"][0].html
+    assert "vegaEmbed(" in namespace["cards"][0].html
+    assert "vegaEmbed(" not in namespace["cards"][1].html
 
 
 def _card_list(sh: Shell, line: ShellLine) -> None:

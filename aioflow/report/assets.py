@@ -134,8 +134,11 @@ SCRIPT = r"""
     var cards = data("cards-data");
     var frame = document.getElementById("card-frame");
     if (!cards || !frame || !cards.pages[key]) { return; }
+    var page = cards.pages[key];
+    // The chart libraries travel once in the report, not in each card's page.
+    if (cards.charts) { page = page.split(cards.placeholder).join(cards.charts); }
     frame.hidden = false;
-    frame.srcdoc = cards.pages[key];
+    frame.srcdoc = page;
     frame.scrollIntoView();
   }
   document.addEventListener("click", function (event) {

@@ -8,6 +8,8 @@ lists its tasks from it, so 10,000 tasks cost JSON, not DOM nodes, until asked f
 Cards: `card_url` is the address of a task's n-th card with `{pathspec}` and `{n}` in it (the
 live UI serves them, and `log_url` a task's logs); without one (a report file), the cards' own
 HTML is carried in the page, up to EMBEDDED_CARDS_BYTES, and opened in a frame when clicked.
+Cards with charts each carry the chart libraries (`card_html.chart_scripts`); the report
+carries them once instead, and puts them back into a card's page when it opens it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import datetime, timezone
 from html import escape
 from typing import Any
 
+from ..card_html import CHART_MARK, chart_scripts
 from .assets import CSS, SCRIPT
 from .collect import RunView, StepView
 from .dag_svg import dag_svg, step_state
@@ -26,6 +29,8 @@ from .timeline_svg import timeline_svg
 
 #: The most bytes of card HTML a report file carries (more cards are listed without content).
 EMBEDDED_CARDS_BYTES = 2 * 1024 * 1024
+#: What stands for the chart libraries in a card page the report carries.
+CHART_SCRIPTS_PLACEHOLDER = "<!--aioflow:chart-scripts-->"
 
 CardHtml = Callable[[str, int], str]
 
@@ -128,6 +133,7 @@ def _cards(view: RunView, card_url: str | None, card_html: CardHtml | None) -> s
         return '<p class="muted">No cards.</p>'
     items, budget = [], EMBEDDED_CARDS_BYTES
     templates: list[tuple[str, str]] = []
+    charts: str | None = None
     by_task: dict[str, str] = {}
     for pathspec, cards in sorted(view.cards.items()):
         for n, label in cards:
@@ -146,6 +152,9 @@ def _cards(view: RunView, card_url: str | None, card_html: CardHtml | None) -> s
                     f"aioflow card view {escape(pathspec)})</span></li>"
                 )
                 continue
+            if CHART_MARK in page and chart_scripts() in page:
+                charts = chart_scripts()
+                page = page.replace(charts, CHART_SCRIPTS_PLACEHOLDER)
             budget -= len(page)
             key = f"card-{len(templates)}"
             templates.append((key, page))
@@ -154,7 +163,14 @@ def _cards(view: RunView, card_url: str | None, card_html: CardHtml | None) -> s
                 f'<li><a class="card-link" href="#" data-card="{key}">{escape(text)}</a></li>'
             )
     # The pages travel as JSON (`</` written `<\\/`), so no card's markup can end the block.
-    embedded = json.dumps({"pages": dict(templates), "tasks": by_task}).replace("</", "<\\/")
+    embedded = json.dumps(
+        {
+            "pages": dict(templates),
+            "tasks": by_task,
+            "charts": charts,
+            "placeholder": CHART_SCRIPTS_PLACEHOLDER,
+        }
+    ).replace("</", "<\\/")
     return (
         f'<ul id="cards">{"".join(items)}</ul><script type="application/json" id="cards-data">'
         f'{embedded}</script><iframe id="card-frame" title="card" hidden></iframe>'

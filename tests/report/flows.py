@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aioflow import FlowSpec, Parameter, card, catch, current, step
-from aioflow.cards import Markdown, Table
+from aioflow.cards import Markdown, Table, VegaChart
 
 
 class ReportFlow(FlowSpec):
@@ -56,6 +56,45 @@ class FailingFlow(FlowSpec):
     @step
     def start(self) -> None:
         raise RuntimeError("no luck")
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+def bar_chart(title: str, values: list[int]) -> dict:  # type: ignore[type-arg]
+    """A Vega-Lite bar chart of `values` by position."""
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
+        "title": title,
+        "data": {"values": [{"x": i, "y": v} for i, v in enumerate(values)]},
+        "mark": "bar",
+        "encoding": {
+            "x": {"field": "x", "type": "ordinal"},
+            "y": {"field": "y", "type": "quantitative"},
+        },
+    }
+
+
+class ChartFlow(FlowSpec):
+    """Cards with Vega-Lite charts: a blank card per task of a foreach, drawing a bar chart."""
+
+    @step
+    def start(self) -> None:
+        self.sizes = [3, 5]
+        self.next(self.plot, foreach="sizes")
+
+    @card(type="blank", id="chart")
+    @step
+    def plot(self) -> None:
+        self.values = [i * i for i in range(self.input)]
+        current.card.append(Markdown(f"# Squares up to {self.input - 1}"))
+        current.card.append(VegaChart(bar_chart(f"{self.input} squares", self.values)))
+        self.next(self.join)
+
+    @step
+    def join(self, inputs: list) -> None:  # type: ignore[type-arg]
         self.next(self.end)
 
     @step
