@@ -17,7 +17,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import suppress
 from pathlib import Path
 
@@ -29,6 +29,10 @@ from .serde import LARGE, TAG_PICKLE_OOB, Buffer
 
 #: What a blob key is: the hex digest `serde` computes (20 bytes, 40 lowercase hex digits).
 _KEY = re.compile(r"[0-9a-f]{40}")
+
+#: The pieces blobs are read in when streamed (`read_stream`): a blob of any size is checked
+#: or copied holding this much of it at a time.
+STREAM_CHUNK = 8 * 1024 * 1024
 
 #: Seconds after its last write a temporary blob file counts as left by a killed writer: a live
 #: writer writes its file without pause, so an hour of silence means the write is dead.
@@ -94,13 +98,22 @@ class FileBlobStore:
                 return
             except FileNotFoundError:  # gc took it just now: write it again
                 pass
+        self._prepare(key)
+        self._write(key, target, chunks)
+
+    def _prepare(self, key: str) -> None:
+        """Make the temporary folder (once) and the blob's folder before a write."""
         if not self._made:
             self._first_write()
         folder = key[:2]
         if folder not in self._made:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            (self.root / folder).mkdir(parents=True, exist_ok=True)
             with self._lock:
                 self._made.add(folder)
+
+    def _write(self, key: str, target: Path, chunks: Iterable[Buffer]) -> None:
+        """Write the chunks to a temporary file and rename it to `target` once all are
+        written; the temporary file is removed when anything fails."""
         tmp = self.tmp / f"{key}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             with open(tmp, "wb") as f:
@@ -111,12 +124,45 @@ class FileBlobStore:
             tmp.unlink(missing_ok=True)
             raise
 
+    def write_stream(self, key: str, size: int, chunks: Iterable[Buffer]) -> None:
+        """Store a blob of `size` bytes given piece by piece, as `put` stores it: the pieces go
+        to a temporary file as they come, which becomes the blob only once the last has come
+        (an iterable that raises leaves nothing)."""
+        target = self.path(key)
+        if self._intact(key, target, size):
+            with suppress(FileNotFoundError):
+                os.utime(target)
+                return
+        self._prepare(key)
+        self._write(key, target, chunks)
+
+    def read_stream(self, key: str, chunk_size: int) -> Generator[Buffer, None, None]:
+        """The blob's bytes (its tag byte first) in pieces of at most `chunk_size`, read as
+        they are asked for and checked against the key: BlobCorrupted after the last piece
+        when they do not match, so a reader must keep nothing before the end."""
+        path = self.path(key)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+        except FileNotFoundError:
+            raise BlobNotFound(key, location=path) from None
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            if not size:
+                raise BlobCorrupted(key, location=path, problem="is empty: the store was damaged")
+            hasher = blake3(max_threads=blake3.AUTO) if size >= LARGE else blake3()
+            while chunk := f.read(chunk_size):
+                hasher.update(chunk)
+                yield chunk
+        if hasher.hexdigest(length=len(key) // 2) != key:
+            raise BlobCorrupted(key, location=path)
+
     def _intact(self, key: str, target: Path, size: int) -> bool:
         """True when the file under `key` holds the blob: `size` bytes that hash to the key."""
         try:
             if target.stat().st_size != size:
                 return False
-            self.get(key)
+            for _ in self.read_stream(key, STREAM_CHUNK):  # hashed piece by piece
+                pass
         except (OSError, BlobError):
             return False
         return True
@@ -238,6 +284,18 @@ class MemoryBlobStore:
             if self.blobs.get(key) != blob:
                 self.blobs[key] = blob
 
+    def write_stream(self, key: str, size: int, chunks: Iterable[Buffer]) -> None:
+        """Join the pieces and keep them (memory holds the blob anyway)."""
+        self.put(key, (b"".join(chunks),))
+
+    def read_stream(self, key: str, chunk_size: int) -> Generator[Buffer, None, None]:
+        """The stored blob in pieces of at most `chunk_size`, verified before the first."""
+        tag, payload = self.get(key)
+        yield bytes((tag,))
+        view = memoryview(payload)
+        for start in range(0, len(view), chunk_size):
+            yield view[start : start + chunk_size]
+
     def get(self, key: str) -> tuple[int, Buffer]:
         """Return the stored blob, verified."""
         blob = self.blobs.get(key)
@@ -270,4 +328,4 @@ class MemoryBlobStore:
             return len(blob)
 
 
-__all__ = ["BlobStore", "FileBlobStore", "MemoryBlobStore"]
+__all__ = ["STREAM_CHUNK", "BlobStore", "FileBlobStore", "MemoryBlobStore"]

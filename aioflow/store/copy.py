@@ -5,6 +5,13 @@ or the other way round. A run is copied as its metadata (its row, graph, paramet
 task attempt) and the blobs it names (parameters, artifacts, logs, foreach items), each blob
 once: one already in the target (from an earlier copy, or another run holding the same value)
 is neither read nor sent again. Blobs are read verified, so a damaged source is not spread.
+A run's cards (`@card`) go with it: their records, and their pages, which are blobs.
+
+A large blob is streamed from one blob store to the other in pieces of `CHUNK` bytes (files,
+S3, GCS, Azure alike: `BlobStore.read_stream` / `write_stream`), so copying a multi-GB artifact
+holds a few pieces of it at a time, never the whole; it is checked against its key as it
+passes, and the target keeps it only once the last piece checked out (a damaged source blob
+aborts the write, leaving nothing under its key).
 
 The target gives the copy its own run id (ids are the target store's to assign); the copy
 carries the system tag `copied_from:<FLOW>/<ID>@<source>`, by which a second copy of the same
@@ -14,12 +21,14 @@ run is recognised and skipped. Runs in progress are skipped: their rows are not 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass, field
 
 from ..exceptions import BlobError, StoreError
 from . import Store
+from .blobs import STREAM_CHUNK
 from .metadata import SMALL
-from .protocols import RunRecord
+from .protocols import CardRecord, RunRecord
 from .serde import decode_plain, unpack
 from .settings import redact
 
@@ -27,6 +36,8 @@ from .settings import redact
 COPIED_FROM = "copied_from:"
 #: Small blobs written to the target metadata per batch.
 BATCH_BYTES = 16 * 1024 * 1024
+#: The pieces a large blob is streamed in, from the source's blob store to the target's.
+CHUNK = STREAM_CHUNK
 
 
 @dataclass
@@ -38,6 +49,7 @@ class CopyReport:
     skipped: list[tuple[str, int, str]] = field(default_factory=list)
     blobs: int = 0
     bytes: int = 0
+    cards: int = 0
 
 
 def select_runs(store: Store, flow: str | None, run_id: int | None) -> list[RunRecord]:
@@ -64,8 +76,9 @@ def select_runs(store: Store, flow: str | None, run_id: int | None) -> list[RunR
     return sorted(runs, key=lambda r: (r.flow, r.run_id))
 
 
-def run_blob_keys(store: Store, run_id: int) -> list[str]:
-    """Every blob key the run names, each once, in a stable order."""
+def run_blob_keys(store: Store, run_id: int, cards: list[CardRecord] | None = None) -> list[str]:
+    """Every blob key the run names, each once, in a stable order: its cards' pages last
+    (`cards`, when the caller read them already)."""
     metadata = store.metadata
     keys: dict[str, None] = {}
     params = metadata.run_params(run_id)
@@ -81,6 +94,9 @@ def run_blob_keys(store: Store, run_id: int) -> list[str]:
                 keys[items_key] = None
                 listed = decode_plain(*store.read_blob(items_key))
                 keys.update(dict.fromkeys(k for k in listed if isinstance(k, str)))
+    if cards is None:
+        cards = metadata.cards(run_id)
+    keys.update(dict.fromkeys(card.key for card in cards))
     return list(keys)
 
 
@@ -119,15 +135,16 @@ class _BlobCopier:
         self.done.add(key)
         if self.target.metadata.blob_size(key) is not None or self.target.blobs.has(key):
             return
-        tag, payload = self.source.read_blob(key)
-        size = 1 + len(payload)
-        if size <= SMALL:
+        size = self.source.blob_size(key)
+        if size <= SMALL:  # read whole (it is small), to the target's metadata
+            tag, payload = self.source.read_blob(key)
             self.small.append((key, bytes((tag,)) + bytes(payload)))
             self.small_bytes += size
             if self.small_bytes >= BATCH_BYTES:
                 self.flush()
-        else:
-            self.target.blobs.put(key, (bytes((tag,)), payload))
+        else:  # blob store to blob store, a piece at a time, checked as it passes
+            with closing(self.source.blobs.read_stream(key, CHUNK)) as chunks:
+                self.target.blobs.write_stream(key, size, chunks)
         self.report.blobs += 1
         self.report.bytes += size
 
@@ -164,21 +181,26 @@ def copy_runs(
         if run.status == "running" and not source.metadata.process_gone(run):
             report.skipped.append((run.flow, run.run_id, "in progress"))
             continue
+        cards = source.metadata.cards(run.run_id)
         try:
-            for key in run_blob_keys(source, run.run_id):
+            for key in run_blob_keys(source, run.run_id, cards):
                 blobs.copy(key)
             blobs.flush()  # the blobs before the rows naming them, as the runtime stores them
         except BlobError as exc:
             raise exc.in_context(pathspec=f"{spec} (copying)") from None
-        new_id = _copy_metadata(source, target, run, tag)
+        new_id = _copy_metadata(source, target, run, tag, cards)
         report.copied.append((run.flow, run.run_id, new_id))
+        report.cards += len(cards)
         if on_run is not None:
             on_run(run.flow, run.run_id, new_id)
     return report
 
 
-def _copy_metadata(source: Store, target: Store, run: RunRecord, tag: str) -> int:
-    """Store the run's row and task attempts in the target, ended as the source's ended."""
+def _copy_metadata(
+    source: Store, target: Store, run: RunRecord, tag: str, cards: list[CardRecord]
+) -> int:
+    """Store the run's row, task attempts and cards in the target, ended as the source's
+    ended (the cards before the end: a run that reads ended has them all)."""
     graph = source.metadata.run_graph(run.run_id) or b""
     new_id = target.metadata.create_run(
         run.flow,
@@ -189,6 +211,8 @@ def _copy_metadata(source: Store, target: Store, run: RunRecord, tag: str) -> in
         origin_run_id=run.origin_run_id,
         params=source.metadata.run_params(run.run_id),
     )
+    for card in cards:
+        target.metadata.put_card(card._replace(run_id=new_id))
     tasks = [t._replace(run_id=new_id) for t in source.metadata.task_attempts(run.run_id)]
     update = {"status": run.status, "finished_at": run.finished_at, "error": run.error}
     target.metadata.write_batch(tasks, [], [(new_id, update)])

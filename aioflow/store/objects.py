@@ -22,7 +22,7 @@ it waits on the network.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 from blake3 import blake3
@@ -36,6 +36,10 @@ from .serde import LARGE, Buffer
 CREATE_LIMIT = 8 * 1024 * 1024
 #: The size of one part of a multipart upload, and of the reads streamed from the server.
 PART_SIZE = 8 * 1024 * 1024
+
+#: Parts a streamed upload (`write_stream`) sends at once: it holds at most one more than this
+#: in memory (plus the piece being read), whatever the blob's size.
+STREAM_CONCURRENCY = 4
 
 #: Where markers of blobs put again (`_touch`) and blobs being deleted (`delete`) live.
 TOUCHED = "touched"
@@ -128,6 +132,60 @@ class ObjectBlobStore:
         except Exception as exc:
             raise self._error(exc, key, "cannot be stored") from None
         self.uploaded += size
+
+    def write_stream(self, key: str, size: int, chunks: Iterable[Buffer]) -> None:
+        """Store a blob of `size` bytes given piece by piece, as `put` would: up to
+        `CREATE_LIMIT` joined into one conditional create, above as a multipart upload fed by
+        the pieces as they come: at most `STREAM_CONCURRENCY` + 1 parts of `PART_SIZE` are
+        held at once. An iterable that raises aborts the upload, so nothing is stored."""
+        if size <= CREATE_LIMIT:
+            self.put(key, (b"".join(chunks),))
+            return
+        path = self.path(key)
+        if self.has(key):
+            self._touch(key)
+            return
+        try:
+            self._obs.put(
+                self._store,
+                path,
+                iter(chunks),
+                use_multipart=True,
+                chunk_size=PART_SIZE,
+                max_concurrency=STREAM_CONCURRENCY,
+            )
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, key, "cannot be stored") from None
+        self.uploaded += size
+
+    def read_stream(self, key: str, chunk_size: int) -> Generator[Buffer, None, None]:
+        """The blob's bytes (its tag byte first) in pieces of about `chunk_size`, streamed
+        from the server as they are asked for and checked against the key: BlobCorrupted
+        after the last piece when they do not match, so a reader must keep nothing before
+        the end."""
+        path = self.path(key)
+        try:
+            result = self._obs.get(self._store, path)
+            size = result.meta["size"]
+            if size == 0:
+                raise BlobCorrupted(key, location=self._where(key), problem="is empty")
+            hasher = blake3(max_threads=blake3.AUTO) if size >= LARGE else blake3()
+            seen = 0
+            for chunk in result.stream(min_chunk_size=chunk_size):
+                view = memoryview(chunk)
+                hasher.update(view)
+                seen += len(view)
+                yield view
+        except (StoreError, KeyError):
+            raise
+        except FileNotFoundError:
+            raise BlobNotFound(key, location=self._where(key)) from None
+        except Exception as exc:
+            raise self._error(exc, key, "cannot be read") from None
+        if seen != size or hasher.hexdigest(length=len(key) // 2) != key:
+            raise BlobCorrupted(key, location=self._where(key))
 
     def get(self, key: str) -> tuple[int, Buffer]:
         """(tag, payload), streamed into one buffer and checked against the key."""

@@ -13,7 +13,7 @@ not match) and a missing blob raises `BlobNotFound`, naming the key and where it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence, Set
 from typing import Any, NamedTuple, Protocol
 
 from .serde import Buffer
@@ -260,6 +260,21 @@ class BlobStore(Protocol):
 
     def size(self, key: str) -> int:
         """The stored size of a blob in bytes; BlobNotFound when absent."""
+        ...
+
+    # -- streaming (`store/copy.py`: a blob of any size, a piece at a time) --------------------
+
+    def read_stream(self, key: str, chunk_size: int) -> Generator[Buffer, None, None]:
+        """The stored blob's bytes, its tag byte first, in pieces of about `chunk_size` read
+        as they are asked for; BlobNotFound when absent, and BlobCorrupted after the last
+        piece when the bytes do not match the key (so a reader keeps nothing before the
+        end)."""
+        ...
+
+    def write_stream(self, key: str, size: int, chunks: Iterable[Buffer]) -> None:
+        """Store a blob of `size` bytes given as pieces (consumed once, never all held at
+        once where the backend can avoid it); as `put` when it is there already. When
+        `chunks` raises, nothing is stored and the exception propagates."""
         ...
 
     # -- deleting (`store/gc.py`) ---------------------------------------------------------------
