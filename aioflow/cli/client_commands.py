@@ -29,6 +29,7 @@ from ..exceptions import (
     MetaflowNotFound,
 )
 from ..store import Store
+from ..store.settings import BLOBS_ENV, METADATA_ENV
 from .dump import dump_task
 from .output import _echo, _fail
 from .runs_table import runs_table
@@ -51,6 +52,26 @@ RootOption = Annotated[
         # (rich markup reads the brackets as a tag and drops them).
         show_default="./.aioflow or the nearest one above",
         callback=_root_given,
+    ),
+]
+# Where a store's metadata and blobs live (store/settings.py), declared once: the `aioflow`
+# command takes them before any command (typer_app.py), `aioflow ui` after its name too.
+MetadataOption = Annotated[
+    str | None,
+    typer.Option(
+        "--metadata",
+        envvar=METADATA_ENV,
+        help="Where run metadata lives: postgresql://..., sqlite:///file (default: SQLite "
+        "in the store folder).",
+    ),
+]
+BlobsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--blobs",
+        envvar=BLOBS_ENV,
+        help="Where artifacts live: s3://bucket/prefix, gs://..., az://..., file:///..., "
+        "a folder (default: the store folder's blobs/).",
     ),
 ]
 NamespaceOption = Annotated[

@@ -1,8 +1,12 @@
-"""`aioflow report FLOW/RUN [-o run.html]` and `aioflow ui [--root] [--host] [--port]`.
+"""`aioflow report FLOW/RUN [-o run.html]` and
+`aioflow ui [--root DIR] [--metadata URL] [--blobs URL] [--host] [--port]`.
 
 `report` writes one self-contained HTML file (`aioflow.report`); `ui` serves the store's runs
 live (`aioflow.ui`), and needs the `ui` extra (Starlette, uvicorn): without it, it is a usage
-error saying what to install, before anything is opened.
+error saying what to install, before anything is opened. `ui` takes the store as every
+command does (`--root`, and `aioflow --metadata URL --blobs URL ui`), and also with
+`--metadata`/`--blobs` after its name; a store that cannot be opened is one error, before
+anything is served.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from typing import Annotated
 import typer
 
 from ..client import Run
-from ..exceptions import InvalidPathspec
-from .client_commands import RootOption, _reading
-from .output import _echo
+from ..exceptions import AioflowException, InvalidPathspec
+from ..store import Store
+from ..store.settings import StoreSettings, store_settings
+from .client_commands import BlobsOption, MetadataOption, RootOption, _reading
+from .output import _echo, _fail
 
 #: The modules the `ui` extra provides.
 UI_MODULES = ("starlette", "uvicorn")
@@ -51,8 +57,17 @@ def report(
     _echo(f"Wrote the report of {run} to {written}", err=True)
 
 
+def _where(store: Store, settings: StoreSettings) -> str:
+    """Where the store the UI serves is, for its first line."""
+    if settings.is_default:
+        return store.location
+    return f"metadata {store.metadata.location}, blobs {store.blobs.location}"
+
+
 def ui(
     root: RootOption = None,
+    metadata: MetadataOption = None,
+    blobs: BlobsOption = None,
     host: Annotated[
         str, typer.Option("--host", help="The address to serve on (127.0.0.1: this machine only).")
     ] = "127.0.0.1",
@@ -68,13 +83,22 @@ def ui(
         raise typer.Exit(2)
     from ..ui.server import bind, serve
 
-    with _reading(root, None) as store:
+    try:
+        # Opened here, not shared: the settings given to this command are this store's only.
+        settings = store_settings(metadata=metadata, blobs=blobs)
+        store = Store(root, create=False, settings=settings)
+    except AioflowException as exc:
+        _fail(exc)
+    try:
         try:
             sock = bind(host, port)
         except OSError as exc:
             _echo(f"Error: Cannot serve on {host}:{port}: {exc.strerror or exc}", True)
             raise typer.Exit(1) from None
         try:
-            serve(store, sock, announce=lambda line: _echo(line, err=True))
+            where = _where(store, settings)
+            serve(store, sock, announce=lambda line: _echo(line, err=True), location=where)
         finally:
             sock.close()
+    finally:
+        store.close()

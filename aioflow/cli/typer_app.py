@@ -24,7 +24,7 @@ from ..graph import FlowGraph
 from ..loader import load_flow
 from ..store.settings import BLOBS_ENV, METADATA_ENV
 from .card_commands import card_app
-from .client_commands import dump, logs, runs, tag_app
+from .client_commands import BlobsOption, MetadataOption, dump, logs, runs, tag_app
 from .flow_commands import command_without_flow, flow_group
 from .gc_commands import gc, runs_delete
 from .graph_text import graph_text
@@ -146,24 +146,8 @@ def _options(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
-    metadata: Annotated[
-        str | None,
-        typer.Option(
-            "--metadata",
-            envvar=METADATA_ENV,
-            help="Where run metadata lives: postgresql://..., sqlite:///file (default: SQLite "
-            "in the store folder).",
-        ),
-    ] = None,
-    blobs: Annotated[
-        str | None,
-        typer.Option(
-            "--blobs",
-            envvar=BLOBS_ENV,
-            help="Where artifacts live: s3://bucket/prefix, gs://..., az://..., file:///..., "
-            "a folder (default: the store folder's blobs/).",
-        ),
-    ] = None,
+    metadata: MetadataOption = None,
+    blobs: BlobsOption = None,
 ) -> None:
     """Run Metaflow-style flows in-process on asyncio."""
     _store_options(metadata, blobs)

@@ -2,6 +2,7 @@
 
     pip install 'aioflow[ui]'
     aioflow ui --root .aioflow --port 8420     # http://127.0.0.1:8420/
+    aioflow ui --metadata postgresql://host/db --blobs s3://bucket/prefix
 
 Read-only, on 127.0.0.1 unless told otherwise; a running run's page updates by itself about
 once a second, whichever process runs it. `app.py` is the Starlette application, `runs_page.py`

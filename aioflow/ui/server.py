@@ -34,10 +34,13 @@ def serve(
     sock: socket.socket,
     *,
     announce: Callable[[str], None] = print,
+    location: str | None = None,
 ) -> None:
-    """Serve the UI of `store` on the bound `sock` until interrupted (Ctrl-C)."""
+    """Serve the UI of `store` on the bound `sock` until interrupted (Ctrl-C); the first line
+    names `location` (default: the store's) and the address."""
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    announce(f"aioflow ui: {store.location} at http://{shown}:{port}/ (Ctrl-C to stop)")
+    where = location or store.location
+    announce(f"aioflow ui: {where} at http://{shown}:{port}/ (Ctrl-C to stop)")
     config = uvicorn.Config(create_app(store), log_level="warning", lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
