@@ -56,10 +56,11 @@ def client_run(outcome: RunOutcome) -> Run:
 
     A run in a store folder is read through the client's store for that folder, opened once
     per process (a connection per returned run would cost a thousand concurrent runs hundreds
-    of megabytes); a store without a folder (`Store.memory()`) is read from itself.
+    of megabytes); a store the caller gave (`root=Store.memory()`, `root=open_store(...)`) is
+    read from itself, with its own settings.
     """
     store = outcome.store
-    if store is None or store.root is not None:
+    if store is None or not outcome.callers_store:
         store = shared_store(outcome.root)
     return Run(f"{outcome.flow_name}/{outcome.run_id}", _store=store)
 

@@ -22,6 +22,7 @@ from aioflow.events import (
     TaskStarted,
 )
 from aioflow.exceptions import LintError, ParameterError
+from aioflow.store.open import open_store
 
 
 class ParamFlow(FlowSpec):
@@ -48,6 +49,19 @@ async def test_run_flow_returns_the_run(aioflow_root: Path) -> None:
     assert run.data.alpha == 5 and run.data.req == 2 and run.data.label == "none"
     assert run.user_tags == {"t"}
     assert run["start"].task.stdout == "total 7\n"
+
+
+async def test_run_flow_reads_the_run_back_from_the_store_it_was_given(tmp_path: Path) -> None:
+    # Metadata and blobs away from the store folder, and no setting says where: only the given
+    # Store knows. The run must be read from it, not from the folder's default store.
+    store = open_store(f"sqlite://{tmp_path}/meta/m.db", str(tmp_path / "blobs"), tmp_path / "f")
+    try:
+        run = await run_flow(ParamFlow, root=store, quiet=True, req_x=2)
+        assert run.data.total == 3
+        assert run["start"].task.stdout == "total 3\n"
+    finally:
+        store.close()
+    assert not (tmp_path / "f" / "metadata.db").exists()
 
 
 async def test_run_flow_accepts_the_cli_spelling_of_names(aioflow_root: Path) -> None:

@@ -54,6 +54,8 @@ class RunOutcome:
     interrupted: list[str] = field(default_factory=list)
     #: The store the run went to (closed: its connections reopen on use).
     store: Store | None = None
+    #: The store was the caller's (`root=Store(...)`), not opened from a folder for the run.
+    callers_store: bool = False
 
     @property
     def successful(self) -> bool:
@@ -180,6 +182,7 @@ class OpenRun:
                     await dispatcher.aclose()  # stops worker processes, if any were started
                 try:
                     outcome = await _record_end(writer, flow_name, run_id, result)
+                    outcome.callers_store = isinstance(options.root, Store)
                     self.outcome = outcome
                     await self._forget_transient()
                     if inbox is not None:
