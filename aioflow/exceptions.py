@@ -336,11 +336,15 @@ class StoreFull(StoreError):
     """The disk (or the quota) holding the store is full: something could not be stored.
 
     `what` says what could not be stored (an artifact, a task's rows), `artifact` and `step` name
-    them when known, `location` is the file or folder that could not grow. Raised as the task's
-    failure, so @retry and @catch apply to it.
+    them when known, `location` is the file or folder that could not grow (or the database
+    server, by its URL without the password), `hint` how to make room there. Raised as the
+    task's failure, so @retry and @catch apply to it.
     """
 
     headline = "Store full"
+
+    #: How to make room, when the store is a folder on a disk of this machine.
+    LOCAL_HINT = "Free some space (or point AIOFLOW_ROOT at a larger disk)"
 
     def __init__(
         self,
@@ -350,16 +354,18 @@ class StoreFull(StoreError):
         artifact: str | None = None,
         step: str | None = None,
         key: str | None = None,
+        hint: str | None = None,
     ) -> None:
         self.what = what
         self.location = str(location) if location is not None else None
         self.artifact = artifact
         self.step = step
         self.key = key
+        self.hint = hint
         where = f" at {self.location}" if self.location is not None else ""
         super().__init__(
-            f"Cannot store {what}{where}: no space left on the device. Free some space (or "
-            "point AIOFLOW_ROOT at a larger disk) and run or resume the flow again."
+            f"Cannot store {what}{where}: no space left on the device. "
+            f"{hint or self.LOCAL_HINT} and run or resume the flow again."
         )
 
     def naming(self, *, artifact: str, step: str) -> StoreFull:
@@ -370,7 +376,12 @@ class StoreFull(StoreError):
             artifact=artifact,
             step=step,
             key=self.key,
+            hint=self.hint,
         )
+
+    def storing(self, what: str) -> StoreFull:
+        """The same error (same place, same hint), saying `what` could not be stored."""
+        return StoreFull(what, location=self.location, key=self.key, hint=self.hint)
 
 
 class ClientError(AioflowException):

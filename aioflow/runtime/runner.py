@@ -340,6 +340,8 @@ def _open_run(
             if not is_full(exc):
                 raise
             what = f"the parameters of a new run of {prepared.flow_cls.__name__}"
+            if isinstance(exc, StoreFull):  # the backend named the place and how to free it
+                raise exc.storing(what) from exc
             raise StoreFull(what, location=store.location) from exc
         flow_name = prepared.flow_cls.__name__
         run_id = store.metadata.create_run(

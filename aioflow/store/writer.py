@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from ..exceptions import StoreFull
 from . import Store
 from .metadata import TaskRow
 from .serde import Buffer
@@ -48,12 +49,14 @@ def is_full(exc: BaseException) -> bool:
     """True when `exc`, or an exception it was raised from, says the disk or quota is full.
 
     SQLite says so with SQLITE_FULL (or a write that failed with ENOSPC), files with ENOSPC or
-    EDQUOT.
+    EDQUOT; a backend that tells itself (PostgreSQL's disk_full) raises StoreFull.
     """
     seen: BaseException | None = exc
     for _ in range(8):  # a chain of causes, never a cycle
         if seen is None:
             return False
+        if isinstance(seen, StoreFull):
+            return True
         if isinstance(seen, OSError) and seen.errno in _NO_SPACE:
             return True
         if isinstance(seen, sqlite3.Error) and (

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ...exceptions import MetadataConnectionError, MetadataError, StoreError
+from ...exceptions import MetadataConnectionError, MetadataError, StoreError, StoreFull
 
 #: The URL schemes of PostgreSQL (libpq takes both).
 SCHEMES = ("postgresql", "postgres")
@@ -111,6 +111,36 @@ def connect(url: str) -> Any:
         ) from None
 
 
+#: SQLSTATE disk_full: PostgreSQL reports running out of space on any file it writes (a table
+#: that cannot grow, a temporary file) with it.
+DISK_FULL = "53100"
+#: What a full disk or quota says in a message that carries another SQLSTATE (a quota:
+#: EDQUOT has no SQLSTATE of its own, and comes as an internal error).
+_FULL_TEXT = ("No space left on device", "Disk quota exceeded")
+#: How to make room when the database server's disk is full.
+FULL_HINT = "Free space on the database server's disk (or its tablespace)"
+
+
+def disk_full(exc: BaseException) -> bool:
+    """True when a psycopg error says the server's disk (or quota) is full.
+
+    Only that: out of memory (53200) or too many connections (53300), the other errors of
+    class 53 (insufficient resources), are not the store running out of room, and stay
+    MetadataErrors with the server's reason.
+    """
+    if getattr(exc, "sqlstate", None) == DISK_FULL:
+        return True
+    return any(text in str(exc) for text in _FULL_TEXT)
+
+
+def _storing(doing: str) -> str:
+    """What could not be stored, from what was being done ("storing a card of task 3")."""
+    for verb in ("storing ", "writing "):
+        if doing.startswith(verb):
+            return doing.removeprefix(verb)
+    return f"data ({doing})"
+
+
 def lost(exc: BaseException) -> bool:
     """True when a psycopg error says the connection is gone (nothing the server refused):
     errors raised by libpq itself carry no SQLSTATE, and class 08 and 57P0x (the server
@@ -121,12 +151,16 @@ def lost(exc: BaseException) -> bool:
 
 @contextmanager
 def naming(url: str, doing: str) -> Iterator[None]:
-    """Turn psycopg's errors inside the block into one-line MetadataErrors naming the URL:
-    a connection lost into MetadataConnectionError, any other into MetadataError."""
+    """Turn psycopg's errors inside the block into one-line errors naming the URL: a full
+    disk into StoreFull (nothing of the refused transaction is stored, and what was stored
+    before stays), a connection lost into MetadataConnectionError, any other into
+    MetadataError."""
     psycopg = _psycopg()
     try:
         yield
     except psycopg.Error as exc:
+        if disk_full(exc):
+            raise StoreFull(_storing(doing), location=redact(url), hint=FULL_HINT) from exc
         if not lost(exc):
             raise MetadataError(
                 f"The metadata database {redact(url)} refused {doing}: {_first_line(exc)}."
@@ -137,4 +171,4 @@ def naming(url: str, doing: str) -> Iterator[None]:
         ) from exc
 
 
-__all__ = ["SCHEMES", "check_url", "connect", "lost", "naming", "redact"]
+__all__ = ["DISK_FULL", "SCHEMES", "check_url", "connect", "disk_full", "lost", "naming", "redact"]
