@@ -38,6 +38,7 @@
     ├── RemoteTaskError                   stands in for a step error that could not be pickled
     ├── ClusterError                      a Dask cluster cannot run the flow (unreachable,
     │                                     mismatched versions, store out of reach, resources)
+    ├── ParallelStepFailed                another task of the @parallel gang failed; .node
     └── FlowFailed                        a run did not succeed; .run, .pathspec, __cause__
 
     ValueError
@@ -449,6 +450,18 @@ class ClusterError(AioflowException):
     """
 
     headline = "Dask cluster unusable"
+
+
+class ParallelStepFailed(AioflowException):
+    """Another task of this task's @parallel step failed, and the N tasks of a `num_parallel`
+    split succeed or fail together (a gang, as Metaflow runs them): this task's attempt fails
+    with it. `node` is the index of the task that failed."""
+
+    headline = "@parallel step failed"
+
+    def __init__(self, msg: str, node: int = 0) -> None:
+        super().__init__(msg)
+        self.node = node
 
 
 class RemoteTaskError(AioflowException):

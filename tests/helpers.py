@@ -78,3 +78,85 @@ def wait_for_marker(folder: str, name: str, timeout: float = 30.0) -> str:
             raise TimeoutError(f"marker {name!r} never appeared in {folder}")
         time.sleep(0.005)  # polling interval of the file, not a synchronisation delay
     return path.read_text()
+
+
+def gang_flow_source(decorators: str = "", executor: str = "") -> str:
+    """GANG_FLOW with `decorators` (lines) above its @parallel step and `executor` as @step's
+    arguments (such as `(executor="dask")`)."""
+    return GANG_FLOW.replace("{decorators}", decorators).replace("{executor}", executor)
+
+
+#: A flow with a @parallel step, for tests of gangs on any executor (see gang_flow_source). Its
+#: N nodes meet
+#: (each waits, bounded, until all N started: they must run at the same time), and record where
+#: they ran. With `fail`, node 1 raises ("always", or "first" for its first attempt only);
+#: with `hold` too, the other nodes of that attempt wait for a `release` file instead of
+#: meeting (a test creates it once done, to free what could not be stopped).
+GANG_FLOW = """
+import os
+import time
+from pathlib import Path
+
+from aioflow import FlowSpec, Parameter, catch, current, parallel, retry, step
+
+
+def _worker():
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):  # not on a Dask worker
+        return None
+
+
+def _wait(done, what):
+    deadline = time.monotonic() + 60
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.01)
+
+
+class GangFlow(FlowSpec):
+    folder = Parameter("folder", help="Where the nodes meet")
+    width = Parameter("width", default=3)
+    fail = Parameter("fail", default="")
+    hold = Parameter("hold", default=False)
+
+    @step
+    def start(self):
+        self.next(self.train, num_parallel=self.width)
+
+{decorators}    @parallel
+    @step{executor}
+    def train(self):
+        info = current.parallel
+        self.node = (info.num_nodes, info.node_index, info.main_ip, info.control_task_id)
+        self.attempt = current.retry_count
+        self.pid = os.getpid()
+        self.worker = _worker()
+        here = Path(self.folder, f"attempt-{self.attempt}")
+        here.mkdir(parents=True, exist_ok=True)
+        (here / f"node-{info.node_index}").touch()
+        failing = self.fail == "always" or (self.fail == "first" and self.attempt == 0)
+        if failing and info.node_index == 1:
+            raise ValueError("node 1 broke")
+        if failing and self.hold:
+            _wait(Path(self.folder, "release").exists, "never released")
+        else:
+            _wait(lambda: len(list(here.iterdir())) == info.num_nodes, "the nodes never met")
+        self.next(self.gather)
+
+    @step
+    def gather(self, inputs):
+        ran = [i for i in inputs if "node" in i.artifact_names()]  # (a stopped node has none)
+        self.nodes = sorted(i.node for i in ran)
+        self.where = sorted((i.node[1], i.worker, i.pid, i.attempt) for i in ran)
+        self.errors = [(i.index, i.error.type if "error" in i.artifact_names() else None)
+                       for i in inputs]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""

@@ -12,13 +12,30 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import pytest
 
-from aioflow import FlowFailed, FlowSpec, catch, current, parallel, resume_flow, step, timeout
+from aioflow import (
+    FlowFailed,
+    FlowSpec,
+    catch,
+    current,
+    parallel,
+    resume_flow,
+    retry,
+    run_flow,
+    step,
+    timeout,
+)
 from aioflow.client import Task
+from aioflow.decorators import StepOptions
 from aioflow.exceptions import LintError, TransitionError
 from aioflow.graph import FlowGraph
+from aioflow.runtime.executors import ExecutorContext, failed_outcome, registry
+from aioflow.runtime.gangs import gang_node
+from aioflow.runtime.task import TaskOutcome, TaskSpec, run_sync_task
 from aioflow.testing import run_in_temp_store
+from tests.helpers import gang_flow_source
 
 MakeFlow = Callable[[str], type[FlowSpec]]
 
@@ -257,6 +274,149 @@ async def test_num_parallel_runs_n_tasks_at_once(aioflow_root: Path) -> None:
     # The join sees the N tasks as its inputs.
     assert [n[1] for n in run["gather"].task.data.nodes] == list(range(NODES))
     assert len(list(run["gather"].task.parent_tasks)) == NODES
+
+
+# A node that fails fails its gang, as Metaflow's multi-node tasks do: the others are stopped,
+# @retry runs all N again, @catch catches all N.
+
+
+def gang_flow(make_flow: MakeFlow, decorators: str = "") -> type[FlowSpec]:
+    return make_flow(gang_flow_source(decorators))
+
+
+def raised(task: Task) -> str | None:
+    """The type of the exception the task's attempt failed with."""
+    return None if task.exception is None else task.exception.type
+
+
+def stopped_by(task: Task, failed: Task, how: str) -> bool:
+    """True when `task` failed because node 1 (`failed`) of its gang did, as `how` says."""
+    exception = task.exception
+    assert exception is not None
+    return exception.type == "aioflow.exceptions.ParallelStepFailed" and exception.exception == (
+        f"Task {failed.id} (node 1) of the @parallel step *train* failed (ValueError: node 1 "
+        f"broke); the 3 tasks of a @parallel step succeed or fail together, so this one {how}."
+    )
+
+
+async def test_a_failing_node_stops_the_others_and_fails_the_run(
+    make_flow: MakeFlow, tmp_path: Path
+) -> None:
+    meet = tmp_path / "meet"
+    try:
+        with pytest.raises(FlowFailed) as info:
+            await run_flow(
+                gang_flow(make_flow), root=tmp_path / "store", quiet=True,
+                folder=str(meet), fail="always", hold=True,
+            )  # fmt: skip
+    finally:
+        meet.mkdir(exist_ok=True)
+        (meet / "release").touch()  # the stopped nodes' abandoned threads may end now
+    assert isinstance(info.value.__cause__, ValueError)
+    run = info.value.run
+    assert run is not None and "gather" not in run
+    nodes = {t.index: t for t in run["train"]}
+    assert info.value.pathspec == nodes[1].pathspec
+    assert nodes[1].status == "failed" and raised(nodes[1]) == "builtins.ValueError"
+    for index in (0, 2):  # they had started, and waited for a release that came too late
+        assert nodes[index].status == "failed"
+        assert stopped_by(nodes[index], nodes[1], "was stopped")
+    assert sorted(p.name for p in (meet / "attempt-0").iterdir()) == [
+        "node-0", "node-1", "node-2"
+    ]  # fmt: skip
+
+
+async def test_retry_runs_the_whole_gang_again(make_flow: MakeFlow, tmp_path: Path) -> None:
+    flow = gang_flow(make_flow, "    @retry(times=1)\n")
+    run = await run_flow(
+        flow, root=tmp_path / "store", quiet=True, folder=str(tmp_path / "meet"), fail="first"
+    )
+    assert run.successful
+    # All three ran again, with current.retry_count 1, and the join read their second attempts.
+    assert [(index, attempt) for index, _, _, attempt in run["gather"].task.data.where] == [
+        (0, 1), (1, 1), (2, 1)
+    ]  # fmt: skip
+    tasks = {t.index: t for t in run["train"]}
+    assert {t.current_attempt for t in tasks.values()} == {1}
+    first = {i: Task(t.pathspec, attempt=0, root=tmp_path / "store") for i, t in tasks.items()}
+    assert first[1].status == "failed" and raised(first[1]) == "builtins.ValueError"
+    for index in (0, 2):  # stopped, or finished (as timing had it): their gang's attempt failed
+        assert first[index].status == "failed"
+        assert stopped_by(first[index], first[1], "was stopped") or stopped_by(
+            first[index], first[1], "finished, but fails with it"
+        )
+
+
+class RetriedGangFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.train, num_parallel=NODES)
+
+    @retry(times=1)
+    @parallel
+    @step
+    def train(self):
+        self.attempt = current.retry_count
+        self.next(self.gather)
+
+    @step
+    def gather(self, inputs):
+        self.attempts = [i.attempt for i in inputs]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class NodeOneFailsLast:
+    """Runs bodies inline; the first attempt of node 1 fails once the others' bodies finished."""
+
+    def __init__(self, context: ExecutorContext) -> None:
+        self.env = context.env
+        self.finished = 0
+        self.others_finished = anyio.Event()
+
+    async def attempt(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
+        node = gang_node(spec)
+        if node is None or spec.attempt > 0:
+            return run_sync_task(self.env, spec)
+        if node[2] == 1:
+            await self.others_finished.wait()
+            return failed_outcome(self.env, spec, ValueError("node 1 broke"))
+        outcome = run_sync_task(self.env, spec)
+        self.finished += 1
+        if self.finished == node[1] - 1:
+            self.others_finished.set()
+        return outcome
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_nodes_that_finished_fail_with_their_gang(tmp_path: Path) -> None:
+    with registry.overriding(thread=NodeOneFailsLast):
+        run = await run_flow(RetriedGangFlow, root=tmp_path, quiet=True)
+    assert run["gather"].task.data.attempts == [1] * NODES
+    first = {t.index: Task(t.pathspec, attempt=0, root=tmp_path) for t in run["train"]}
+    assert raised(first[1]) == "builtins.ValueError"
+    for index in (0, 2):
+        assert stopped_by(first[index], first[1], "finished, but fails with it")
+
+
+async def test_catch_catches_the_whole_gang(make_flow: MakeFlow, tmp_path: Path) -> None:
+    flow = gang_flow(make_flow, '    @catch(var="error")\n')
+    run = await run_flow(
+        flow, root=tmp_path / "store", quiet=True, folder=str(tmp_path / "meet"), fail="always"
+    )
+    assert run.successful
+    assert {t.status for t in run["train"]} == {"caught"}
+    # The join sees the N nodes, each with the error it was caught with.
+    assert run["gather"].task.data.errors == [
+        (0, "aioflow.exceptions.ParallelStepFailed"),
+        (1, "builtins.ValueError"),
+        (2, "aioflow.exceptions.ParallelStepFailed"),
+    ]
 
 
 PARALLEL_LINT = """

@@ -20,6 +20,33 @@ class FailurePolicy:
         self.graph: FlowGraph = env.graph
         self.options = options
 
+    def verdict(self, outcome: TaskOutcome, may_retry: bool) -> str:
+        """What follows the failed attempt `outcome`: "retry", "catch" or "fail".
+
+        `may_retry` is False once the run is stopping: no new attempt starts then.
+        """
+        assert outcome.error is not None
+        if isinstance(outcome.error.exception, WorkerSetupError):
+            # A worker that could not load the flow fails every attempt the same way: a retry
+            # cannot help, and @catch would hide that aioflow never ran the step.
+            return "fail"
+        options = self.options[outcome.spec.step]
+        if may_retry and outcome.spec.attempt < options.retries:
+            return "retry"
+        return "catch" if options.catch is not None else "fail"
+
+    def apply(self, outcome: TaskOutcome, verdict: str) -> TaskOutcome | TaskSpec:
+        """The task's final outcome, or the spec of its next attempt, as `verdict` says (the
+        tasks of a @parallel step share their gang's verdict)."""
+        spec = outcome.spec
+        if verdict == "retry":
+            return replace(spec, attempt=spec.attempt + 1, started_at=0.0, stored=False)
+        if verdict == "catch":
+            catch = self.options[spec.step].catch
+            assert catch is not None
+            return caught(outcome, catch, self.graph[spec.step], self.env.put_large)
+        return outcome
+
     def judge(self, outcome: TaskOutcome, may_retry: bool) -> TaskOutcome | TaskSpec:
         """The task's final outcome, or the spec of its next attempt.
 
@@ -27,14 +54,4 @@ class FailurePolicy:
         """
         if outcome.error is None:
             return outcome
-        if isinstance(outcome.error.exception, WorkerSetupError):
-            # A worker that could not load the flow fails every attempt the same way: a retry
-            # cannot help, and @catch would hide that aioflow never ran the step.
-            return outcome
-        spec = outcome.spec
-        options = self.options[spec.step]
-        if may_retry and spec.attempt < options.retries:
-            return replace(spec, attempt=spec.attempt + 1, started_at=0.0, stored=False)
-        if options.catch is not None:
-            return caught(outcome, options.catch, self.graph[spec.step], self.env.put_large)
-        return outcome
+        return self.apply(outcome, self.verdict(outcome, may_retry))

@@ -5,7 +5,8 @@ up, the next one starts. A plain sync step (the thread executor, no @timeout, no
 handed straight to its executor, and its result comes back as a callback: no coroutine and no
 future per task, which is most of the scheduling cost of a tiny task. Every other task (async
 bodies, process steps, timeouts, resource reservations, clones of a resumed run) goes to one of
-`max_workers` worker coroutines. The first failing task cancels the rest.
+`max_workers` worker coroutines. The first failing task cancels the rest. The tasks of a
+@parallel step always take the second path: they run, fail and retry as a gang (`gangs.py`).
 
 What follows a finished task is the `FlowWalk`'s business, what follows a failed attempt the
 `FailurePolicy`'s, and the rows and events tasks leave behind the `TaskRecorder`'s.
@@ -26,7 +27,8 @@ from ..events import Event
 from ..exceptions import TransitionError
 from ..store.writer import BatchWriter
 from .dispatch import Dispatcher
-from .executors import CallbackExecutor
+from .executors import CallbackExecutor, failed_outcome
+from .gangs import Gangs, Round, gang_node, stopped_error
 from .policy import FailurePolicy
 from .recorder import TaskRecorder
 from .resume import Origin, OriginTask
@@ -71,12 +73,19 @@ class Scheduler:
         self.walk = FlowWalk(env, self._ready)
         self._done = 0  # tasks completed (the walk counts those spawned)
         self._in_flight = 0  # started (or handed to a worker coroutine) and not completed
-        # Steps whose attempts go straight to their executor with a callback (no coroutine).
+        # Steps whose attempts go straight to their executor with a callback (no coroutine);
+        # not @parallel steps, whose attempts a failing node of their gang must cancel.
+        graph = env.graph
         self._direct = (
-            {name: dispatcher.direct(opts) for name, opts in options.items()}
+            {
+                name: dispatcher.direct(opts)
+                for name, opts in options.items()
+                if not graph[name].parallel_step
+            }
             if origin is None
             else {}
         )
+        self.gangs = Gangs()
         self._crashed: BaseException | None = None
         self._finished = False  # run() returned: results arriving late are dropped
         self._send: MemoryObjectSendStream[TaskSpec] | None = None
@@ -189,21 +198,80 @@ class Scheduler:
                 except anyio.EndOfStream:
                     return
                 outcome = await self._run_task(spec)
-                self._completed(outcome)
+                if outcome is not None:
+                    self._completed(outcome)
 
-    async def _run_task(self, spec: TaskSpec) -> TaskOutcome:
-        """Run a task's attempts: retry while @retry allows, then let @catch have it."""
+    async def _run_task(self, spec: TaskSpec) -> TaskOutcome | None:
+        """Run a task's attempts: retry while @retry allows, then let @catch have it. None when
+        the task was completed already (a node of a gang that failed the run)."""
         if self.origin is not None:
             cloned = self.origin.take(spec)
             if cloned is not None:
                 return await self._clone(spec, cloned)
         options = self.options[spec.step]
+        node = gang_node(spec)
+        if node is not None:
+            return await self._run_node(spec, node, options)
         while True:
             self.recorder.started(spec)
             judged = self._judge(await self.dispatcher.attempt(spec, options))
             if isinstance(judged, TaskOutcome):
                 return judged
             spec = judged
+
+    async def _run_node(
+        self, spec: TaskSpec, node: tuple[int, int, int], options: StepOptions
+    ) -> TaskOutcome | None:
+        """Run the attempts of one node of a @parallel step, in rounds with its gang."""
+        index = node[2]
+        while True:
+            round_ = self.gangs.round(spec, node)
+            self.recorder.started(spec)
+            outcome: TaskOutcome | None = None
+            if round_.failure is None:
+                with anyio.CancelScope() as scope:
+                    round_.running[index] = scope
+                    outcome = await self.dispatcher.attempt(spec, options)
+            if outcome is None:  # stopped by another node's failure, or never started
+                started = round_.running.pop(index, None) is not None
+                how = "was stopped" if started else "did not start"
+                exc = stopped_error(spec, self._failure_of(round_), how)
+                outcome = failed_outcome(self.env, spec, exc)
+            round_.end(index, outcome)
+            await round_.ended.wait()
+            self.gangs.read(spec, node, round_)
+            if round_.failure is None:
+                return outcome
+            if round_.verdict is None:  # the first node to read the failed round judges it
+                round_.fail_the_rest()
+                round_.verdict = self.policy.verdict(
+                    round_.failure, may_retry=self.result.status == "running"
+                )
+                if round_.verdict == "fail":
+                    self._gang_failed(round_)
+            if round_.verdict == "fail":
+                return None
+            judged = self.policy.apply(outcome, round_.verdict)
+            if isinstance(judged, TaskOutcome):
+                return judged  # caught
+            self.recorder.failed_attempt(outcome)
+            spec = judged
+
+    @staticmethod
+    def _failure_of(round_: Round) -> TaskOutcome:
+        assert round_.failure is not None
+        return round_.failure
+
+    def _gang_failed(self, round_: Round) -> None:
+        """A gang failed for good: the node that failed fails the run, and the others are
+        stored as failed with it (not through `_completed`: the run's failure is that node's)."""
+        failure = self._failure_of(round_)
+        self._completed(failure)
+        for outcome in round_.outcomes.values():
+            if outcome is not failure:
+                self._done += 1
+                self._in_flight -= 1
+                self.recorder.finished(outcome)
 
     async def _clone(self, spec: TaskSpec, task: OriginTask) -> TaskOutcome:
         assert self.origin is not None
