@@ -6,12 +6,14 @@ Flows come from files, so their classes travel by value. Covers: tasks running i
 processes with a large artifact written and read there, a worker killed mid-task (only its task
 fails, naming the worker; @retry runs it again), and examples/dask/ run from the command line
 with --dask-address, and a flow file with `aioflow run --executor dask` and
-$AIOFLOW_DASK_ADDRESS.
+$AIOFLOW_DASK_ADDRESS. A @parallel step runs its nodes on distinct workers and fails, retries
+and is refused as a gang (issue 11, item 9).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,13 +21,16 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 from distributed import Client
 
-from aioflow import FlowSpec, run_flow
+from aioflow import FlowFailed, FlowSpec, run_flow
+from aioflow.client import Task
 from aioflow.events import Event, LogLine, TaskFailed
+from aioflow.exceptions import ClusterError
 from aioflow.runtime.executors import dask_worker
-from tests.helpers import aioflow_command
+from tests.helpers import aioflow_command, gang_flow_source
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -218,3 +223,144 @@ def test_the_command_line_takes_the_address_from_the_environment(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "[1/start/1] hello from a worker" in done.stdout
+
+
+# -- @parallel: a gang of N tasks on N workers (issue 11, item 9) -------------------------------
+
+
+def run_prefix(flow: str, run_id: str) -> str:
+    """What the keys of a run's Dask tasks start with (the Dask executor names them so)."""
+    return f"aioflow-{flow}-{run_id}-"
+
+
+async def pending_on_scheduler(client: Client, prefix: str) -> dict[str, str]:
+    """The run's tasks the scheduler still has, by key: state (processing, queued, waiting...)."""
+    states: dict[str, str] = await client.run_on_scheduler(
+        lambda dask_scheduler: {str(k): ts.state for k, ts in dask_scheduler.tasks.items()}
+    )
+    return {k: v for k, v in states.items() if k.startswith(prefix) and v not in ("memory",)}
+
+
+async def on_workers(client: Client, prefix: str) -> dict[str, list[str]]:
+    """The run's tasks each worker still holds (a cancelled body goes on until it returns)."""
+    held: dict[str, list[str]] = await client.run(
+        lambda dask_worker: [str(k) for k in dask_worker.state.tasks]
+    )
+    found = {w: [k for k in keys if k.startswith(prefix)] for w, keys in held.items()}
+    return {w: keys for w, keys in found.items() if keys}
+
+
+async def poll(check: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    """Until the coroutine `check()` returns something false (bounded: TimeoutError)."""
+    with anyio.fail_after(timeout):
+        while left := await check():  # type: ignore[misc]
+            await anyio.sleep(0.05)  # polling interval of the cluster's state
+    assert not left, what
+
+
+async def release(folder: Path, address: str, prefix: str) -> None:
+    """Let the bodies still running on the workers return, and wait until the workers dropped
+    them (the next test finds its workers' threads free)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "release").touch()
+    async with Client(address, asynchronous=True) as client:
+        await poll(lambda: on_workers(client, prefix), "the workers never let go of the run")
+
+
+def gang(make_flow: MakeFlow, decorators: str = "") -> type[FlowSpec]:
+    return make_flow(gang_flow_source(decorators, '(executor="dask")'))
+
+
+async def worker_addresses(address: str) -> set[str]:
+    async with Client(address, asynchronous=True) as client:
+        identity = await client.scheduler.identity()
+    return set(identity["workers"])
+
+
+async def test_a_parallel_step_runs_one_node_per_worker(
+    make_flow: MakeFlow, tmp_path: Path, address: str
+) -> None:
+    run = await run_flow(
+        gang(make_flow), root=tmp_path / "store", dask_address=address, quiet=True,
+        folder=str(tmp_path / "meet"), width=2,
+    )  # fmt: skip
+    # The two nodes met (each waited until both had started), each on a worker of its own.
+    where = run["gather"].task.data.where
+    assert [index for index, _, _, _ in where] == [0, 1]
+    workers = [worker for _, worker, _, _ in where]
+    assert len(set(workers)) == 2 and set(workers) == await worker_addresses(address)
+    assert os.getpid() not in {pid for _, _, pid, _ in where}
+    # current.parallel as Metaflow defines it: main_ip is the address of node 0's host.
+    control = next(iter(run["train"].control_tasks()))
+    main_ip = re.match(r"tcp://([^:]+):", workers[0])
+    assert main_ip is not None
+    assert run["gather"].task.data.nodes == [
+        (2, 0, main_ip.group(1), control.id), (2, 1, main_ip.group(1), control.id)
+    ]  # fmt: skip
+    assert control.data.node[1] == 0
+    assert len(list(run["gather"].task.parent_tasks)) == 2  # the join saw both
+
+
+async def test_a_failing_node_fails_its_gang_on_the_cluster(
+    make_flow: MakeFlow, tmp_path: Path, address: str
+) -> None:
+    meet = tmp_path / "meet"
+    with pytest.raises(FlowFailed) as info:
+        await run_flow(
+            gang(make_flow), root=tmp_path / "store", dask_address=address, quiet=True,
+            folder=str(meet), width=2, fail="always", hold=True,
+        )  # fmt: skip
+    run = info.value.run
+    assert run is not None and isinstance(info.value.__cause__, ValueError)
+    prefix = run_prefix("GangFlow", run.id)
+    try:
+        nodes = {t.index: t for t in run["train"]}
+        assert info.value.pathspec == nodes[1].pathspec
+        assert nodes[1].exception is not None
+        assert nodes[1].exception.type == "builtins.ValueError"
+        # Node 0 had started (it waited for a release) and was stopped: its Dask task is
+        # cancelled, so the scheduler has nothing of the run left to run.
+        assert (meet / "attempt-0" / "node-0").exists()
+        stopped = nodes[0].exception
+        assert stopped is not None and stopped.type == "aioflow.exceptions.ParallelStepFailed"
+        assert stopped.exception.endswith("so this one was stopped.")
+        assert "gather" not in run
+        async with Client(address, asynchronous=True) as client:
+            await poll(lambda: pending_on_scheduler(client, prefix), "tasks left on the scheduler")
+    finally:
+        await release(meet, address, prefix)
+
+
+async def test_retry_runs_the_gang_again_on_the_workers(
+    make_flow: MakeFlow, tmp_path: Path, address: str
+) -> None:
+    run = await run_flow(
+        gang(make_flow, "    @retry(times=1)\n"), root=tmp_path / "store", dask_address=address,
+        quiet=True, folder=str(tmp_path / "meet"), width=2, fail="first",
+    )  # fmt: skip
+    where = run["gather"].task.data.where
+    assert [(index, attempt) for index, _, _, attempt in where] == [(0, 1), (1, 1)]
+    assert len({worker for _, worker, _, _ in where}) == 2
+    first = {t.index: Task(t.pathspec, attempt=0, root=tmp_path / "store") for t in run["train"]}
+    assert first[1].exception is not None and first[1].exception.type == "builtins.ValueError"
+    assert first[0].status == "failed"
+    assert first[0].exception is not None
+    assert first[0].exception.type == "aioflow.exceptions.ParallelStepFailed"
+
+
+async def test_more_nodes_than_workers_is_an_error(
+    make_flow: MakeFlow, tmp_path: Path, address: str
+) -> None:
+    with pytest.raises(FlowFailed) as info:
+        await run_flow(
+            gang(make_flow), root=tmp_path / "store", dask_address=address, quiet=True,
+            folder=str(tmp_path / "meet"), width=3,
+        )  # fmt: skip
+    cause = info.value.__cause__
+    assert isinstance(cause, ClusterError)
+    assert str(cause).startswith(
+        "Step *train* asks for 3 parallel tasks (num_parallel), each on a Dask worker of its "
+        "own, but the cluster has 2 worker(s) (tcp://127.0.0.1:"
+    )
+    assert str(cause).endswith("Start more workers, or lower num_parallel.")
+    assert not (tmp_path / "meet").exists()  # no node ran

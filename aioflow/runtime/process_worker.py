@@ -61,6 +61,9 @@ class TaskRequest:
     inputs: list[tuple[str, int, dict[str, str], tuple[Frame, ...]]] | None
     inline: dict[str, bytes]
     env_vars: dict[str, str] = field(default_factory=dict)
+    #: `current.parallel.main_ip` of a node of a @parallel step placed on a Dask worker: the
+    #: host of the worker running its node 0 (None: this machine, 127.0.0.1)
+    main_ip: str | None = None
 
 
 @dataclass
@@ -222,6 +225,8 @@ def execute(state: WorkerRun, request: TaskRequest, *, capture_fds: bool = True)
     os.environ.update(request.env_vars)
     try:
         run = TaskRun(state.env, _views_spec(request))
+        if request.main_ip is not None and run.context.parallel is not None:
+            run.context.parallel = run.context.parallel._replace(main_ip=request.main_ip)
         tokens = run.enter()
         try:
             error: BaseException | None = None

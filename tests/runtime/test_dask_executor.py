@@ -6,7 +6,8 @@ the graph-shape x behaviour matrix run on Dask and on threads with identical res
 from files, so the flow class travels by value); live output; @retry, @catch and @timeout;
 @resources as Dask resources, and a request no worker offers; the checks made before any task
 starts (versions, a store the workers cannot reach, a store in memory); the usage errors
-(no `distributed`, trio); a caller's client left open; `--executor dask` on the command line.
+(no `distributed`, trio); a caller's client left open; `--executor dask` on the command line;
+the nodes of a @parallel step on distinct workers, with node 0's host as `main_ip`.
 Killing a worker is tested on a cluster of separate processes (tests/test_dask_cluster.py).
 """
 
@@ -27,9 +28,10 @@ from aioflow import FlowFailed, FlowSpec, resources, run_flow, step, timeout
 from aioflow.client import Flow, Run
 from aioflow.events import Event, LogLine, TaskFinished
 from aioflow.exceptions import ClusterError, ParameterError
-from aioflow.runtime.executors import dask_worker
-from aioflow.runtime.executors.dask_cluster import Cluster, quiet_dask_logs
+from aioflow.runtime.executors import dask_executor, dask_worker
+from aioflow.runtime.executors.dask_cluster import Cluster, Watched, quiet_dask_logs
 from aioflow.store import Store
+from tests.helpers import gang_flow_source
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -329,6 +331,40 @@ async def test_resources_no_worker_offers_fail_before_any_task(
     assert "CPU=2, MEMORY=1000). Start workers with --resources" in str(refused.value)
     latest = Flow("GpuFlow", _store=Store(tmp_path)).latest_run  # recorded, with no task run
     assert latest is not None and list(latest) == []
+
+
+async def test_parallel_nodes_go_to_distinct_workers_and_read_node_0s_host(
+    make_flow: MakeFlow, tmp_path: Path, address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every worker here is on 127.0.0.1: name each worker's host after its port, to see whose
+    # host current.parallel.main_ip reads.
+    monkeypatch.setattr(dask_executor, "_host", lambda worker: f"host-{worker.rsplit(':', 1)[1]}")
+    flow = make_flow(gang_flow_source(executor='(executor="dask")'))
+    run = await on_dask(flow, tmp_path, address, folder=str(tmp_path / "meet"), width=2)
+    where = run["gather"].task.data.where
+    workers = [worker for _, worker, _, _ in where]
+    assert len(set(workers)) == 2  # one node per worker, though each has two threads
+    control = next(iter(run["train"].control_tasks())).id
+    host = f"host-{workers[0].rsplit(':', 1)[1]}"  # node 0's worker's
+    assert run["gather"].task.data.nodes == [(2, 0, host, control), (2, 1, host, control)]
+
+
+def test_a_node_whose_worker_leaves_before_it_starts_fails() -> None:
+    # A node of a @parallel step may run on its worker only: Dask would hold it forever.
+    cluster = Cluster(client=None, cluster=None, owns_client=False, token="t")
+    queued = Watched("aioflow-F-1-train-2-0-x", lambda *line: None, pinned="tcp://127.0.0.1:7")
+    elsewhere = Watched("aioflow-F-1-train-3-0-y", lambda *line: None, pinned="tcp://127.0.0.1:8")
+    cluster.follow(queued)
+    cluster.follow(elsewhere)
+    cluster._on_cluster_event(
+        (0.0, {"action": "remove-worker", "worker": "tcp://127.0.0.1:7", "processing-tasks": []})
+    )
+    assert queued.gone.is_set() and queued.lost is not None
+    assert queued.lost.worker == "tcp://127.0.0.1:7"
+    assert queued.lost.how.endswith(
+        ", before the task (placed there as a node of a @parallel step) started"
+    )
+    assert not elsewhere.gone.is_set() and elsewhere.lost is None
 
 
 async def test_workers_of_another_version_are_refused(

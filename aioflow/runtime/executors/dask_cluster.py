@@ -76,6 +76,8 @@ class Watched:
     counts: dict[str, int] = field(default_factory=lambda: {"stdout": 0, "stderr": 0})
     #: the worker running the body, once it said it started
     started_on: str | None = None
+    #: the only worker the task may run on (a node of a @parallel step), if any
+    pinned: str | None = None
     lost: Lost | None = None
     gone: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -265,6 +267,14 @@ class Cluster:
             # only queued there to another worker.
             if watched is not None and watched.lost is None and watched.started_on == worker:
                 watched.lost = Lost(worker, self._how(worker, msg))
+                watched.gone.set()
+        # ... unless the task may run nowhere else: then it would wait for that worker forever.
+        for watched in self._watched.values():
+            if watched.lost is None and watched.pinned == worker:
+                how = self._how(worker, msg)
+                if watched.started_on != worker:
+                    how += ", before the task (placed there as a node of a @parallel step) started"
+                watched.lost = Lost(worker, how)
                 watched.gone.set()
 
     def _how(self, worker: str, msg: Mapping[str, Any]) -> str:

@@ -10,6 +10,10 @@ The run's `WorkerSetup` (the flow class, pickled by value when the workers could
 and its linted graph) is the result of one Dask task of the run: Dask copies it to each worker
 once, as a dependency of the run's tasks, and computes it again if its worker dies.
 
+The N nodes of a @parallel step run on N distinct workers, the least busy ones offering the
+step's @resources, each node pinned to its own (`workers=`); `current.parallel.main_ip` is the
+host of node 0's worker. A cluster with fewer such workers than nodes fails the step saying so.
+
 Faults map to the outcomes the other executors give: a worker that leaves while running a task
 fails that attempt (`WorkerDied`, naming the worker and how it went), a @timeout cancels the
 task's future, and a cancelled run cancels its futures. `@resources(cpu=, memory=, gpu=)` are
@@ -27,8 +31,9 @@ import anyio
 
 from ...decorators import StepOptions
 from ...events import LogLine
-from ...exceptions import ParameterError, WorkerDied, WorkerSetupError
+from ...exceptions import ClusterError, ParameterError, WorkerDied, WorkerSetupError
 from ...store import FileBlobStore, MemoryBlobStore
+from ..gangs import gang_node
 from ..process_worker import TaskReply, WorkerSetup
 from ..processes import pickle_flow, unsaved_sources
 from ..task import TaskOutcome, TaskSpec, timeout_error
@@ -67,6 +72,9 @@ class DaskExecutor:
         self._cluster: Cluster | None = None
         self._setup: Any = None  # the scattered WorkerSetup's future
         self._lock = anyio.Lock()
+        #: where the nodes of each @parallel gang in progress run, by (split task, attempt):
+        #: the placement (made by the first node to ask) and how many nodes have yet to ask
+        self._placements: dict[tuple[int, int], tuple[asyncio.Future[list[str]], list[int]]] = {}
 
     async def start(self, steps: dict[str, StepOptions]) -> None:
         """Connect and check the cluster before any task starts (`steps`: the run's steps
@@ -140,9 +148,23 @@ class DaskExecutor:
         def on_line(stream: str, ts: float, line: str) -> None:
             context.emit(LogLine(pathspec, stream, line, timestamp=ts))
 
-        watched = Watched(key, on_line)
-        cluster.follow(watched)
         request = task_request(context, spec, options)
+        pinned: list[str] | None = None
+        node = gang_node(spec)
+        if node is not None:
+            try:
+                placed = await self._placed(spec, node, options)
+            except ClusterError as exc:
+                return failed_outcome(env, spec, exc)
+            except Exception as exc:  # the scheduler could not be asked (a broken connection)
+                return failed_outcome(env, spec, ClusterError(
+                    f"The tasks of the @parallel step *{spec.step}* could not be placed on the "
+                    f"Dask cluster: {type(exc).__name__}: {exc}"
+                ))  # fmt: skip
+            pinned = [placed[node[2]]]
+            request.main_ip = _host(placed[0])
+        watched = Watched(key, on_line, pinned=None if pinned is None else pinned[0])
+        cluster.follow(watched)
         future = cluster.client.submit(
             dask_worker.run_on_worker,
             self._setup,
@@ -152,6 +174,8 @@ class DaskExecutor:
             key=key,
             pure=False,
             resources=dask_resources(options) or None,
+            workers=pinned,
+            allow_other_workers=False,
         )
         try:
             with anyio.fail_after(options.timeout):
@@ -169,6 +193,53 @@ class DaskExecutor:
             return failed_outcome(env, spec, self._error(spec, watched, reply))
         emitted = (watched.counts["stdout"], watched.counts["stderr"])
         return outcome_from_reply(context, spec, reply, emitted)
+
+    async def _placed(
+        self, spec: TaskSpec, node: tuple[int, int, int], options: StepOptions
+    ) -> list[str]:
+        """The workers of the gang of node `spec`, one per node (chosen once per gang attempt,
+        by its first node to ask)."""
+        key = (node[0], spec.attempt)
+        entry = self._placements.get(key)
+        if entry is None:
+            choosing = asyncio.ensure_future(self._choose(spec.step, node[1], options))
+            entry = self._placements[key] = (choosing, [node[1]])
+        placing, left = entry
+        try:
+            # (shielded: a node cancelled while it waits leaves the choice to the others)
+            return await asyncio.shield(placing)
+        finally:
+            left[0] -= 1
+            if left[0] == 0:
+                del self._placements[key]
+
+    async def _choose(self, step: str, count: int, options: StepOptions) -> list[str]:
+        """`count` distinct workers offering the step's @resources, the least busy first."""
+        assert self._cluster is not None
+        client = self._cluster.client
+        identity = await client.scheduler.identity()
+        processing = await client.processing()
+        wanted = dask_resources(options)
+        workers: dict[str, Any] = identity.get("workers", {})
+        eligible = [
+            address
+            for address, info in workers.items()
+            if info.get("status", "running") == "running"
+            and all(info.get("resources", {}).get(n, 0) >= v for n, v in wanted.items())
+        ]
+        if len(eligible) < count:
+            offering = " offering its @resources" if wanted else ""
+            found = ", ".join(sorted(eligible)) or "none"
+            raise ClusterError(
+                f"Step *{step}* asks for {count} parallel tasks (num_parallel), each on a Dask "
+                f"worker of its own, but the cluster has {len(eligible)} worker(s){offering} "
+                f"({found}). Start more workers, or lower num_parallel."
+            )
+
+        def load(address: str) -> float:
+            return len(processing.get(address, ())) / max(1, workers[address].get("nthreads", 1))
+
+        return sorted(eligible, key=lambda address: (load(address), address))[:count]
 
     def _error(self, spec: TaskSpec, watched: Watched, exc: BaseException) -> BaseException:
         where = f"task {spec.task_id} of step *{spec.step}*"
@@ -229,6 +300,13 @@ async def _cancel(future: Any) -> None:
     """Cancel a task's future, whatever state the run is in (cancelled, timed out)."""
     with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
         await future.cancel()
+
+
+def _host(address: str) -> str:
+    """The host (an IP address, as Dask names workers) of a worker's address."""
+    from distributed.comm import get_address_host
+
+    return str(get_address_host(address))
 
 
 def _on_asyncio() -> bool:
