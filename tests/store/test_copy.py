@@ -1,7 +1,8 @@
 """`copy_runs` (`aioflow store copy`): a run's cards go with it, readable from the copy through
 the client; a large blob is streamed between blob stores in pieces, so copying it holds a few
 pieces in memory, never the blob (a tracemalloc bound, deterministic); a damaged source blob is
-refused before the target keeps anything under its key."""
+refused before the target keeps anything under its key. Blob stores: folders, obstore's local
+store and Azure (Azurite on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -125,23 +126,39 @@ def big_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[P
     yield folder, key
 
 
-@pytest.mark.parametrize("pair", ["files->files", "files->object", "object->files"])
+def _blob_url(kind: str, request: pytest.FixtureRequest, tmp_path: Path, name: str) -> str | None:
+    """Where a store's large blobs go: its folder ("files"), obstore's local store ("local"),
+    or Azurite on 127.0.0.1 ("az", a real Azure Blob Storage API)."""
+    if kind == "files":
+        return None
+    if kind == "local":
+        return (tmp_path / name).as_uri()
+    url: str = request.getfixturevalue("az_url")
+    return url
+
+
+@pytest.mark.parametrize(
+    "pair", ["files->files", "files->local", "local->files", "files->az", "az->files"]
+)
 def test_a_large_blob_is_streamed_in_pieces(
-    big_run: tuple[Path, str], tmp_path: Path, pair: str, monkeypatch: pytest.MonkeyPatch
+    big_run: tuple[Path, str],
+    tmp_path: Path,
+    pair: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     folder, key = big_run
-    object_url = (tmp_path / "objects").as_uri()
-    if pair == "object->files":  # the source's blobs in obstore's store (same bytes)
-        objects = open_blobs(object_url)
-        with open(folder / "blobs" / key[:2] / key[2:], "rb") as f:
-            objects.write_stream(key, BIG + 1, iter(lambda: f.read(PIECE), b""))
-        source = _folder_store(folder, object_url)
-        target = _folder_store(tmp_path / "team", None)
-    else:
-        source = _folder_store(folder, None)
-        target = _folder_store(tmp_path / "team", object_url if pair == "files->object" else None)
-    # Pieces of 1 MB, and parts of 1 MB for obstore's uploads (a local store takes any size;
-    # S3's smallest is 5 MB): a copy holds at most STREAM_CONCURRENCY + 2 of them.
+    made = folder / "blobs" / key[:2] / key[2:]
+    source_kind, target_kind = pair.split("->")
+    source_url = _blob_url(source_kind, request, tmp_path, "source-objects")
+    if source_url is not None:  # the source's blobs in an object store (the same bytes)
+        with open(made, "rb") as f:
+            open_blobs(source_url).write_stream(key, BIG + 1, iter(lambda: f.read(PIECE), b""))
+    source = _folder_store(folder, source_url)
+    target_url = _blob_url(target_kind, request, tmp_path, "target-objects")
+    target = _folder_store(tmp_path / "team", target_url)
+    # Pieces of 1 MB, and parts of 1 MB for obstore's uploads (a local store and Azure take
+    # any size; S3's smallest is 5 MB): a copy holds at most STREAM_CONCURRENCY + 2 of them.
     monkeypatch.setattr(aioflow.store.copy, "CHUNK", PIECE)
     monkeypatch.setattr(aioflow.store.objects, "PART_SIZE", PIECE)
     tracemalloc.start()
@@ -153,18 +170,18 @@ def test_a_large_blob_is_streamed_in_pieces(
     # Python held a few pieces at a time, never the 48 MB blob (nor a quarter of it).
     assert peak < BIG // 4, f"copying held {peak:,} bytes at once"
     assert report.bytes > BIG and len(report.copied) == 1
-    assert isinstance(target.blobs, ObjectBlobStore if pair == "files->object" else FileBlobStore)
+    assert isinstance(target.blobs, FileBlobStore if target_url is None else ObjectBlobStore)
     assert target.blobs.size(key) == BIG + 1
     tag, payload = target.blobs.get(key)  # whole and verified
-    with open(folder / "blobs" / key[:2] / key[2:], "rb") as f:
+    with open(made, "rb") as f:
         assert bytes((tag,)) + bytes(payload) == f.read()
     source.close()
     target.close()
 
 
-@pytest.mark.parametrize("to", ["files", "object"])
+@pytest.mark.parametrize("to", ["files", "local", "az"])
 def test_a_damaged_source_blob_leaves_nothing_in_the_target(
-    big_run: tuple[Path, str], tmp_path: Path, to: str
+    big_run: tuple[Path, str], tmp_path: Path, to: str, request: pytest.FixtureRequest
 ) -> None:
     folder, key = big_run
     path = folder / "blobs" / key[:2] / key[2:]
@@ -174,7 +191,7 @@ def test_a_damaged_source_blob_leaves_nothing_in_the_target(
         f.seek(BIG - 10)
         f.write(bytes((byte[0] ^ 0xFF,)))
     source = _folder_store(folder, None)
-    target = _folder_store(tmp_path / "team", (tmp_path / "o").as_uri() if to == "object" else None)
+    target = _folder_store(tmp_path / "team", _blob_url(to, request, tmp_path, "objects"))
     with pytest.raises(BlobCorrupted) as info:
         copy_runs(source, target, "BigFlow")
     assert key in str(info.value) and "BigFlow/1 (copying)" in str(info.value)

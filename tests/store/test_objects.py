@@ -1,5 +1,6 @@
-"""ObjectBlobStore against a real S3 server (moto on 127.0.0.1), and obstore's local and memory
-stores: put-if-absent, multipart uploads, verified streamed reads, and one-line errors."""
+"""ObjectBlobStore against a real S3 server (moto on 127.0.0.1), a real Azure Blob Storage API
+(Azurite on 127.0.0.1), and obstore's local and memory stores: put-if-absent, multipart
+uploads, verified streamed reads, and one-line errors."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from aioflow.store import Store
 from aioflow.store.objects import CREATE_LIMIT, ObjectBlobStore
 from aioflow.store.open import open_blobs
 from aioflow.store.serde import encode
+from tests import azurite_server
 from tests.s3_server import S3Server
 
 
@@ -22,10 +24,10 @@ def blob(value: object) -> tuple[str, tuple[bytes, ...]]:
     return encoded.key, tuple(bytes(c) for c in encoded.chunks)
 
 
-@pytest.fixture(params=["s3", "file", "memory"])
+@pytest.fixture(params=["s3", "az", "file", "memory"])
 def objects(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectBlobStore:
-    if request.param == "s3":
-        url = request.getfixturevalue("s3_url")
+    if request.param in ("s3", "az"):
+        url = request.getfixturevalue(f"{request.param}_url")
     elif request.param == "file":
         url = (tmp_path / "blobs").as_uri()
     else:
@@ -112,3 +114,30 @@ def test_a_store_folder_takes_its_blobs_from_the_environment(
     store = Store(tmp_path / ".aioflow")
     assert isinstance(store.blobs, ObjectBlobStore) and store.blobs.url == s3_url
     store.close()
+
+
+def test_a_missing_container_is_one_line_naming_it(az_url: str) -> None:
+    objects = ObjectBlobStore("az://no-such-container/blobs")
+    key, chunks = blob(1)
+    with pytest.raises(StoreError) as info:
+        objects.put(key, chunks)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "az://no-such-container/blobs" in message and "container does not exist" in message
+    with pytest.raises(StoreError, match="cannot be reached: the container does not exist"):
+        objects.check()
+
+
+def test_without_azurite_the_azure_tests_fail_saying_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(azurite_server.AZURITE_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(azurite_server, "AZURITE_PREFIX", tmp_path / "nowhere")
+    with pytest.raises(RuntimeError) as info:
+        azurite_server.AzuriteServer()
+    assert str(info.value) == (
+        "Azurite (the Azure Storage emulator) is not installed: npm install --prefix "
+        f"{tmp_path / 'nowhere'} azurite@3 (as .ci/run does), or name its azurite-blob in "
+        "$AIOFLOW_AZURITE."
+    )
