@@ -7,11 +7,13 @@ processes with a large artifact written and read there, a worker killed mid-task
 fails, naming the worker; @retry runs it again), and examples/dask/ run from the command line
 with --dask-address, and a flow file with `aioflow run --executor dask` and
 $AIOFLOW_DASK_ADDRESS. A @parallel step runs its nodes on distinct workers and fails, retries
-and is refused as a gang (issue 11, item 9).
+and is refused as a gang (issue 11, item 9); Ctrl-C of `aioflow run` and cancelling `run_flow`
+cancel the run's tasks on the cluster (issue 15).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -26,8 +28,8 @@ import pytest
 from distributed import Client
 
 from aioflow import FlowFailed, FlowSpec, run_flow
-from aioflow.client import Task
-from aioflow.events import Event, LogLine, TaskFailed
+from aioflow.client import Run, Task
+from aioflow.events import Event, LogLine, RunStarted, TaskFailed
 from aioflow.exceptions import ClusterError
 from aioflow.runtime.executors import dask_worker
 from tests.helpers import aioflow_command, gang_flow_source
@@ -364,3 +366,123 @@ async def test_more_nodes_than_workers_is_an_error(
     )
     assert str(cause).endswith("Start more workers, or lower num_parallel.")
     assert not (tmp_path / "meet").exists()  # no node ran
+
+
+# -- Ctrl-C and cancellation reach the cluster (issue 15) -------------------------------------
+
+BLOCKED_FLOW = """
+import time
+from pathlib import Path
+from aioflow import FlowSpec, Parameter, step
+
+
+class BlockedFlow(FlowSpec):
+    folder = Parameter("folder")
+
+    @step
+    def start(self):
+        self.items = [0, 1]
+        self.next(self.wait, foreach="items")
+
+    @step(executor="dask")
+    def wait(self):
+        Path(self.folder, f"started-{self.input}").touch()
+        deadline = time.monotonic() + 120
+        while not Path(self.folder, "release").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)  # a body that waits for something that does not come
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+async def both_running(client: Client, folder: Path, prefix: str) -> bool:
+    """True once both bodies started on the workers and the scheduler has both processing."""
+    started = all((folder / f"started-{n}").exists() for n in (0, 1))
+    states = await pending_on_scheduler(client, prefix)
+    return started and sorted(states.values()) == ["processing", "processing"]
+
+
+async def wait_until_running(address: str, folder: Path, prefix: str) -> None:
+    async with Client(address, asynchronous=True) as client:
+        with anyio.fail_after(60):
+            while not await both_running(client, folder, prefix):
+                await anyio.sleep(0.05)  # polling interval of the cluster's state
+
+
+async def test_ctrl_c_cancels_the_runs_tasks_on_the_cluster(tmp_path: Path, address: str) -> None:
+    flow = tmp_path / "blocked.py"
+    flow.write_text(BLOCKED_FLOW)
+    folder = tmp_path / "meet"
+    folder.mkdir()
+    store = tmp_path / "store"
+    process = subprocess.Popen(
+        [*aioflow_command(), "run", str(flow), "--dask-address", address, "--folder", str(folder),
+         "--run-id-file", str(tmp_path / "run-id")],
+        cwd=tmp_path, env={**os.environ, "AIOFLOW_ROOT": str(store)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    prefix = run_prefix("BlockedFlow", "1")
+    try:
+        await wait_until_running(address, folder, prefix)
+        process.send_signal(signal.SIGINT)
+        output, _ = await anyio.to_thread.run_sync(lambda: process.communicate(timeout=60))
+        assert process.returncode == 130, output
+        async with Client(address, asynchronous=True) as client:
+            await poll(lambda: pending_on_scheduler(client, prefix), "tasks left on the scheduler")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        await release(folder, address, prefix)
+    run_id = (tmp_path / "run-id").read_text().strip()
+    assert run_id == "1"
+    assert "Run BlockedFlow/1 was cancelled. Resume it with:" in output
+    assert f"aioflow resume {flow} --origin-run-id 1" in output
+    run = Run("BlockedFlow/1", root=store)
+    assert run.status == "cancelled"
+    assert {t.status for t in run["wait"]} == {"cancelled"}
+
+
+async def test_cancelling_run_flow_cancels_its_tasks_on_the_cluster(
+    make_flow: MakeFlow, tmp_path: Path, address: str
+) -> None:
+    folder = tmp_path / "meet"
+    folder.mkdir()
+    store = tmp_path / "store"
+    started: list[str] = []
+
+    def listen(event: Event) -> None:
+        if isinstance(event, RunStarted):
+            started.append(event.run_id)
+
+    flow = make_flow(BLOCKED_FLOW)
+    prefix = run_prefix("BlockedFlow", "1")
+    # The caller's client stays connected after the run, so its going away cannot be what
+    # takes the run's tasks off the scheduler: the run's cancelled attempts let go of them.
+    async with Client(address, asynchronous=True) as client:
+        running = asyncio.ensure_future(
+            run_flow(flow, root=store, dask_client=client, listeners=[listen], folder=str(folder))
+        )
+        try:
+            await wait_until_running(address, folder, prefix)
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
+            assert client.status == "running"
+            await poll(lambda: pending_on_scheduler(client, prefix), "tasks left on the scheduler")
+            assert [key for key in client.futures if str(key).startswith(prefix)] == []
+        finally:
+            if not running.done():
+                running.cancel()
+            await release(folder, address, prefix)
+    assert started == ["1"]
+    run = Run("BlockedFlow/1", root=store)
+    assert run.status == "cancelled"
+    assert {t.status for t in run["wait"]} == {"cancelled"}
