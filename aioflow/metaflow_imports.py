@@ -63,6 +63,10 @@ def _counterpart(name: str) -> str | None:
 class _MetaflowAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds `metaflow[.<sub>]` as the already-imported module `aioflow[.<sub>]` itself."""
 
+    def __init__(self) -> None:
+        # The aioflow modules' own specs, by alias, from create_module to exec_module.
+        self._own_specs: dict[str, ModuleSpec | None] = {}
+
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
@@ -79,10 +83,16 @@ class _MetaflowAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         assert target is not None  # find_spec answers Metaflow names only
         # The aioflow module itself (its own name and spec kept): `metaflow.FlowSpec` *is*
         # `aioflow.FlowSpec`, and isinstance checks across both names hold.
-        return importlib.import_module(target)
+        module = importlib.import_module(target)
+        self._own_specs[spec.name] = module.__spec__
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """Nothing to run: the module is aioflow's, imported already."""
+        """Nothing to run: the module is aioflow's, imported already. The import machinery
+        gave it the alias's spec: its own goes back (`importlib.resources`, pickling and
+        reloading read it)."""
+        assert module.__spec__ is not None
+        module.__spec__ = self._own_specs.pop(module.__spec__.name)
 
 
 def _is_metaflow(name: str) -> bool:

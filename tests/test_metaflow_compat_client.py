@@ -17,6 +17,8 @@ Metaflow's code):
 from __future__ import annotations
 
 import asyncio
+import importlib
+import importlib.resources
 import pickle
 import sys
 import types
@@ -285,6 +287,18 @@ def test_metaflow_imports_leave_an_installed_metaflow_alone(
     assert "metaflow.client" not in sys.modules  # the alias made for the file is gone
     assert sys.meta_path == meta_path
     assert not hasattr(sys.modules["aioflow.exception"], "__path__")  # still a plain module
+
+
+def test_metaflow_imports_leave_aioflows_own_module_specs(metaflow_file: Path) -> None:
+    names = ("aioflow", "aioflow.exception")
+    specs = {name: importlib.import_module(name).__spec__ for name in names}
+
+    load_flow(metaflow_file, metaflow_imports=True)
+
+    # The import system gave each aliased module the alias's spec: a card with a chart then
+    # could not read the package's files (importlib.resources: "Can't open orphan path").
+    assert {name: sys.modules[name].__spec__ for name in specs} == specs
+    assert (importlib.resources.files("aioflow") / "cards_static" / "README.md").is_file()
 
 
 def test_without_the_option_a_metaflow_flow_file_needs_metaflow(metaflow_file: Path) -> None:
