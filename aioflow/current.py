@@ -30,9 +30,9 @@ class RunContext:
     graph: Any = None
     #: The run's `ProjectInfo` (aioflow.project) when the flow has @project, else None.
     project: Any = None
-    #: The folder of the run's store, where `current.run` / `current.task` read (None for a
-    #: store in memory).
-    store_root: str | None = None
+    #: The run's store (an `aioflow.store.Store`), where `current.run` / `current.task` read;
+    #: None where the task has none (`aioflow.testing.run_step`).
+    store: Any = None
 
 
 class Parallel(NamedTuple):
@@ -238,15 +238,15 @@ def _client_object(kind: str, ctx: TaskContext, *parts: str) -> Any:
     """
     from . import client
 
-    root = ctx.run.store_root
-    if root is None:
+    store = ctx.run.store
+    if store is None:
         raise RuntimeError(
-            f"current.{kind.lower()} reads the run's store, and this run's store is in memory."
+            f"current.{kind.lower()} reads the run's store, and this task runs without one."
         )
     pathspec = "/".join(parts)
     if kind == "Task":  # its row may not be stored yet: read it when first needed
-        return client.Task(pathspec, root=root, _namespace_check=False, _deferred=True)
-    return client.Run(pathspec, root=root, _namespace_check=False)
+        return client.Task(pathspec, _store=store, _namespace_check=False, _deferred=True)
+    return client.Run(pathspec, _store=store, _namespace_check=False)
 
 
 def current_username() -> str:

@@ -22,6 +22,7 @@ from aioflow.events import (
     TaskStarted,
 )
 from aioflow.exceptions import LintError, ParameterError
+from aioflow.store import Store
 from aioflow.store.open import open_store
 
 
@@ -51,17 +52,50 @@ async def test_run_flow_returns_the_run(aioflow_root: Path) -> None:
     assert run["start"].task.stdout == "total 7\n"
 
 
-async def test_run_flow_reads_the_run_back_from_the_store_it_was_given(tmp_path: Path) -> None:
+class ElsewhereFlow(FlowSpec):
+    @step(executor="process")
+    def start(self):
+        self.x = 41
+        self.seen_in_worker = current.run.pathspec
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.y = self.x + 1
+        self.run_row_seen = (current.run.pathspec, current.run.finished)
+
+
+async def test_a_store_given_to_run_flow_is_the_one_every_part_of_the_run_uses(
+    tmp_path: Path,
+) -> None:
     # Metadata and blobs away from the store folder, and no setting says where: only the given
-    # Store knows. The run must be read from it, not from the folder's default store.
+    # Store knows. Worker processes, current.run and the returned run must all use it, not the
+    # folder's default store (which they created and read before).
     store = open_store(f"sqlite://{tmp_path}/meta/m.db", str(tmp_path / "blobs"), tmp_path / "f")
     try:
-        run = await run_flow(ParamFlow, root=store, quiet=True, req_x=2)
-        assert run.data.total == 3
-        assert run["start"].task.stdout == "total 3\n"
+        run = await run_flow(ElsewhereFlow, root=store, quiet=True)
+        assert run.data.y == 42
+        assert run.data.run_row_seen == (run.pathspec, False)  # read from the run's row
+        assert run.data.seen_in_worker == run.pathspec
     finally:
         store.close()
-    assert not (tmp_path / "f" / "metadata.db").exists()
+    assert not (tmp_path / "f").exists()
+
+
+class ReadBackFlow(FlowSpec):
+    @step
+    def start(self):
+        self.x = 41
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.run_row_seen = (current.run.pathspec, current.run.finished)
+
+
+async def test_current_run_reads_a_store_in_memory() -> None:
+    run = await run_flow(ReadBackFlow, root=Store.memory(), quiet=True)
+    assert run.data.run_row_seen == (run.pathspec, False)
 
 
 async def test_run_flow_accepts_the_cli_spelling_of_names(aioflow_root: Path) -> None:

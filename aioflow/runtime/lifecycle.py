@@ -144,6 +144,7 @@ class OpenRun:
                 lane=lane,
                 unflushed=writer,
                 store_root=str(self.store.root),
+                store_settings=self.store.settings,
                 process_slots=min(options.max_workers, os.cpu_count() or 1),
                 emit=emit,
                 dask_address=options.dask_address,
@@ -251,6 +252,7 @@ class OpenRun:
             project=prepared.project,
             cards={step: opts.cards for step, opts in prepared.options.items() if opts.cards},
             card_index=self.store.metadata,
+            store=self.store,
         )
 
 

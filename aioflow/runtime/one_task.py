@@ -13,7 +13,6 @@ stores the outcome.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -85,7 +84,7 @@ def task_env(
     parameter_names: tuple[str, ...],
     readonly: frozenset[str],
     origin_run_id: str | None = None,
-    store_root: str | None = None,
+    store: Store | None = None,
     line_sink: Callable[[str, str, str], None] | None = None,
 ) -> RunEnv:
     """The environment one task runs in: the run's name and base artifacts, blobs in `overlay`."""
@@ -104,9 +103,8 @@ def task_env(
         blobs=overlay,
         line_sink=line_sink or (lambda pathspec, stream, line: None),
         origin_run_id=origin_run_id,
+        store=store,  # `current.run` reads the store the task's inputs came from
     )
-    if store_root is not None:  # `current.run` reads the store the task's inputs came from
-        env.run_context = dataclasses.replace(env.run_context, store_root=store_root)
     return env
 
 

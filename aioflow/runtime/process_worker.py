@@ -27,6 +27,7 @@ from ..exceptions import WorkerSetupError
 from ..inputs import Frame
 from ..store import Store
 from ..store.serde import Buffer
+from ..store.settings import StoreSettings
 from ..transitions import Transition
 from . import logs, worker_logging
 from .fd_capture import capture_descriptors
@@ -46,6 +47,8 @@ class WorkerSetup:
     sources: dict[str, list[str]] = field(default_factory=dict)
     #: The host's logging configuration, for a worker whose imports configure none.
     logging: tuple[worker_logging.LoggerConfig, ...] = ()
+    #: The run's store configuration (None: the one this worker's environment names).
+    settings: StoreSettings | None = None
 
 
 @dataclass
@@ -168,7 +171,7 @@ def load_run(
         linecache.cache[file] = (sum(map(len, lines)), None, lines, file)
     # The parent's graph, not one built here: the steps' source may not be readable here.
     flow_cls, graph = pickle.loads(setup.flow_pickle)
-    store = Store(setup.root)
+    store = Store(setup.root, settings=setup.settings)
     reader = _Reader(store)
     env = RunEnv(
         flow_cls=flow_cls,
@@ -177,6 +180,7 @@ def load_run(
         blobs=store.blobs,
         line_sink=line_sink or _no_sink,
         card_index=store.metadata,
+        store=store,
         **setup.env_fields,
     )
     return WorkerRun(env, reader)

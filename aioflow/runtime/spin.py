@@ -222,7 +222,7 @@ def _spin(
         parameter_names=parameter_names,
         readonly=readonly,
         origin_run_id=str(origin_id),
-        store_root=str(store.root) if store.root is not None else None,
+        store=store,
     )
     before = dict(env.starting_manifest(spec))
     spec.started_at = time.time()

@@ -26,7 +26,6 @@ from ..current import (
 from ..exceptions import ArtifactEncodingError, StoreFull, TimeoutException, TransitionError
 from ..flowspec import FlowSpec, TaskState
 from ..inputs import Frame, Inputs, InputView
-from ..store.blobs import FileBlobStore
 from ..store.serde import Encoded, decode, encode, pack
 from ..store.writer import is_full
 from ..transitions import PARALLEL_FOREACH, Transition, check_against_graph
@@ -37,6 +36,7 @@ from .task_class import task_class
 
 if TYPE_CHECKING:
     from ..graph import FlowGraph, StepNode
+    from ..store import Store
     from ..store.blobs import BlobStore
     from ..store.serde import Buffer
 
@@ -156,6 +156,8 @@ class RunEnv:
     cards: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     #: Where cards' records go (the run's MetadataStore); None stores no cards.
     card_index: Any = None
+    #: The run's Store, where `current.run` / `current.task` read (None: they raise).
+    store: Store | None = None
 
     run_context: RunContext = field(init=False)
     #: packed records of transitions without foreach items, by (targets, foreach): a memo
@@ -178,7 +180,7 @@ class RunEnv:
             parameter_names=self.parameter_names,
             graph=self.graph,
             project=self.project,
-            store_root=_store_folder(self.blobs),
+            store=self.store,
         )
 
     def pathspec(self, spec: TaskSpec) -> str:
@@ -237,12 +239,6 @@ class Frozen:
     attributes: dict[str, Any]
     manifest: dict[str, str]
     log: TaskLog
-
-
-def _store_folder(blobs: BlobStore) -> str | None:
-    """The folder of the store whose blobs these are (file blobs live in `<store>/blobs`), for
-    `current.run` / `current.task`; None for blobs held in memory."""
-    return str(blobs.root.parent) if isinstance(blobs, FileBlobStore) else None
 
 
 def parallel_place(spec: TaskSpec) -> Parallel | None:

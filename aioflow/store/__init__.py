@@ -105,6 +105,9 @@ class Store:
     ) -> None:
         if (metadata is None) != (blobs is None):
             raise TypeError("Store() takes both metadata= and blobs=, or neither.")
+        #: The configuration the store was opened with (None: built from backends), so that
+        #: worker processes open the same store, not the one their environment names.
+        self.settings: StoreSettings | None = None
         if metadata is not None and blobs is not None:
             self.root: Path | None = None if root is None else Path(root)
             self.metadata = metadata
@@ -119,6 +122,7 @@ class Store:
         self.root = folder
         if settings is None:
             settings = store_settings()
+        self.settings = settings
         self.metadata, self.blobs = backends(folder, settings, create=create)
 
     @classmethod

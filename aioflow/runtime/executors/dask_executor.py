@@ -132,6 +132,7 @@ class DaskExecutor:
         return WorkerSetup(
             flow_pickle=pickle_flow(env.flow_cls, env.graph),
             root=self.context.store_root,
+            settings=self.context.store_settings,
             env_fields={name: getattr(env, name) for name in ENV_FIELDS},
             sources=unsaved_sources(node.file for node in env.graph),
         )

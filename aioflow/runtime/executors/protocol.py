@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ...decorators import StepOptions
 from ...events import Event
+from ...store.settings import StoreSettings
 from ..logs import TaskLog
 from ..task import ErrorInfo, RunEnv, TaskOutcome, TaskSpec
 from .thread_lane import Done, ThreadLane
@@ -52,6 +53,9 @@ class ExecutorContext:
     #: keeps (both None: $AIOFLOW_DASK_ADDRESS, else a LocalCluster for the run)
     dask_address: str | None = None
     dask_client: Any = None
+    #: the store's configuration, for those workers: the run's, not what their environment
+    #: names (None: theirs)
+    store_settings: StoreSettings | None = None
 
 
 class Executor(Protocol):
