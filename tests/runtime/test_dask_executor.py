@@ -407,6 +407,65 @@ async def test_a_callers_client_is_used_and_left_open(tmp_path: Path, address: s
         assert await client.submit(sum, [1, 2]) == 3
 
 
+class HopsFlow(FlowSpec):
+    """Three Dask tasks one after another, then a local step."""
+
+    @step
+    def start(self) -> None:
+        self.i = 0
+        self.next(self.hop)
+
+    @step(executor="dask")
+    def hop(self) -> None:
+        self.i += 1
+        self.more = "yes" if self.i < 3 else "no"
+        self.next({"yes": self.hop, "no": self.after}, condition="more")
+
+    @step
+    async def after(self) -> None:
+        # The run goes on here, with nothing more to submit: the last hop's reply must not
+        # stay held on its worker meanwhile.
+        client, prefix = HELD["client"], HELD["prefix"]
+        with anyio.fail_after(30):
+            while any(str(key).startswith(prefix) for key in client.futures):
+                await anyio.sleep(0.05)  # polling interval of the client's futures
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+#: What HopsFlow's local step checks: the caller's client, and the keys of the run's tasks.
+HELD: dict[str, Any] = {}
+
+
+async def test_a_finished_tasks_future_is_released_with_the_next_submission(
+    tmp_path: Path, address: str
+) -> None:
+    async with Client(address, asynchronous=True) as client:
+        HELD.update(client=client, prefix="aioflow-HopsFlow-1-")
+        sent = client.scheduler_comm.recent_message_log  # what went to the scheduler, batched
+        first = len(sent)
+        run = await run_flow(HopsFlow, root=tmp_path, dask_client=client, quiet=True)
+        assert run.successful and run["after"].task.successful
+        # Each hop's release went in the same message as the next hop's submission (a release
+        # sent alone holds the next submission back: one message per 10 ms goes out), and
+        # the last hop's went out while the run went on locally.
+        batches = [
+            {message.get("op") for message in batch}
+            for batch in list(sent)[first:]
+            if any(
+                message.get("op") == "client-releases-keys"
+                and any(str(key).startswith("aioflow-HopsFlow-1-hop-") for key in message["keys"])
+                for message in batch
+            )
+        ]
+        assert len(batches) == 3
+        assert all("update-graph" in ops for ops in batches[:2])
+        assert not [key for key in client.futures if str(key).startswith("aioflow-HopsFlow-1-")]
+
+
 async def test_a_sync_client_is_a_usage_error(tmp_path: Path) -> None:
     class NotAsync:
         asynchronous = False
