@@ -10,7 +10,6 @@ the environment in Metaflow.
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import re
 from collections.abc import Mapping
@@ -36,6 +35,10 @@ _NOT_PYTHON_PACKAGES = frozenset({"python", "pip"})
 
 
 def _installed(name: str) -> bool:
+    # Here, not at the top: importlib.metadata (with the email package it reads metadata
+    # with) is about 20 ms that `import aioflow` would pay for a check few flows use.
+    import importlib.metadata
+
     try:
         importlib.metadata.distribution(name)
         return True

@@ -29,6 +29,7 @@ NOT_LOADED_BY_IMPORT = (
     "aioflow.runtime",
     "aioflow.store",
     "aioflow.client",
+    "importlib.metadata",  # for @pypi/@conda's check only
 )
 
 
