@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,6 +67,26 @@ def test_running_a_flow_loads_the_runtime_but_not_the_cli() -> None:
     loaded = loaded_after("from aioflow import run_flow", NOT_LOADED_BY_IMPORT)
     assert "asyncio" in loaded and "aioflow.runtime" in loaded
     assert not {"click", "typer", "rich", "aioflow.cli"} & set(loaded)
+
+
+def test_a_run_without_process_or_dask_steps_loads_neither_executor(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.py"
+    flow.write_text(
+        "from aioflow import FlowSpec, run_flow_sync, step\n"
+        "from aioflow.store import Store\n"
+        "class F(FlowSpec):\n"
+        "    @step\n"
+        "    def start(self):\n"
+        "        self.next(self.end)\n"
+        "    @step\n"
+        "    def end(self):\n"
+        "        pass\n"
+        "assert run_flow_sync(F, root=Store.memory(), quiet=True).successful\n"
+    )
+    process_and_dask = ("multiprocessing", "cloudpickle", "aioflow.runtime.process_worker",
+                        "aioflow.runtime.executors.dask_executor")  # fmt: skip
+    loaded = loaded_after(f"import runpy; runpy.run_path({str(flow)!r})", process_and_dask)
+    assert loaded == []
 
 
 @pytest.mark.parametrize("name", aioflow.__all__)

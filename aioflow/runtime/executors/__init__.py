@@ -13,9 +13,9 @@ worker processes), built by name from `registry`.
 
 from __future__ import annotations
 
-from .dask_executor import DaskExecutor
+from typing import TYPE_CHECKING, Any
+
 from .local import InlineExecutor, LoopExecutor, ThreadExecutor
-from .process import ProcessExecutor
 from .protocol import (
     CallbackExecutor,
     Done,
@@ -27,6 +27,24 @@ from .protocol import (
 )
 from .registry import ExecutorRegistry, registry
 from .thread_lane import SharedThreads, ThreadLane, shared_threads
+
+if TYPE_CHECKING:
+    from .dask_executor import DaskExecutor
+    from .process import ProcessExecutor
+
+
+def __getattr__(name: str) -> Any:
+    # The process and Dask executors load when a run uses them (see registry.py).
+    if name == "ProcessExecutor":
+        from .process import ProcessExecutor
+
+        return ProcessExecutor
+    if name == "DaskExecutor":
+        from .dask_executor import DaskExecutor
+
+        return DaskExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CallbackExecutor",

@@ -16,10 +16,8 @@ from contextlib import contextmanager
 from types import MappingProxyType
 
 from ...exceptions import AioflowException
-from .dask_executor import DaskExecutor
 from .local import LoopExecutor, ThreadExecutor
-from .process import ProcessExecutor
-from .protocol import ExecutorFactory
+from .protocol import Executor, ExecutorContext, ExecutorFactory
 
 
 class ExecutorRegistry:
@@ -63,9 +61,23 @@ class ExecutorRegistry:
             self._overrides.reset(token)
 
 
+def _process_executor(context: ExecutorContext) -> Executor:
+    # Imported when a run has a process step: the pool, multiprocessing and cloudpickle are
+    # tens of milliseconds of every `aioflow run` otherwise.
+    from .process import ProcessExecutor
+
+    return ProcessExecutor(context)
+
+
+def _dask_executor(context: ExecutorContext) -> Executor:
+    from .dask_executor import DaskExecutor  # distributed itself is imported on first use
+
+    return DaskExecutor(context)
+
+
 #: The process-wide registry, with aioflow's own executors.
 registry = ExecutorRegistry()
 registry.register("loop", LoopExecutor)
 registry.register("thread", ThreadExecutor)
-registry.register("process", ProcessExecutor)
-registry.register("dask", DaskExecutor)  # needs the `dask` extra, imported on first use
+registry.register("process", _process_executor)
+registry.register("dask", _dask_executor)
