@@ -32,8 +32,12 @@ from . import Store
 from .metadata import TaskRow
 from .serde import Buffer
 
-#: Unflushed-and-flushed small blobs kept for reads during the run, in bytes.
+#: Unflushed-and-flushed small blobs kept for reads during the run, in bytes of memory.
 CACHE_LIMIT = 64 * 1024 * 1024
+#: What a cached blob costs beyond its key's and its data's lengths: the str and bytes object
+#: headers (49 + 33 bytes) and its slot in the cache's dict (about 40 when amortized). Small
+#: blobs are mostly overhead: counting payload alone, the limit held about 28 times its size.
+ENTRY_OVERHEAD = 122
 #: Seconds the writer waits after a commit before it starts the next (unless it is closing).
 COMMIT_INTERVAL = 0.01
 #: Seconds before the first retry of a commit that found the disk full, and the longest wait
@@ -110,7 +114,7 @@ class BatchWriter:
         """Queue a small blob and make it readable at once."""
         if key not in self._cache:
             self._cache[key] = data
-            self._cache_size += len(data)
+            self._cache_size += len(key) + len(data) + ENTRY_OVERHEAD
             self._blobs[key] = data
             self.wake()
 
@@ -118,7 +122,7 @@ class BatchWriter:
         """Cache a small blob that is stored already, so tasks read it without a query."""
         if key not in self._cache:
             self._cache[key] = data
-            self._cache_size += len(data)
+            self._cache_size += len(key) + len(data) + ENTRY_OVERHEAD
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         """Queue an update of the run's row."""
@@ -197,7 +201,7 @@ class BatchWriter:
             if self._cache_size > CACHE_LIMIT:
                 for key, data in blobs:
                     if self._cache.pop(key, None) is not None:
-                        self._cache_size -= len(data)
+                        self._cache_size -= len(key) + len(data) + ENTRY_OVERHEAD
             return True
 
     async def run(self, on_error: Callable[[BaseException], None]) -> None:
@@ -227,6 +231,7 @@ class BatchWriter:
 __all__ = [
     "CACHE_LIMIT",
     "COMMIT_INTERVAL",
+    "ENTRY_OVERHEAD",
     "FULL_RETRY_FIRST",
     "FULL_RETRY_MAX",
     "BatchWriter",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,21 @@ async def test_cache_drops_flushed_blobs_above_its_limit(
     assert w.cached_blob(encoded.key) is None
     assert decode(*w.read_blob(encoded.key)) == "x" * 100  # now read from the store
     assert w._cache_size == 0
+
+
+def test_the_cache_counts_the_memory_its_blobs_take(store: Store) -> None:
+    w = BatchWriter(store)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(20_000):  # a wide foreach's tiny artifacts: mostly object overhead
+            encoded = encode(n)
+            w.remember_blob(encoded.key, encoded.tobytes())
+        del encoded
+        taken = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert 0.8 * taken <= w._cache_size <= 1.25 * taken, (w._cache_size, taken)
 
 
 async def test_run_flushes_whenever_something_is_queued(store: Store) -> None:
