@@ -33,7 +33,6 @@ from .events import Listener
 from .exceptions import FlowFailed
 from .flowspec import FlowSpec
 from .handle import FlowHandle, finished_run, result_run
-from .report import report_target, write_report
 from .runtime.config import (
     DEFAULT_EXECUTOR,
     DEFAULT_MAX_NUM_SPLITS,
@@ -90,7 +89,11 @@ async def run_flow(
     for the run. `report` is an HTML file the run's report (`aioflow.report`) is written to when
     the run ends, failed or not.
     """
-    target = None if report is None else report_target(report, "keyword argument 'report'")
+    target = None
+    if report is not None:  # the report's package is imported by the runs that write one
+        from .report import report_target
+
+        target = report_target(report, "keyword argument 'report'")
     run_options = _configured(
         quiet,
         listeners,
@@ -112,6 +115,8 @@ async def run_flow(
     outcome = await execute(prepared, run_options)
     if target is None:
         return await finished_run(outcome)
+    from .report import write_report
+
     try:
         run = await finished_run(outcome)
     except FlowFailed as exc:

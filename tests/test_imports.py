@@ -69,7 +69,7 @@ def test_running_a_flow_loads_the_runtime_but_not_the_cli() -> None:
     assert not {"click", "typer", "rich", "aioflow.cli"} & set(loaded)
 
 
-def test_a_run_without_process_or_dask_steps_loads_neither_executor(tmp_path: Path) -> None:
+def test_a_run_without_process_or_dask_steps_or_a_report_loads_none_of_them(tmp_path: Path) -> None:
     flow = tmp_path / "flow.py"
     flow.write_text(
         "from aioflow import FlowSpec, run_flow_sync, step\n"
@@ -84,7 +84,8 @@ def test_a_run_without_process_or_dask_steps_loads_neither_executor(tmp_path: Pa
         "assert run_flow_sync(F, root=Store.memory(), quiet=True).successful\n"
     )
     process_and_dask = ("multiprocessing", "cloudpickle", "aioflow.runtime.process_worker",
-                        "aioflow.runtime.executors.dask_executor")  # fmt: skip
+                        "aioflow.runtime.executors.dask_executor",
+                        "aioflow.report")  # nor the report's package, without report=  # fmt: skip
     loaded = loaded_after(f"import runpy; runpy.run_path({str(flow)!r})", process_and_dask)
     assert loaded == []
 

@@ -182,10 +182,10 @@ def _write_report(outcome: RunOutcome, report: Path) -> None:
 
 def _check_report(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
     # A report that cannot be written is a usage error found before the run starts.
-    from ..report import report_target
-
     if value is None:
         return None
+    from ..report import report_target
+
     try:
         return report_target(value, "'--report'")
     except ParameterError as exc:
