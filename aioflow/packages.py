@@ -37,12 +37,12 @@ _NOT_PYTHON_PACKAGES = frozenset({"python", "pip"})
 def _installed(name: str) -> bool:
     # Here, not at the top: importlib.metadata (with the email package it reads metadata
     # with) is about 20 ms that `import aioflow` would pay for a check few flows use.
-    import importlib.metadata
+    from importlib import metadata
 
     try:
-        importlib.metadata.distribution(name)
+        metadata.distribution(name)
         return True
-    except importlib.metadata.PackageNotFoundError:
+    except metadata.PackageNotFoundError:
         pass
     module = name.replace("-", "_")
     try:
