@@ -25,7 +25,8 @@ import pytest
 import aioflow
 from aioflow import Flow, Run, namespace
 from aioflow.exceptions import MetaflowNotFound
-from tests.helpers import aioflow_command
+from aioflow.graph import FlowGraph
+from tests.helpers import aioflow_command, invoke
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -851,3 +852,21 @@ def test_ctrl_c_cancels_the_run_and_says_how_to_resume_it(cli: Cli, source: str)
     assert not wait_task.finished
     assert wait_task.exception is not None
     assert "end" not in run
+
+
+def test_a_run_builds_its_flow_graph_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The command line's validation and the run share one linted graph (parsing every step's
+    # source is milliseconds of each `aioflow run`).
+    built = []
+    init = FlowGraph.__init__
+
+    def counting_init(self: FlowGraph, flow_cls: Any) -> None:
+        built.append(flow_cls.__name__)
+        init(self, flow_cls)
+
+    monkeypatch.setattr(FlowGraph, "__init__", counting_init)
+    flow = tmp_path / "once_flow.py"
+    flow.write_text(CLI_FLOW.replace("CliFlow", "OnceFlow"))
+    code, out, err = invoke("run", str(flow), "--quiet", "--root", str(tmp_path / "store"))
+    assert code == 0, out + err
+    assert built == ["OnceFlow"]

@@ -18,6 +18,7 @@ from ..current import current_username
 from ..exceptions import AioflowException, FlowDefinitionError, LintError
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph
+from ..runtime.graphs import linted_graph
 
 #: Exit codes: a failed run or command, a usage error (as click's), a run stopped by a signal.
 EXIT_FAILED = 1
@@ -50,8 +51,7 @@ def _fail(exc: AioflowException, code: int = EXIT_FAILED) -> NoReturn:
 def _validate(flow_cls: type[FlowSpec]) -> FlowGraph:
     _echo("Validating your flow...", err=True)
     try:
-        graph = FlowGraph(flow_cls)
-        graph.lint()
+        graph = linted_graph(flow_cls)  # the run's own: built and linted once per class
     except FlowDefinitionError as exc:
         _fail(exc)
     _echo("    The graph looks good!", err=True)
