@@ -505,8 +505,11 @@ async def run_async_task(
     error: BaseException | None = None
     try:
         try:
-            with anyio.fail_after(timeout) as scope:
+            if timeout is None:  # no cancel scope: entering one costs a task microseconds
                 await run.call_body()
+            else:
+                with anyio.fail_after(timeout) as scope:
+                    await run.call_body()
         except TimeoutError as exc:
             # Only our deadline is a @timeout; a TimeoutError the step raised itself is its own.
             if timeout is not None and scope.cancel_called:
