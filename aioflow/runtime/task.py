@@ -241,6 +241,20 @@ class Frozen:
     log: TaskLog
 
 
+#: Types whose values encode in microseconds whatever they hold (see `_quick_to_encode`).
+_SCALARS = frozenset({int, float, bool, complex, type(None)})
+#: The longest str or bytes value, and the most values, still finished on the event loop.
+QUICK_TEXT = 4096
+QUICK_COUNT = 64
+
+
+def _quick_to_encode(value: Any) -> bool:
+    kind = type(value)
+    if kind in _SCALARS:
+        return kind is not int or value.bit_length() <= 64 * 1024  # a huge int is not quick
+    return (kind is str or kind is bytes) and len(value) <= QUICK_TEXT
+
+
 def parallel_place(spec: TaskSpec) -> Parallel | None:
     """`current.parallel` of a task of a @parallel step (None for any other task).
 
@@ -312,10 +326,16 @@ class TaskRun:
         return self.node.func(*self._args())
 
     def needs_thread_to_finish(self) -> bool:
-        """True when finishing may be slow (values to encode), so it should leave the loop."""
+        """True when finishing may be slow (values to encode), so it should leave the loop.
+
+        Numbers, short strings and the like encode in a few microseconds, less than the trip to
+        a worker thread and back: an async step that sets only those finishes on the loop.
+        """
         transition = self.state.transition
+        values = self.flow.__dict__
         return (
-            bool(self.flow.__dict__)
+            len(values) > QUICK_COUNT
+            or not all(map(_quick_to_encode, values.values()))
             or self.cards is not None
             or bool(self.log.stdout or self.log.stderr)
             or (transition is not None and transition.items is not None)
