@@ -1,7 +1,8 @@
 """The graph-shape x behaviour matrix (tests/runtime/test_scheduler.py) on SQLite metadata and
-S3 blobs: every shape runs to its end and fails where asked, with every blob, however small,
-sent to the S3 server (moto on 127.0.0.1) instead of SQLite, so each artifact of each task is
-put to and read back from S3."""
+blobs in object storage, S3 (moto on 127.0.0.1) and Azure (Azurite, Microsoft's emulator, on
+127.0.0.1): every shape runs to its end and fails where asked, with every blob, however small,
+sent to the server instead of SQLite, so each artifact of each task is put to and read back
+from its API."""
 
 from __future__ import annotations
 
@@ -25,26 +26,35 @@ from tests.runtime.test_scheduler import (  # noqa: F401
 )
 
 
+@pytest.fixture(params=["s3", "az"])
+def blobs_url(request: pytest.FixtureRequest) -> str:
+    """A fresh bucket (S3) or container (Azure) on its server, as a blobs URL."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
 @pytest.fixture
-def where(aioflow_root: Path, s3_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A store folder whose blobs go to a fresh S3 bucket, all of them (no blob is small)."""
-    monkeypatch.setenv("AIOFLOW_BLOBS", s3_url)
+def where(aioflow_root: Path, blobs_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A store folder whose blobs all go to `blobs_url` (no blob is small)."""
+    monkeypatch.setenv("AIOFLOW_BLOBS", blobs_url)
     monkeypatch.setattr(aioflow.runtime.artifacts, "SMALL", 0)
     return aioflow_root
 
 
-async def test_the_matrix_store_puts_every_blob_in_s3(where: Path, s3_url: str) -> None:
+async def test_the_matrix_store_puts_every_blob_in_object_storage(
+    where: Path, blobs_url: str
+) -> None:
     run = await run_here(LinearFlow, where)
     store = Store(where)
     try:
-        assert isinstance(store.blobs, ObjectBlobStore) and store.blobs.url == s3_url
-        in_s3 = set(store.blobs.keys())
+        assert isinstance(store.blobs, ObjectBlobStore) and store.blobs.url == blobs_url
+        stored = set(store.blobs.keys())
         attempts = store.metadata.task_attempts(int(run.id))
         assert len(attempts) == len(all_tasks(run)) == 4
         for attempt in attempts:
             assert attempt.manifest is not None
             for key in unpack(attempt.manifest).values():
-                assert key in in_s3
+                assert key in stored
                 assert store.metadata.blob_size(key) is None  # not in SQLite
     finally:
         store.close()
