@@ -89,17 +89,8 @@ class FileBlobStore:
         one (a flipped byte, a truncation) is replaced. Checking costs a read of the file, less
         than writing it again, and only values stored before pay it.
         """
-        target = self.path(key)
         size = sum(c.nbytes if isinstance(c, memoryview) else len(c) for c in chunks)
-        if self._intact(key, target, size):
-            try:
-                # Marked as put now, so gc keeps it until the row naming it commits (gc.py).
-                os.utime(target)
-                return
-            except FileNotFoundError:  # gc took it just now: write it again
-                pass
-        self._prepare(key)
-        self._write(key, target, chunks)
+        self.write_stream(key, size, chunks)
 
     def _prepare(self, key: str) -> None:
         """Make the temporary folder (once) and the blob's folder before a write."""
@@ -130,6 +121,8 @@ class FileBlobStore:
         (an iterable that raises leaves nothing)."""
         target = self.path(key)
         if self._intact(key, target, size):
+            # Marked as put now, so gc keeps it until the row naming it commits (gc.py); a
+            # file gc took just now is written again.
             with suppress(FileNotFoundError):
                 os.utime(target)
                 return

@@ -110,25 +110,16 @@ class ObjectBlobStore:
 
     def put(self, key: str, chunks: tuple[Buffer, ...]) -> None:
         """Store the blob unless it is there (see the module's doc for how each size goes)."""
-        path = self.path(key)
         size = sum(_nbytes(c) for c in chunks)
+        if size > CREATE_LIMIT:
+            self._put_multipart(key, size, chunks, {})
+            return
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         try:
-            if size <= CREATE_LIMIT:
-                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                try:
-                    self._obs.put(self._store, path, data, mode="create")
-                except self._exists:
-                    self._touch(key)
-                    return
-            else:
-                if self.has(key):
-                    self._touch(key)
-                    return
-                self._obs.put(
-                    self._store, path, iter(chunks), use_multipart=True, chunk_size=PART_SIZE
-                )
-        except StoreError:
-            raise
+            self._obs.put(self._store, self.path(key), data, mode="create")
+        except self._exists:
+            self._touch(key)
+            return
         except Exception as exc:
             raise self._error(exc, key, "cannot be stored") from None
         self.uploaded += size
@@ -141,20 +132,26 @@ class ObjectBlobStore:
         if size <= CREATE_LIMIT:
             self.put(key, (b"".join(chunks),))
             return
-        path = self.path(key)
+        self._put_multipart(key, size, chunks, {"max_concurrency": STREAM_CONCURRENCY})
+
+    def _put_multipart(
+        self, key: str, size: int, chunks: Iterable[Buffer], options: dict[str, Any]
+    ) -> None:
+        """A blob above `CREATE_LIMIT`, unless it is there: a multipart upload of `chunks`
+        (`options`: obstore's, such as how many parts go at once)."""
         if self.has(key):
             self._touch(key)
             return
         try:
             self._obs.put(
                 self._store,
-                path,
+                self.path(key),
                 iter(chunks),
                 use_multipart=True,
                 chunk_size=PART_SIZE,
-                max_concurrency=STREAM_CONCURRENCY,
+                **options,
             )
-        except StoreError:
+        except StoreError:  # a piece that could not be read (a damaged source) says so itself
             raise
         except Exception as exc:
             raise self._error(exc, key, "cannot be stored") from None
@@ -165,9 +162,33 @@ class ObjectBlobStore:
         from the server as they are asked for and checked against the key: BlobCorrupted
         after the last piece when they do not match, so a reader must keep nothing before
         the end."""
-        path = self.path(key)
+        for _, piece in self._verified_pieces(key, chunk_size):
+            yield piece
+
+    def get(self, key: str) -> tuple[int, Buffer]:
+        """(tag, payload), streamed into one buffer and checked against the key."""
+        payload = bytearray()
+        tag = -1
+        filled = 0
+        for size, view in self._verified_pieces(key, PART_SIZE):
+            if tag < 0:
+                payload = bytearray(size - 1)
+                tag, view = view[0], view[1:]
+            end = filled + len(view)
+            if end > len(payload):
+                raise BlobCorrupted(key, location=self._where(key), problem="grew as read")
+            payload[filled:end] = view
+            filled = end
+        # One buffer, never copied again; writable, as out-of-band buffers must be (blobs.py).
+        return tag, payload
+
+    def _verified_pieces(
+        self, key: str, chunk_size: int
+    ) -> Generator[tuple[int, memoryview], None, None]:
+        """(the object's size, a piece of it) as streamed from the server, hashed on the way:
+        BlobCorrupted after the last piece when they are not `size` bytes hashing to `key`."""
         try:
-            result = self._obs.get(self._store, path)
+            result = self._obs.get(self._store, self.path(key))
             size = result.meta["size"]
             if size == 0:
                 raise BlobCorrupted(key, location=self._where(key), problem="is empty")
@@ -177,7 +198,7 @@ class ObjectBlobStore:
                 view = memoryview(chunk)
                 hasher.update(view)
                 seen += len(view)
-                yield view
+                yield size, view
         except (StoreError, KeyError):
             raise
         except FileNotFoundError:
@@ -186,39 +207,6 @@ class ObjectBlobStore:
             raise self._error(exc, key, "cannot be read") from None
         if seen != size or hasher.hexdigest(length=len(key) // 2) != key:
             raise BlobCorrupted(key, location=self._where(key))
-
-    def get(self, key: str) -> tuple[int, Buffer]:
-        """(tag, payload), streamed into one buffer and checked against the key."""
-        path = self.path(key)
-        try:
-            result = self._obs.get(self._store, path)
-            size = result.meta["size"]
-            if size == 0:
-                raise BlobCorrupted(key, location=self._where(key), problem="is empty")
-            hasher = blake3(max_threads=blake3.AUTO) if size >= LARGE else blake3()
-            payload = bytearray(size - 1)
-            tag = -1
-            filled = 0
-            for chunk in result.stream(min_chunk_size=PART_SIZE):
-                view = memoryview(chunk)
-                hasher.update(view)
-                if tag < 0:
-                    tag, view = view[0], view[1:]
-                end = filled + len(view)
-                if end > len(payload):
-                    raise BlobCorrupted(key, location=self._where(key), problem="grew as read")
-                payload[filled:end] = view
-                filled = end
-        except (StoreError, KeyError):
-            raise
-        except FileNotFoundError:
-            raise BlobNotFound(key, location=self._where(key)) from None
-        except Exception as exc:
-            raise self._error(exc, key, "cannot be read") from None
-        if filled != len(payload) or hasher.hexdigest(length=len(key) // 2) != key:
-            raise BlobCorrupted(key, location=self._where(key))
-        # One buffer, never copied again; writable, as out-of-band buffers must be (blobs.py).
-        return tag, payload
 
     def size(self, key: str) -> int:
         """The object's size in bytes (one HEAD request)."""
