@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Generator, Iterable, Iterator
 from contextlib import suppress
+from io import BufferedReader
 from pathlib import Path
 
 from blake3 import blake3
@@ -134,14 +135,8 @@ class FileBlobStore:
         they are asked for and checked against the key: BlobCorrupted after the last piece
         when they do not match, so a reader must keep nothing before the end."""
         path = self.path(key)
-        try:
-            f = open(path, "rb")  # noqa: SIM115 (closed by the with below)
-        except FileNotFoundError:
-            raise BlobNotFound(key, location=path) from None
+        f, size = _open_blob(key, path)
         with f:
-            size = os.fstat(f.fileno()).st_size
-            if not size:
-                raise BlobCorrupted(key, location=path, problem="is empty: the store was damaged")
             hasher = blake3(max_threads=blake3.AUTO) if size >= LARGE else blake3()
             while chunk := f.read(chunk_size):
                 hasher.update(chunk)
@@ -182,16 +177,10 @@ class FileBlobStore:
     def get(self, key: str) -> tuple[int, Buffer]:
         """Read a blob, checking its content against its key."""
         path = self.path(key)
-        try:
-            f = open(path, "rb")  # noqa: SIM115 (closed by the with below)
-        except FileNotFoundError:
-            raise BlobNotFound(key, location=path) from None
+        f, size = _open_blob(key, path)
         with f:
-            head = f.read(1)
-            if not head:
-                raise BlobCorrupted(key, location=path, problem="is empty: the store was damaged")
-            tag = head[0]
-            size = os.fstat(f.fileno()).st_size - 1
+            tag = f.read(1)[0]
+            size -= 1
             payload: Buffer
             if tag == TAG_PICKLE_OOB:
                 # Out-of-band buffers become arrays that users may write to: read into
@@ -252,6 +241,20 @@ class FileBlobStore:
             return 0
         grave.unlink()
         return stat.st_size
+
+
+def _open_blob(key: str, path: Path) -> tuple[BufferedReader, int]:
+    """The blob file under `key`, open, and its size; BlobNotFound when there is none,
+    BlobCorrupted when it is empty (the tag byte is always there)."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 (the caller closes it)
+    except FileNotFoundError:
+        raise BlobNotFound(key, location=path) from None
+    size = os.fstat(f.fileno()).st_size
+    if not size:
+        f.close()
+        raise BlobCorrupted(key, location=path, problem="is empty: the store was damaged")
+    return f, size
 
 
 class MemoryBlobStore:
