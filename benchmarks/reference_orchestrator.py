@@ -1,0 +1,478 @@
+"""A minimal orchestrator persisting what aioflow persists: the floor issue 19 measures against.
+
+    python -m benchmarks.reference_orchestrator --case sync|async|empty [--n 10000] [--root DIR]
+
+It runs the three flow shapes of `benchmarks/floor_flows/` (start -> a foreach over n items ->
+join -> end, the foreach step a sync step setting one int, the same step async, or an empty sync
+step) with the same step bodies, written for it: `self.input`, `self.next(...)`, artifacts as
+attributes. Nothing in it is general: no retries, no decorators, no events, no checks of the
+graph; only what it takes to run these shapes and persist them. It does not import aioflow.
+
+What it persists is aioflow's store of the same run, row for row and byte for byte where the
+bytes do not hold a clock, a pid or a source line (`benchmarks.floor` compares the two stores
+after every case; `reference_store.py` says how each part is written):
+
+- the run's row (flow, user, tags, system tags, the graph's description, the parameters'
+  manifest), its lock file and fault report, and at its end its status and finish time;
+- one row per task (task ids in aioflow's order: start 1, the foreach tasks 2..n+1, join, end)
+  with its 15 columns: status, start and finish times, the split frames and parents (msgpack),
+  the artifact manifest (name -> BLAKE3 key, msgpack), the transition record (msgpack), and
+  `running` rows for tasks that are running when a batch is taken;
+- one blob per distinct value (tag byte + msgpack, keyed by the first 20 bytes of its BLAKE3
+  hash): the parameters, each foreach item, the item list, each task's new artifact, and the
+  list of item keys (a file when over 256 KiB: 420 KB at n = 10,000).
+
+How it runs, the way aioflow runs these shapes: an asyncio loop schedules at most 16 tasks at
+once (aioflow's default max_workers); a sync step runs in a worker thread (one: aioflow's pool
+grows only when its threads stop taking jobs, which tiny tasks never do) and comes back to the
+loop in batches (`call_soon_threadsafe` only when no hand-off is pending); an async step runs on
+one of 16 worker coroutines. A task snapshots its attributes (encode, hash, compare with the
+inherited manifest), its row is built where it finished, and a writer thread commits every
+10 ms. Like aioflow, it moves the objects alive at the start out of the garbage collector's
+generations (`gc.freeze()`) and again every 1,024 finished tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import getpass
+import json
+import pickle
+import platform
+import queue
+import re
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgpack
+from blake3 import blake3
+
+from .reference_store import SMALL, ReferenceStore, ReferenceWriter
+
+MAX_WORKERS = 16
+FREEZE_EVERY = 1024
+
+
+class _Packers(threading.local):
+    def __init__(self) -> None:
+        self.value = msgpack.Packer(use_bin_type=True, strict_types=True)
+        self.meta = msgpack.Packer(use_bin_type=True)
+
+
+_packers = _Packers()
+
+
+def encode(value: Any) -> tuple[str, bytes]:
+    """(key, blob) of a value: msgpack when its types survive, else pickle (aioflow's tags)."""
+    try:
+        blob = b"M" + _packers.value.pack(value)
+    except (TypeError, ValueError, OverflowError):
+        blob = b"P" + pickle.dumps(value, protocol=5)
+    return blake3(blob).hexdigest(length=20), blob
+
+
+def pack(value: Any) -> bytes:
+    return _packers.meta.pack(value)
+
+
+def decode(blob: bytes) -> Any:
+    if blob[0] == 77:  # "M"
+        return msgpack.unpackb(memoryview(blob)[1:], raw=False, strict_map_key=False)
+    return pickle.loads(memoryview(blob)[1:])
+
+
+class Spec:
+    """A task to run: identity, split frames, parents, the manifest it inherits."""
+
+    __slots__ = (
+        "frames",
+        "inputs",
+        "manifest",
+        "parents",
+        "started_at",
+        "step",
+        "stored",
+        "task_id",
+    )  # fmt: skip
+
+    def __init__(self, task_id: int, step: str, frames: tuple, parents: tuple, manifest: dict,
+                 inputs: list | None = None) -> None:  # fmt: skip
+        self.task_id, self.step, self.frames, self.parents = task_id, step, frames, parents
+        self.manifest, self.inputs = manifest, inputs
+        self.started_at = 0.0
+        self.stored = False
+
+
+class Task:
+    """What a step body sees as `self`: its attributes are the artifacts."""
+
+    __slots__ = ("__dict__", "_next", "input")
+
+    def next(self, target: str, foreach: str | None = None) -> None:
+        self._next = ((target,), foreach)
+
+
+class Input:
+    """One input of a join: its artifacts read from the blobs its manifest names."""
+
+    __slots__ = ("_cache", "_manifest")
+
+    def __init__(self, manifest: dict[str, str], cache: dict[str, bytes]) -> None:
+        self._manifest, self._cache = manifest, cache
+
+    def __getattr__(self, name: str) -> Any:
+        return decode(self._cache[self._manifest[name]])
+
+
+class Outcome:
+    __slots__ = ("items", "manifest", "row", "small", "spec")
+
+    def __init__(self, spec: Spec, manifest: dict, small: list, row: tuple, items: list | None):
+        self.spec, self.manifest, self.small, self.row, self.items = (
+            spec,
+            manifest,
+            small,
+            row,
+            items,
+        )
+
+
+# -- the flows: the bodies of benchmarks/floor_flows/, one set per case -------------------------
+
+
+def start(self: Task) -> None:
+    self.items = list(range(self.n))
+    self.next("work", foreach="items")
+
+
+def work_artifact(self: Task) -> None:
+    self.x = -1 - self.input  # a value no item has: every task stores a new blob
+    self.next("join")
+
+
+async def work_artifact_async(self: Task) -> None:
+    self.x = -1 - self.input
+    self.next("join")
+
+
+def work_empty(self: Task) -> None:
+    self.next("join")
+
+
+def join_sum(self: Task, inputs: list[Input]) -> None:
+    self.total = sum(i.x for i in inputs)
+    self.next("end")
+
+
+def join_count(self: Task, inputs: list[Input]) -> None:
+    self.count = len(inputs)
+    self.next("end")
+
+
+def end(self: Task) -> None:
+    pass
+
+
+CASES: dict[str, tuple[str, dict[str, Callable[..., Any]]]] = {
+    "sync": ("FloorSyncFlow",
+             {"start": start, "work": work_artifact, "join": join_sum, "end": end}),
+    "async": ("FloorAsyncFlow",
+              {"start": start, "work": work_artifact_async, "join": join_sum, "end": end}),
+    "empty": ("FloorEmptyFlow",
+              {"start": start, "work": work_empty, "join": join_count, "end": end}),
+}  # fmt: skip
+_SHAPE = {"start": ("foreach", ["work"], []), "work": ("linear", ["join"], ["start"]),
+          "join": ("join", ["end"], ["work"]), "end": ("end", [], ["join"])}  # fmt: skip
+
+
+def graph_description(flow: str, steps: dict[str, Callable[..., Any]]) -> dict[str, Any]:
+    """The graph as aioflow stores it with a run (`FlowGraph.to_dict`'s keys and values)."""
+    described = {}
+    for name, (kind, out, into) in _SHAPE.items():
+        code = steps[name].__code__
+        described[name] = {
+            "type": kind, "line": code.co_firstlineno, "file": code.co_filename,
+            "doc": None, "next": out, "in": into,
+            "foreach": "items" if name == "start" else None, "condition": None, "cases": None,
+            "matching_join": "join" if name == "start" else None,
+            "is_async": asyncio.iscoroutinefunction(steps[name]), "decorators": [],
+        }  # fmt: skip
+    return {"name": flow, "doc": None, "file": __file__, "steps": described}
+
+
+def _aioflow_version() -> str:
+    """aioflow's version, as its system tag says it, read from its file: importing aioflow's
+    package to learn it would load all of aioflow."""
+    text = (Path(__file__).resolve().parents[1] / "aioflow" / "_version.py").read_text()
+    match = re.search(r'__version__ = "([^"]+)"', text)
+    assert match is not None
+    return match.group(1)
+
+
+class Run:
+    """One run of a case, from its row to its recorded end."""
+
+    def __init__(self, case: str, n: int, root: Path) -> None:
+        self.flow, self.steps = CASES[case]
+        self.n = n
+        self.store = ReferenceStore(root)
+        user = getpass.getuser()
+        self.base: dict[str, str] = {}
+        params: list[tuple[str, bytes]] = []
+        for name, value in (("name", self.flow), ("n", n)):
+            key, blob = encode(value)
+            self.base[name] = key
+            params.append((key, blob))
+        self.store.write_batch([], params, [])  # before the run's row, never after
+        tags = [f"user:{user}", "runtime:dev", f"python_version:{platform.python_version()}",
+                f"aioflow_version:{_aioflow_version()}"]  # fmt: skip
+        self.run_id = self.store.create_run(
+            self.flow, user, pack([]), pack(tags), pack(graph_description(self.flow, self.steps)),
+            pack(self.base), platform.node(),
+        )  # fmt: skip
+        self.running: dict[int, Spec] = {}
+        self.writer = ReferenceWriter(self.store, self._running_rows)
+        for key, blob in params:  # again with the first batch, as aioflow does
+            self.writer.put_blob(key, blob)
+        self.async_steps = {
+            s for s, body in self.steps.items() if asyncio.iscoroutinefunction(body)
+        }
+        self.ready: deque[Spec] = deque()
+        self.spawned = 0
+        self.in_flight = 0
+        self.done_tasks = 0
+        self.arrived: list[Outcome | None] = []
+        self.arrivals = 0
+        self._parents: tuple[tuple | None, bytes | None] = (None, None)
+        self.records: dict[tuple, bytes] = {}
+        self.results: deque[Outcome] = deque()
+        self.handing = False
+        self.jobs: queue.SimpleQueue[Spec | None] = queue.SimpleQueue()
+        self.coroutine_jobs: asyncio.Queue[Spec | None] | None = None
+        self.finished: asyncio.Future[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # -- the loop's side ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.finished = self.loop.create_future()
+        self.coroutine_jobs = asyncio.Queue()
+        gc.freeze()
+        thread = threading.Thread(target=self._thread, name="reference-worker", daemon=True)
+        thread.start()
+        workers = [asyncio.ensure_future(self._coroutine()) for _ in range(MAX_WORKERS)]
+        self._spawn("start", (), (), self.base)
+        self._pump()
+        await self.finished
+        self.jobs.put(None)
+        for _ in workers:
+            self.coroutine_jobs.put_nowait(None)
+        await asyncio.gather(*workers)
+        self.writer.update_run(self.run_id, status="succeeded", finished_at=time.time(), error=None)
+        await asyncio.to_thread(self._close, thread)
+        gc.unfreeze()
+
+    def _close(self, thread: threading.Thread) -> None:
+        thread.join()
+        self.writer.close()
+        self.store.close()
+
+    def _spawn(self, step: str, frames: tuple, parents: tuple, manifest: dict,
+               inputs: list | None = None) -> None:  # fmt: skip
+        self.spawned += 1
+        self.ready.append(Spec(self.spawned, step, frames, parents, manifest, inputs))
+
+    def _pump(self) -> None:
+        ready = self.ready
+        while ready and self.in_flight < MAX_WORKERS:
+            spec = ready.popleft()
+            self.in_flight += 1
+            spec.started_at = time.time()
+            self.running[spec.task_id] = spec
+            self.writer.wake()
+            if spec.step in self.async_steps:
+                assert self.coroutine_jobs is not None
+                self.coroutine_jobs.put_nowait(spec)
+            else:
+                self.jobs.put(spec)
+
+    def _drain(self) -> None:
+        self.handing = False
+        results = self.results
+        while results:
+            self._completed(results.popleft())
+
+    def _completed(self, outcome: Outcome) -> None:
+        spec = outcome.spec
+        self.in_flight -= 1
+        del self.running[spec.task_id]
+        for key, blob in outcome.small:
+            self.writer.put_blob(key, blob)
+        self.writer.put_task(outcome.row)
+        self.done_tasks += 1
+        if self.done_tasks % FREEZE_EVERY == 0:
+            gc.freeze()
+        self._follow(outcome)
+        self._pump()
+
+    def _follow(self, outcome: Outcome) -> None:
+        spec = outcome.spec
+        if spec.step == "start":
+            assert outcome.items is not None
+            count = len(outcome.items)
+            parents = (spec.task_id,)  # one tuple for the split's children: packed once
+            self.arrived = [None] * count
+            for i, key in enumerate(outcome.items):
+                frame = (spec.task_id, count, i, "start", "items", key)
+                self._spawn("work", (frame,), parents, outcome.manifest)
+        elif spec.step == "work":
+            outcome.small = []  # what the join needs is the identity and the manifest
+            outcome.row = ()
+            frame = spec.frames[-1]
+            self.arrived[frame[2]] = outcome
+            self.arrivals += 1
+            if self.arrivals == frame[1]:
+                arrived, self.arrived = self.arrived, []
+                parents = tuple(o.spec.task_id for o in arrived if o is not None)
+                self._spawn("join", (), parents, self.base, arrived)
+        elif spec.step == "join":
+            self._spawn("end", (), (spec.task_id,), outcome.manifest)
+        else:
+            assert self.finished is not None
+            self.finished.set_result(None)
+
+    def _running_rows(self) -> list[tuple[Any, ...]]:
+        """Rows of tasks running now and not stored yet (the writer thread asks)."""
+        rows = []
+        for spec in list(self.running.values()):
+            if not spec.stored:
+                spec.stored = True
+                frames = pack(spec.frames) if spec.frames else None
+                parents = pack(spec.parents) if spec.parents else None
+                rows.append((self.run_id, spec.task_id, 0, spec.step, "running",
+                             spec.started_at, None, frames, parents, None, None, None, None, None,
+                             None))  # fmt: skip
+        return rows
+
+    # -- where bodies run ---------------------------------------------------------------------
+
+    def _thread(self) -> None:
+        """The worker thread: sync bodies, handed back to the loop in batches."""
+        jobs, results = self.jobs, self.results
+        assert self.loop is not None
+        call_soon = self.loop.call_soon_threadsafe
+        while (spec := jobs.get()) is not None:
+            results.append(self._task(spec, None))
+            if not self.handing:
+                self.handing = True
+                call_soon(self._drain)
+
+    async def _coroutine(self) -> None:
+        """A worker coroutine: async bodies, finished on the loop."""
+        jobs = self.coroutine_jobs
+        assert jobs is not None
+        while True:
+            try:
+                spec = jobs.get_nowait()
+            except asyncio.QueueEmpty:
+                spec = await jobs.get()
+            if spec is None:
+                return
+            task = self._instance(spec)
+            await self.steps[spec.step](task)
+            self._completed(self._task(spec, task))
+
+    def _instance(self, spec: Spec) -> Task:
+        task = Task()
+        if spec.frames:  # the foreach item, read from its blob as aioflow's `self.input` does
+            task.input = decode(self.writer.cache[spec.frames[-1][5]])
+        task._next = None
+        if spec.step == "start":
+            task.n = self.n  # a parameter: read-only, never stored by a task
+        return task
+
+    def _task(self, spec: Spec, task: Task | None) -> Outcome:
+        """Run a sync body (unless `task` ran already), snapshot it, build its row."""
+        if task is None:
+            task = self._instance(spec)
+            body = self.steps[spec.step]
+            if spec.inputs is None:
+                body(task)
+            else:
+                cache = self.writer.cache
+                body(task, [Input(o.manifest, cache) for o in spec.inputs])
+        attributes = task.__dict__
+        attributes.pop("n", None)
+        inherited = spec.manifest
+        small: list[tuple[str, bytes]] = []
+        changed = None
+        for name, value in attributes.items():
+            key, blob = encode(value)
+            if inherited.get(name) == key:
+                continue
+            self._store(key, blob, small)
+            if changed is None:
+                changed = {}
+            changed[name] = key
+        manifest = inherited if changed is None else {**inherited, **changed}
+        items = None
+        transition = None
+        if task._next is not None:
+            targets, foreach = task._next
+            if foreach is None:
+                transition = self.records.get(task._next)
+                if transition is None:
+                    transition = self.records[task._next] = pack([list(targets), None, None])
+            else:
+                items = []
+                for value in attributes[foreach]:
+                    key, blob = encode(value)
+                    self._store(key, blob, small)
+                    items.append(key)
+                list_key, list_blob = encode(items)
+                self._store(list_key, list_blob, small)
+                transition = pack([list(targets), foreach, list_key])
+        frames = pack(spec.frames) if spec.frames else None
+        shared = self._parents  # (tuple, packed), replaced whole: any thread may read it
+        if shared[0] is not spec.parents:
+            shared = self._parents = (spec.parents, pack(spec.parents) if spec.parents else None)
+        parents = shared[1]
+        row = (self.run_id, spec.task_id, 0, spec.step, "succeeded", spec.started_at, time.time(),
+               frames, parents, pack(manifest), None, None, None, None, transition)  # fmt: skip
+        return Outcome(spec, manifest, small, row, items)
+
+    def _store(self, key: str, blob: bytes, small: list[tuple[str, bytes]]) -> None:
+        if len(blob) <= SMALL:
+            small.append((key, blob))
+        else:
+            self.store.put_large(key, blob)
+
+
+def run(case: str, n: int, root: Path) -> int:
+    """Run one case to its end in a new event loop; returns the run's id."""
+    flow = Run(case, n, root)
+    asyncio.run(flow.run())
+    return flow.run_id
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--case", choices=sorted(CASES), default="sync")
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--root", type=Path, default=Path(".reference-store"))
+    args = parser.parse_args()
+    run_id = run(args.case, args.n, args.root)
+    json.dump({"run_id": run_id}, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
