@@ -41,7 +41,6 @@ import getpass
 import json
 import pickle
 import platform
-import queue
 import re
 import sys
 import threading
@@ -252,9 +251,13 @@ class Run:
         self.arrivals = 0
         self._parents: tuple[tuple | None, bytes | None] = (None, None)
         self.records: dict[tuple, bytes] = {}
+        # Both ways between the loop and the worker thread, many items per wake-up: a deque,
+        # and a wake-up only when the other side may be asleep (`handing`, `idle`).
         self.results: deque[Outcome] = deque()
         self.handing = False
-        self.jobs: queue.SimpleQueue[Spec | None] = queue.SimpleQueue()
+        self.jobs: deque[Spec | None] = deque()
+        self.idle = False
+        self.jobs_ready = threading.Event()
         self.coroutine_jobs: asyncio.Queue[Spec | None] | None = None
         self.finished: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -272,7 +275,8 @@ class Run:
         self._spawn("start", (), (), self.base)
         self._pump()
         await self.finished
-        self.jobs.put(None)
+        self.jobs.append(None)
+        self.jobs_ready.set()
         for _ in workers:
             self.coroutine_jobs.put_nowait(None)
         await asyncio.gather(*workers)
@@ -292,17 +296,22 @@ class Run:
 
     def _pump(self) -> None:
         ready = self.ready
+        if not ready or self.in_flight >= MAX_WORKERS:
+            return
+        running, jobs, async_steps = self.running, self.jobs, self.async_steps
         while ready and self.in_flight < MAX_WORKERS:
             spec = ready.popleft()
             self.in_flight += 1
             spec.started_at = time.time()
-            self.running[spec.task_id] = spec
-            self.writer.wake()
-            if spec.step in self.async_steps:
+            running[spec.task_id] = spec
+            if spec.step in async_steps:
                 assert self.coroutine_jobs is not None
                 self.coroutine_jobs.put_nowait(spec)
             else:
-                self.jobs.put(spec)
+                jobs.append(spec)
+        self.writer.wake()  # their running rows go with the next commit, if they still run
+        if self.idle:
+            self.jobs_ready.set()
 
     def _drain(self) -> None:
         self.handing = False
@@ -314,9 +323,10 @@ class Run:
         spec = outcome.spec
         self.in_flight -= 1
         del self.running[spec.task_id]
+        writer = self.writer
         for key, blob in outcome.small:
-            self.writer.put_blob(key, blob)
-        self.writer.put_task(outcome.row)
+            writer.put_blob(key, blob)
+        writer.put_task(outcome.row)
         self.done_tasks += 1
         if self.done_tasks % FREEZE_EVERY == 0:
             gc.freeze()
@@ -366,14 +376,23 @@ class Run:
 
     def _thread(self) -> None:
         """The worker thread: sync bodies, handed back to the loop in batches."""
-        jobs, results = self.jobs, self.results
+        jobs, results, ready, task = self.jobs, self.results, self.jobs_ready, self._task
         assert self.loop is not None
         call_soon = self.loop.call_soon_threadsafe
-        while (spec := jobs.get()) is not None:
-            results.append(self._task(spec, None))
-            if not self.handing:
-                self.handing = True
-                call_soon(self._drain)
+        while True:
+            while jobs:
+                spec = jobs.popleft()
+                if spec is None:
+                    return
+                results.append(task(spec, None))
+                if not self.handing:
+                    self.handing = True
+                    call_soon(self._drain)
+            ready.clear()
+            self.idle = True  # then look again: a job queued before the loop saw this flag
+            if not jobs:
+                ready.wait()
+            self.idle = False
 
     async def _coroutine(self) -> None:
         """A worker coroutine: async bodies, finished on the loop."""
@@ -418,7 +437,10 @@ class Run:
             key, blob = encode(value)
             if inherited.get(name) == key:
                 continue
-            self._store(key, blob, small)
+            if len(blob) <= SMALL:
+                small.append((key, blob))
+            else:
+                self.store.put_large(key, blob)
             if changed is None:
                 changed = {}
             changed[name] = key

@@ -212,6 +212,7 @@ class ReferenceWriter:
         self._blobs: deque[tuple[str, bytes]] = deque()
         self._runs: deque[tuple[int, dict]] = deque()
         self._wakeup = threading.Event()
+        self._woken = False  # _wakeup is set (a plain flag costs less to check)
         self._closing = False
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="reference-writer", daemon=True)
@@ -226,17 +227,20 @@ class ReferenceWriter:
     def put_task(self, row: tuple[Any, ...]) -> None:
         """A task row (a later row of the same attempt replaces it)."""
         self._tasks.append(row)
-        if not self._wakeup.is_set():
+        if not self._woken:
+            self._woken = True
             self._wakeup.set()
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         """An update of the run's row, committed with the next batch."""
         self._runs.append((run_id, fields))
+        self._woken = True
         self._wakeup.set()
 
     def wake(self) -> None:
         """A commit should follow soon (tasks started: their running rows go with it)."""
-        if not self._wakeup.is_set():
+        if not self._woken:
+            self._woken = True
             self._wakeup.set()
 
     def _take(self) -> tuple[list[Any], list[tuple[str, bytes]], list[tuple[int, dict]]]:
@@ -257,6 +261,7 @@ class ReferenceWriter:
             while True:
                 self._wakeup.wait()
                 self._wakeup.clear()
+                self._woken = False
                 closing = self._closing
                 tasks, blobs, runs = self._take()
                 if tasks or blobs or runs:
@@ -270,6 +275,7 @@ class ReferenceWriter:
     def close(self) -> None:
         """Commit what is queued and stop the thread (raises what a commit raised)."""
         self._closing = True
+        self._woken = True
         self._wakeup.set()
         self._thread.join()
         if self.error is not None:
