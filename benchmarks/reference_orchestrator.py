@@ -22,14 +22,28 @@ after every case; `reference_store.py` says how each part is written):
   hash): the parameters, each foreach item, the item list, each task's new artifact, and the
   list of item keys (a file when over 256 KiB: 420 KB at n = 10,000).
 
+How that was matched: aioflow ran each flow (`aioflow run`, n = 5, 300 and 10,000) and its
+store was read back: the tables and their SQL, every task row's columns unpacked, every blob's
+key, size and bytes, the files under `blobs/`, `running/` and `faults/`. This reproduces each,
+and `floor_compare.py` checks, after every `benchmarks.floor` session and in its test, that the
+two stores hold the same schema, the same row counts, the same blob keys and files, and task
+rows equal column by column but for the clock.
+
+What it leaves out is what aioflow does around persisting, not in it: no capture of printed
+lines (none are printed here: aioflow then stores no log blob either), no `current`, no events,
+no retries or @catch, no checks of the graph or of `self.next`'s target, no cache eviction (the
+64 MiB cache aioflow keeps does not fill at 10,000 tasks).
+
 How it runs, the way aioflow runs these shapes: an asyncio loop schedules at most 16 tasks at
 once (aioflow's default max_workers); a sync step runs in a worker thread (one: aioflow's pool
-grows only when its threads stop taking jobs, which tiny tasks never do) and comes back to the
-loop in batches (`call_soon_threadsafe` only when no hand-off is pending); an async step runs on
-one of 16 worker coroutines. A task snapshots its attributes (encode, hash, compare with the
-inherited manifest), its row is built where it finished, and a writer thread commits every
-10 ms. Like aioflow, it moves the objects alive at the start out of the garbage collector's
-generations (`gc.freeze()`) and again every 1,024 finished tasks.
+grows only when its threads stop taking jobs, which tiny tasks never do), jobs going there and
+results coming back in batches (a deque each way, a wake-up only when the other side may be
+asleep); an async step runs on one of 16 worker coroutines. A task snapshots its attributes
+(encode, hash, compare with the inherited manifest), its row is built where it finished, and a
+writer thread commits every 10 ms. Like aioflow, it moves the objects alive at the start out of
+the garbage collector's generations (`gc.freeze()`) and again every 1,024 finished tasks.
+
+The flows' bodies and the codec are in `reference_flows.py`, the store in `reference_store.py`.
 """
 
 from __future__ import annotations
@@ -39,52 +53,28 @@ import asyncio
 import gc
 import getpass
 import json
-import pickle
 import platform
-import re
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import msgpack
-from blake3 import blake3
-
+from .reference_flows import (
+    CASES,
+    Input,
+    Task,
+    aioflow_version,
+    decode,
+    encode,
+    graph_description,
+    pack,
+)
 from .reference_store import SMALL, ReferenceStore, ReferenceWriter
 
 MAX_WORKERS = 16
 FREEZE_EVERY = 1024
-
-
-class _Packers(threading.local):
-    def __init__(self) -> None:
-        self.value = msgpack.Packer(use_bin_type=True, strict_types=True)
-        self.meta = msgpack.Packer(use_bin_type=True)
-
-
-_packers = _Packers()
-
-
-def encode(value: Any) -> tuple[str, bytes]:
-    """(key, blob) of a value: msgpack when its types survive, else pickle (aioflow's tags)."""
-    try:
-        blob = b"M" + _packers.value.pack(value)
-    except (TypeError, ValueError, OverflowError):
-        blob = b"P" + pickle.dumps(value, protocol=5)
-    return blake3(blob).hexdigest(length=20), blob
-
-
-def pack(value: Any) -> bytes:
-    return _packers.meta.pack(value)
-
-
-def decode(blob: bytes) -> Any:
-    if blob[0] == 77:  # "M"
-        return msgpack.unpackb(memoryview(blob)[1:], raw=False, strict_map_key=False)
-    return pickle.loads(memoryview(blob)[1:])
 
 
 class Spec:
@@ -109,27 +99,6 @@ class Spec:
         self.stored = False
 
 
-class Task:
-    """What a step body sees as `self`: its attributes are the artifacts."""
-
-    __slots__ = ("__dict__", "_next", "input")
-
-    def next(self, target: str, foreach: str | None = None) -> None:
-        self._next = ((target,), foreach)
-
-
-class Input:
-    """One input of a join: its artifacts read from the blobs its manifest names."""
-
-    __slots__ = ("_cache", "_manifest")
-
-    def __init__(self, manifest: dict[str, str], cache: dict[str, bytes]) -> None:
-        self._manifest, self._cache = manifest, cache
-
-    def __getattr__(self, name: str) -> Any:
-        return decode(self._cache[self._manifest[name]])
-
-
 class Outcome:
     __slots__ = ("items", "manifest", "row", "small", "spec")
 
@@ -141,78 +110,6 @@ class Outcome:
             row,
             items,
         )
-
-
-# -- the flows: the bodies of benchmarks/floor_flows/, one set per case -------------------------
-
-
-def start(self: Task) -> None:
-    self.items = list(range(self.n))
-    self.next("work", foreach="items")
-
-
-def work_artifact(self: Task) -> None:
-    self.x = -1 - self.input  # a value no item has: every task stores a new blob
-    self.next("join")
-
-
-async def work_artifact_async(self: Task) -> None:
-    self.x = -1 - self.input
-    self.next("join")
-
-
-def work_empty(self: Task) -> None:
-    self.next("join")
-
-
-def join_sum(self: Task, inputs: list[Input]) -> None:
-    self.total = sum(i.x for i in inputs)
-    self.next("end")
-
-
-def join_count(self: Task, inputs: list[Input]) -> None:
-    self.count = len(inputs)
-    self.next("end")
-
-
-def end(self: Task) -> None:
-    pass
-
-
-CASES: dict[str, tuple[str, dict[str, Callable[..., Any]]]] = {
-    "sync": ("FloorSyncFlow",
-             {"start": start, "work": work_artifact, "join": join_sum, "end": end}),
-    "async": ("FloorAsyncFlow",
-              {"start": start, "work": work_artifact_async, "join": join_sum, "end": end}),
-    "empty": ("FloorEmptyFlow",
-              {"start": start, "work": work_empty, "join": join_count, "end": end}),
-}  # fmt: skip
-_SHAPE = {"start": ("foreach", ["work"], []), "work": ("linear", ["join"], ["start"]),
-          "join": ("join", ["end"], ["work"]), "end": ("end", [], ["join"])}  # fmt: skip
-
-
-def graph_description(flow: str, steps: dict[str, Callable[..., Any]]) -> dict[str, Any]:
-    """The graph as aioflow stores it with a run (`FlowGraph.to_dict`'s keys and values)."""
-    described = {}
-    for name, (kind, out, into) in _SHAPE.items():
-        code = steps[name].__code__
-        described[name] = {
-            "type": kind, "line": code.co_firstlineno, "file": code.co_filename,
-            "doc": None, "next": out, "in": into,
-            "foreach": "items" if name == "start" else None, "condition": None, "cases": None,
-            "matching_join": "join" if name == "start" else None,
-            "is_async": asyncio.iscoroutinefunction(steps[name]), "decorators": [],
-        }  # fmt: skip
-    return {"name": flow, "doc": None, "file": __file__, "steps": described}
-
-
-def _aioflow_version() -> str:
-    """aioflow's version, as its system tag says it, read from its file: importing aioflow's
-    package to learn it would load all of aioflow."""
-    text = (Path(__file__).resolve().parents[1] / "aioflow" / "_version.py").read_text()
-    match = re.search(r'__version__ = "([^"]+)"', text)
-    assert match is not None
-    return match.group(1)
 
 
 class Run:
@@ -231,7 +128,7 @@ class Run:
             params.append((key, blob))
         self.store.write_batch([], params, [])  # before the run's row, never after
         tags = [f"user:{user}", "runtime:dev", f"python_version:{platform.python_version()}",
-                f"aioflow_version:{_aioflow_version()}"]  # fmt: skip
+                f"aioflow_version:{aioflow_version()}"]  # fmt: skip
         self.run_id = self.store.create_run(
             self.flow, user, pack([]), pack(tags), pack(graph_description(self.flow, self.steps)),
             pack(self.base), platform.node(),
