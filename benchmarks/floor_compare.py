@@ -8,7 +8,8 @@ an aioflow that starts persisting more) shows up beside the figures it would dis
 - the number of rows of each table;
 - the small blobs: the same keys (a key is the hash of the bytes, so the same bytes) and so the
   same total size;
-- the large blobs: the same files under `blobs/`, of the same sizes;
+- the large blobs: the same files under `blobs/`, of the same sizes; the same folders beside
+  them (`running/`, `faults/`, emptied when the run ended);
 - every task row, column by column, except the clock's (`started_at` and `finished_at` must be
   set in both) and the run id;
 - the run's row: every column set in one is set in the other, and the flow, status, parameters
@@ -60,6 +61,18 @@ def _files(root: Path) -> dict[str, int]:
     }
 
 
+def _layout(root: Path) -> list[str]:
+    """Everything in the store folder but the database's files and the blob files (which are
+    compared by content): the lock and fault folders, left empty by a run that ended."""
+    found = []
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        database = path.name.startswith("metadata.db")
+        if path.is_dir() or not (database or relative.parts[0] == "blobs"):
+            found.append(str(relative))
+    return sorted(found)
+
+
 def differences(aioflow_root: Path, reference_root: Path) -> list[str]:
     """How the reference's store differs from aioflow's (empty when it persisted the same)."""
     a = sqlite3.connect(f"{(aioflow_root / 'metadata.db').resolve().as_uri()}?mode=ro", uri=True)
@@ -86,6 +99,9 @@ def differences(aioflow_root: Path, reference_root: Path) -> list[str]:
     finally:
         a.close()
         r.close()
+    if _layout(aioflow_root) != _layout(reference_root):
+        found.append(f"folders and files beside the database: {_layout(aioflow_root)} against "
+                     f"{_layout(reference_root)}")  # fmt: skip
     if _files(aioflow_root) != _files(reference_root):
         found.append(f"blob files: {sorted(_files(aioflow_root))} against "
                      f"{sorted(_files(reference_root))}")  # fmt: skip
