@@ -8,6 +8,7 @@ store load on first use of the names that need them.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +89,63 @@ def test_a_run_without_process_or_dask_steps_or_a_report_loads_none_of_them(tmp_
                         "aioflow.report")  # nor the report's package, without report=  # fmt: skip
     loaded = loaded_after(f"import runpy; runpy.run_path({str(flow)!r})", process_and_dask)
     assert loaded == []
+
+
+#: What `aioflow run flow.py` of a plain flow (no report) must not load: typer and the client's
+#: commands serve the other commands, the rest the features it does not use.
+NOT_LOADED_BY_A_PLAIN_RUN = (
+    "typer",
+    "rich",
+    "aioflow.cli.typer_app",
+    "aioflow.cli.client_commands",
+    "aioflow.cli.card_commands",
+    "aioflow.client",
+    "aioflow.report",
+    "multiprocessing",
+    "cloudpickle",
+)
+
+
+def test_the_console_scripts_module_loads_neither_click_nor_the_runtime() -> None:
+    # `aioflow` runs `from aioflow.cli import main` before anything else.
+    watched = ("click", "typer", "rich", "asyncio", "anyio", "aioflow.runtime", "aioflow.store")
+    assert loaded_after("from aioflow.cli import main", watched) == []
+
+
+def test_aioflow_run_of_a_plain_flow_loads_only_what_it_uses(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.py"
+    flow.write_text(
+        "from aioflow import FlowSpec, step\n"
+        "class PlainFlow(FlowSpec):\n"
+        "    @step\n"
+        "    def start(self):\n"
+        "        self.x = 1\n"
+        "        self.next(self.end)\n"
+        "    @step\n"
+        "    def end(self):\n"
+        "        pass\n"
+    )
+    # The console script's code, reporting what the process loaded when it exits.
+    watched = (*NOT_LOADED_BY_A_PLAIN_RUN, "aioflow.runtime.runner", "anyio._backends._asyncio")
+    script = (
+        "import atexit, json, sys\n"
+        "from aioflow.cli import main\n"
+        f"report = lambda: print(json.dumps([m for m in {watched!r} if m in sys.modules]))\n"
+        "atexit.register(report)\n"
+        "sys.argv[0] = 'aioflow'\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "run", str(flow), "--quiet"],
+        cwd=tmp_path,
+        env={**os.environ, "AIOFLOW_ROOT": str(tmp_path / "store")},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    # The run did run (the runtime and anyio's event loop were loaded), and nothing else.
+    assert loaded == ["aioflow.runtime.runner", "anyio._backends._asyncio"]
 
 
 @pytest.mark.parametrize("name", aioflow.__all__)

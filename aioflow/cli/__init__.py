@@ -7,17 +7,47 @@ the flow's own command group, the same one `python flow.py run --alpha 0.5` reac
 `aioflow runs|list`, `logs`, `dump` and `tag` read a store back through the client (see
 `client/`), and print it with `runs_table.py` and `dump.py`; they need no flow file.
 
-Modules: `output.py` (exit codes, Metaflow-style error printing), `flow_commands.py` (a flow's
-command group: run, resume, show, check; `main_for_flow`), `client_commands.py` (logs, dump,
-runs/list, tag), `runs_table.py` and `dump.py` (the text `aioflow runs` and `aioflow dump`
-print) and `typer_app.py` (the `aioflow` typer app and `main`, the console script).
+Modules: `entry.py` (`main`, the console script), `output.py` (exit codes, Metaflow-style error
+printing), `flow_commands.py` (a flow's command group: run, resume, show, check;
+`main_for_flow`), `client_commands.py` (logs, dump, runs/list, tag), `runs_table.py` and
+`dump.py` (the text `aioflow runs` and `aioflow dump` print) and `typer_app.py` (the `aioflow`
+typer app).
+
+Importing this package loads only `main`'s module: a flow's run needs neither typer nor the
+client's commands, so the other names are imported on first use.
 """
 
 from __future__ import annotations
 
-from .flow_commands import flow_group, main_for_flow
-from .output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
-from .typer_app import app, main
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .entry import main
+
+if TYPE_CHECKING:
+    from .flow_commands import flow_group, main_for_flow
+    from .output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
+    from .typer_app import app
+
+_LAZY_NAMES = {
+    "flow_group": ".flow_commands",
+    "main_for_flow": ".flow_commands",
+    "EXIT_FAILED": ".output",
+    "EXIT_INTERRUPTED": ".output",
+    "EXIT_USAGE": ".output",
+    "app": ".typer_app",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module of a lazily exported name (see `_LAZY_NAMES`) and return the name."""
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "EXIT_FAILED",

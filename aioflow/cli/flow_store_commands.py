@@ -14,12 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-import typer
 
 from ..flowspec import FlowSpec
 from ..graph import FlowGraph
-from .card_commands import card_app
-from .client_commands import dump, logs, tag_app
 from .graph_text import graph_text
 
 # The argument of each command that names a run, step or task, and its help in a flow's group.
@@ -60,29 +57,47 @@ def _for_flow(command: Any, flow_name: str) -> Any:
     return command
 
 
-def _forwarding(name: str, command: Any) -> click.Command:
-    """A click command handing its whole command line to `command`, typer's own.
+class _Forwarding(click.Command):
+    """A click command handing its whole command line to one of `aioflow`'s typer commands.
 
     Typer builds its commands with its own copy of click, whose exits and help a click group
-    does not understand; so the group gets this stand-in, and `command` parses, prints its help
-    and reports its errors itself.
+    does not understand; so the group gets this stand-in, and the typer command parses, prints
+    its help and reports its errors itself. It is built when first needed (for its help text,
+    or to run it), not with the group: typer and the client are not imported for a run.
     """
 
-    def forward(args: tuple[str, ...]) -> None:
-        command.main(list(args), prog_name=click.get_current_context().command_path)
+    def __init__(self, name: str, build: Callable[[], Any]) -> None:
+        self._build = build
+        super().__init__(
+            name,
+            params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+            callback=self._forward,
+            context_settings={"ignore_unknown_options": True, "help_option_names": []},
+        )
 
-    return click.Command(
-        name,
-        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
-        callback=forward,
-        help=command.help,
-        context_settings={"ignore_unknown_options": True, "help_option_names": []},
-    )
+    @property
+    def help(self) -> str | None:
+        """The typer command's help (building it)."""
+        help_text: str | None = self._build().help
+        return help_text
+
+    @help.setter
+    def help(self, value: str | None) -> None:
+        pass  # always the typer command's (click.Command.__init__ sets None)
+
+    def _forward(self, args: tuple[str, ...]) -> None:
+        command = self._build()
+        command.main(list(args), prog_name=click.get_current_context().command_path)
 
 
 def _store_commands() -> Any:
     """`aioflow`'s logs, dump, tag and card commands, as click builds them from the typer
     functions."""
+    import typer
+
+    from .card_commands import card_app
+    from .client_commands import dump, logs, tag_app
+
     app = typer.Typer()
     app.command()(logs)
     app.command()(dump)
@@ -94,9 +109,20 @@ def _store_commands() -> Any:
 def add_store_commands(group: click.Group, flow_cls: type[FlowSpec]) -> None:
     """Add logs, dump, tag, card, output-dot and output-mermaid to the command group of
     `flow_cls`."""
-    commands = _store_commands().commands
+    built: dict[str, Any] = {}
+
+    def command(name: str) -> Callable[[], Any]:
+        def build() -> Any:
+            if not built:  # the four at once, on the first need of any
+                commands = _store_commands().commands
+                for each in ("logs", "dump", "tag", "card"):
+                    built[each] = _for_flow(commands[each], flow_cls.__name__)
+            return built[name]
+
+        return build
+
     for name in ("logs", "dump", "tag", "card"):
-        group.add_command(_forwarding(name, _for_flow(commands[name], flow_cls.__name__)))
+        group.add_command(_Forwarding(name, command(name)))
 
     @group.command("output-dot", help="Print the flow's graph in Graphviz dot.")
     def output_dot() -> None:

@@ -1,15 +1,15 @@
-"""The `aioflow` command: the typer app, its flow-file commands, and `main`, the console script.
+"""The `aioflow` command: the typer app and its flow-file commands.
 
-`aioflow run flow.py ...` and `aioflow resume flow.py ...` load the flow file and hand the rest
-of the command line to the flow's own command (`flow_commands.py`), so options and `--help`
-are the flow's; `show`, `check` and `version` are answered here. The commands that read a
+`main`, the console script (`entry.py`), imports this module for every command line but a
+flow's own `run`, `resume` and `spin`. `aioflow run flow.py ...` and `aioflow resume flow.py
+...` load the flow file and hand the rest of the command line to the flow's own command
+(`flow_commands.py`), so options and `--help` are the flow's; `show`, `check` and `version`
+are answered here. The commands that read a
 store back (`client_commands.py`) are registered after these, in the order `--help` lists them.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -18,17 +18,14 @@ import click
 import typer
 
 from .._version import __version__
-from ..exceptions import FlowDefinitionError
-from ..flowspec import FlowSpec
 from ..graph import FlowGraph
-from ..loader import load_flow
-from ..store.settings import BLOBS_ENV, METADATA_ENV
 from .card_commands import card_app
 from .client_commands import BlobsOption, MetadataOption, dump, logs, runs, tag_app
-from .flow_commands import command_without_flow, flow_group
+from .entry import METAFLOW_IMPORTS, RUNS_DELETE, _load, _store_options
+from .flow_commands import flow_group
 from .gc_commands import gc, runs_delete
 from .graph_text import graph_text
-from .output import _echo, _fail, _header, _validate
+from .output import _echo, _header, _validate
 from .report_commands import report, ui
 from .store_commands import store_app
 
@@ -41,14 +38,6 @@ app = typer.Typer(
 )
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
-_RUNS_DELETE = "runs delete"
-
-
-def _load(flow_file: Path, metaflow_imports: bool = False) -> type[FlowSpec]:
-    try:
-        return load_flow(flow_file, metaflow_imports=metaflow_imports)
-    except FlowDefinitionError as exc:
-        _fail(exc)
 
 
 def _delegate(
@@ -70,8 +59,6 @@ class GraphFormat(str, Enum):
     mermaid = "mermaid"
 
 
-#: Runs a flow file written for Metaflow as it is (see `aioflow/metaflow_imports.py`).
-METAFLOW_IMPORTS = "--metaflow-imports"
 MetaflowImports = Annotated[
     bool,
     typer.Option(
@@ -153,34 +140,6 @@ def _options(
     _store_options(metadata, blobs)
 
 
-def _store_options(metadata: str | None, blobs: str | None) -> None:
-    # Exported for the whole process: every store it opens, and its worker processes, use them.
-    if metadata:
-        os.environ[METADATA_ENV] = metadata
-    if blobs:
-        os.environ[BLOBS_ENV] = blobs
-
-
-def _leading_store_options(args: list[str]) -> list[str]:
-    """Take `--metadata URL` and `--blobs URL` given before the command (`aioflow --blobs
-    s3://b/p run flow.py`) off `args`, exporting them; the rest of the command line."""
-    args = list(args)
-    while args:
-        name, eq, value = args[0].partition("=")
-        if name not in ("--metadata", "--blobs"):
-            break
-        if not eq:
-            if len(args) < 2:
-                break  # typer reports the missing value
-            value = args[1]
-            del args[1]
-        del args[0]
-        _store_options(
-            value if name == "--metadata" else None, value if name == "--blobs" else None
-        )
-    return args
-
-
 # -- reading runs back (client_commands.py) -----------------------------------------------------
 # Registered here, after the flow-file commands, so `aioflow --help` lists them in this order.
 app.command()(logs)
@@ -195,31 +154,4 @@ app.command()(gc)
 app.add_typer(store_app, name="store")
 # `aioflow runs delete ...`: `runs` takes a flow name as its argument, so `main` hands
 # `runs delete` to this command (its name has the space, so usage lines read as typed).
-app.command(_RUNS_DELETE, hidden=True)(runs_delete)
-
-
-def main() -> None:
-    """Entry point of the `aioflow` console script."""
-    args = _leading_store_options(sys.argv[1:])
-    # `aioflow run flow.py --help` must reach the flow's own run command, which lists the
-    # flow's parameters, rather than typer's help for `run`. The flow file may come after
-    # options (`aioflow run --quiet flow.py`): it is the first argument naming a .py file.
-    if args and args[0] in ("run", "resume", "spin"):
-        rest = args[1:]
-        file_at = next((i for i, a in enumerate(rest) if a.endswith(".py")), None)
-        if file_at is not None:
-            flow_file = rest.pop(file_at)
-            metaflow_imports = METAFLOW_IMPORTS in rest
-            rest = [a for a in rest if a != METAFLOW_IMPORTS]
-            group = flow_group(_load(Path(flow_file), metaflow_imports))
-            group.commands[args[0]].main(rest, prog_name=f"aioflow {args[0]} {flow_file}")
-            return
-        if (
-            "--help" in rest and args[0] != "spin"
-        ):  # no flow file yet: list the options every flow's command takes
-            command_without_flow(args[0]).main(["--help"], prog_name=f"aioflow {args[0]}")
-            return
-    if args[:2] == ["runs", "delete"]:
-        app(args=[_RUNS_DELETE, *args[2:]], prog_name="aioflow")
-        return
-    app()
+app.command(RUNS_DELETE, hidden=True)(runs_delete)
