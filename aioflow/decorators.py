@@ -374,7 +374,8 @@ class StepOptions:
 
 def parse_with(specs: Sequence[str]) -> list[StepDecorator]:
     """Decorators from `--with name[:attr=value,attr=value]` specs; usage errors name the spec."""
-    from . import card_decorator  # noqa: F401  (@card registers itself; it is imported lazily)
+    if specs:
+        from . import card_decorator  # noqa: F401  (@card registers itself; imported lazily)
 
     decos = []
     for spec in specs:

@@ -17,7 +17,6 @@ from types import TracebackType
 
 from .exceptions import FlowDefinitionError
 from .flowspec import FlowSpec
-from .metaflow_imports import metaflow_aliases, metaflow_builtins
 
 
 def flow_classes(module: object, module_name: str) -> list[type[FlowSpec]]:
@@ -80,8 +79,11 @@ def load_flow(
     if folder not in sys.path:
         sys.path.insert(0, folder)
     sys.modules[module_name] = module
-    aliases = metaflow_aliases() if metaflow_imports else contextlib.nullcontext()
-    if metaflow_imports:
+    aliases: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if metaflow_imports:  # imported then only: its import finder needs importlib.abc
+        from .metaflow_imports import metaflow_aliases, metaflow_builtins
+
+        aliases = metaflow_aliases()
         module.__builtins__ = metaflow_builtins()  # type: ignore[attr-defined]
     try:
         with aliases:

@@ -91,8 +91,9 @@ def test_a_run_without_process_or_dask_steps_or_a_report_loads_none_of_them(tmp_
     assert loaded == []
 
 
-#: What `aioflow run flow.py` of a plain flow (no report) must not load: typer and the client's
-#: commands serve the other commands, the rest the features it does not use.
+#: What `aioflow run flow.py` of a plain flow (no cards, no @transient, no report, no
+#: --metaflow-imports, no object storage, no configuration file) must not load: typer and the
+#: client's commands serve the other commands, the rest the features it does not use.
 NOT_LOADED_BY_A_PLAIN_RUN = (
     "typer",
     "rich",
@@ -101,6 +102,14 @@ NOT_LOADED_BY_A_PLAIN_RUN = (
     "aioflow.cli.card_commands",
     "aioflow.client",
     "aioflow.report",
+    "aioflow.runtime.cards",
+    "aioflow.card_components",
+    "aioflow.card_html",
+    "aioflow.metaflow_imports",
+    "aioflow.store.objects",
+    "aioflow.store.gc",
+    "tomllib",
+    "tomli",
     "multiprocessing",
     "cloudpickle",
 )
@@ -125,6 +134,7 @@ def test_aioflow_run_of_a_plain_flow_loads_only_what_it_uses(tmp_path: Path) -> 
         "    def end(self):\n"
         "        pass\n"
     )
+    (tmp_path / ".git").mkdir()  # the search for aioflow.toml or pyproject.toml stops here
     # The console script's code, reporting what the process loaded when it exits.
     watched = (*NOT_LOADED_BY_A_PLAIN_RUN, "aioflow.runtime.runner", "anyio._backends._asyncio")
     script = (

@@ -19,7 +19,6 @@ import anyio
 
 from ..events import Event, LogLine, RunFinished, RunStarted
 from ..store import Store
-from ..store.gc import forget_artifacts
 from ..store.keeper import StoreKeeper, store_keeper
 from ..store.metadata import task_row
 from ..store.serde import pack
@@ -212,6 +211,8 @@ class OpenRun:
         kept = {*prepared.values, *prepared.constants, *prepared.configs}
         names = transient_names(prepared.flow_cls) - kept
         if names:
+            from ..store.gc import forget_artifacts  # a flow with @transient only
+
             await offload(forget_artifacts, self.store, int(self.run_id), names)
 
     async def abandon(self) -> None:

@@ -30,7 +30,6 @@ from ..store.serde import Encoded, decode, encode, pack
 from ..store.writer import is_full
 from ..transitions import PARALLEL_FOREACH, Transition, check_against_graph
 from .artifacts import encode_values, snapshot, store_encoded
-from .cards import TaskCards
 from .logs import TaskLog, reset_task_log, set_task_log
 from .task_class import task_class
 
@@ -288,6 +287,8 @@ class TaskRun:
         self.flow = env.task_cls._for_task(self.state)
         self.log = TaskLog(env.line_sink, env.pathspec(spec))
         decorators = env.cards.get(spec.step)
+        if decorators:  # the cards' modules load for a run with cards only
+            from .cards import TaskCards
         self.cards = TaskCards(env, spec, decorators) if decorators else None
         if self.cards is not None:
             self.cards.live = (self.flow.__dict__, self.state.manifest)

@@ -13,7 +13,7 @@ Blob URLs:
 - none: files in the store folder (`<root>/blobs`);
 - a plain path (`/mnt/team/blobs`): files there, in the same layout;
 - `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`, `file:///path`,
-  `memory://`: an object store through obstore (`objects.py`).
+  `memory://`: an object store through obstore (`objects.py`, imported only for such a URL).
 
 A backend that cannot be opened (an unknown scheme, a missing optional dependency, a bad URL)
 is a StoreError naming the URL.
@@ -32,7 +32,6 @@ from ..exceptions import StoreError
 from .blobs import FileBlobStore
 from .memory import MemoryMetadataStore
 from .metadata import SqliteMetadataStore
-from .objects import SCHEMES, ObjectBlobStore
 from .protocols import BlobStore, MetadataStore
 from .settings import StoreSettings, redact, store_settings
 
@@ -101,6 +100,8 @@ def open_blobs(url: str) -> BlobStore:
     scheme = _scheme(url)
     if not scheme:
         return FileBlobStore(Path(url).expanduser().absolute())
+    from .objects import SCHEMES, ObjectBlobStore  # object storage only: not for a folder
+
     if scheme not in SCHEMES:
         known = ", ".join(f"{s}://" for s in ("s3", "gs", "az", "file", "memory"))
         raise StoreError(f"Unknown blob store URL {redact(url)}: use a folder or one of {known}.")

@@ -28,11 +28,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import StoreError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover (3.10)
-    import tomli as tomllib
-
 METADATA_ENV = "AIOFLOW_METADATA"
 BLOBS_ENV = "AIOFLOW_BLOBS"
 CONFIG_FILE = "aioflow.toml"
@@ -75,6 +70,11 @@ def find_config_file(start: Path | None = None) -> tuple[Path, dict[str, Any]] |
 
 
 def _read_table(path: Path) -> dict[str, Any] | None:
+    # Imported here: a run with no configuration file in sight never needs a TOML parser.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover (3.10)
+        import tomli as tomllib
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
