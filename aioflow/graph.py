@@ -11,6 +11,7 @@ file's real lines. Checking that the graph is well formed is the job of `aioflow
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import json
 import linecache
@@ -44,11 +45,29 @@ def _case_key(key: ast.expr | None) -> tuple[bool, Any]:
     return False, None
 
 
+@functools.lru_cache(maxsize=8)
+def _functions_by_start(source: str) -> dict[int, FunctionNode]:
+    """The functions defined anywhere in a file's source, by their first line (the first
+    decorator's, else the `def`'s); empty when the source does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {}
+    return {
+        min([node.lineno, *(d.lineno for d in node.decorator_list)]): node
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+
+
 def _parse_source(func: Callable[..., Any], name: str) -> tuple[FunctionNode, int, str]:
     """Parse the source of a step function: its `def` node, the line offset, and its file."""
     target = inspect.unwrap(func)
     try:
-        lines, first = inspect.getsourcelines(target)
+        # `inspect.getsourcelines` is `findsource` and then `getblock`, whose tokenizer costs
+        # milliseconds the first time (it compiles its expressions): the function is found in
+        # the file's syntax tree instead, which `findsource` parses for the class anyway.
+        lines, start = inspect.findsource(target)
         file = inspect.getsourcefile(target) or inspect.getfile(target)
     except (OSError, TypeError) as exc:
         raise LintError(
@@ -56,7 +75,10 @@ def _parse_source(func: Callable[..., Any], name: str) -> tuple[FunctionNode, in
             "in a file or a notebook cell so that their self.next() transitions can be read.",
             step=name,
         ) from exc
-    source = "".join(lines)
+    found = _functions_by_start("".join(lines)).get(start + 1)
+    if found is not None:
+        return found, 0, file
+    source, first = "".join(inspect.getblock(lines[start:])), start + 1
     try:
         tree, shift = ast.parse(textwrap.dedent(source)), first - 1
         body: list[ast.stmt] = tree.body
@@ -223,7 +245,8 @@ class FlowGraph:
         file loaded by path), the class is looked up in the file of a step it defines itself.
         """
         try:
-            return inspect.getsourcefile(flow_cls), inspect.getsourcelines(flow_cls)[1]
+            # (`inspect.getsourcelines(flow_cls)[1]` without tokenizing the class's block)
+            return inspect.getsourcefile(flow_cls), inspect.findsource(flow_cls)[1] + 1
         except (OSError, TypeError):
             pass
         nodes = list(self.nodes.values())
