@@ -15,7 +15,6 @@ Each check is a function `check_*(graph)` registered in `CHECKS`; `lint(graph)` 
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 from collections.abc import Callable, Iterator
@@ -164,6 +163,8 @@ def check_unknown_transitions(graph: FlowGraph) -> None:
     for node in _by_name(graph):
         unknown = [name for name in node.out_funcs if name not in graph]
         if unknown:
+            import difflib  # for this message only
+
             close = difflib.get_close_matches(unknown[0], sorted(graph.nodes), n=1)
             msg = (
                 f"Step *{node.name}* specifies a self.next() transition to an unknown step, "

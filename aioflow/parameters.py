@@ -12,7 +12,6 @@ does not import click.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import sys
 import types
@@ -65,6 +64,8 @@ def _unknown_parameter_error(
     prefix = "--" if from_cli else ""
     names = [param.name if from_cli else param.name.replace("-", "_") for param in params]
     shown = ", ".join(prefix + name for name in names)
+    import difflib  # for this message only
+
     close = difflib.get_close_matches(key, names, n=1)
     hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
     return ParameterError(

@@ -92,8 +92,9 @@ def test_a_run_without_process_or_dask_steps_or_a_report_loads_none_of_them(tmp_
 
 
 #: What `aioflow run flow.py` of a plain flow (no cards, no @transient, no report, no
-#: --metaflow-imports, no object storage, no configuration file) must not load: typer and the
-#: client's commands serve the other commands, the rest the features it does not use.
+#: --metaflow-imports, no object storage or metadata in memory, no configuration file) must not
+#: load: typer and the client's commands serve the other commands, the rest the features it
+#: does not use.
 NOT_LOADED_BY_A_PLAIN_RUN = (
     "typer",
     "rich",
@@ -108,6 +109,7 @@ NOT_LOADED_BY_A_PLAIN_RUN = (
     "aioflow.metaflow_imports",
     "aioflow.store.objects",
     "aioflow.store.gc",
+    "aioflow.store.memory",
     "tomllib",
     "tomli",
     "multiprocessing",

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import BlobError, StoreError
 from .blobs import FileBlobStore, MemoryBlobStore, _verify, check_key
-from .memory import MemoryMetadataStore
 from .metadata import SMALL, MetadataDB, SqliteMetadataStore
 from .open import backends
 from .protocols import BlobStore, MetadataStore, RunRecord, TaskRecord
 from .serde import Buffer, decode, decode_plain
 from .settings import StoreSettings, store_settings
+
+if TYPE_CHECKING:
+    from .memory import MemoryMetadataStore
 
 __all__ = [
     "SMALL",
@@ -35,6 +37,17 @@ __all__ = [
     "Store",
     "TaskRecord",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The metadata in memory (tests, `memory://`) is imported on first use: a run in a store
+    # folder never needs it.
+    if name == "MemoryMetadataStore":
+        from .memory import MemoryMetadataStore
+
+        return MemoryMetadataStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 ROOT_ENV = "AIOFLOW_ROOT"
 DEFAULT_ROOT = ".aioflow"
@@ -128,6 +141,8 @@ class Store:
     @classmethod
     def memory(cls) -> Store:
         """A new empty store in this process's memory (for tests); gone with the object."""
+        from .memory import MemoryMetadataStore
+
         return cls(metadata=MemoryMetadataStore(), blobs=MemoryBlobStore())
 
     @property

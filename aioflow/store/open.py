@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 
 from ..exceptions import StoreError
 from .blobs import FileBlobStore
-from .memory import MemoryMetadataStore
 from .metadata import SqliteMetadataStore
 from .protocols import BlobStore, MetadataStore
 from .settings import StoreSettings, redact, store_settings
@@ -57,6 +56,8 @@ def _sqlite(url: str, create: bool) -> MetadataStore:
 
 
 def _memory(url: str, create: bool) -> MetadataStore:
+    from .memory import MemoryMetadataStore
+
     return MemoryMetadataStore()
 
 
