@@ -13,8 +13,8 @@ printing), `flow_commands.py` (a flow's command group: run, resume, show, check;
 `dump.py` (the text `aioflow runs` and `aioflow dump` print) and `typer_app.py` (the `aioflow`
 typer app).
 
-Importing this package loads only `main`'s module: a flow's run needs neither typer nor the
-client's commands, so the other names are imported on first use.
+Importing this package loads only the module of `main` and `main_for_flow`: a flow's run needs
+neither typer nor the client's commands, so the other names are imported on first use.
 """
 
 from __future__ import annotations
@@ -22,16 +22,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .entry import main
+from .entry import main, main_for_flow
 
 if TYPE_CHECKING:
-    from .flow_commands import flow_group, main_for_flow
+    from .flow_commands import flow_group
     from .output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
     from .typer_app import app
 
 _LAZY_NAMES = {
     "flow_group": ".flow_commands",
-    "main_for_flow": ".flow_commands",
     "EXIT_FAILED": ".output",
     "EXIT_INTERRUPTED": ".output",
     "EXIT_USAGE": ".output",

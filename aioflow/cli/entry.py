@@ -108,6 +108,14 @@ def _flow_command(command: str, rest: list[str]) -> Callable[[], Any] | None:
     return lambda: group.commands[command].main(rest, prog_name=f"aioflow {command} {flow_file}")
 
 
+def main_for_flow(flow_cls: type[FlowSpec], argv: list[str]) -> None:
+    """`python flow.py <command> ...`: run the flow's command group and exit (`MyFlow()` at the
+    end of a flow file calls this, through `FlowSpec.__init__`)."""
+    with _importing():
+        from .flow_commands import main_for_flow as run_group
+    run_group(flow_cls, argv)
+
+
 def main() -> None:
     """Entry point of the `aioflow` console script."""
     args = _leading_store_options(sys.argv[1:])
