@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -102,10 +103,10 @@ def child(tool: str, case: str, n: int, root: Path) -> dict[str, float]:
 
 
 def _in_process(tool: str, case: str, n: int, root: Path) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.floor", "--child", tool, case, str(n), str(root)],
-        cwd=ROOT, check=True, capture_output=True, text=True,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "benchmarks.floor", "--child", tool, case, str(n), str(root)]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:  # say why: a run that fails has no figures
+        raise RuntimeError(f"{' '.join(command)} failed ({out.returncode}):\n{out.stderr}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -176,6 +177,17 @@ def _median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(run[key] for run in runs)
 
 
+def _ratio(a: list[dict[str, float]], ref: list[dict[str, float]], key: str) -> float:
+    """aioflow's median over the reference's (nan when the reference's is not above zero: a
+    per-task figure of a tiny n can be, within noise)."""
+    below = _median(ref, key)
+    return _median(a, key) / below if below > 0 else math.nan
+
+
+def _x(ratio: float) -> str:
+    return "-" if math.isnan(ratio) else f"{ratio:.2f}x"
+
+
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -198,10 +210,9 @@ def report(figures: dict[tuple[str, str], list[dict]], n: int, rounds: int) -> l
             )
         a, ref = figures[(case, "aioflow")], figures[(case, "reference")]
         lines.append(
-            f"{'':<32} {'ratio':<10} {_median(a, 'cpu_us') / _median(ref, 'cpu_us'):>7.2f}x "
-            f"{_median(a, 'wall_us') / _median(ref, 'wall_us'):>8.2f}x "
-            f"{_median(a, 'run_s') / _median(ref, 'run_s'):>7.2f}x "
-            f"{_median(a, 'whole_s') / _median(ref, 'whole_s'):>7.2f}x"
+            f"{'':<32} {'ratio':<10} {_x(_ratio(a, ref, 'cpu_us')):>9} "
+            f"{_x(_ratio(a, ref, 'wall_us')):>10} {_x(_ratio(a, ref, 'run_s')):>8} "
+            f"{_x(_ratio(a, ref, 'whole_s')):>8}"
         )
     lines += ["", "CPU/task, wall/task: (run(n) - run(1)) / (n - 1) inside one process.  run: "
               "the n run's wall time.", "process: `aioflow run` (the reference's command line) "
@@ -211,11 +222,11 @@ def report(figures: dict[tuple[str, str], list[dict]], n: int, rounds: int) -> l
     for case, (title, _, target) in CASES.items():
         a, ref = figures[(case, "aioflow")], figures[(case, "reference")]
         cpu = _median(a, "cpu_us")
-        ratio = cpu / _median(ref, "cpu_us")
+        ratio = _ratio(a, ref, "cpu_us")
         lines.append(f"  {_verdict(cpu <= target)}  {title}: CPU per task {cpu:.1f} us "
                      f"(target <= {target:g} us)")  # fmt: skip
         lines.append(f"  {_verdict(ratio <= RATIO_TARGET)}  {title}: CPU per task / the "
-                     f"reference's {ratio:.2f}x (target <= {RATIO_TARGET}x)")  # fmt: skip
+                     f"reference's {_x(ratio)} (target <= {RATIO_TARGET}x)")  # fmt: skip
     whole = _median(figures[("sync", "aioflow")], "whole_s")
     lines.append(f"  {_verdict(whole < WHOLE_TARGET_S)}  aioflow run of the {n:,}-wide foreach "
                  f"(sync, one artifact), whole process: {whole:.3f} s "
