@@ -81,22 +81,24 @@ def child(tool: str, case: str, n: int, root: Path) -> dict[str, float]:
 
         flow = load_flow(FLOWS / CASES[case][1])
 
-        def go(size: int, where: Path) -> None:
+        def go(size: int, where: Path) -> dict[str, float]:
             anyio.run(lambda: run_flow(flow, root=where, quiet=True, n=size,
                                        max_num_splits=max(size, 1)))  # fmt: skip
+            return {}
     else:
         from . import reference_orchestrator
 
-        def go(size: int, where: Path) -> None:
-            reference_orchestrator.run(case, size, where)
+        def go(size: int, where: Path) -> dict[str, float]:
+            return reference_orchestrator.run(case, size, where).cpu  # by thread
 
     go(1, root / "warm-up")  # what the first run of a process loads and starts: not timed
     figures: dict[str, float] = {}
     for label, size in (("one", 1), ("many", n)):
         rss = _rss_kb()
         cpu, wall = _cpu(), time.perf_counter()
-        go(size, root / label)
+        threads = go(size, root / label)
         figures[f"{label}_wall"] = time.perf_counter() - wall
+        figures.update({f"{label}_{thread}": seconds for thread, seconds in threads.items()})
         figures[f"{label}_cpu"] = _cpu() - cpu
         figures[f"{label}_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss
     return figures
@@ -159,6 +161,10 @@ def measure(n: int, rounds: int, work: Path) -> tuple[dict[tuple[str, str], list
                     "whole_cpu_s": whole["cpu"],
                     "whole_mb": whole["mb"],
                 }
+                for thread in ("loop", "worker", "writer"):  # the reference's threads
+                    if f"many_{thread}" in runs:
+                        spent = runs[f"many_{thread}"] - runs[f"one_{thread}"]
+                        per[f"{thread}_us"] = spent / max(n - 1, 1) * 1e6
                 figures.setdefault((case, tool), []).append(per)
     for case in CASES:
         last = rounds - 1
@@ -214,6 +220,14 @@ def report(figures: dict[tuple[str, str], list[dict]], n: int, rounds: int) -> l
             f"{_x(_ratio(a, ref, 'wall_us')):>10} {_x(_ratio(a, ref, 'run_s')):>8} "
             f"{_x(_ratio(a, ref, 'whole_s')):>8}"
         )
+    lines += ["", "The reference's CPU per task by thread (loop, worker thread, writer thread: "
+              "its commits):"]  # fmt: skip
+    for case, (title, _, _) in CASES.items():
+        ref = figures[(case, "reference")]
+        lines.append(f"  {title}: " + ", ".join(
+            f"{thread} {_median(ref, f'{thread}_us'):.1f} us"
+            for thread in ("loop", "worker", "writer")
+        ))  # fmt: skip
     lines += ["", "CPU/task, wall/task: (run(n) - run(1)) / (n - 1) inside one process.  run: "
               "the n run's wall time.", "process: `aioflow run` (the reference's command line) "
               "from spawn to exit; proc CPU and peak MB of that process (wait4).", "KB/task: peak "

@@ -158,10 +158,13 @@ class Run:
         self.coroutine_jobs: asyncio.Queue[Spec | None] | None = None
         self.finished: asyncio.Future[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: CPU seconds of the run by thread: the loop's, the worker's, the writer's
+        self.cpu: dict[str, float] = {}
 
     # -- the loop's side ------------------------------------------------------------------------
 
     async def run(self) -> None:
+        started = time.thread_time()
         self.loop = asyncio.get_running_loop()
         self.finished = self.loop.create_future()
         self.coroutine_jobs = asyncio.Queue()
@@ -180,6 +183,8 @@ class Run:
         self.writer.update_run(self.run_id, status="succeeded", finished_at=time.time(), error=None)
         await asyncio.to_thread(self._close, thread)
         gc.unfreeze()
+        self.cpu["loop"] = time.thread_time() - started
+        self.cpu["writer"] = self.writer.cpu
 
     def _close(self, thread: threading.Thread) -> None:
         thread.join()
@@ -272,6 +277,13 @@ class Run:
     # -- where bodies run ---------------------------------------------------------------------
 
     def _thread(self) -> None:
+        started = time.thread_time()
+        try:
+            self._work()
+        finally:
+            self.cpu["worker"] = time.thread_time() - started
+
+    def _work(self) -> None:
         """The worker thread: sync bodies, handed back to the loop in batches."""
         jobs, results, ready, task = self.jobs, self.results, self.jobs_ready, self._task
         assert self.loop is not None
@@ -375,11 +387,11 @@ class Run:
             self.store.put_large(key, blob)
 
 
-def run(case: str, n: int, root: Path) -> int:
-    """Run one case to its end in a new event loop; returns the run's id."""
+def run(case: str, n: int, root: Path) -> Run:
+    """Run one case to its end in a new event loop."""
     flow = Run(case, n, root)
     asyncio.run(flow.run())
-    return flow.run_id
+    return flow
 
 
 def main() -> None:
@@ -388,8 +400,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--root", type=Path, default=Path(".reference-store"))
     args = parser.parse_args()
-    run_id = run(args.case, args.n, args.root)
-    json.dump({"run_id": run_id}, sys.stdout)
+    json.dump({"run_id": run(args.case, args.n, args.root).run_id}, sys.stdout)
     print()
 
 

@@ -215,6 +215,7 @@ class ReferenceWriter:
         self._woken = False  # _wakeup is set (a plain flag costs less to check)
         self._closing = False
         self.error: BaseException | None = None
+        self.cpu = 0.0  # the thread's CPU seconds, once it has stopped
         self._thread = threading.Thread(target=self._loop, name="reference-writer", daemon=True)
         self._thread.start()
 
@@ -257,6 +258,7 @@ class ReferenceWriter:
         return list(tasks.values()), blobs, runs
 
     def _loop(self) -> None:
+        started = time.thread_time()
         try:
             while True:
                 self._wakeup.wait()
@@ -271,6 +273,8 @@ class ReferenceWriter:
                 time.sleep(COMMIT_INTERVAL)
         except BaseException as exc:  # reported by close()
             self.error = exc
+        finally:
+            self.cpu = time.thread_time() - started
 
     def close(self) -> None:
         """Commit what is queued and stop the thread (raises what a commit raised)."""
