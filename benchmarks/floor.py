@@ -18,6 +18,10 @@ Two kinds of child, for each tool and case:
 - whole process: `aioflow run FILE` (the reference's own command line for it), timed from spawn
   to exit, with its CPU time and peak RSS from `wait4`.
 
+Under the table, each tool's CPU per task by thread: the event loop, the worker threads (sync
+bodies) and the writer (the commits: the reference's writer thread, aioflow's anyio worker
+threads), each thread read on its own clock (aioflow's by name, the reference's timing itself).
+
 CPU time stays meaningful on a loaded machine, wall time does not: targets on per-task cost are
 checked on CPU time, and the load average is printed at the start and the end. After the runs,
 the stores the last aioflow and reference runs of each case left are compared (`floor_compare`):
@@ -38,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -71,6 +76,35 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+#: Which of aioflow's threads does what, by thread name: the event loop, the sync bodies'
+#: worker threads, and anyio's worker threads, where the batch writer commits.
+_ROLES = (("MainThread", "loop"), ("aioflow-worker", "worker"), ("AnyIO worker", "writer"))
+
+
+def _threads_cpu() -> dict[int, tuple[str, float]]:
+    """Each live thread's role and CPU seconds so far (its own clock, read from this thread)."""
+    found = {}
+    for thread in threading.enumerate():
+        role = next((r for prefix, r in _ROLES if thread.name.startswith(prefix)), "other")
+        if thread.ident is None:
+            continue
+        try:
+            clock = time.pthread_getcpuclockid(thread.ident)
+            found[thread.ident] = (role, time.clock_gettime(clock))
+        except (OSError, ProcessLookupError):  # it ended meanwhile
+            continue
+    return found
+
+
+def _by_role(before: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds each role's threads spent since `before` (threads that ended meanwhile are
+    not counted: aioflow's idle threads live on for seconds after a run)."""
+    spent: dict[str, float] = {}
+    for ident, (role, seconds) in _threads_cpu().items():
+        spent[role] = spent.get(role, 0.0) + seconds - before.get(ident, (role, 0.0))[1]
+    return spent
+
+
 def child(tool: str, case: str, n: int, root: Path) -> dict[str, float]:
     """In this process: an untimed run of 1, then a run of 1 and a run of n, timed."""
     if tool == "aioflow":
@@ -81,10 +115,13 @@ def child(tool: str, case: str, n: int, root: Path) -> dict[str, float]:
 
         flow = load_flow(FLOWS / CASES[case][1])
 
+        async def timed(size: int, where: Path) -> dict[str, float]:
+            before = _threads_cpu()
+            await run_flow(flow, root=where, quiet=True, n=size, max_num_splits=max(size, 1))
+            return _by_role(before)  # before the loop closes: anyio's threads end with it
+
         def go(size: int, where: Path) -> dict[str, float]:
-            anyio.run(lambda: run_flow(flow, root=where, quiet=True, n=size,
-                                       max_num_splits=max(size, 1)))  # fmt: skip
-            return {}
+            return dict(anyio.run(timed, size, where))
     else:
         from . import reference_orchestrator
 
@@ -163,7 +200,7 @@ def measure(n: int, rounds: int, work: Path) -> tuple[dict[tuple[str, str], list
                 }
                 for thread in ("loop", "worker", "writer"):  # the reference's threads
                     if f"many_{thread}" in runs:
-                        spent = runs[f"many_{thread}"] - runs[f"one_{thread}"]
+                        spent = runs[f"many_{thread}"] - runs.get(f"one_{thread}", 0.0)
                         per[f"{thread}_us"] = spent / max(n - 1, 1) * 1e6
                 figures.setdefault((case, tool), []).append(per)
     for case in CASES:
@@ -220,14 +257,17 @@ def report(figures: dict[tuple[str, str], list[dict]], n: int, rounds: int) -> l
             f"{_x(_ratio(a, ref, 'wall_us')):>10} {_x(_ratio(a, ref, 'run_s')):>8} "
             f"{_x(_ratio(a, ref, 'whole_s')):>8}"
         )
-    lines += ["", "The reference's CPU per task by thread (loop, worker thread, writer thread: "
-              "its commits):"]  # fmt: skip
+    lines += ["", "CPU per task by thread: the event loop, the worker threads (sync bodies), the "
+              "writer (commits; aioflow's anyio threads):"]  # fmt: skip
     for case, (title, _, _) in CASES.items():
-        ref = figures[(case, "reference")]
-        lines.append(f"  {title}: " + ", ".join(
-            f"{thread} {_median(ref, f'{thread}_us'):.1f} us"
-            for thread in ("loop", "worker", "writer")
-        ))  # fmt: skip
+        for i, tool in enumerate(TOOLS):
+            runs = figures[(case, tool)]
+            split = "  ".join(
+                f"{thread} {_median(runs, f'{thread}_us'):5.1f} us"
+                for thread in ("loop", "worker", "writer")
+                if all(f"{thread}_us" in run for run in runs)
+            )  # fmt: skip
+            lines.append(f"  {title if i == 0 else '':<32} {tool:<10} {split}")
     lines += ["", "CPU/task, wall/task: (run(n) - run(1)) / (n - 1) inside one process.  run: "
               "the n run's wall time.", "process: `aioflow run` (the reference's command line) "
               "from spawn to exit; proc CPU and peak MB of that process (wait4).", "KB/task: peak "
