@@ -80,16 +80,8 @@ FREEZE_EVERY = 1024
 class Spec:
     """A task to run: identity, split frames, parents, the manifest it inherits."""
 
-    __slots__ = (
-        "frames",
-        "inputs",
-        "manifest",
-        "parents",
-        "started_at",
-        "step",
-        "stored",
-        "task_id",
-    )  # fmt: skip
+    __slots__ = ("frames", "inputs", "manifest", "parents", "started_at", "step", "stored",
+                 "task_id")  # fmt: skip
 
     def __init__(self, task_id: int, step: str, frames: tuple, parents: tuple, manifest: dict,
                  inputs: list | None = None) -> None:  # fmt: skip
@@ -100,16 +92,16 @@ class Spec:
 
 
 class Outcome:
+    """A finished task: its manifest, new small blobs, row, and a split's item keys."""
+
     __slots__ = ("items", "manifest", "row", "small", "spec")
 
     def __init__(self, spec: Spec, manifest: dict, small: list, row: tuple, items: list | None):
-        self.spec, self.manifest, self.small, self.row, self.items = (
-            spec,
-            manifest,
-            small,
-            row,
-            items,
-        )
+        self.spec = spec
+        self.manifest = manifest
+        self.small = small
+        self.row = row
+        self.items = items
 
 
 class Run:
@@ -147,6 +139,7 @@ class Run:
         self.arrived: list[Outcome | None] = []
         self.arrivals = 0
         self._parents: tuple[tuple | None, bytes | None] = (None, None)
+        self._manifest: tuple[dict | None, bytes] = (None, b"")
         self.records: dict[tuple, bytes] = {}
         # Both ways between the loop and the worker thread, many items per wake-up: a deque,
         # and a wake-up only when the other side may be asleep (`handing`, `idle`).
@@ -376,8 +369,11 @@ class Run:
         if shared[0] is not spec.parents:
             shared = self._parents = (spec.parents, pack(spec.parents) if spec.parents else None)
         parents = shared[1]
+        packed = self._manifest  # a manifest passed on unchanged is packed once, like parents
+        if packed[0] is not manifest:
+            packed = self._manifest = (manifest, pack(manifest))
         row = (self.run_id, spec.task_id, 0, spec.step, "succeeded", spec.started_at, time.time(),
-               frames, parents, pack(manifest), None, None, None, None, transition)  # fmt: skip
+               frames, parents, packed[1], None, None, None, None, transition)  # fmt: skip
         return Outcome(spec, manifest, small, row, items)
 
     def _store(self, key: str, blob: bytes, small: list[tuple[str, bytes]]) -> None:
