@@ -56,7 +56,12 @@ def decode(blob: bytes) -> Any:
 class Task:
     """What a step body sees as `self`: its attributes are the artifacts."""
 
-    __slots__ = ("__dict__", "_next", "input")
+    __slots__ = ("__dict__", "_blobs", "_item", "_next")
+
+    @property
+    def input(self) -> Any:
+        """The foreach item, read from its blob when asked for (an empty step never is)."""
+        return decode(self._blobs[self._item])
 
     def next(self, target: str, foreach: str | None = None) -> None:
         self._next = ((target,), foreach)

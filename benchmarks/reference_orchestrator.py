@@ -66,7 +66,6 @@ from .reference_flows import (
     Input,
     Task,
     aioflow_version,
-    decode,
     encode,
     graph_description,
     pack,
@@ -313,8 +312,9 @@ class Run:
 
     def _instance(self, spec: Spec) -> Task:
         task = Task()
-        if spec.frames:  # the foreach item, read from its blob as aioflow's `self.input` does
-            task.input = decode(self.writer.cache[spec.frames[-1][5]])
+        if spec.frames:  # the foreach item's key: `self.input` reads its blob, as aioflow's does
+            task._item = spec.frames[-1][5]
+            task._blobs = self.writer.cache
         task._next = None
         if spec.step == "start":
             task.n = self.n  # a parameter: read-only, never stored by a task
