@@ -78,7 +78,11 @@ def snapshot(
             if skip_unencodable:
                 continue
             raise
-        if inherited.get(name) == encoded.key:
+        # A new name's value is stored without hashing it first (the store hashes a large
+        # one while writing it); one replacing an inherited value is hashed first, so a value
+        # read and left as it was costs a hash, not a write.
+        old = inherited.get(name)
+        if old is not None and old == encoded.key:
             continue
         try:
             store_encoded(encoded, small, large)

@@ -26,6 +26,7 @@ from ..current import (
 from ..exceptions import ArtifactEncodingError, StoreFull, TimeoutException, TransitionError
 from ..flowspec import FlowSpec, TaskState
 from ..inputs import Frame, Inputs, InputView
+from ..store.blobs import put_encoded
 from ..store.serde import Encoded, decode, encode, pack
 from ..store.writer import is_full
 from ..transitions import PARALLEL_FOREACH, Transition, check_against_graph
@@ -200,7 +201,7 @@ class RunEnv:
         """Write a blob too large for the database to the blob store; StoreFull when the disk
         is full."""
         try:
-            self.blobs.put(encoded.key, encoded.chunks)
+            put_encoded(self.blobs, encoded)  # a large one hashed while written
         except OSError as exc:
             if not is_full(exc):
                 raise

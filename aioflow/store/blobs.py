@@ -9,6 +9,10 @@ A blob file that exists is trusted only once checked: writing a key again verifi
 (its size, then its hash) and rewrites it when it was damaged, so the next run that stores the
 same value repairs it. Temporary files live in one folder, `tmp/`, which a writer sweeps of files
 left by killed writers (see `STALE_TMP_AGE`) the first time it writes.
+
+A large value whose key is not known yet (`put_encoded`) is hashed on one thread while another
+writes it to a temporary file: its name is known only once the last byte is hashed, so the file
+is renamed into place then, or dropped when a blob is already under the key.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from blake3 import blake3
 
 from ..exceptions import BlobCorrupted, BlobError, BlobNotFound
 from .protocols import BlobStore
-from .serde import LARGE, TAG_PICKLE_OOB, Buffer
+from .serde import LARGE, TAG_PICKLE_OOB, Buffer, Encoded, key_of, new_hasher
 
 #: What a blob key is: the hex digest `serde` computes (20 bytes, 40 lowercase hex digits).
 _KEY = re.compile(r"[0-9a-f]{40}")
@@ -38,6 +42,17 @@ STREAM_CHUNK = 8 * 1024 * 1024
 #: Seconds after its last write a temporary blob file counts as left by a killed writer: a live
 #: writer writes its file without pause, so an hour of silence means the write is dead.
 STALE_TMP_AGE = 3600.0
+
+#: Values at least this large whose key is not known yet are hashed while they are written
+#: (`put_encoded`); below it a thread's start and the pieces' hand-offs cost about what
+#: overlapping saves.
+OVERLAP = 8 * 1024 * 1024
+
+#: The largest piece a blob file is written in (and an overlapped write hashes in): ten `write`s
+#: of a 2 GB buffer on a busy 2-core machine took 0.4 to 1.7 s (median 1.0 s), the same bytes in
+#: 16 MB pieces 0.44 s (median). An overlapped writer also checks between two pieces whether the
+#: key is known and a blob is already under it.
+PIECE = 16 * 1024 * 1024
 
 
 def check_key(key: str) -> str:
@@ -109,12 +124,71 @@ class FileBlobStore:
         tmp = self.tmp / f"{key}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             with open(tmp, "wb") as f:
-                for chunk in chunks:
-                    f.write(chunk)
+                for piece in _pieces(chunks):
+                    f.write(piece)
             os.replace(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+    def put_encoded(self, encoded: Encoded) -> None:
+        """Store an encoded value under its key, as `put` does; a large one whose key is not
+        computed yet (`OVERLAP`) is hashed on another thread while this one writes it, and the
+        key is then known (`encoded.key`).
+
+        The bytes go to a temporary file in `tmp/` whose name is no key, renamed to the key's
+        path only once every byte is written and hashed, so a failure or a kill never leaves a
+        partial blob under a key (a killed writer's file is swept as any other, `_first_write`).
+        When a blob is already under the key it is kept as `put` keeps it (checked, touched)
+        and the temporary file is dropped: once the key is known mid-write, writing stops.
+        """
+        if encoded.hashed or encoded.size < OVERLAP:
+            self.put(encoded.key, encoded.chunks)
+            return
+        if "tmp" not in self._made:
+            self._first_write()
+        tmp = self.tmp / f"new.{os.getpid()}.{threading.get_ident()}.tmp"
+        hashing = _Hashing(list(_pieces(encoded.chunks)), encoded.size)
+        try:
+            finished = self._write_while_hashing(tmp, hashing)
+            key = hashing.key()
+        except BaseException:
+            hashing.stop()
+            tmp.unlink(missing_ok=True)
+            raise
+        encoded.learn_key(key)
+        target = self.path(key)
+        if not finished:  # a blob was there by the time the key was known: as `put` does
+            tmp.unlink(missing_ok=True)
+            self.write_stream(key, encoded.size, encoded.chunks)
+            return
+        if self._intact(key, target, encoded.size):
+            try:
+                os.utime(target)  # marked as put now, as `write_stream` marks it
+            except FileNotFoundError:
+                pass  # gc took it just now: ours goes in its place
+            else:
+                tmp.unlink()
+                return
+        try:
+            self._prepare(key)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _write_while_hashing(self, tmp: Path, hashing: _Hashing) -> bool:
+        """Write the pieces to `tmp` while `hashing` hashes them; False when the write stopped
+        early because a blob was already under the key, known before the last piece."""
+        checked = False
+        with open(tmp, "wb") as f:
+            for piece in hashing.pieces:
+                if not checked and hashing.done.is_set():
+                    checked = True
+                    if self.path(hashing.key()).exists():
+                        return False
+                f.write(piece)
+        return True
 
     def write_stream(self, key: str, size: int, chunks: Iterable[Buffer]) -> None:
         """Store a blob of `size` bytes given piece by piece, as `put` stores it: the pieces go
@@ -243,6 +317,58 @@ class FileBlobStore:
         return stat.st_size
 
 
+def _pieces(chunks: Iterable[Buffer]) -> Iterator[Buffer]:
+    """The chunks cut into pieces of at most `PIECE` bytes (views: nothing copied)."""
+    for chunk in chunks:
+        view = memoryview(chunk)
+        if view.nbytes <= PIECE:
+            yield chunk
+            continue
+        view = view.cast("B")
+        for start in range(0, view.nbytes, PIECE):
+            yield view[start : start + PIECE]
+
+
+class _Hashing:
+    """The BLAKE3 key of `pieces`, computed on a thread of its own (blake3 releases the GIL and
+    hashes on every core) while the caller writes the same pieces."""
+
+    def __init__(self, pieces: list[Buffer], size: int) -> None:
+        self.pieces = pieces
+        self.done = threading.Event()
+        self._hasher = new_hasher(size)
+        self._key: str | None = None
+        self._error: BaseException | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="aioflow-blob-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for piece in self.pieces:
+                if self._stopped:
+                    return
+                self._hasher.update(piece)
+            self._key = key_of(self._hasher)
+        except BaseException as exc:  # handed to the writer, which raises it
+            self._error = exc
+        finally:
+            self.done.set()
+
+    def key(self) -> str:
+        """The key, once every piece is hashed (waits for it)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._key is not None
+        return self._key
+
+    def stop(self) -> None:
+        """Stop after the piece being hashed (the write failed) and wait for the thread."""
+        self._stopped = True
+        self._thread.join()
+
+
 def _open_blob(key: str, path: Path) -> tuple[BufferedReader, int]:
     """The blob file under `key`, open, and its size; BlobNotFound when there is none,
     BlobCorrupted when it is empty (the tag byte is always there)."""
@@ -324,4 +450,17 @@ class MemoryBlobStore:
             return len(blob)
 
 
-__all__ = ["STREAM_CHUNK", "BlobStore", "FileBlobStore", "MemoryBlobStore"]
+def put_encoded(blobs: BlobStore, encoded: Encoded) -> None:
+    """Store an encoded value in any blob store under its key (`encoded.key` is known after).
+
+    A file store hashes a large value while writing it (`FileBlobStore.put_encoded`). Any other
+    store is given the key first: an object store names the object by it and uploads nothing
+    when it is there already, which an upload to a temporary name and a copy would not save.
+    """
+    if isinstance(blobs, FileBlobStore):
+        blobs.put_encoded(encoded)
+    else:
+        blobs.put(encoded.key, encoded.chunks)
+
+
+__all__ = ["STREAM_CHUNK", "BlobStore", "FileBlobStore", "MemoryBlobStore", "put_encoded"]

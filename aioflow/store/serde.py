@@ -11,7 +11,8 @@ A blob is one tag byte followed by a payload:
   an intermediate copy.
 
 The key of a blob is the BLAKE3 hash of its bytes (tag included), so equal values share one blob
-and a damaged blob is detected when it is read.
+and a damaged blob is detected when it is read. A large blob's key is computed when first asked
+for, not by `encode`: a file store hashes the bytes while it writes them (`blobs.put_encoded`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import itertools
 import pickle
 import struct
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -42,14 +42,46 @@ _U64 = struct.Struct("<Q")
 Buffer = bytes | bytearray | memoryview
 
 
-@dataclass(frozen=True, slots=True)
 class Encoded:
-    """One encoded value: its key, its bytes as a list of chunks, and what it was."""
+    """One encoded value: its key, its bytes as a list of chunks, and what it was.
 
-    key: str
-    chunks: tuple[Buffer, ...]
-    size: int
-    type_name: str
+    The key of a blob of `LARGE` bytes or more is computed the first time `key` is read, unless
+    a store learned it first (`learn_key`) by hashing the bytes as it wrote them: hashing 2 GB
+    takes as long as writing them, and the two then overlap instead of following each other.
+    """
+
+    __slots__ = ("_key", "chunks", "size", "type_name")
+
+    def __init__(
+        self, key: str | None, chunks: tuple[Buffer, ...], size: int, type_name: str
+    ) -> None:
+        self._key = key
+        self.chunks = chunks
+        self.size = size
+        self.type_name = type_name
+
+    @property
+    def key(self) -> str:
+        """The blob's content key (the BLAKE3 hash of its bytes), hashed now if not yet."""
+        key = self._key
+        if key is None:
+            key = self._key = hash_chunks(self.chunks, self.size)
+        return key
+
+    @property
+    def hashed(self) -> bool:
+        """True when the key is known, so reading `key` costs nothing."""
+        return self._key is not None
+
+    def learn_key(self, key: str) -> None:
+        """Record the key a store computed from exactly these chunks while writing them."""
+        self._key = key
+
+    def __repr__(self) -> str:
+        return (
+            f"Encoded(key={self._key!r}, size={self.size}, type_name={self.type_name!r}, "
+            f"chunks={len(self.chunks)})"
+        )
 
     def tobytes(self) -> bytes:
         """The whole blob as one bytes object (copies; meant for small blobs)."""
@@ -108,17 +140,28 @@ def _has_bytes_like(value: Any) -> bool:
     return False
 
 
+def new_hasher(size: int) -> blake3:
+    """A BLAKE3 hasher for a blob of `size` bytes: on every core from `LARGE` bytes up."""
+    return blake3(max_threads=blake3.AUTO) if size >= LARGE else blake3()
+
+
+def key_of(hasher: blake3) -> str:
+    """The content key of what `hasher` was given."""
+    return hasher.hexdigest(length=_KEY_BYTES)
+
+
 def hash_chunks(chunks: tuple[Buffer, ...] | list[Buffer], size: int) -> str:
     """The content key of a blob given as chunks."""
-    hasher = blake3(max_threads=blake3.AUTO) if size >= LARGE else blake3()
+    hasher = new_hasher(size)
     for chunk in chunks:
         hasher.update(chunk)
-    return hasher.hexdigest(length=_KEY_BYTES)
+    return key_of(hasher)
 
 
 def _encoded(chunks: tuple[Buffer, ...], type_name: str) -> Encoded:
     size = sum(len(c) if not isinstance(c, memoryview) else c.nbytes for c in chunks)
-    return Encoded(hash_chunks(chunks, size), chunks, size, type_name)
+    # A large blob's key waits until it is asked for (see `Encoded`).
+    return Encoded(None if size >= LARGE else hash_chunks(chunks, size), chunks, size, type_name)
 
 
 def _encoded_small(blob: bytes, type_name: str) -> Encoded:

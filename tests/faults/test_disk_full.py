@@ -17,14 +17,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from aioflow import FlowSpec, current, retry, step
 from aioflow.events import Event, TaskFailed
 from aioflow.exceptions import StoreFull
 from aioflow.store import Store
-from aioflow.store.blobs import FileBlobStore
+from aioflow.store import blobs as blobs_module
+from aioflow.store.blobs import FileBlobStore, put_encoded
 from aioflow.store.metadata import SqliteMetadataStore, task_row
+from aioflow.store.serde import Encoded, encode
 from aioflow.store.writer import BatchWriter, is_full
 from aioflow.testing import run_in_temp_store
 
@@ -73,15 +76,22 @@ class BigOnceFlow(FlowSpec):
 
 
 def _fill_blob_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blob files larger than a megabyte fail as on a full disk (the OS's ENOSPC)."""
-    real_put = FileBlobStore.put
+    """Blob files larger than a megabyte fail as on a full disk (the OS's ENOSPC), whether
+    written under a known key (`put`) or hashed while written (`put_encoded`)."""
+    real_put, real_put_encoded = FileBlobStore.put, FileBlobStore.put_encoded
 
     def put(self: FileBlobStore, key: str, chunks: tuple[Any, ...]) -> None:
         if sum(len(memoryview(c)) for c in chunks) > 1024 * 1024:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_put(self, key, chunks)
 
+    def put_encoded(self: FileBlobStore, encoded: Encoded) -> None:
+        if encoded.size > 1024 * 1024:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_put_encoded(self, encoded)
+
     monkeypatch.setattr(FileBlobStore, "put", put)
+    monkeypatch.setattr(FileBlobStore, "put_encoded", put_encoded)
 
 
 @pytest.mark.parametrize("executor", ["thread", "process"])
@@ -107,6 +117,49 @@ async def test_a_full_disk_fails_the_task_clearly_and_retry_applies(
     assert "artifact 'big' set in step *start*" in failed.message
     assert str(root) in failed.message and "no space left" in failed.message
     assert "\n" not in failed.message
+    blob_files = [p for p in (root / "blobs").rglob("*") if p.is_file()]
+    assert blob_files == []  # neither a partial blob under a key nor a temporary file
+
+
+def test_a_large_blob_hashed_while_written_leaves_nothing_on_a_full_disk(
+    small_disk: Path | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills in the middle of a write whose key is not known yet (issue 19): the
+    write's own OSError (ENOSPC) as before, no blob under the key, no temporary file."""
+    if small_disk is None:  # the OS's ENOSPC once a file passes a megabyte
+        real_open = open
+
+        class Full:
+            def __init__(self, f: Any) -> None:
+                self.f, self.written = f, 0
+
+            def write(self, data: Any) -> int:
+                self.written += memoryview(data).nbytes
+                if self.written > 1024 * 1024:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                return int(self.f.write(data))
+
+            def __enter__(self) -> Any:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                self.f.close()
+
+        def full_open(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+            f = real_open(path, mode, *args, **kwargs)
+            return Full(f) if "w" in mode else f
+
+        monkeypatch.setattr(blobs_module, "open", full_open, raising=False)
+    root = small_disk if small_disk is not None else tmp_path / "store"
+    blobs = FileBlobStore(root / "blobs")
+    value = np.random.default_rng(0).integers(0, 255, BIG, dtype=np.uint8)
+    encoded = encode(value)
+    assert not encoded.hashed and encoded.size >= blobs_module.OVERLAP  # the overlapped path
+    with pytest.raises(OSError) as raised:
+        put_encoded(blobs, encoded)
+    assert is_full(raised.value)
+    assert not blobs.has(encode(value).key)
+    assert [p for p in (root / "blobs").rglob("*") if p.is_file()] == []
 
 
 def test_store_full_names_what_could_not_be_stored() -> None:
