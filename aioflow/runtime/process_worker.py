@@ -5,20 +5,24 @@ defined in `__main__`, a notebook cell or a loaded flow file travel by value) an
 location. Each request carries blob keys, plus inline the few small blobs the parent has not
 committed yet; the worker reads everything else from the store, writes large blobs itself and
 returns the artifact map with the small blobs inline. Values never cross the process boundary.
+
+A worker process runs `serve`: the run's process sends it one message at a time on its pipe (a
+task, or a ping) and reads one answer back (`worker_pipe.py` is the other end).
 """
 
 from __future__ import annotations
 
-import asyncio
 import linecache
 import os
 import pickle
+import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from multiprocessing.connection import Connection
+from operator import attrgetter
 from typing import Any
 
 import cloudpickle
@@ -30,8 +34,9 @@ from ..store.serde import Buffer
 from ..store.settings import StoreSettings
 from ..transitions import Transition
 from . import logs, worker_logging
-from .fd_capture import capture_descriptors
+from .fd_capture import capture_descriptors, prepare_files
 from .task import RunEnv, TaskOutcome, TaskRun, TaskSpec
+from .worker_pipe import SPIN, read_message, write_message
 
 
 @dataclass
@@ -87,6 +92,41 @@ class TaskReply:
     finished_at: float
 
 
+# A worker's pipe carries these as plain tuples of their fields: pickling the dataclasses
+# themselves (their classes looked up by name, their state as a dict) costs four times as much,
+# 10 us of a trivial task's round trip.
+_request_fields = attrgetter(*(f.name for f in fields(TaskRequest)))
+_reply_fields = attrgetter(*(f.name for f in fields(TaskReply)))
+_transition_fields = attrgetter(*(f.name for f in fields(Transition)))
+_TRANSITION = [f.name for f in fields(TaskReply)].index("transition")
+
+
+def request_to_wire(request: TaskRequest) -> tuple[Any, ...]:
+    """`request` as the tuple a worker's pipe carries."""
+    wire: tuple[Any, ...] = _request_fields(request)
+    return wire
+
+
+def request_from_wire(wire: tuple[Any, ...]) -> TaskRequest:
+    return TaskRequest(*wire)
+
+
+def reply_to_wire(reply: TaskReply) -> tuple[Any, ...]:
+    """`reply` as the tuple a worker's pipe carries (its transition a tuple too)."""
+    wire = list(_reply_fields(reply))
+    if reply.transition is not None:
+        wire[_TRANSITION] = _transition_fields(reply.transition)
+    return tuple(wire)
+
+
+def reply_from_wire(wire: tuple[Any, ...]) -> TaskReply:
+    reply = TaskReply(*wire)
+    transition: Any = reply.transition
+    if transition is not None:
+        reply.transition = Transition(*transition)
+    return reply
+
+
 class _Reader(threading.local):
     """Blob reads in a worker: the request's inline blobs first, then the store.
 
@@ -140,11 +180,11 @@ EXIT_ORPHANED = 70
 
 
 def initialize(setup: WorkerSetup, lifeline: Connection | None = None) -> None:
-    """Pool initializer: watch the run's process (`lifeline`), load the flow class and open the
+    """Worker set-up: watch the run's process (`lifeline`), load the flow class and open the
     store.
 
-    A failure here is kept and raised by each task as WorkerSetupError: escaping from the
-    initializer would only end the process, and the task would read as a crashed worker.
+    A failure here is kept and raised by each task as WorkerSetupError: escaping from here
+    would only end the process, and the task would read as a crashed worker.
     """
     if lifeline is not None:
         watch_lifeline(lifeline)
@@ -238,7 +278,9 @@ def execute(state: WorkerRun, request: TaskRequest, *, capture_fds: bool = True)
                 captured = capture_descriptors(run.log) if capture_fds else nullcontext()
                 with captured:  # a subprocess's output is the task's too
                     result = run.call_body()
-                    if asyncio.iscoroutine(result):
+                    if isinstance(result, Coroutine):  # an async step
+                        import asyncio  # here: a worker of sync steps never loads it
+
                         asyncio.run(result)
             except BaseException as exc:
                 error = exc
@@ -280,3 +322,65 @@ def execute(state: WorkerRun, request: TaskRequest, *, capture_fds: bool = True)
 def ping() -> int:
     """A no-op round trip; returns the worker's pid."""
     return os.getpid()
+
+
+#: The kinds of message a worker's pipe brings: (TASK, `request_to_wire(request)`), answered
+#: with `reply_to_wire(reply)`, or (PING, None), answered with the worker's pid.
+TASK, PING = "task", "ping"
+
+
+def serve(setup: WorkerSetup, lifeline: Connection | None, conn: Connection) -> None:
+    """A worker process's life: set up once, then answer each message `conn` brings with
+    `(True, result)` or `(False, exception)`, one at a time, until the run's process closes its
+    end of `conn`.
+
+    Ctrl-C is ignored here, as in the forkserver: a terminal sends it to the whole process
+    group, and it is the run's process that decides what stops (it kills a worker whose task it
+    cancels); an idle worker interrupted would end with a traceback and fail its next task.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    initialize(setup, lifeline)
+    prepare_files()
+    receive, send = _messages(conn)
+    while True:
+        message = receive()
+        if message is None:
+            return
+        kind, payload = pickle.loads(message)
+        answer: tuple[bool, Any]
+        try:
+            if kind == TASK:
+                answer = (True, reply_to_wire(run_task(request_from_wire(payload))))
+            else:
+                answer = (True, ping())
+        except BaseException as exc:  # WorkerSetupError, or a bug: the parent raises it
+            answer = (False, exc)
+        send(_dumps(answer))
+        prepare_files()  # while the run's process reads the answer
+
+
+def _messages(
+    conn: Connection,
+) -> tuple[Callable[[], bytes | bytearray | None], Callable[[bytes], None]]:
+    """Reading (None at end-of-file) and writing one message on `conn`: with a read and a write
+    of its descriptor each, except on Windows, whose pipes are no descriptors."""
+    if sys.platform == "win32":
+
+        def receive_windows() -> bytes | None:
+            try:
+                return conn.recv_bytes()
+            except EOFError:
+                return None
+
+        return receive_windows, conn.send_bytes
+    fd, pending = conn.fileno(), bytearray()
+    return (lambda: read_message(fd, pending, SPIN)), (lambda data: write_message(fd, data))
+
+
+def _dumps(answer: tuple[bool, Any]) -> bytes:
+    try:
+        return pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        what = "its reply" if answer[0] else f"the error {answer[1]!r}"
+        error = RuntimeError(f"A worker process could not send {what}: {type(exc).__name__}: {exc}")
+        return pickle.dumps((False, error), protocol=pickle.HIGHEST_PROTOCOL)

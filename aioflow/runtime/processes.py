@@ -1,11 +1,11 @@
 """The process executor: a run's pool of worker processes for CPU-bound steps.
 
-Each worker is a one-process `ProcessPoolExecutor`, so when a worker dies (a segfault,
-`os._exit`, a kill, the OOM killer) exactly one task is known to have died with it: that task
-fails with a message saying how, the worker is replaced, and the other workers and their tasks
-carry on. Workers start on first use and are reused by every process task of the run. A task that
-times out or is cancelled has its worker killed, since a running process cannot be interrupted
-any other way.
+Each worker is a long-lived process with a pipe of its own (`worker_pipe.py`) and runs one
+task at a time, so when a worker dies (a segfault, `os._exit`, a kill, the OOM killer) exactly
+one task is known to have died with it: that task fails with a message saying how, the worker
+is replaced, and the other workers and their tasks carry on. Workers start on first use and are
+reused by every process task of the run. A task that times out or is cancelled has its worker
+killed, since a running process cannot be interrupted any other way.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import signal
 import sys
 from collections import ChainMap
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from types import CodeType
 from typing import Any
 
@@ -32,6 +30,7 @@ from ..exceptions import WorkerDied
 from ..graph import FlowGraph
 from . import process_worker
 from .process_worker import TaskReply, TaskRequest, WorkerSetup
+from .worker_pipe import WorkerGone, WorkerPipe
 
 
 def _importable(module_name: str) -> bool:
@@ -153,86 +152,123 @@ def _context() -> Any:
     return context
 
 
+#: The CPUs this process may run on.
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class ProcessLane:
     """Up to `size` worker processes owned by one run.
 
     Every worker holds the read end of the lane's lifeline, a pipe whose only write end is this
     process's: when this process ends, however it ends (kill -9 included), each worker reads
-    end-of-file and exits (`process_worker.watch_lifeline`). Without it a worker, blocked on its
-    task queue (whose write end it holds itself), outlives its run, and so do the forkserver and
-    the resource tracker it keeps connected.
+    end-of-file and exits (`process_worker.watch_lifeline`), even one busy in a step. Without it
+    a busy worker outlives its run, and so do the forkserver and the resource tracker it keeps
+    connected.
     """
 
     def __init__(self, setup: WorkerSetup, size: int) -> None:
         self.setup = setup
         self.size = max(1, size)
-        self._idle: list[ProcessPoolExecutor] = []
-        self._all: list[ProcessPoolExecutor] = []
-        self._slots = anyio.Semaphore(self.size)
+        self._idle: list[WorkerPipe] = []
+        self._all: list[WorkerPipe] = []
+        self._slots = anyio.Semaphore(self.size, fast_acquire=True)
         self._context = _context()
         self._lifeline, self._holding = self._context.Pipe(duplex=False)
 
-    def _new_worker(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=self._context,
-            initializer=process_worker.initialize,
-            initargs=(self.setup, self._lifeline),
-        )
-        self._all.append(pool)
-        return pool
+    async def _worker(self) -> WorkerPipe:
+        """An idle worker, else a new one."""
+        while self._idle:
+            worker = self._idle.pop()
+            if not worker.gone:
+                return worker
+            await self._discard(worker, kill=False)  # it ended while idle
+        worker = WorkerPipe(self._context, process_worker.serve, (self.setup, self._lifeline))
+        self._all.append(worker)
+        try:
+            # In a thread: the first start under forkserver starts the server too.
+            await anyio.to_thread.run_sync(worker.start)
+            worker.attach(asyncio.get_running_loop())
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._discard(worker, kill=True)
+            raise
+        return worker
 
-    @staticmethod
-    def _process(pool: ProcessPoolExecutor) -> Any:
-        processes = getattr(pool, "_processes", None) or {}
-        return next(iter(processes.values()), None)
+    async def _discard(self, worker: WorkerPipe, kill: bool) -> int | None:
+        """Stop watching `worker`, end it (`kill`) and return how it ended."""
+        worker.detach()
+        if worker in self._all:
+            self._all.remove(worker)
+        return await anyio.to_thread.run_sync(worker.reap, kill)
 
-    def _discard(self, pool: ProcessPoolExecutor, kill: bool) -> int | None:
-        process = self._process(pool)
-        if kill and process is not None and process.is_alive():
-            process.kill()
-        # The pool's manager thread joins a dead worker too. Under forkserver the exit status
-        # is one message on a pipe, and of two threads polling at once one reads it and the
-        # other reads end-of-file, which multiprocessing reports as status 255 (a SIGSEGV
-        # became "exited with status 255"). So the status is read only after that thread ends.
-        pool.shutdown(wait=True, cancel_futures=True)
-        exitcode = None if process is None else process.exitcode
-        if pool in self._all:
-            self._all.remove(pool)
-        return exitcode
+    async def _call(
+        self, message: Any, timeout: float | None, died: Callable[[int | None], Exception]
+    ) -> Any:
+        """Send `message` to a worker and return its answer; `died(exitcode)` is raised when
+        the worker ends before answering."""
+        async with self._slots:
+            while True:
+                worker = await self._worker()
+                try:
+                    # The loop watches for the answer only if a CPU is left for it.
+                    watch = len(self._all) - len(self._idle) < _CPUS
+                    if timeout is None:  # no cancel scope: one costs microseconds a task
+                        ok, value = await worker.call(message, watch)
+                    else:
+                        with anyio.fail_after(timeout):
+                            ok, value = await worker.call(message, watch)
+                    break
+                except WorkerGone as gone:
+                    with anyio.CancelScope(shield=True):
+                        exitcode = await self._discard(worker, kill=False)
+                    if not gone.received and worker.answered:
+                        # It ended while idle, before the message reached it: another one.
+                        # (Not a new worker: one that ends as it starts would end again.)
+                        continue
+                    raise died(exitcode) from None
+                except BaseException:
+                    # Timed out or cancelled: the process may still be running the body.
+                    with anyio.CancelScope(shield=True):
+                        await self._discard(worker, kill=True)
+                    raise
+            self._idle.append(worker)
+        if not ok:
+            raise value  # raised by the worker outside the task (WorkerSetupError)
+        return value
 
     async def run(self, request: TaskRequest, timeout: float | None = None) -> TaskReply:
         """Run a task in a worker; raise WorkerDied, or TimeoutError after `timeout` seconds."""
-        async with self._slots:
-            pool = self._idle.pop() if self._idle else self._new_worker()
-            try:
-                future = pool.submit(process_worker.run_task, request)
-                with anyio.fail_after(timeout):
-                    reply: TaskReply = await asyncio.wrap_future(future)
-            except BrokenProcessPool:
-                exitcode = await anyio.to_thread.run_sync(self._discard, pool, False)
-                raise worker_died(request.task_id, request.step, exitcode) from None
-            except BaseException:
-                # Timed out or cancelled: the process may still be running the body.
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._discard, pool, True)
-                raise
-            self._idle.append(pool)
-            return reply
+
+        def died(exitcode: int | None) -> Exception:
+            return worker_died(request.task_id, request.step, exitcode)
+
+        message = (process_worker.TASK, process_worker.request_to_wire(request))
+        return process_worker.reply_from_wire(await self._call(message, timeout, died))
 
     async def ping(self) -> int:
         """A trivial round trip through a worker (warms it up); returns its pid."""
-        async with self._slots:
-            pool = self._idle.pop() if self._idle else self._new_worker()
-            try:
-                return await asyncio.wrap_future(pool.submit(process_worker.ping))
-            finally:
-                self._idle.append(pool)
+
+        def died(exitcode: int | None) -> Exception:
+            return WorkerDied(f"A worker process {describe_exit(exitcode)}.")
+
+        pid: int = await self._call((process_worker.PING, None), None, died)
+        return pid
+
+    async def aclose(self) -> None:
+        """`close`, in a thread (it may take a while), once the loop stopped watching."""
+        for worker in self._all:
+            worker.detach()
+        await anyio.to_thread.run_sync(self.close)
 
     def close(self) -> None:
         """Stop every worker (running bodies are killed)."""
-        for pool in list(self._all):
-            self._discard(pool, kill=True)
+        for worker in self._all:
+            worker.detach()
+            if worker.started and not worker.gone:
+                worker.process.kill()  # all of them now, then each awaited
+        for worker in self._all:
+            worker.reap(kill=True)
+        self._all.clear()
         self._idle.clear()
         self._holding.close()
         self._lifeline.close()

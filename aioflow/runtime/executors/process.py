@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import pickle
 
-import anyio.to_thread
-
 from ...decorators import StepOptions
 from ...events import LogLine
 from ...exceptions import RemoteTaskError, WorkerDied, WorkerSetupError
@@ -82,7 +80,7 @@ class ProcessExecutor:
     async def aclose(self) -> None:
         """Stop the workers, if any were started (in a thread: it may take seconds)."""
         if self._lane is not None:
-            await anyio.to_thread.run_sync(self._lane.close)
+            await self._lane.aclose()
 
 
 def task_request(context: ExecutorContext, spec: TaskSpec, options: StepOptions) -> TaskRequest:
