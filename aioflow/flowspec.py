@@ -237,8 +237,11 @@ class FlowSpec:
             )
         to_merge: dict[str, str] = {}
         unresolved: list[str] = []
-        for inp in inputs:
-            for name, key in inp._manifest.items():
+        manifests = (
+            inputs.manifests() if isinstance(inputs, Inputs) else (i._manifest for i in inputs)
+        )
+        for manifest in manifests:
+            for name, key in manifest.items():
                 if (name not in include) if include else (name in exclude):
                     continue
                 if self._has(name):

@@ -7,7 +7,7 @@ Each view reads its artifacts lazily from that task's manifest, decoding a value
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 from .current import current
 from .exceptions import BlobError
@@ -22,6 +22,16 @@ FLOW_NOT_SERIALIZABLE = (
     "attribute? Instead of serializing the whole flow, you should choose specific attributes, "
     "e.g. *input.some_var*, to be stored."
 )
+
+
+class JoinInput(NamedTuple):
+    """What a join keeps of a task arriving at it until the join runs: a tuple, not the task's
+    whole outcome, since a join after a wide foreach holds one per foreach task."""
+
+    step: str
+    task_id: int
+    manifest: dict[str, str]
+    frames: tuple[Frame, ...]
 
 
 class InputView:
@@ -42,13 +52,17 @@ class InputView:
         object.__setattr__(self, "_manifest", manifest)
         object.__setattr__(self, "_frames", frames)
         object.__setattr__(self, "_load", load)
-        object.__setattr__(self, "_values", {})
+        # Made on the first read: a join that only counts or merges its inputs needs none.
+        object.__setattr__(self, "_values", None)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
         values = self._values
-        if name in values:
+        if values is None:
+            values = {}
+            object.__setattr__(self, "_values", values)
+        elif name in values:
             return values[name]
         key = self._manifest.get(name)
         if key is None:
@@ -107,11 +121,30 @@ class InputView:
 
 
 class Inputs(Sequence[InputView]):
-    """The tasks arriving at a join, in order: foreach index order, or branch order."""
+    """The tasks arriving at a join, in order: foreach index order, or branch order.
 
-    def __init__(self, views: list[InputView]) -> None:
-        self._views = views
-        self._by_step = {v._step: v for v in views}
+    Views are made when first used and then kept (reading `inputs[0].x` twice gives the same
+    object, as in Metaflow): a join after a foreach of a million tasks that only counts its
+    inputs or merges their artifacts makes none.
+    """
+
+    def __init__(self, arrivals: Sequence[JoinInput], load: Callable[[str], Any]) -> None:
+        self._arrivals = arrivals
+        self._load = load
+        self._views: list[InputView | None] = [None] * len(arrivals)
+        # The last input of each step, as `inputs.<step>` names it.
+        self._by_step = {arrival.step: i for i, arrival in enumerate(arrivals)}
+
+    def _view(self, i: int) -> InputView:
+        view = self._views[i]
+        if view is None:
+            step, task_id, manifest, frames = self._arrivals[i]
+            view = self._views[i] = InputView(step, task_id, manifest, frames, self._load)
+        return view
+
+    def manifests(self) -> Iterator[dict[str, str]]:
+        """Each input's artifact names and keys, in order (no view is made)."""
+        return (arrival.manifest for arrival in self._arrivals)
 
     @overload
     def __getitem__(self, index: int) -> InputView: ...
@@ -120,19 +153,21 @@ class Inputs(Sequence[InputView]):
     def __getitem__(self, index: slice) -> list[InputView]: ...
 
     def __getitem__(self, index: int | slice) -> InputView | list[InputView]:
-        return self._views[index]
+        if isinstance(index, slice):
+            return [self._view(i) for i in range(len(self._views))[index]]
+        return self._view(range(len(self._views))[index])  # negative indexes, IndexError
 
     def __len__(self) -> int:
         return len(self._views)
 
     def __iter__(self) -> Iterator[InputView]:
-        return iter(self._views)
+        return (self._view(i) for i in range(len(self._views)))
 
     def __getattr__(self, name: str) -> InputView:
         if name.startswith("_"):
             raise AttributeError(name)
         try:
-            return self._by_step[name]
+            return self._view(self._by_step[name])
         except KeyError:
             raise AttributeError(
                 f"No input comes from a step named '{name}'; inputs come from: "

@@ -53,14 +53,14 @@ from .client import Run
 from .exceptions import ParameterError
 from .flowspec import FlowSpec
 from .handle import FlowHandle
-from .inputs import Frame
+from .inputs import Frame, JoinInput
 from .parameters import flow_parameters
 from .runtime.config import RunConfig
 from .runtime.logs import install as install_log_capture
 from .runtime.logs import uninstall as uninstall_log_capture
 from .runtime.one_task import Overlay, changed_artifacts, run_here, task_env
 from .runtime.runner import prepare
-from .runtime.task import TaskOutcome, TaskSpec
+from .runtime.task import TaskSpec
 
 try:
     import pytest
@@ -216,10 +216,8 @@ def run_step(
             up_frames: tuple[Frame, ...] = ()
             if len(branches) == 1 and graph[from_step].is_inside_foreach:
                 up_frames = (_foreach_frame(graph, from_step, i, None),)
-            up = TaskSpec(i + 2, from_step, up_frames, (), {})
-            spec.inputs.append(
-                TaskOutcome(up, {**base, **overlay.encode(values, from_step)}, [], None)
-            )
+            manifest = {**base, **overlay.encode(values, from_step)}
+            spec.inputs.append(JoinInput(from_step, i + 2, manifest, up_frames))
     env = task_env(
         flow_cls, graph, overlay, run_id="0", username="test", base=base,
         parameter_names=parameter_names, readonly=readonly,

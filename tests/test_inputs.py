@@ -15,7 +15,7 @@ import pytest
 
 from aioflow import FlowFailed, FlowSpec
 from aioflow.client import Run
-from aioflow.inputs import Inputs, InputView
+from aioflow.inputs import Inputs, InputView, JoinInput
 from aioflow.testing import run_in_temp_store
 
 MakeFlow = Callable[[str], type[FlowSpec]]
@@ -252,12 +252,16 @@ def test_inputs_sequence_without_a_run() -> None:
         return {"k1": [1], "k2": [2]}[key]
 
     frame = (1, 2, 0, "start", "items", None)
-    views = [
-        InputView("w", 2, {"v": "k1"}, (frame,), load),
-        InputView("w", 3, {"v": "k2"}, ((1, 2, 1, "start", "items", None),), load),
+    arrivals = [
+        JoinInput("w", 2, {"v": "k1"}, (frame,)),
+        JoinInput("w", 3, {"v": "k2"}, ((1, 2, 1, "start", "items", None),)),
     ]
-    inputs = Inputs(views)
-    assert len(inputs) == 2 and list(inputs) == views
+    inputs = Inputs(arrivals, load)
+    assert inputs._views == [None, None]  # no view is made before one is asked for
+    assert list(inputs.manifests()) == [{"v": "k1"}, {"v": "k2"}]
+    assert inputs._views == [None, None]
+    views = list(inputs)
+    assert all(isinstance(v, InputView) for v in views) and list(inputs) == views
     assert inputs[1] is views[1] and inputs[-1] is views[1] and inputs[:1] == views[:1]
     assert inputs.w is views[1]
     assert [v.index for v in inputs] == [0, 1]

@@ -28,14 +28,14 @@ from typing import Any
 import cloudpickle
 
 from ..exceptions import WorkerSetupError
-from ..inputs import Frame
+from ..inputs import Frame, JoinInput
 from ..store import Store
 from ..store.serde import Buffer
 from ..store.settings import StoreSettings
 from ..transitions import Transition
 from . import logs, worker_logging
 from .fd_capture import capture_descriptors, prepare_files
-from .task import RunEnv, TaskOutcome, TaskRun, TaskSpec
+from .task import RunEnv, TaskRun, TaskSpec
 from .worker_pipe import SPIN, read_message, write_message
 
 
@@ -233,10 +233,7 @@ def _no_sink(pathspec: str, stream: str, line: str) -> None:
 def _views_spec(request: TaskRequest) -> TaskSpec:
     inputs = None
     if request.inputs is not None:
-        inputs = []
-        for step, task_id, manifest, frames in request.inputs:
-            parent = TaskSpec(task_id, step, frames, (), manifest)
-            inputs.append(TaskOutcome(parent, manifest, [], logs.TaskLog()))
+        inputs = [JoinInput(*parent) for parent in request.inputs]
     return TaskSpec(
         request.task_id,
         request.step,

@@ -24,6 +24,7 @@ from typing import Any
 from ..current import current_username
 from ..exceptions import ParameterError
 from ..flowspec import FlowSpec
+from ..inputs import JoinInput
 from ..parameters import flow_parameters
 from ..store import Store, TaskRecord
 from ..store.metadata import task_row
@@ -128,9 +129,8 @@ def _spec(store: Store, run_id: int, row: TaskRecord, node: Any) -> TaskSpec:
         for parent in parents:
             up = arrived[parent]
             up_frames = tuple(tuple(f) for f in unpack(up.frames)) if up.frames else ()
-            up_spec = TaskSpec(up.task_id, up.step, up_frames, (), {})
             manifest = unpack(up.manifest) if up.manifest else {}
-            spec.inputs.append(TaskOutcome(up_spec, manifest, [], None))
+            spec.inputs.append(JoinInput(up.step, up.task_id, manifest, up_frames))
     elif parents:
         up = arrived[parents[0]]
         spec.manifest = unpack(up.manifest) if up.manifest else {}

@@ -25,7 +25,7 @@ from ..current import (
 )
 from ..exceptions import ArtifactEncodingError, StoreFull, TimeoutException, TransitionError
 from ..flowspec import FlowSpec, TaskState
-from ..inputs import Frame, Inputs, InputView
+from ..inputs import Frame, Inputs, JoinInput
 from ..store.blobs import put_encoded
 from ..store.serde import Encoded, decode, encode, pack
 from ..store.writer import is_full
@@ -50,7 +50,7 @@ class TaskSpec:
     frames: tuple[Frame, ...]
     parents: tuple[int, ...]
     manifest: dict[str, str]
-    inputs: list[TaskOutcome] | None = None
+    inputs: list[JoinInput] | None = None
     attempt: int = 0
     started_at: float = 0.0
     #: frames and parents as stored (msgpack), packed once for all of the task's rows
@@ -102,17 +102,6 @@ class TaskOutcome:
     def ok(self) -> bool:
         """True when the step succeeded."""
         return self.error is None
-
-    def shed(self) -> None:
-        """Drop what only the end of the task needed (it is stored and followed): an outcome
-        kept as a join input then holds just its identity and manifest. A wide foreach keeps
-        thousands of these until its join, and every object they hold is one more for each
-        garbage collection to walk."""
-        self.log = None
-        self.transition = None
-        self.item_keys = None
-        self.transition_record = None
-        self.spec.packed = None
 
 
 def task_pathspec(flow_name: str, run_id: str, spec: TaskSpec) -> str:
@@ -316,12 +305,7 @@ class TaskRun:
     def _args(self) -> tuple[Any, ...]:
         if not self.node.is_join:
             return (self.flow,)
-        env = self.env
-        views = [
-            InputView(o.spec.step, o.spec.task_id, o.manifest, o.spec.frames, env.load)
-            for o in self.spec.inputs or ()
-        ]
-        return (self.flow, Inputs(views))
+        return (self.flow, Inputs(self.spec.inputs or (), self.env.load))
 
     def call_body(self) -> Any:
         """Call the step function (returns its coroutine for an async step)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 
 from ..exceptions import InternalError
-from ..inputs import Frame
+from ..inputs import Frame, JoinInput
 from ..transitions import PARALLEL_FOREACH
 from .task import RunEnv, TaskOutcome, TaskSpec
 
@@ -38,7 +38,7 @@ class FlowWalk:
         self.ready = ready
         #: tasks spawned so far (task ids count from 1)
         self.spawned = 0
-        self._joins: dict[tuple[str, int], list[TaskOutcome | None]] = {}
+        self._joins: dict[tuple[str, int], list[JoinInput | None]] = {}
         self._join_counts: dict[tuple[str, int], int] = {}
 
     def start(self) -> None:
@@ -90,7 +90,7 @@ class FlowWalk:
         frames: tuple[Frame, ...],
         parents: tuple[int, ...],
         manifest: dict[str, str],
-        inputs: list[TaskOutcome] | None = None,
+        inputs: list[JoinInput] | None = None,
     ) -> None:
         self.spawned += 1
         self.ready.append(TaskSpec(self.spawned, step, frames, parents, manifest, inputs))
@@ -107,12 +107,12 @@ class FlowWalk:
         if bucket is None:
             bucket = self._joins[key] = [None] * count
             self._join_counts[key] = 0
-        outcome.shed()
-        bucket[index] = outcome
+        # Only what the join reads is kept: a foreach of a million tasks keeps a million.
+        bucket[index] = JoinInput(outcome.spec.step, outcome.spec.task_id, outcome.manifest, frames)
         self._join_counts[key] += 1
         if self._join_counts[key] < count:
             return
         del self._joins[key], self._join_counts[key]
         arrived = [o for o in bucket if o is not None]
-        parents = tuple(o.spec.task_id for o in arrived)
+        parents = tuple(o.task_id for o in arrived)
         self._spawn(join, frames[:-1], parents, self.env.base_manifest, arrived)

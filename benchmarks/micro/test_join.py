@@ -11,7 +11,7 @@ from typing import Any
 from aioflow import FlowSpec, step
 from aioflow.flowspec import TaskState
 from aioflow.graph import FlowGraph
-from aioflow.inputs import Inputs, InputView
+from aioflow.inputs import Inputs, JoinInput
 from aioflow.store.serde import decode, encode
 
 WIDTH = 1000
@@ -64,8 +64,8 @@ def _load(key: str) -> Any:
 
 def _join_task() -> tuple[FlowSpec, Inputs]:
     state = TaskState(node=NODE, manifest=dict(BASE), load=_load, readonly=frozenset())
-    views = [InputView("work", i + 2, m, (), _load) for i, m in enumerate(MANIFESTS)]
-    return JoinFlow._for_task(state), Inputs(views)
+    arrivals = [JoinInput("work", i + 2, m, ()) for i, m in enumerate(MANIFESTS)]
+    return JoinFlow._for_task(state), Inputs(arrivals, _load)
 
 
 def test_join_reads_1000_inputs(benchmark):

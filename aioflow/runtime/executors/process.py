@@ -93,9 +93,7 @@ def task_request(context: ExecutorContext, spec: TaskSpec, options: StepOptions)
         inputs = []
         for parent in spec.inputs:
             keys.update(parent.manifest.values())
-            inputs.append(
-                (parent.spec.step, parent.spec.task_id, parent.manifest, parent.spec.frames)
-            )
+            inputs.append((parent.step, parent.task_id, parent.manifest, parent.frames))
     keys.update(context.env.base_manifest.values())
     inline = {}
     for key in keys:
