@@ -2,7 +2,9 @@
 
 `loop.call_soon_threadsafe` costs a pipe write and a loop wake-up; done once per finished task
 or printed line it dominates the cost of a small task. `LoopInbox` queues items from any thread
-and wakes the loop only when no wake-up is already pending, so a burst costs one.
+and wakes the loop only when no wake-up is already pending, so a burst costs one. A thread that
+is about to hand over more soon may also queue an item without waking the loop at all
+(`put_quiet`); whoever does that must see that a wake-up or a `drain` follows.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class LoopInbox(Generic[T]):
         # Drains run in an empty context: the putting thread's context may carry a task's
         # log capture, and whatever the handler prints must not land in that task's log.
         self._context = contextvars.Context()
+
+    def put_quiet(self, item: T) -> None:
+        """Queue an item without waking the loop (any thread): it is handed over with the next
+        wake-up or `drain`."""
+        self._items.append(item)
 
     def put(self, item: T) -> None:
         """Queue an item (any thread). Items put after `close()` are dropped."""
@@ -71,6 +78,10 @@ class LoopInbox(Generic[T]):
             count += 1
             if not self.closed:
                 handler(item)
+
+    def __len__(self) -> int:
+        """Items queued and not handed over yet."""
+        return len(self._items)
 
     def close(self) -> None:
         """Deliver everything queued, then drop anything later."""

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from aioflow import FlowSpec, step
 from aioflow.api import run_flow
-from aioflow.runtime.executors import ThreadLane
-from aioflow.runtime.executors.thread_lane import MAX_THREADS, shared_threads
+from aioflow.runtime.bridge import LoopInbox
+from aioflow.runtime.executors import ThreadLane, thread_lane
+from aioflow.runtime.executors.thread_lane import MAX_THREADS, SharedThreads, shared_threads
 
 RUNS = 40
 
@@ -137,3 +139,84 @@ async def test_worker_threads_are_started_off_the_event_loop(
         lane.close()
     assert workers_started >= jobs - before
     assert started_on_loop == []
+
+
+@pytest.fixture
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> SharedThreads:
+    """A pool of its own with a single worker thread, so jobs run one after another."""
+    pool = SharedThreads(max_threads=1)
+    monkeypatch.setattr(thread_lane, "_shared", pool)
+    return pool
+
+
+async def test_results_of_a_burst_of_jobs_come_back_with_one_wake_up(
+    one_thread: SharedThreads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each wake-up of the loop is a socket write and a hand-over of the GIL: a thread that
+    # takes the next job at once leaves its result for the loop without one.
+    counts = {"woken": 0, "quiet": 0}
+    put, put_quiet = LoopInbox.put, LoopInbox.put_quiet
+
+    def counting_put(inbox: LoopInbox[Any], item: Any) -> None:
+        counts["woken"] += 1
+        put(inbox, item)
+
+    def counting_put_quiet(inbox: LoopInbox[Any], item: Any) -> None:
+        counts["quiet"] += 1
+        put_quiet(inbox, item)
+
+    monkeypatch.setattr(LoopInbox, "put", counting_put)
+    monkeypatch.setattr(LoopInbox, "put_quiet", counting_put_quiet)
+    jobs = 40
+    lane = ThreadLane(jobs)
+    gate = threading.Event()
+    results: list[int] = []
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lane.run, _block, gate)  # holds the one thread: the rest queue
+                for i in range(jobs - 1):
+                    tg.start_soon(lambda i=i: _append(results, lane, i))
+                await anyio.wait_all_tasks_blocked()
+                gate.set()
+    finally:
+        lane.close()
+    assert sorted(results) == list(range(jobs - 1))
+    assert counts == {"woken": 1, "quiet": jobs - 1}
+
+
+async def _append(results: list[int], lane: ThreadLane, i: int) -> None:
+    results.append(await lane.run(int, i))
+
+
+async def test_a_result_left_without_a_wake_up_is_not_held_by_a_long_next_job(
+    one_thread: SharedThreads,
+) -> None:
+    # The quick job's result is left for the loop because the next job follows at once; that
+    # job then blocks. The loop's own drain hands the result over meanwhile.
+    lane = ThreadLane(2)
+    next_queued, release = threading.Event(), threading.Event()
+    quick_done = anyio.Event()
+
+    def quick() -> str:
+        next_queued.wait(timeout=30)
+        return "quick"
+
+    async def first() -> None:
+        assert await lane.run(quick) == "quick"
+        quick_done.set()
+
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(first)
+                await anyio.wait_all_tasks_blocked()
+                tg.start_soon(lane.run, _block, release)
+                await anyio.wait_all_tasks_blocked()
+                next_queued.set()
+                await quick_done.wait()  # while the long job still runs
+                assert not release.is_set()
+                release.set()
+    finally:
+        release.set()
+        lane.close()
