@@ -220,3 +220,35 @@ async def test_a_result_left_without_a_wake_up_is_not_held_by_a_long_next_job(
     finally:
         release.set()
         lane.close()
+
+
+async def test_only_growth_checks_on_time_that_find_the_threads_stuck_add_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A check that runs late (the loop or the machine was busy) cannot tell a blocked thread
+    # from one that never got the GIL or a core: on a loaded machine such checks started a
+    # thread each, 15 for a run of tiny tasks.
+    pool = SharedThreads(max_threads=4)
+    monkeypatch.setattr(thread_lane, "_shared", pool)
+    monkeypatch.setattr(thread_lane, "GROW_AFTER", 3600.0)  # no check but the ones below
+    lane = ThreadLane(4)
+    gate = threading.Event()
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for _ in range(2):  # the first blocks the one thread, the second waits
+                    tg.start_soon(lane.run, _block, gate)
+                await anyio.wait_all_tasks_blocked()
+                on = lane._on
+                assert on is not None and pool.threads == 1
+                for _ in range(3):
+                    pool._grow_check(on, pool._taken, on.loop.time() - 7200)  # late
+                assert pool.threads == 1
+                pool._grow_check(on, pool._taken, on.loop.time())
+                assert pool.threads == 1  # one window without progress is not enough
+                pool._grow_check(on, pool._taken, on.loop.time())
+                assert pool.threads == 2
+                gate.set()
+    finally:
+        gate.set()
+        lane.close()

@@ -9,16 +9,17 @@ A lane runs at most its run's `max_workers` jobs at once; more wait in the lane,
 Threads belong to no run: an idle run holds none, so a thousand concurrent runs do not hold a
 thousand threads (each costs memory, and a thread start costs milliseconds of GIL handoffs that
 the event loop waits through). The pool grows lazily and is bounded: a job that finds every
-thread busy gets a new one only when no job was taken for `GROW_AFTER`, so tiny tasks stay on a
-thread or two, while blocked tasks (sleeping, waiting on I/O) get a thread each, up to
-`MAX_THREADS` for the process. New threads are started off the loop, idle ones exit after
-`IDLE_SECONDS`, and all are daemons: a body that never returns cannot keep the process alive.
+thread busy gets a new one only when no job was taken for a while (see `_grow_check`), so
+tiny tasks stay on a thread or two, while blocked tasks (sleeping, waiting on I/O) get a thread
+each, up to `MAX_THREADS` for the process. New threads are started off the loop, idle ones
+exit after `IDLE_SECONDS`, and all are daemons: a body that never returns cannot keep the
+process alive.
 A job whose caller stopped waiting (a @timeout, a cancellation) is abandoned: its thread
 finishes it in the background and another thread takes its place meanwhile.
 
 Results go back in bursts: a thread that finishes a job while more are queued takes the next
 one at once and leaves the result for the loop without waking it (each wake-up is a socket
-write, a loop iteration and a hand-over of the GIL, a third of a tiny task's cost). The loop is
+write, a loop iteration and a hand-over of the GIL, a fifth of a tiny task's cost). The loop is
 woken when the queue runs dry or `QUIET_MAX` results wait, and while it has jobs out it drains
 on its own every `TICK` (less often while nothing comes), so a result is late by at most that
 when the job after it is a long one.
@@ -46,8 +47,10 @@ T = TypeVar("T")
 #: Receives a job's result on the loop: (True, value) or (False, the exception it raised).
 Done = Callable[[bool, Any], None]
 
-#: Seconds without any job taken after which a waiting job gets a new thread.
+#: Seconds between two checks of whether waiting jobs need another thread.
 GROW_AFTER = 0.005
+#: Checks in a row that found no job taken (the threads blocked) before a thread is added.
+STUCK_CHECKS = 2
 #: Seconds an idle thread waits for a job before it exits.
 IDLE_SECONDS = 10.0
 #: Worker threads of the process at most, all runs and event loops together.
@@ -115,31 +118,45 @@ class SharedThreads:
         elif not on.checking and self._busy - self._abandoned > working:
             # Checked from each loop that waits (a loop that closes takes its timer along).
             on.checking = True
-            on.loop.call_later(GROW_AFTER, self._grow_check, on, self._taken)
+            self._check_later(on)
 
-    def _grow_check(self, on: _LoopState, progress: int) -> None:
+    def _check_later(self, on: _LoopState) -> None:
+        loop = on.loop
+        loop.call_later(GROW_AFTER, self._grow_check, on, self._taken, loop.time() + GROW_AFTER)
+
+    def _grow_check(self, on: _LoopState, progress: int, due: float) -> None:
         """Add a thread when jobs wait and the threads are stuck, not just busy.
 
         Most jobs take microseconds, so a job that finds every thread busy just waits in the
-        queue: while the threads keep taking jobs they will get to it. When no job was taken for
-        `GROW_AFTER`, the threads are blocked (sleeping, waiting on I/O): one more starts, up
-        to `max_threads`, and the check looks again. One timer for the pool, not one per job.
+        queue: while the threads keep taking jobs they will get to it. When no job was taken in
+        `STUCK_CHECKS` checks `GROW_AFTER` apart, the threads are blocked (sleeping, waiting on
+        I/O): one more starts, up to `max_threads`, and the check looks again. One timer for
+        the pool, not one per job.
+
+        A check that runs late says nothing: the loop was busy (handling a burst of results,
+        holding the GIL the threads need to take a job) or the machine was (every thread
+        waiting for a core). Counted as stuck, such windows started a thread each on a loaded
+        machine: 15 threads for a run of tiny tasks, each one more to wake and to share the GIL.
         """
+        late = on.loop.time() - due > GROW_AFTER
         with self._lock:
             working = self._threads - self._abandoned
             waiting = self._busy - self._abandoned > working
+            stuck = waiting and self._taken == progress and not late
+            on.stuck_checks = on.stuck_checks + 1 if stuck else 0
             start = (
                 waiting
                 and self._threads < self.max_threads
-                and (self._taken == progress or working == 0)
+                and (on.stuck_checks >= STUCK_CHECKS or working == 0)
             )
             if start:
                 self._threads += 1
+                on.stuck_checks = 0
         on.checking = waiting
         if start:
             self._start_thread()
         if waiting:
-            on.loop.call_later(GROW_AFTER, self._grow_check, on, self._taken)
+            self._check_later(on)
 
     def _start_thread(self) -> None:
         thread = threading.Thread(
@@ -223,6 +240,8 @@ class _LoopState:
         self._loop = weakref.ref(loop)
         self.inbox: LoopInbox[_Result] = LoopInbox(loop, _deliver_result)
         self.checking = False
+        #: growth checks in a row that found the threads stuck
+        self.stuck_checks = 0
         #: jobs submitted from this loop whose results were not handed to it yet
         self.outstanding = 0
         #: a `_tick` is scheduled on this loop
