@@ -26,12 +26,35 @@ FLOW_NOT_SERIALIZABLE = (
 
 class JoinInput(NamedTuple):
     """What a join keeps of a task arriving at it until the join runs: a tuple, not the task's
-    whole outcome, since a join after a wide foreach holds one per foreach task."""
+    whole outcome, since a join after a wide foreach holds one per foreach task.
+
+    The task's artifacts are kept as their keys in the order of `names`, a tuple the inputs of
+    one join share (`JoinInput.of`): a dict per input cost three times as much.
+    """
 
     step: str
     task_id: int
-    manifest: dict[str, str]
+    names: tuple[str, ...]
+    keys: tuple[str, ...]
     frames: tuple[Frame, ...]
+
+    @classmethod
+    def of(
+        cls,
+        step: str,
+        task_id: int,
+        manifest: dict[str, str],
+        frames: tuple[Frame, ...],
+        names: tuple[str, ...] = (),
+    ) -> JoinInput:
+        """The arrival of a task with this manifest; `names` is reused when it matches."""
+        own = tuple(manifest)
+        return cls(step, task_id, names if own == names else own, tuple(manifest.values()), frames)
+
+    @property
+    def manifest(self) -> dict[str, str]:
+        """The task's artifacts: name -> key (a new dict on every call)."""
+        return dict(zip(self.names, self.keys, strict=True))
 
 
 class InputView:
@@ -138,8 +161,10 @@ class Inputs(Sequence[InputView]):
     def _view(self, i: int) -> InputView:
         view = self._views[i]
         if view is None:
-            step, task_id, manifest, frames = self._arrivals[i]
-            view = self._views[i] = InputView(step, task_id, manifest, frames, self._load)
+            arrival = self._arrivals[i]
+            view = self._views[i] = InputView(
+                arrival.step, arrival.task_id, arrival.manifest, arrival.frames, self._load
+            )
         return view
 
     def manifests(self) -> Iterator[dict[str, str]]:

@@ -217,7 +217,7 @@ def run_step(
             if len(branches) == 1 and graph[from_step].is_inside_foreach:
                 up_frames = (_foreach_frame(graph, from_step, i, None),)
             manifest = {**base, **overlay.encode(values, from_step)}
-            spec.inputs.append(JoinInput(from_step, i + 2, manifest, up_frames))
+            spec.inputs.append(JoinInput.of(from_step, i + 2, manifest, up_frames))
     env = task_env(
         flow_cls, graph, overlay, run_id="0", username="test", base=base,
         parameter_names=parameter_names, readonly=readonly,

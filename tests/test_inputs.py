@@ -253,8 +253,8 @@ def test_inputs_sequence_without_a_run() -> None:
 
     frame = (1, 2, 0, "start", "items", None)
     arrivals = [
-        JoinInput("w", 2, {"v": "k1"}, (frame,)),
-        JoinInput("w", 3, {"v": "k2"}, ((1, 2, 1, "start", "items", None),)),
+        JoinInput.of("w", 2, {"v": "k1"}, (frame,)),
+        JoinInput.of("w", 3, {"v": "k2"}, ((1, 2, 1, "start", "items", None),)),
     ]
     inputs = Inputs(arrivals, load)
     assert inputs._views == [None, None]  # no view is made before one is asked for
@@ -273,3 +273,46 @@ def test_inputs_sequence_without_a_run() -> None:
         inputs._private  # noqa: B018
     assert repr(inputs) == "<inputs: 2 from w>"
     assert repr(views[0]) == "<input from w/2>"
+
+
+def test_arrivals_of_one_join_share_their_artifact_names() -> None:
+    # A join after a foreach of a million tasks keeps a million arrivals: their names are one
+    # tuple, and each keeps only its keys.
+    first = JoinInput.of("w", 2, {"name": "k0", "x": "k1"}, ())
+    second = JoinInput.of("w", 3, {"name": "k0", "x": "k2"}, (), first.names)
+    assert second.names is first.names and second.keys == ("k0", "k2")
+    assert second.manifest == {"name": "k0", "x": "k2"}
+    other = JoinInput.of("w", 4, {"name": "k0", "y": "k3"}, (), first.names)
+    assert other.names == ("name", "y") and other.manifest == {"name": "k0", "y": "k3"}
+
+
+async def test_a_foreach_join_keeps_one_names_tuple_for_all_its_inputs(
+    make_flow: MakeFlow, aioflow_root: Path
+) -> None:
+    source = """
+from aioflow import FlowSpec, step
+
+class F(FlowSpec):
+    @step
+    def start(self):
+        self.items = list(range(50))
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        self.x = self.input
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.shared = len({id(a.names) for a in inputs._arrivals})
+        self.total = sum(i.x for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+    run: Run = await run_in_temp_store(make_flow(source), aioflow_root)
+    assert run["join"].task.data.shared == 1
+    assert run["join"].task.data.total == sum(range(50))

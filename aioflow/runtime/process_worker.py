@@ -233,7 +233,7 @@ def _no_sink(pathspec: str, stream: str, line: str) -> None:
 def _views_spec(request: TaskRequest) -> TaskSpec:
     inputs = None
     if request.inputs is not None:
-        inputs = [JoinInput(*parent) for parent in request.inputs]
+        inputs = [JoinInput.of(*parent) for parent in request.inputs]
     return TaskSpec(
         request.task_id,
         request.step,

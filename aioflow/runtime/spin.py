@@ -130,7 +130,7 @@ def _spec(store: Store, run_id: int, row: TaskRecord, node: Any) -> TaskSpec:
             up = arrived[parent]
             up_frames = tuple(tuple(f) for f in unpack(up.frames)) if up.frames else ()
             manifest = unpack(up.manifest) if up.manifest else {}
-            spec.inputs.append(JoinInput(up.step, up.task_id, manifest, up_frames))
+            spec.inputs.append(JoinInput.of(up.step, up.task_id, manifest, up_frames))
     elif parents:
         up = arrived[parents[0]]
         spec.manifest = unpack(up.manifest) if up.manifest else {}

@@ -40,6 +40,7 @@ class FlowWalk:
         self.spawned = 0
         self._joins: dict[tuple[str, int], list[JoinInput | None]] = {}
         self._join_counts: dict[tuple[str, int], int] = {}
+        self._names: tuple[str, ...] = ()  # of the last arrival: the next ones likely share it
 
     def start(self) -> None:
         """Spawn the run's first task."""
@@ -108,7 +109,11 @@ class FlowWalk:
             bucket = self._joins[key] = [None] * count
             self._join_counts[key] = 0
         # Only what the join reads is kept: a foreach of a million tasks keeps a million.
-        bucket[index] = JoinInput(outcome.spec.step, outcome.spec.task_id, outcome.manifest, frames)
+        arrival = JoinInput.of(
+            outcome.spec.step, outcome.spec.task_id, outcome.manifest, frames, self._names
+        )
+        self._names = arrival.names
+        bucket[index] = arrival
         self._join_counts[key] += 1
         if self._join_counts[key] < count:
             return

@@ -95,11 +95,20 @@ def _refuse(obj: Any) -> Any:
     raise TypeError(type(obj).__name__)
 
 
+#: The largest packed value after which a thread's packers are not kept (see `_Packers.renew`).
+PACKER_KEEPS = 1 << 20
+
+
 class _Packers(threading.local):
     """This thread's msgpack packers: `msgpack.packb` builds a new Packer on every call, which
     costs more than packing a small value. A Packer is not thread-safe, hence one per thread."""
 
     def __init__(self) -> None:
+        self.renew()
+
+    def renew(self) -> None:
+        """New packers: a Packer keeps the buffer its largest value needed for good (each
+        thread's, as long as the thread lives: 84 MB after the list of a million item keys)."""
         self.artifact = msgpack.Packer(use_bin_type=True, strict_types=True, default=_refuse)
         self.metadata = msgpack.Packer(use_bin_type=True)
 
@@ -179,6 +188,8 @@ def encode(value: Any) -> Encoded:
     except (TypeError, ValueError, OverflowError):
         pass
     else:
+        if len(packed) > PACKER_KEEPS:
+            _packers.renew()
         if not (_has_bin_marker(packed) and _has_bytes_like(value)):
             blob = b"M" + packed
             if len(blob) < LARGE:
@@ -269,7 +280,10 @@ def decode_blob(blob: Buffer) -> Any:
 
 def pack(value: Any) -> bytes:
     """msgpack for aioflow's own metadata (manifests, frames): plain data only."""
-    return _packers.metadata.pack(value)
+    packed: bytes = _packers.metadata.pack(value)
+    if len(packed) > PACKER_KEEPS:
+        _packers.renew()
+    return packed
 
 
 def unpack(data: Buffer) -> Any:

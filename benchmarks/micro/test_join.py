@@ -64,7 +64,7 @@ def _load(key: str) -> Any:
 
 def _join_task() -> tuple[FlowSpec, Inputs]:
     state = TaskState(node=NODE, manifest=dict(BASE), load=_load, readonly=frozenset())
-    arrivals = [JoinInput("work", i + 2, m, ()) for i, m in enumerate(MANIFESTS)]
+    arrivals = [JoinInput.of("work", i + 2, m, ()) for i, m in enumerate(MANIFESTS)]
     return JoinFlow._for_task(state), Inputs(arrivals, _load)
 
 

@@ -7,6 +7,7 @@ import decimal
 import fractions
 import pickle
 import threading
+import tracemalloc
 from collections import OrderedDict, defaultdict
 from typing import Any
 
@@ -323,3 +324,22 @@ def test_any_value_round_trips_with_its_types(value: Any) -> None:
 def test_log_lines_decode_as_plain_data(lines: list[list[Any]]) -> None:
     blob = encode(lines).tobytes()
     assert decode_plain(blob[0], blob[1:]) == lines
+
+
+@pytest.mark.parametrize("packs", [encode, pack])
+def test_a_large_value_leaves_no_buffer_behind(packs: Any) -> None:
+    # A msgpack Packer keeps the buffer of its largest value; each thread's packers live as
+    # long as the thread, so after the million item keys of a wide foreach a worker thread
+    # held 84 MB for good.
+    large = ["k" * 40] * 200_000  # 8.4 MB packed
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = packs(large)
+        assert (result.size if isinstance(result, Encoded) else len(result)) > 8_000_000
+        del result
+        left = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert left < 1_000_000
+    assert roundtrip(["small"]) == (["small"], TAG_MSGPACK)  # the new packers work
