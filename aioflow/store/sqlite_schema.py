@@ -137,6 +137,10 @@ def task_record(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> TaskRecord:
     return TaskRecord._make(row)
 
 
+#: Rows per INSERT statement: a few fixed sizes, largest first, so each statement's text recurs.
+CHUNKS = (512, 64, 8, 1)
+
+
 def insert_rows(
     conn: sqlite3.Connection,
     insert: str,
@@ -154,6 +158,11 @@ def insert_rows(
     each take-back waits for a switch interval, so a commit of thousands of rows crawled and
     kept forcing handoffs. One statement per chunk of rows runs SQLite's part of the work
     without the GIL, on another core. A statement binds at most `max_parameters` values.
+
+    The chunks have the sizes of `CHUNKS`: a batch holds whatever finished since the last
+    commit, and a statement for exactly that many rows was new text each time, which SQLite
+    compiled anew, row by row (4 of a wide foreach's 12 us per task). Fixed sizes are compiled
+    once per connection and then found in sqlite3's statement cache.
     """
     per = max(1, max_parameters // width)
     one = "(" + ", ".join("?" * width) + ")"
@@ -162,10 +171,15 @@ def insert_rows(
             raise sqlite3.ProgrammingError(
                 f"{insert}: a row has {len(row)} values, expected {width}: {row!r:.200}"
             )
-    for start in range(0, len(rows), per):
-        chunk = rows[start : start + per]
-        values = ", ".join([one] * len(chunk))
-        conn.execute(f"{insert} {values} {then}", [value for row in chunk for value in row])
+    start, count = 0, len(rows)
+    for size in sorted({min(size, per) for size in CHUNKS}, reverse=True):
+        if count - start < size:
+            continue
+        sql = f"{insert} {', '.join([one] * size)} {then}"
+        while count - start >= size:
+            chunk = rows[start : start + size]
+            conn.execute(sql, [value for row in chunk for value in row])
+            start += size
 
 
 #: Seconds a connection waits for another one's lock before it reports the database locked.

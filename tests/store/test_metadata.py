@@ -241,6 +241,34 @@ def test_write_batch_writes_more_rows_than_one_statement_takes(
     assert raw(db, "SELECT count(*) FROM blobs") == [(45,)]
 
 
+@pytest.mark.parametrize("sizes", [(1, 7, 9, 600), (513, 65, 1100)])
+def test_batches_of_any_size_reuse_a_few_statements(db: MetadataDB, sizes: tuple[int, ...]) -> None:
+    # A batch holds whatever finished since the last commit; a statement for exactly that many
+    # rows was new text for SQLite to compile each time. A few fixed sizes are compiled once.
+    run_id = new_run(db)
+    rows_per_insert: set[int] = set()
+
+    def trace(sql: str) -> None:
+        if sql.startswith("INSERT"):
+            rows_per_insert.add(sql.split("VALUES", 1)[1].count("), (") + 1)
+
+    conn = db.connection()
+    conn.set_trace_callback(trace)
+    next_id = 1
+    try:
+        for size in sizes:
+            tasks = [task_row(run_id, next_id + i) for i in range(size)]
+            blobs = [(f"k{next_id + i}", b"M" + bytes([i % 256])) for i in range(size)]
+            db.write_batch(tasks, blobs)
+            next_id += size
+    finally:
+        conn.set_trace_callback(None)
+    assert rows_per_insert <= {512, 64, 8, 1}
+    assert raw(db, "SELECT count(*) FROM tasks WHERE run_id = ?", run_id) == [(sum(sizes),)]
+    assert raw(db, "SELECT count(*) FROM blobs") == [(sum(sizes),)]
+    assert db.get_blob(f"k{sum(sizes)}") == b"M" + bytes([(sizes[-1] - 1) % 256])
+
+
 def test_a_row_of_the_wrong_width_is_refused_not_shifted(db: MetadataDB) -> None:
     run_id = new_run(db)
     short, long = task_row(run_id, 1)[:-1], (*task_row(run_id, 2), None)
