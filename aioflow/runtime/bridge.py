@@ -37,6 +37,11 @@ class LoopInbox(Generic[T]):
         # log capture, and whatever the handler prints must not land in that task's log.
         self._context = contextvars.Context()
 
+    @property
+    def context(self) -> contextvars.Context:
+        """The empty context drains run in: a timer that drains must be scheduled in it too."""
+        return self._context
+
     def put_quiet(self, item: T) -> None:
         """Queue an item without waking the loop (any thread): it is handed over with the next
         wake-up or `drain`."""

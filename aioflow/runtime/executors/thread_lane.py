@@ -105,7 +105,7 @@ class SharedThreads:
         on.outstanding += 1
         if not on.ticking:
             on.ticking = True
-            on.loop.call_later(TICK, _tick, on, TICK)
+            on.loop.call_later(TICK, _tick, on, TICK, context=on.inbox.context)
         with self._lock:
             self._busy += 1
             working = self._threads - self._abandoned
@@ -275,7 +275,7 @@ def _tick(on: _LoopState, delay: float) -> None:
         on.inbox.drain()
     if on.outstanding or len(on.inbox):
         delay = TICK if found else min(delay * 2, TICK_MAX)
-        on.loop.call_later(delay, _tick, on, delay)
+        on.loop.call_later(delay, _tick, on, delay, context=on.inbox.context)
     else:
         on.ticking = False
 
