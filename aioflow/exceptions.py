@@ -48,6 +48,9 @@
     ExceptionWrapper                      a record of a step's exception, never raised:
                                           Task.exception (alias: MetaflowExceptionWrapper)
 
+    WorkerGone                            internal: a worker process's pipe closed; .received
+                                          (the process executor turns it into WorkerDied)
+
 A class drawn at the left edge derives from Exception. Every exception class of the package is
 defined here, and the drawing shows each under its base (tests/test_exceptions.py checks both).
 Messages say what is wrong, where, and how to fix it. Besides these, aioflow raises Python's own
@@ -530,3 +533,16 @@ class FlowFailed(AioflowException):
         super().__init__(msg)
         self.run = run
         self.pathspec = pathspec
+
+
+class WorkerGone(Exception):
+    """Internal: the worker's end of its pipe closed, so its process ended (or is ending).
+
+    `received` is False when the message cannot have reached the worker (it had ended before
+    the message was written): whatever the message asked was not done. The process executor
+    turns it into WorkerDied, saying how the process ended; users never see it.
+    """
+
+    def __init__(self, received: bool = True) -> None:
+        super().__init__()
+        self.received = received

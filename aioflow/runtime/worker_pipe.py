@@ -30,6 +30,8 @@ from collections.abc import Callable
 from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any
 
+from ..exceptions import WorkerGone
+
 if TYPE_CHECKING:  # the worker side (read_message, write_message) loads no event loop
     import asyncio
 
@@ -163,18 +165,6 @@ def write_message(fd: int, data: bytes) -> None:
 
 
 # -- the run's side ----------------------------------------------------------------------------
-
-
-class WorkerGone(Exception):
-    """The worker's end of the pipe closed: its process ended (or is ending).
-
-    `received` is False when the message cannot have reached the worker (it had ended before
-    the message was written): whatever the message asked was not done.
-    """
-
-    def __init__(self, received: bool = True) -> None:
-        super().__init__()
-        self.received = received
 
 
 class WorkerPipe:
