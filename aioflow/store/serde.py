@@ -95,7 +95,7 @@ def _refuse(obj: Any) -> Any:
     raise TypeError(type(obj).__name__)
 
 
-#: The largest packed value after which a thread's packers are not kept (see `_Packers.renew`).
+#: The largest packed value after which the thread's packer that packed it is replaced.
 PACKER_KEEPS = 1 << 20
 
 
@@ -104,12 +104,19 @@ class _Packers(threading.local):
     costs more than packing a small value. A Packer is not thread-safe, hence one per thread."""
 
     def __init__(self) -> None:
-        self.renew()
+        self.renew_artifact()
+        self.renew_metadata()
 
-    def renew(self) -> None:
-        """New packers: a Packer keeps the buffer its largest value needed for good (each
-        thread's, as long as the thread lives: 84 MB after the list of a million item keys)."""
+    # A Packer keeps the buffer its largest value needed for good (each thread's, as long as
+    # the thread lives: 84 MB after the list of a million item keys); the one that packed a
+    # large value is replaced.
+
+    def renew_artifact(self) -> None:
+        """A new packer for artifacts."""
         self.artifact = msgpack.Packer(use_bin_type=True, strict_types=True, default=_refuse)
+
+    def renew_metadata(self) -> None:
+        """A new packer for aioflow's own metadata."""
         self.metadata = msgpack.Packer(use_bin_type=True)
 
 
@@ -189,7 +196,7 @@ def encode(value: Any) -> Encoded:
         pass
     else:
         if len(packed) > PACKER_KEEPS:
-            _packers.renew()
+            _packers.renew_artifact()
         if not (_has_bin_marker(packed) and _has_bytes_like(value)):
             blob = b"M" + packed
             if len(blob) < LARGE:
@@ -282,7 +289,7 @@ def pack(value: Any) -> bytes:
     """msgpack for aioflow's own metadata (manifests, frames): plain data only."""
     packed: bytes = _packers.metadata.pack(value)
     if len(packed) > PACKER_KEEPS:
-        _packers.renew()
+        _packers.renew_metadata()
     return packed
 
 

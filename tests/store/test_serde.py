@@ -341,5 +341,7 @@ def test_a_large_value_leaves_no_buffer_behind(packs: Any) -> None:
         left = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert left < 1_000_000
+    # What is left is the new packer's own first buffer (up to 1 MiB, by msgpack's version),
+    # not the 8.4 MB one.
+    assert left < 2_000_000
     assert roundtrip(["small"]) == (["small"], TAG_MSGPACK)  # the new packers work
