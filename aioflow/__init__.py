@@ -5,9 +5,9 @@ Write a flow as for Metaflow (`from aioflow import FlowSpec, step, Parameter`), 
 `async with start_flow(MyFlow) as handle`.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from ._version import __version__
 from .configs import Config, ConfigValue, config_expr
 from .current import current
@@ -73,14 +73,8 @@ _LAZY_NAMES: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import the module of a lazily exported name (see `_LAZY_NAMES`) and return the name."""
-    module = _LAZY_NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later lookups find it without coming here
-    return value
+#: Imports the module of a lazily exported name (see `_LAZY_NAMES`) on first use.
+__getattr__ = lazy_exports(__name__, _LAZY_NAMES)
 
 
 def __dir__() -> list[str]:

@@ -8,9 +8,9 @@ than it needs.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from .card_components import (
     Artifact,
     Error,
@@ -31,14 +31,8 @@ if TYPE_CHECKING:
 _LAZY = dict.fromkeys(("Card", "CardContainer", "get_cards", "run_cards"), ".client.cards")
 
 
-def __getattr__(name: str) -> Any:
-    """`get_cards` and the classes it returns, imported on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, "aioflow"), name)
-    globals()[name] = value
-    return value
+#: `get_cards` and the classes it returns, imported on first use.
+__getattr__ = lazy_exports(__name__, _LAZY, "aioflow")
 
 
 __all__ = [

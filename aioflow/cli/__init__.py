@@ -19,9 +19,9 @@ neither typer nor the client's commands, so the other names are imported on firs
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_exports
 from .entry import main, main_for_flow
 
 if TYPE_CHECKING:
@@ -38,14 +38,8 @@ _LAZY_NAMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import the module of a lazily exported name (see `_LAZY_NAMES`) and return the name."""
-    module = _LAZY_NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+#: Imports the module of a lazily exported name (see `_LAZY_NAMES`) on first use.
+__getattr__ = lazy_exports(__name__, _LAZY_NAMES)
 
 
 __all__ = [
