@@ -92,7 +92,7 @@ def task_request(context: ExecutorContext, spec: TaskSpec, options: StepOptions)
     if spec.inputs is not None:
         inputs = []
         for parent in spec.inputs:
-            keys.update(parent.manifest.values())
+            keys.update(parent.keys)
             inputs.append((parent.step, parent.task_id, parent.manifest, parent.frames))
     keys.update(context.env.base_manifest.values())
     inline = {}
