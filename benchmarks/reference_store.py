@@ -124,6 +124,12 @@ class ReferenceStore:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.path = root / "metadata.db"
+        # bytes and None parameters bound as they are: without an adapter registered for them
+        # the sqlite3 module looks for one per parameter, a formatted and discarded
+        # AttributeError each (aioflow registers the same two, `sqlite_schema.bind_as_is`).
+        for kind, same in ((bytes, bytes), (type(None), {}.get)):
+            if (kind, sqlite3.PrepareProtocol) not in sqlite3.adapters:
+                sqlite3.register_adapter(kind, same)
         self.conn = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False)
         (mark,) = self.conn.execute("PRAGMA application_id").fetchone()
         if mark != APPLICATION_ID:

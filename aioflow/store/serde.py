@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import itertools
 import pickle
+import re
 import struct
 import threading
 from typing import Any
@@ -123,10 +124,22 @@ class _Packers(threading.local):
 _packers = _Packers()
 
 
+#: msgpack's three bin headers, any of which a packed value holding bytes contains.
+_BIN_MARKER = re.compile(b"[\xc4-\xc6]").search
+#: Longer packed values are searched with `bytes.find`, which skips through memory faster.
+_SCAN_BELOW = 4096
+
+
 def _has_bin_marker(packed: bytes) -> bool:
     """True when `packed` may hold binary data: one of msgpack's bin headers occurs in it
-    (a packed value with no bytes in it at all never has one)."""
-    return b"\xc4" in packed or b"\xc5" in packed or b"\xc6" in packed
+    (a packed value with no bytes in it at all never has one).
+
+    Not `b"\\xc4" in packed`: `bytes.__contains__` first tries its argument as an int, and the
+    TypeError it formats and discards costs more than the search (3.11).
+    """
+    if len(packed) < _SCAN_BELOW:
+        return _BIN_MARKER(packed) is not None
+    return packed.find(b"\xc4") >= 0 or packed.find(b"\xc5") >= 0 or packed.find(b"\xc6") >= 0
 
 
 _BYTES_LIKE = (bytearray, memoryview)

@@ -460,3 +460,40 @@ def test_windows_never_signals_the_pid_of_an_older_run(
     monkeypatch.setattr(os, "kill", kill)
     monkeypatch.setattr(sys, "platform", "win32")
     assert not db.process_gone(row)  # cannot be told without the pid: reads running
+
+
+_BYTES = (bytes, sqlite3.PrepareProtocol)
+_NONE = (type(None), sqlite3.PrepareProtocol)
+
+
+def test_bytes_and_none_are_bound_as_they_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without an adapter for them, the sqlite3 module formats and discards an AttributeError
+    # for every bytes or None parameter (half the cost of a task row); the identity adapters
+    # opening a database registers leave the stored values as they were.
+    monkeypatch.delitem(sqlite3.adapters, _BYTES, raising=False)
+    monkeypatch.delitem(sqlite3.adapters, _NONE, raising=False)
+    database = MetadataDB(tmp_path / "store" / "metadata.db")
+    try:
+        blob = b"\x00\xc4blob"
+        assert sqlite3.adapters[_BYTES](blob) is blob
+        assert sqlite3.adapters[_NONE](None) is None
+        conn = sqlite3.connect(":memory:")
+        row = conn.execute("SELECT ?, typeof(?), ?, typeof(?)", (blob, blob, None, None))
+        assert row.fetchone() == (blob, "blob", None, "null")
+        conn.close()
+    finally:
+        database.close()
+
+
+def test_an_adapter_registered_by_someone_else_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def theirs(value: bytes) -> bytes:
+        return value
+
+    monkeypatch.setitem(sqlite3.adapters, _BYTES, theirs)
+    database = MetadataDB(tmp_path / "store" / "metadata.db")
+    database.close()
+    assert sqlite3.adapters[_BYTES] is theirs

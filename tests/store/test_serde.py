@@ -345,3 +345,15 @@ def test_a_large_value_leaves_no_buffer_behind(packs: Any) -> None:
     # not the 8.4 MB one.
     assert left < 2_000_000
     assert roundtrip(["small"]) == (["small"], TAG_MSGPACK)  # the new packers work
+
+
+@pytest.mark.parametrize("padding", [0, 10_000])
+def test_a_bytearray_is_found_in_short_and_long_values(padding: int) -> None:
+    # Short packed values are searched for msgpack's bin headers with a regular expression,
+    # long ones with bytes.find: both must send a value holding a bytearray to pickle.
+    value = ["x" * padding, {"k": bytearray(b"kept")}]
+    out, _ = roundtrip(value)
+    assert type(out[1]["k"]) is bytearray
+    plain = ["x" * padding, {"k": b"bytes"}]
+    out, tag = roundtrip(plain)
+    assert type(out[1]["k"]) is bytes and tag == ord("M")
