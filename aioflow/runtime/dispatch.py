@@ -8,7 +8,7 @@ when the dispatcher was made (see `ExecutorRegistry.overriding`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 from ..decorators import StepOptions
 from .executors import (
@@ -74,14 +74,23 @@ class Dispatcher:
             return executor
         return None
 
-    async def attempt(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
-        """Run one attempt of a task and return its outcome (never raises for the step)."""
+    def attempt(self, spec: TaskSpec, options: StepOptions) -> Awaitable[TaskOutcome]:
+        """Run one attempt of a task and return its outcome (never raises for the step).
+
+        Not a coroutine itself: without a reservation it returns the executor's, one layer of
+        coroutine less per task.
+        """
         executor = self.executor(options.executor)
         # An executor that places work elsewhere (Dask) asks its workers for the resources.
         if _reserves(options) and getattr(executor, "reserves_locally", True):
-            async with self.resources.reserve(options.cpu, options.memory, options.gpu):
-                return await executor.attempt(spec, options)
-        return await executor.attempt(spec, options)
+            return self._reserved(executor, spec, options)
+        return executor.attempt(spec, options)
+
+    async def _reserved(
+        self, executor: Executor, spec: TaskSpec, options: StepOptions
+    ) -> TaskOutcome:
+        async with self.resources.reserve(options.cpu, options.memory, options.gpu):
+            return await executor.attempt(spec, options)
 
     async def aclose(self) -> None:
         """Close every executor the run started (worker processes are stopped)."""

@@ -6,6 +6,9 @@ the scheduler needs no worker threads (and no @timeout can be enforced).
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 import anyio
 
 from ...decorators import StepOptions
@@ -34,9 +37,12 @@ class LoopExecutor:
         self.env = context.env
         self.lane = context.lane
 
-    async def attempt(self, spec: TaskSpec, options: StepOptions) -> TaskOutcome:
-        """Await the body; past its @timeout it is cancelled and the attempt fails."""
-        return await run_async_task(self.env, spec, self.lane.run, options.timeout)
+    def attempt(self, spec: TaskSpec, options: StepOptions) -> Coroutine[Any, Any, TaskOutcome]:
+        """Await the body; past its @timeout it is cancelled and the attempt fails.
+
+        Returns `run_async_task`'s coroutine rather than awaiting it in one of its own.
+        """
+        return run_async_task(self.env, spec, self.lane.run, options.timeout)
 
     async def aclose(self) -> None:
         """Nothing to release: the run owns its thread lane."""
