@@ -54,10 +54,11 @@ NOT_PARALLEL = Parallel("127.0.0.1", 1, 0, None)
 
 class TaskContext:
     """The identity of one running task attempt (treat as read-only): its run's shared
-    `RunContext` plus what is the task's own. One is built per task, so it holds five fields,
-    not a copy of the run's."""
+    `RunContext` plus what is the task's own. One is built per task, so it holds a few fields,
+    not a copy of the run's. The runtime's task attempt is one (a subclass), so that making a
+    task current costs one context variable and no object of its own."""
 
-    __slots__ = ("cards", "parallel", "retry_count", "run", "step_name", "task_id")
+    __slots__ = ("cards", "log", "parallel", "retry_count", "run", "step_name", "task_id")
 
     def __init__(
         self,
@@ -67,6 +68,7 @@ class TaskContext:
         retry_count: int,
         parallel: Parallel | None = None,
         cards: Any = None,
+        log: Any = None,
     ) -> None:
         self.run = run
         self.step_name = step_name
@@ -76,6 +78,8 @@ class TaskContext:
         self.parallel = parallel
         #: `current.card`: the task's CardCollector (aioflow.card_decorator), None without one
         self.cards = cards
+        #: where what the task prints goes (the runtime's TaskLog), None when not captured
+        self.log = log
 
     flow_name = property(lambda self: self.run.flow_name, doc="The flow's name.")
     run_id = property(lambda self: self.run.run_id, doc="The run's id.")
@@ -108,6 +112,11 @@ def set_task_context(ctx: TaskContext | None) -> Any:
 def reset_task_context(token: Any) -> None:
     """Undo a `set_task_context`."""
     _task_context.reset(token)
+
+
+def task_context() -> TaskContext | None:
+    """The task current in this context, None outside a task."""
+    return _task_context.get()
 
 
 def _field(name: str) -> property:

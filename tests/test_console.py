@@ -27,6 +27,7 @@ from aioflow import Flow, FlowSpec, step
 from aioflow.console import Console, console_for
 from aioflow.console_live import LiveConsole
 from aioflow.console_notebook import NotebookConsole
+from aioflow.current import RunContext, TaskContext
 from aioflow.events import (
     Event,
     LogLine,
@@ -283,13 +284,14 @@ def test_console_output_escapes_task_log_capture(capsys: pytest.CaptureFixture[s
     logs.install()
     try:
         assert isinstance(sys.stdout, logs.StreamProxy)
-        token = logs.set_task_log(task_log)
+        run = RunContext("MyFlow", "7", None, "me", "user:me", frozenset(), ())
+        token = logs.enter_task(TaskContext(run, "start", "1", 0, log=task_log))
         try:
             print("captured by the task")
             console(started())
             console(RunFinished("MyFlow", "7", "failed", 1.0, "MyFlow/7/start/1"))
         finally:
-            logs.reset_task_log(token)
+            logs.exit_task(token)
     finally:
         logs.uninstall()
     captured = capsys.readouterr()

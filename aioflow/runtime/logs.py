@@ -1,9 +1,9 @@
 """Per-task capture of what steps print, even when many tasks print at once in one process.
 
 `sys.stdout` and `sys.stderr` are wrapped by a proxy while any run is active. A write looks up
-the task log of the calling context (a context variable each task sets in its own worker thread
-or coroutine): inside a task the text goes to that task's log, line by line with timestamps;
-outside, straight through to the stream that was there before.
+the log of the task current in the calling context (the one `current` sees, which each task
+sets in its own worker thread or coroutine): inside a task the text goes to that task's log,
+line by line with timestamps; outside, straight through to the stream that was there before.
 
 `logging` handlers that write to the standard streams (a `StreamHandler` configured at import
 time holds the stream of that moment, not the proxy) get a proxy of their own for as long:
@@ -26,9 +26,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any, TextIO
 
+from ..current import TaskContext, reset_task_context, set_task_context, task_context
 from ..streams import CapturingStream, uncaptured
 
 #: Called with (source, stream name, line) for every complete line, from the printing thread.
@@ -44,7 +44,9 @@ class TaskLog:
 
     __slots__ = ("_partial", "_sink", "_source", "before_write", "stderr", "stdout")
 
-    def __init__(self, sink: LineSink | None = None, source: str = "") -> None:
+    def __init__(self, sink: LineSink | None = None, source: str | TaskContext = "") -> None:
+        """`source`: the task's pathspec, or its TaskContext (the pathspec is then made when a
+        first line is passed on: most tasks print nothing)."""
         self.stdout: list[tuple[float, str]] = []
         self.stderr: list[tuple[float, str]] = []
         self._partial: dict[str, str] | None = None  # unterminated last lines, once any
@@ -76,10 +78,15 @@ class TaskLog:
         now = time.time()
         target = self.stdout if stream == "stdout" else self.stderr
         sink = self._sink
+        if sink is None:
+            target.extend((now, line) for line in lines)
+            return
+        source = self._source
+        if not isinstance(source, str):
+            source = self._source = source.pathspec
         for line in lines:
             target.append((now, line))
-            if sink is not None:
-                sink(self._source, stream, line)
+            sink(source, stream, line)
 
     def close(self) -> None:
         """Record unterminated last lines."""
@@ -95,26 +102,28 @@ class TaskLog:
         return "".join(line + "\n" for _, line in lines)
 
 
-_active_log: ContextVar[TaskLog | None] = ContextVar("aioflow_task_log", default=None)
-
-
-def set_task_log(log: TaskLog | None) -> Any:
-    """Route this context's prints to `log`; returns a token for `reset_task_log`.
+def enter_task(ctx: TaskContext) -> Any:
+    """Make `ctx` the task current in this context, what it prints going to `ctx.log`;
+    returns a token for `exit_task`.
 
     The capture stays installed until then, even if every run has ended meanwhile: a task body
     its run abandoned must not print into the host.
     """
-    if log is not None:
-        _hold()
-    return _active_log.set(log)
+    _holders.append(None)
+    return set_task_context(ctx)
 
 
-def reset_task_log(token: Any) -> None:
-    """Undo `set_task_log`."""
-    held = _active_log.get() is not None
-    _active_log.reset(token)
-    if held:
-        _release()
+def exit_task(token: Any) -> None:
+    """Undo `enter_task`."""
+    reset_task_context(token)
+    _holders.pop()
+    if not _holders:
+        _unwrap()
+
+
+def _task_log() -> TaskLog | None:
+    ctx = task_context()
+    return None if ctx is None else ctx.log
 
 
 class StreamProxy(CapturingStream):
@@ -128,7 +137,7 @@ class StreamProxy(CapturingStream):
 
     def write(self, text: str) -> int:
         """Write to the calling task's log, or through to the original stream."""
-        log = _active_log.get()
+        log = _task_log()
         if log is None:
             return self.original.write(text)
         log.write(self.log_stream, text)
@@ -141,19 +150,23 @@ class StreamProxy(CapturingStream):
 
     def flush(self) -> None:
         """Flush the original stream when not inside a task."""
-        if _active_log.get() is None:
+        if _task_log() is None:
             self.original.flush()
 
     def isatty(self) -> bool:
         """Task output is captured, so never a terminal inside a task."""
-        return _active_log.get() is None and self.original.isatty()
+        return _task_log() is None and self.original.isatty()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.original, name)
 
 
+#: Taken to wrap and unwrap the streams.
 _lock = threading.Lock()
-_holders = 0  # active runs, plus task bodies still running
+#: One entry per active run and per task body still running. A list, not a number: `append`
+#: and `pop` are atomic, so a task holds the capture and lets it go without taking the lock
+#: (a lock taken and released twice per task was 2% of a tiny task's cost).
+_holders: list[None] = []
 _redirected: list[tuple[logging.StreamHandler[Any], StreamProxy]] = []
 
 
@@ -163,9 +176,8 @@ def install() -> None:
     Counted: every install needs an uninstall. Each run installs, so that streams replaced
     between runs (a test's capture, a notebook cell's) are wrapped too.
     """
-    global _holders
     with _lock:
-        _holders += 1
+        _holders.append(None)
         for name in ("stdout", "stderr"):
             current = getattr(sys, name)
             if not isinstance(current, StreamProxy):
@@ -178,17 +190,15 @@ def uninstall() -> None:
     _release()
 
 
-def _hold() -> None:
-    global _holders
-    with _lock:
-        _holders += 1
-
-
 def _release() -> None:
-    global _holders
+    _holders.pop()
+    if not _holders:
+        _unwrap()
+
+
+def _unwrap() -> None:
     with _lock:
-        _holders -= 1
-        if _holders > 0:
+        if _holders:  # a run installed the capture again meanwhile
             return
         for name in ("stdout", "stderr"):
             current = getattr(sys, name)

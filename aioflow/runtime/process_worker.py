@@ -266,8 +266,8 @@ def execute(state: WorkerRun, request: TaskRequest, *, capture_fds: bool = True)
     os.environ.update(request.env_vars)
     try:
         run = TaskRun(state.env, _views_spec(request))
-        if request.main_ip is not None and run.context.parallel is not None:
-            run.context.parallel = run.context.parallel._replace(main_ip=request.main_ip)
+        if request.main_ip is not None and run.parallel is not None:
+            run.parallel = run.parallel._replace(main_ip=request.main_ip)
         tokens = run.enter()
         try:
             error: BaseException | None = None

@@ -16,13 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
-from ..current import (
-    Parallel,
-    RunContext,
-    TaskContext,
-    reset_task_context,
-    set_task_context,
-)
+from ..current import Parallel, RunContext, TaskContext
 from ..exceptions import ArtifactEncodingError, StoreFull, TimeoutException, TransitionError
 from ..flowspec import FlowSpec, TaskState
 from ..inputs import Frame, Inputs, JoinInput
@@ -31,7 +25,7 @@ from ..store.serde import Encoded, decode, encode, pack
 from ..store.writer import is_full
 from ..transitions import PARALLEL_FOREACH, Transition, check_against_graph
 from .artifacts import encode_values, snapshot, store_encoded
-from .logs import TaskLog, reset_task_log, set_task_log
+from .logs import TaskLog, enter_task, exit_task
 from .task_class import task_class
 
 if TYPE_CHECKING:
@@ -256,8 +250,13 @@ def parallel_place(spec: TaskSpec) -> Parallel | None:
     return Parallel("127.0.0.1", count, index, str(spec.task_id - index))
 
 
-class TaskRun:
-    """One attempt of one task, from instance to outcome."""
+class TaskRun(TaskContext):
+    """One attempt of one task, from instance to outcome; `current`'s view of it while its
+    body runs (a TaskContext)."""
+
+    __slots__ = ("abandoned", "env", "flow", "node", "spec", "state", "task_cards")
+
+    log: TaskLog
 
     def __init__(self, env: RunEnv, spec: TaskSpec) -> None:
         self.env = env
@@ -275,32 +274,32 @@ class TaskRun:
         )
         assert env.task_cls is not None
         self.flow = env.task_cls._for_task(self.state)
-        self.log = TaskLog(env.line_sink, env.pathspec(spec))
         decorators = env.cards.get(spec.step)
         if decorators:  # the cards' modules load for a run with cards only
             from .cards import TaskCards
-        self.cards = TaskCards(env, spec, decorators) if decorators else None
-        if self.cards is not None:
-            self.cards.live = (self.flow.__dict__, self.state.manifest)
-        self.context = TaskContext(
+        self.task_cards = TaskCards(env, spec, decorators) if decorators else None
+        if self.task_cards is not None:
+            self.task_cards.live = (self.flow.__dict__, self.state.manifest)
+        TaskContext.__init__(
+            self,
             env.run_context,
             spec.step,
             str(spec.task_id),
             spec.attempt,
             parallel_place(spec),
-            None if self.cards is None else self.cards.collector,
+            None if self.task_cards is None else self.task_cards.collector,
+            TaskLog(env.line_sink, self),
         )
         #: set when the attempt's thread was abandoned (@timeout): its outcome is already made
         self.abandoned = False
 
-    def enter(self) -> tuple[Any, Any]:
-        """Make this task current in the calling context."""
-        return set_task_context(self.context), set_task_log(self.log)
+    def enter(self) -> Any:
+        """Make this task current in the calling context (`current`, printed lines)."""
+        return enter_task(self)
 
-    def exit(self, tokens: tuple[Any, Any]) -> None:
+    def exit(self, token: Any) -> None:
         """Undo `enter`."""
-        reset_task_log(tokens[1])
-        reset_task_context(tokens[0])
+        exit_task(token)
 
     def _args(self) -> tuple[Any, ...]:
         if not self.node.is_join:
@@ -322,7 +321,7 @@ class TaskRun:
         return (
             len(values) > QUICK_COUNT
             or not all(map(_quick_to_encode, values.values()))
-            or self.cards is not None
+            or self.task_cards is not None
             or bool(self.log.stdout or self.log.stderr)
             or (transition is not None and transition.items is not None)
         )
@@ -420,8 +419,8 @@ class TaskRun:
                     self.env.records[cache_key] = record
             else:
                 record = transition_record(transition, item_keys, small, self.env.put_large)
-        if self.cards is not None:
-            self.cards.finish(attributes, manifest, info)
+        if self.task_cards is not None:
+            self.task_cards.finish(attributes, manifest, info)
         return TaskOutcome(
             spec=self.spec,
             manifest=manifest,
