@@ -169,8 +169,13 @@ class FlowSpec:
         return None
 
     def _item(self, frame: Frame) -> Any:
-        state = self._state("self.input")
-        if frame[4] is None or not self._has(frame[4]):
+        return self._item_in(self._state("self.input"), frame)
+
+    def _item_in(self, state: TaskState, frame: Frame) -> Any:
+        name = frame[4]
+        if name is None or not (
+            name in self.__dict__ or name in state.manifest or hasattr(type(self), name)
+        ):  # (`_has`, with the state at hand)
             # As in Metaflow, the item is read "from" the foreach variable: None where that
             # variable is not an artifact (a join, until it merges or sets the variable).
             return None
@@ -186,8 +191,15 @@ class FlowSpec:
     @property
     def input(self) -> Any:
         """The item of the innermost foreach this task processes (None outside a foreach)."""
-        frame = self._innermost_foreach_frame()
-        return None if frame is None else self._item(frame)
+        state = self._state_or_none()
+        if state is None:
+            return None
+        # (`_innermost_foreach_frame` and `_item`, with the state looked up once: every task
+        # of a foreach reads its item)
+        for frame in reversed(state.frames):
+            if frame[4] is not None:
+                return self._item_in(state, frame)
+        return None
 
     @property
     def index(self) -> int | None:

@@ -19,6 +19,8 @@ from ..store.writer import BatchWriter
 from .collector import collector_guard
 from .task import RunEnv, TaskOutcome, TaskSpec
 
+_new_row = tuple.__new__
+
 
 class TaskRecorder:
     """Stores the rows and emits the events of one run's task attempts (on the loop)."""
@@ -114,15 +116,19 @@ class TaskRecorder:
         if outcome.manifest is not self._packed_for:
             self._packed_for = outcome.manifest
             self._packed = pack(outcome.manifest)
-        error = None if outcome.error is None else pack(outcome.error.to_record())
-        status = "caught" if outcome.caught else "succeeded" if outcome.ok else "failed"
-        return task_row(
-            run_id, spec.task_id, spec.attempt, spec.step, status,
-            started_at=spec.started_at, finished_at=outcome.finished_at, frames=frames,
-            parents=parents, manifest=self._packed, stdout=outcome.stdout_key,
-            stderr=outcome.stderr_key, exception=error, origin=outcome.origin,
-            transition=outcome.transition_record,
-        )  # fmt: skip
+        if outcome.error is None:
+            error = None
+            status = "caught" if outcome.caught else "succeeded"
+        else:
+            error = pack(outcome.error.to_record())
+            status = "caught" if outcome.caught else "failed"
+        # TaskRecord's fields in order, made as a tuple of its type: its generated __new__ is
+        # a Python call with fifteen arguments, and every finished task has a row.
+        return _new_row(TaskRow, (
+            run_id, spec.task_id, spec.attempt, spec.step, status, spec.started_at,
+            outcome.finished_at, frames, parents, self._packed, outcome.stdout_key,
+            outcome.stderr_key, error, outcome.origin, outcome.transition_record,
+        ))  # fmt: skip
 
     def _emit_end(self, outcome: TaskOutcome) -> None:
         assert self.emit is not None

@@ -14,6 +14,7 @@ What follows a finished task is the `FlowWalk`'s business, what follows a failed
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Callable
@@ -285,7 +286,8 @@ class Scheduler:
 
     def _submit(self, spec: TaskSpec, executor: CallbackExecutor) -> None:
         self.recorder.started(spec)
-        executor.submit(spec, lambda ok, value: self._attempt_done(spec, executor, ok, value))
+        # (a partial, not a lambda: calling it runs no Python frame of its own)
+        executor.submit(spec, functools.partial(self._attempt_done, spec, executor))
 
     def _attempt_done(
         self, spec: TaskSpec, executor: CallbackExecutor, ok: bool, value: object

@@ -143,6 +143,8 @@ class RunEnv:
     store: Store | None = None
 
     run_context: RunContext = field(init=False)
+    #: the graph's steps by name (a dict: a task looks its step up without a Python call)
+    nodes: dict[str, StepNode] = field(init=False)
     #: packed records of transitions without foreach items, by (targets, foreach): a memo
     #: tasks fill in as they finish (an entry written twice by two threads is the same bytes)
     records: dict[tuple[tuple[str, ...], str | None], bytes] = field(
@@ -153,6 +155,7 @@ class RunEnv:
         if self.task_cls is None:
             constants = self.readonly - set(self.parameter_names)
             self.task_cls = task_class(self.flow_cls, constants)
+        self.nodes = self.graph.nodes
         self.run_context = RunContext(
             flow_name=self.flow_name,
             run_id=self.run_id,
@@ -173,7 +176,7 @@ class RunEnv:
     def starting_manifest(self, spec: TaskSpec) -> dict[str, str]:
         """What a task starts from: its parent's artifacts, or for a join only the run's own
         (name, parameters, constants), fresh because merge_artifacts adds to it."""
-        return dict(self.base_manifest) if self.graph[spec.step].is_join else spec.manifest
+        return dict(self.base_manifest) if self.nodes[spec.step].is_join else spec.manifest
 
     def load(self, key: str) -> Any:
         """Decode the artifact stored under `key` (fresh object on every call)."""
@@ -261,11 +264,11 @@ class TaskRun(TaskContext):
     def __init__(self, env: RunEnv, spec: TaskSpec) -> None:
         self.env = env
         self.spec = spec
-        self.node: StepNode = env.graph[spec.step]
-        manifest = env.starting_manifest(spec)
+        self.node = node = env.nodes[spec.step]
         self.state = TaskState(
-            node=self.node,
-            manifest=manifest,
+            node=node,
+            # what `env.starting_manifest` says, without the call
+            manifest=dict(env.base_manifest) if node.is_join else spec.manifest,
             load=env.load,
             readonly=env.readonly,
             frames=spec.frames,
