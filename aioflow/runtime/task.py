@@ -407,8 +407,8 @@ class TaskRun(TaskContext):
             now = time.time()
             text = info.detail or info.traceback
             log.stderr.extend((now, line) for line in text.rstrip("\n").split("\n"))
-        stdout_key = self._store_log(log.stdout, small)
-        stderr_key = self._store_log(log.stderr, small)
+        stdout_key = self._store_log(log.stdout, small) if log.stdout else None
+        stderr_key = self._store_log(log.stderr, small) if log.stderr else None
         transition = state.transition if error is None else None
         record = None
         if transition is not None:
@@ -425,15 +425,15 @@ class TaskRun(TaskContext):
         if self.task_cards is not None:
             self.task_cards.finish(attributes, manifest, info)
         return TaskOutcome(
-            spec=self.spec,
-            manifest=manifest,
-            small=small,
-            log=log,
-            transition=transition,
-            item_keys=item_keys,
-            error=info,
-            stdout_key=stdout_key,
-            stderr_key=stderr_key,
+            self.spec,
+            manifest,
+            small,
+            log,
+            transition,
+            item_keys,
+            info,
+            stdout_key,
+            stderr_key,
             transition_record=record,
         )
 

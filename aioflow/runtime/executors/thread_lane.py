@@ -286,7 +286,8 @@ def _deliver_result(result: _Result) -> None:
     lane._on.outstanding -= 1
     if ticket.abandoned:
         return  # its lane slot was freed when it was abandoned; nobody waits for it
-    lane._deliver((done, ok, value))
+    lane._release()
+    done(ok, value)
 
 
 class ThreadLane:
@@ -360,11 +361,6 @@ class ThreadLane:
             self._waiting = deque(job for job in self._waiting if job[1] is not ticket)
         elif _shared.abandon(ticket):
             self._release()
-
-    def _deliver(self, item: tuple[Done, bool, Any]) -> None:
-        done, ok, value = item
-        self._release()
-        done(ok, value)
 
     def _release(self) -> None:
         """A job of this lane ended (or was abandoned): the next waiting one may start."""
