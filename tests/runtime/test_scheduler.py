@@ -1206,19 +1206,19 @@ async def test_a_sync_task_finishing_after_its_run_was_cancelled_starts_nothing(
 ) -> None:
     # A thread cannot be interrupted, so a sync task's result may come back after its run was
     # cancelled and stored. It must be dropped: no later step may start in a dead run.
-    from aioflow.runtime.executors import ThreadLane
+    from aioflow.runtime.scheduler import Scheduler
 
     STATE.reached, STATE.release = Gate(), Gate()
     STATE.after_ran = False
     delivered = anyio.Event()
-    real_deliver = ThreadLane._deliver
+    real_done = Scheduler._attempt_done
 
-    def deliver(self: ThreadLane, item: Any) -> None:
-        real_deliver(self, item)
-        if getattr(getattr(item[2], "spec", None), "step", None) == "slow":
+    def attempt_done(self: Scheduler, spec: Any, executor: Any, ok: bool, value: Any) -> None:
+        real_done(self, spec, executor, ok, value)
+        if spec.step == "slow":
             delivered.set()
 
-    monkeypatch.setattr(ThreadLane, "_deliver", deliver)
+    monkeypatch.setattr(Scheduler, "_attempt_done", attempt_done)
     with anyio.CancelScope() as scope:
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: run_here(LateSyncFlow, aioflow_root))
