@@ -128,7 +128,10 @@ class FlowSpec:
         raise AttributeError(f"Flow {self.name} has no attribute '{name}'")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        state = self._state_or_none()
+        try:  # (`_state_or_none`, without the call: every artifact a step sets comes here)
+            state = object.__getattribute__(self, "_aioflow_state")
+        except AttributeError:
+            state = None
         if state is not None and name in state.readonly:
             raise ReadOnlyArtifactError(
                 "Flow level attributes and Parameters are not modifiable: cannot assign "

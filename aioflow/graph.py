@@ -92,6 +92,10 @@ def _parse_source(func: Callable[..., Any], name: str) -> tuple[FunctionNode, in
     raise LintError(f"The source of step *{name}* is not a function definition.", step=name)
 
 
+#: Types of steps whose single `self.next()` target still needs the full checks.
+_FANNING = frozenset({"foreach", "split-switch"})
+
+
 class StepNode:
     """One step of a flow, read statically from its source (Metaflow's `DAGNode`).
 
@@ -129,6 +133,9 @@ class StepNode:
         self._parse_tail(fn.body[-1], shift)
         if name == "end":
             self.type = "end"
+        #: The one step `self.next(self.<step>)` may name, when every check of that call but
+        #: the name itself would pass (no foreach, no switch): `next_transition`'s fast path.
+        self.only_next: str | None = None
         # filled in by FlowGraph from the traversal starting at `start`
         self.in_funcs: list[str] = []
         self.split_parents: list[str] = []
@@ -351,6 +358,9 @@ class FlowGraph:
                     todo.append((self.nodes[child], parents, (*branches, *extra)))
 
         for node in self.nodes.values():
+            out = node.out_funcs
+            if len(out) == 1 and node.foreach_param is None and node.type not in _FANNING:
+                node.only_next = out[0]
             node.in_funcs = sorted(incoming[node.name])
             foreaches = [p for p in node.split_parents if self.nodes[p].type == "foreach"]
             node.is_inside_foreach = any(

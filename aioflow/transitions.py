@@ -42,16 +42,12 @@ def next_transition(
     if len(dsts) == 1 and not kwargs and state.transition is None:
         # The common `self.next(self.step)` to the one step the graph expects: every check
         # below would pass, so skip them (a task of a wide foreach feels each one).
-        out = node.out_funcs
-        name = getattr(getattr(dsts[0], "__func__", None), "__name__", None)
+        only = node.only_next
         if (
-            len(out) == 1
-            and out[0] == name
-            and node.foreach_param is None
-            and node.type != "foreach"
-            and node.type != "split-switch"
+            only is not None
+            and getattr(getattr(dsts[0], "__func__", None), "__name__", None) == only
         ):
-            return Transition((name,))
+            return Transition((only,))
     step = node.name
     foreach = kwargs.pop("foreach", None)
     condition = kwargs.pop("condition", None)

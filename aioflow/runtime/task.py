@@ -265,18 +265,18 @@ class TaskRun(TaskContext):
         self.env = env
         self.spec = spec
         self.node = node = env.nodes[spec.step]
-        self.state = TaskState(
-            node=node,
+        self.state = state = TaskState(
+            node,
             # what `env.starting_manifest` says, without the call
-            manifest=dict(env.base_manifest) if node.is_join else spec.manifest,
-            load=env.load,
-            readonly=env.readonly,
-            frames=spec.frames,
-            max_num_splits=env.max_num_splits,
-            max_num_splits_name=env.max_num_splits_name,
+            dict(env.base_manifest) if node.is_join else spec.manifest,
+            env.load,
+            env.readonly,
+            spec.frames,
+            env.max_num_splits,
+            env.max_num_splits_name,
         )
         assert env.task_cls is not None
-        self.flow = env.task_cls._for_task(self.state)
+        self.flow = env.task_cls._for_task(state)
         decorators = env.cards.get(spec.step)
         if decorators:  # the cards' modules load for a run with cards only
             from .cards import TaskCards
