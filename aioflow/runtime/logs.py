@@ -44,9 +44,10 @@ class TaskLog:
 
     __slots__ = ("_partial", "_sink", "_source", "before_write", "stderr", "stdout")
 
-    def __init__(self, sink: LineSink | None = None, source: str | TaskContext = "") -> None:
-        """`source`: the task's pathspec, or its TaskContext (the pathspec is then made when a
-        first line is passed on: most tasks print nothing)."""
+    def __init__(self, sink: LineSink | None = None, source: str | Callable[[], str] = "") -> None:
+        """`source`: the task's pathspec, or a function making it (called when a first line is
+        passed on: most tasks print nothing). Not the task itself, which holds this log: the
+        two would make a cycle, freed only by the garbage collector."""
         self.stdout: list[tuple[float, str]] = []
         self.stderr: list[tuple[float, str]] = []
         self._partial: dict[str, str] | None = None  # unterminated last lines, once any
@@ -83,7 +84,7 @@ class TaskLog:
             return
         source = self._source
         if not isinstance(source, str):
-            source = self._source = source.pathspec
+            source = self._source = source()
         for line in lines:
             target.append((now, line))
             sink(source, stream, line)

@@ -7,6 +7,7 @@ returns a `TaskOutcome`; it never raises for a failing step: the failure is data
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import traceback
@@ -291,7 +292,7 @@ class TaskRun(TaskContext):
             spec.attempt,
             parallel_place(spec),
             None if self.task_cards is None else self.task_cards.collector,
-            TaskLog(env.line_sink, self),
+            TaskLog(env.line_sink, functools.partial(env.pathspec, spec)),
         )
         #: set when the attempt's thread was abandoned (@timeout): its outcome is already made
         self.abandoned = False

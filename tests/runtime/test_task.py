@@ -3,6 +3,7 @@ event loop when that is quicker than a trip to a worker thread, in a thread othe
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from aioflow import FlowSpec, Parameter, run_flow, step
 from aioflow.runtime import task
+from aioflow.runtime.logs import TaskLog
 from aioflow.store import Store
 
 
@@ -60,3 +62,44 @@ async def test_an_async_step_finishes_on_the_loop_only_when_that_is_quick(
         assert (run.data.n, run.data.x, run.data.name, run.data.flag, run.data.none) == (
             1, 2.5, "short", True, None
         )  # fmt: skip
+
+
+class PrintingForeachFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = list(range(20))
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        print("item", self.input)
+        self.x = self.input
+        self.next(self.join)
+
+    @step
+    async def join(self, inputs):
+        self.total = sum(i.x for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+async def test_a_finished_task_is_freed_without_the_garbage_collector() -> None:
+    # A task attempt and its log must not refer to each other: a cycle is freed only by the
+    # collector, and a run freezes the collector's survivors every 1,024 tasks, so each task of
+    # a wide foreach (its instance and artifacts with it) would have lived until the run ended.
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds unreachable stays in gc.garbage
+    try:
+        run = await run_flow(PrintingForeachFlow, root=Store.memory(), quiet=True)
+        assert run.successful and run.data.total == sum(range(20))
+        gc.collect()
+        cyclic = [obj for obj in gc.garbage if isinstance(obj, (task.TaskRun, TaskLog))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert cyclic == []
