@@ -271,7 +271,7 @@ def test_a_blob_error_gains_its_artifact_and_task_at_the_seam() -> None:
 
 def test_a_corrupt_blob_file_raises_blob_corrupted_with_its_attributes(tmp_path: Path) -> None:
     store = FileBlobStore(tmp_path / "blobs")
-    encoded = encode([1, 2, 3])
+    encoded = encode(list(range(40)))  # a stored blob (over an identity key's 29 bytes)
     store.put(encoded.key, encoded.chunks)
     path = store.path(encoded.key)
     path.write_bytes(path.read_bytes()[:-1] + b"\x00")

@@ -13,6 +13,7 @@ from types import FunctionType, MethodType
 from typing import Any
 
 from ..exceptions import ArtifactEncodingError, StoreFull
+from ..store.keys import IDENTITY_MAX, is_identity
 from ..store.metadata import SMALL
 from ..store.serde import Encoded, encode
 
@@ -42,7 +43,10 @@ def encode_artifact(name: str, value: Any, step: str) -> Encoded:
 
 
 def store_encoded(encoded: Encoded, small: list[tuple[str, bytes]], large: LargeBlobSink) -> None:
-    """Route a blob to the database list (small) or the large-blob sink."""
+    """Route a blob to the database list (small) or the large-blob sink; one whose key is an
+    identity key goes nowhere: the key holds it (`store/keys.py`)."""
+    if encoded.size <= IDENTITY_MAX and is_identity(encoded.key):
+        return
     if encoded.size <= SMALL:
         small.append((encoded.key, encoded.tobytes()))
     else:

@@ -21,6 +21,7 @@ import anyio
 
 from ..exceptions import BlobNotFound
 from ..store.blobs import MemoryBlobStore
+from ..store.keys import read_identity
 from ..store.serde import Buffer, Encoded, decode
 from .artifacts import encode_artifact, store_encoded
 from .task import RunEnv, TaskOutcome, TaskSpec, run_async_task, run_sync_task
@@ -40,7 +41,11 @@ class Overlay(MemoryBlobStore):
         self.small: dict[str, bytes] = {}
 
     def read_blob(self, key: str) -> tuple[int, Buffer]:
-        """(tag, payload) of a blob made here, else of the store's."""
+        """(tag, payload) of a blob made here, else of the store's (an identity key's from the
+        key itself, with or without a store)."""
+        found = read_identity(key)
+        if found is not None:
+            return found
         data = self.small.get(key)
         if data is not None:
             return data[0], memoryview(data)[1:]

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import BlobError, StoreError
-from .blobs import FileBlobStore, MemoryBlobStore, _verify, check_key
+from .blobs import FileBlobStore, MemoryBlobStore, _verify
+from .keys import check_key, identity_blob, read_identity
 from .metadata import SMALL, MetadataDB, SqliteMetadataStore
 from .open import backends
 from .protocols import BlobStore, MetadataStore, RunRecord, TaskRecord
@@ -159,8 +160,11 @@ class Store:
         """(tag, payload) of a blob, from the metadata store or the blob store, verified.
 
         Raises BlobNotFound (a KeyError) when it is in neither, BlobCorrupted when it does not
-        match its key.
+        match its key. An identity key is read from the key itself (`keys.py`).
         """
+        found = read_identity(key)
+        if found is not None:
+            return found
         data = self.metadata.get_blob(check_key(key))
         if data is not None:
             payload = memoryview(data)[1:]
@@ -202,7 +206,11 @@ class Store:
             raise exc.in_context(pathspec=pathspec) from None
 
     def blob_size(self, key: str) -> int:
-        """Stored size of a blob in bytes; BlobNotFound when it is nowhere."""
+        """Stored size of a blob in bytes; BlobNotFound when it is nowhere. An identity key's
+        blob is its key's: its size is the blob's, stored nowhere."""
+        blob = identity_blob(key)
+        if blob is not None:
+            return len(blob)
         size = self.metadata.blob_size(key)
         return size if size is not None else self.blobs.size(key)
 

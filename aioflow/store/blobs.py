@@ -13,12 +13,14 @@ left by killed writers (see `STALE_TMP_AGE`) the first time it writes.
 A large value whose key is not known yet (`put_encoded`) is hashed on one thread while another
 writes it to a temporary file: its name is known only once the last byte is hashed, so the file
 is renamed into place then, or dropped when a blob is already under the key.
+
+An identity key (`keys.py`) names no file: every store reads its blob from the key itself, and
+`put_encoded` stores nothing for it.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections.abc import Generator, Iterable, Iterator
@@ -29,11 +31,16 @@ from pathlib import Path
 from blake3 import blake3
 
 from ..exceptions import BlobCorrupted, BlobError, BlobNotFound
+from .keys import (
+    HEX_KEY,
+    IDENTITY_MAX,
+    check_file_key,
+    identity_blob,
+    is_identity,
+    read_identity,
+)
 from .protocols import BlobStore
 from .serde import LARGE, TAG_PICKLE_OOB, Buffer, Encoded, key_of, new_hasher
-
-#: What a blob key is: the hex digest `serde` computes (20 bytes, 40 lowercase hex digits).
-_KEY = re.compile(r"[0-9a-f]{40}")
 
 #: The pieces blobs are read in when streamed (`read_stream`): a blob of any size is checked
 #: or copied holding this much of it at a time.
@@ -53,21 +60,6 @@ OVERLAP = 8 * 1024 * 1024
 #: 16 MB pieces 0.44 s (median). An overlapped writer also checks between two pieces whether the
 #: key is known and a blob is already under it.
 PIECE = 16 * 1024 * 1024
-
-
-def check_key(key: str) -> str:
-    """Return `key` when it is a blob key; raise BlobError when it is anything else.
-
-    Keys come from the metadata database and become file names: a row holding `../../x` must
-    not make aioflow read (or write) a file outside the store.
-    """
-    if type(key) is not str or not _KEY.fullmatch(key):
-        raise BlobError(
-            ascii(key),
-            problem="is not a blob key (40 hex digits): the metadata database is damaged or "
-            "was tampered with",
-        )
-    return key
 
 
 def _verify(key: str, tag: int, payload: Buffer, where: str) -> None:
@@ -90,12 +82,14 @@ class FileBlobStore:
         self._lock = threading.Lock()
 
     def path(self, key: str) -> Path:
-        """The file a blob with this key lives in (BlobError for anything but a blob key)."""
-        check_key(key)
+        """The file a blob with this key lives in (BlobError for anything but a content key)."""
+        check_file_key(key)
         return self.root / key[:2] / key[2:]
 
     def has(self, key: str) -> bool:
-        """True when the blob's file exists."""
+        """True when the blob's file exists, or its key holds it."""
+        if identity_blob(key) is not None:
+            return True
         return self.path(key).exists()
 
     def put(self, key: str, chunks: tuple[Buffer, ...]) -> None:
@@ -208,6 +202,10 @@ class FileBlobStore:
         """The blob's bytes (its tag byte first) in pieces of at most `chunk_size`, read as
         they are asked for and checked against the key: BlobCorrupted after the last piece
         when they do not match, so a reader must keep nothing before the end."""
+        blob = identity_blob(key)
+        if blob is not None:
+            yield blob
+            return
         path = self.path(key)
         f, size = _open_blob(key, path)
         with f:
@@ -250,6 +248,9 @@ class FileBlobStore:
 
     def get(self, key: str) -> tuple[int, Buffer]:
         """Read a blob, checking its content against its key."""
+        found = read_identity(key)
+        if found is not None:
+            return found
         path = self.path(key)
         f, size = _open_blob(key, path)
         with f:
@@ -268,7 +269,10 @@ class FileBlobStore:
         return tag, payload
 
     def size(self, key: str) -> int:
-        """The blob file's size."""
+        """The blob file's size (the blob's, for an identity key)."""
+        blob = identity_blob(key)
+        if blob is not None:
+            return len(blob)
         try:
             return self.path(key).stat().st_size
         except FileNotFoundError:
@@ -285,7 +289,7 @@ class FileBlobStore:
             with os.scandir(folder.path) as entries:
                 for entry in entries:
                     key = folder.name + entry.name
-                    if _KEY.fullmatch(key):
+                    if HEX_KEY.fullmatch(key):
                         yield key
 
     def delete(self, key: str, *, untouched_since: float) -> int:
@@ -395,8 +399,8 @@ class MemoryBlobStore:
         self._lock = threading.Lock()
 
     def has(self, key: str) -> bool:
-        """True when the key is in the dict."""
-        return key in self.blobs
+        """True when the key is in the dict, or holds the blob itself."""
+        return key in self.blobs or identity_blob(key) is not None
 
     def put(self, key: str, chunks: tuple[Buffer, ...]) -> None:
         """Join the chunks and keep them (replacing a damaged blob under the same key)."""
@@ -420,6 +424,9 @@ class MemoryBlobStore:
 
     def get(self, key: str) -> tuple[int, Buffer]:
         """Return the stored blob, verified."""
+        found = read_identity(key)
+        if found is not None:
+            return found
         blob = self.blobs.get(key)
         if blob is None:
             raise BlobNotFound(key, location=self.location)
@@ -429,7 +436,7 @@ class MemoryBlobStore:
 
     def size(self, key: str) -> int:
         """The stored blob's length."""
-        blob = self.blobs.get(key)
+        blob = self.blobs.get(key) or identity_blob(key)
         if blob is None:
             raise BlobNotFound(key, location=self.location)
         return len(blob)
@@ -456,11 +463,20 @@ def put_encoded(blobs: BlobStore, encoded: Encoded) -> None:
     A file store hashes a large value while writing it (`FileBlobStore.put_encoded`). Any other
     store is given the key first: an object store names the object by it and uploads nothing
     when it is there already, which an upload to a temporary name and a copy would not save.
+    A blob whose key is an identity key is stored nowhere: the key holds it.
     """
+    if encoded.size <= IDENTITY_MAX and is_identity(encoded.key):  # (a large key: unread)
+        return
     if isinstance(blobs, FileBlobStore):
         blobs.put_encoded(encoded)
     else:
         blobs.put(encoded.key, encoded.chunks)
 
 
-__all__ = ["STREAM_CHUNK", "BlobStore", "FileBlobStore", "MemoryBlobStore", "put_encoded"]
+__all__ = [
+    "STREAM_CHUNK",
+    "BlobStore",
+    "FileBlobStore",
+    "MemoryBlobStore",
+    "put_encoded",
+]

@@ -17,6 +17,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
+from .keys import identity_blob
 from .liveness import this_host
 from .protocols import RUN_UPDATE_FIELDS, CardRecord, RunRecord, TaskRecord
 
@@ -139,11 +140,18 @@ class MemoryMetadataStore:
     # -- reads --------------------------------------------------------------------------------
 
     def get_blob(self, key: str) -> bytes | None:
-        """A small blob's bytes, or None."""
+        """A small blob's bytes, or None.
+        An identity key's blob is its key's (it is never in the database)."""
+        blob = identity_blob(key)
+        if blob is not None:
+            return blob
         return self._blobs.get(key)
 
     def blob_size(self, key: str) -> int | None:
         """A small blob's length, or None."""
+        blob = identity_blob(key)  # (its key holds it)
+        if blob is not None:
+            return len(blob)
         data = self._blobs.get(key)
         return None if data is None else len(data)
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..exceptions import StoreError
+from .keys import identity_blob
 from .liveness import LOCK_FOLDER, RunLock, lock_is_held, lock_path, pid_gone, this_host
 from .protocols import RUN_UPDATE_FIELDS, CardRecord, RunRecord, TaskRecord
 from .serde import pack, unpack
@@ -340,12 +341,19 @@ class SqliteMetadataStore:
         return self._read(read)
 
     def get_blob(self, key: str) -> bytes | None:
-        """The bytes of a small blob, or None when it is not in the database."""
+        """The bytes of a small blob, or None when it is not in the database.
+        An identity key's blob is its key's (it is never in the database)."""
+        blob = identity_blob(key)
+        if blob is not None:
+            return blob
         data: bytes | None = self._one("SELECT data FROM blobs WHERE key = ?", (key,))
         return data
 
     def blob_size(self, key: str) -> int | None:
         """The length of a small blob, or None when it is not in the database."""
+        blob = identity_blob(key)  # (its key holds it)
+        if blob is not None:
+            return len(blob)
         size: int | None = self._one("SELECT length(data) FROM blobs WHERE key = ?", (key,))
         return size
 

@@ -28,7 +28,7 @@ from typing import Any
 from blake3 import blake3
 
 from ..exceptions import BlobCorrupted, BlobNotFound, StoreError
-from .blobs import _KEY, check_key
+from .keys import HEX_KEY, check_file_key, identity_blob, read_identity
 from .serde import LARGE, Buffer
 
 #: Blobs up to this size are written with a conditional create; larger ones are asked for
@@ -94,12 +94,15 @@ class ObjectBlobStore:
 
     @staticmethod
     def path(key: str) -> str:
-        """The object's path under the store's prefix (BlobError for anything but a key)."""
-        check_key(key)
+        """The object's path under the store's prefix (BlobError for anything but a content
+        key: an identity key names no object)."""
+        check_file_key(key)
         return f"{key[:2]}/{key[2:]}"
 
     def has(self, key: str) -> bool:
-        """True when the object exists (one HEAD request)."""
+        """True when the object exists (one HEAD request), or its key holds it (none)."""
+        if identity_blob(key) is not None:
+            return True
         try:
             self._obs.head(self._store, self.path(key))
         except FileNotFoundError:
@@ -162,11 +165,19 @@ class ObjectBlobStore:
         from the server as they are asked for and checked against the key: BlobCorrupted
         after the last piece when they do not match, so a reader must keep nothing before
         the end."""
+        blob = identity_blob(key)
+        if blob is not None:
+            yield blob
+            return
         for _, piece in self._verified_pieces(key, chunk_size):
             yield piece
 
     def get(self, key: str) -> tuple[int, Buffer]:
-        """(tag, payload), streamed into one buffer and checked against the key."""
+        """(tag, payload), streamed into one buffer and checked against the key (or, for an
+        identity key, read from the key: no request)."""
+        found = read_identity(key)
+        if found is not None:
+            return found
         payload = bytearray()
         tag = -1
         filled = 0
@@ -209,7 +220,10 @@ class ObjectBlobStore:
             raise BlobCorrupted(key, location=self._where(key))
 
     def size(self, key: str) -> int:
-        """The object's size in bytes (one HEAD request)."""
+        """The object's size in bytes (one HEAD request; none for an identity key)."""
+        blob = identity_blob(key)
+        if blob is not None:
+            return len(blob)
         try:
             return int(self._obs.head(self._store, self.path(key))["size"])
         except FileNotFoundError:
@@ -228,7 +242,11 @@ class ObjectBlobStore:
             for batch in self._obs.list(self._store):
                 for meta in batch:
                     path = meta["path"]
-                    if len(path) == 41 and path[2] == "/" and _KEY.fullmatch(path[:2] + path[3:]):
+                    if (
+                        len(path) == 41
+                        and path[2] == "/"
+                        and HEX_KEY.fullmatch(path[:2] + path[3:])
+                    ):
                         yield path[:2] + path[3:]
         except Exception as exc:
             raise StoreError(f"The blobs in {self.url} cannot be listed: {_reason(exc)}") from None

@@ -9,6 +9,8 @@ only the runtime and the client unpack them.
 Blob keys are the blake3 hex digests `serde.encode` computes; a blob's bytes are its tag byte
 followed by its payload. Every read is checked against the key (`BlobCorrupted` when it does
 not match) and a missing blob raises `BlobNotFound`, naming the key and where it was looked for.
+A blob of a few bytes has an identity key instead (`keys.py`): the key holds the blob, nothing
+stores it, and every read of it (`get`, `has`, `size`, `get_blob`, ...) answers from the key.
 """
 
 from __future__ import annotations
@@ -131,11 +133,13 @@ class MetadataStore(Protocol):
         ...
 
     def get_blob(self, key: str) -> bytes | None:
-        """A small blob's bytes (tag, then payload), or None when it is not here."""
+        """A small blob's bytes (tag, then payload), or None when it is not here; for an
+        identity key (`keys.py`), the blob the key holds, which is never stored."""
         ...
 
     def blob_size(self, key: str) -> int | None:
-        """A small blob's length in bytes, or None when it is not here."""
+        """A small blob's length in bytes, or None when it is not here (an identity key's
+        blob's length: it is never stored)."""
         ...
 
     def flows(self) -> list[str]:
@@ -245,7 +249,7 @@ class BlobStore(Protocol):
     location: str
 
     def has(self, key: str) -> bool:
-        """True when a blob with this key is stored."""
+        """True when a blob with this key is stored (always, for an identity key)."""
         ...
 
     def put(self, key: str, chunks: tuple[Buffer, ...]) -> None:

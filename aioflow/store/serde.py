@@ -13,6 +13,8 @@ A blob is one tag byte followed by a payload:
 The key of a blob is the BLAKE3 hash of its bytes (tag included), so equal values share one blob
 and a damaged blob is detected when it is read. A large blob's key is computed when first asked
 for, not by `encode`: a file store hashes the bytes while it writes them (`blobs.put_encoded`).
+A blob of at most `IDENTITY_MAX` bytes (an int, a short string) gets an identity key instead: the
+key is the blob itself (`keys.py`), so it is neither hashed nor stored anywhere.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import msgpack
 from blake3 import blake3
 
 from ..exceptions import ArtifactEncodingError
+from .keys import IDENTITY_MAX, KEY_BYTES, identity_key
+from .keys import read_identity as read_identity  # readers' one way back to (tag, payload)
 
 TAG_MSGPACK = ord("M")
 TAG_BYTES = ord("B")
@@ -37,7 +41,6 @@ TAG_PICKLE_OOB = ord("Q")
 
 #: Values at least this large are hashed on several threads and kept out of band.
 LARGE = 1 << 20
-_KEY_BYTES = 20
 _U64 = struct.Struct("<Q")
 
 Buffer = bytes | bytearray | memoryview
@@ -63,7 +66,8 @@ class Encoded:
 
     @property
     def key(self) -> str:
-        """The blob's content key (the BLAKE3 hash of its bytes), hashed now if not yet."""
+        """The blob's content key (the BLAKE3 hash of its bytes, or for a blob of at most
+        `IDENTITY_MAX` bytes its identity key), hashed now if not yet."""
         key = self._key
         if key is None:
             key = self._key = hash_chunks(self.chunks, self.size)
@@ -176,7 +180,7 @@ def new_hasher(size: int) -> blake3:
 
 def key_of(hasher: blake3) -> str:
     """The content key of what `hasher` was given."""
-    return hasher.hexdigest(length=_KEY_BYTES)
+    return hasher.hexdigest(length=KEY_BYTES)
 
 
 def hash_chunks(chunks: tuple[Buffer, ...] | list[Buffer], size: int) -> str:
@@ -189,13 +193,25 @@ def hash_chunks(chunks: tuple[Buffer, ...] | list[Buffer], size: int) -> str:
 
 def _encoded(chunks: tuple[Buffer, ...], type_name: str) -> Encoded:
     size = sum(len(c) if not isinstance(c, memoryview) else c.nbytes for c in chunks)
+    if size <= IDENTITY_MAX:
+        return _encoded_small(b"".join(chunks), type_name)
     # A large blob's key waits until it is asked for (see `Encoded`).
     return Encoded(None if size >= LARGE else hash_chunks(chunks, size), chunks, size, type_name)
 
 
 def _encoded_small(blob: bytes, type_name: str) -> Encoded:
     # The common case (one small bytes object) without the general path's loops.
-    return Encoded(blake3(blob).hexdigest(length=_KEY_BYTES), (blob,), len(blob), type_name)
+    if len(blob) <= IDENTITY_MAX:
+        return Encoded(identity_key(blob), (blob,), len(blob), type_name)
+    return Encoded(blake3(blob).hexdigest(length=KEY_BYTES), (blob,), len(blob), type_name)
+
+
+def blob_key(blob: bytes) -> str:
+    """The key `encode` gives a whole blob (tag byte first): its identity key when it is at
+    most `IDENTITY_MAX` bytes, else its BLAKE3 hash."""
+    if len(blob) <= IDENTITY_MAX:
+        return identity_key(blob)
+    return hash_chunks((blob,), len(blob))
 
 
 def encode(value: Any) -> Encoded:

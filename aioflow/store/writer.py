@@ -9,7 +9,8 @@ small ones, whose fixed costs (a transaction, a thread handoff, B-tree pages rew
 otherwise cost more than the rows. Rows that only say a task is running are pulled from
 the runtime when a batch is taken, so a task that finishes before the next commit never
 costs one. Blobs are readable from the writer's cache from the moment they are handed over,
-so a child task never waits for its parent's commit.
+so a child task never waits for its parent's commit. A blob whose key is an identity key
+(`keys.py`) is neither queued nor cached: its key holds it.
 
 A commit that fails because the disk is full (`is_full`) loses nothing: the batch goes back to
 the queue, and the writer tries again, `FULL_RETRY_FIRST` seconds later and then less often,
@@ -29,6 +30,7 @@ import anyio.to_thread
 
 from ..exceptions import StoreFull
 from . import Store
+from .keys import is_identity
 from .metadata import TaskRow
 from .serde import Buffer
 
@@ -111,8 +113,9 @@ class BatchWriter:
             self._wakeup.set()
 
     def put_blob(self, key: str, data: bytes) -> None:
-        """Queue a small blob and make it readable at once."""
-        if key not in self._cache:
+        """Queue a small blob and make it readable at once (one with an identity key is
+        stored nowhere, and readable from its key: nothing to do)."""
+        if key not in self._cache and not is_identity(key):
             self._cache[key] = data
             self._cache_size += len(key) + len(data) + ENTRY_OVERHEAD
             self._blobs[key] = data
@@ -120,7 +123,7 @@ class BatchWriter:
 
     def remember_blob(self, key: str, data: bytes) -> None:
         """Cache a small blob that is stored already, so tasks read it without a query."""
-        if key not in self._cache:
+        if key not in self._cache and not is_identity(key):
             self._cache[key] = data
             self._cache_size += len(key) + len(data) + ENTRY_OVERHEAD
 
@@ -139,7 +142,8 @@ class BatchWriter:
         return data if data is not None else self._in_flight.get(key)
 
     def read_blob(self, key: str) -> tuple[int, Buffer]:
-        """(tag, payload) of a blob: from the cache, else from the store."""
+        """(tag, payload) of a blob: from the cache, else from the store (which reads an
+        identity key's from the key)."""
         data = self._cache.get(key)
         if data is not None:
             return data[0], memoryview(data)[1:]

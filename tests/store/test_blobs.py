@@ -12,6 +12,7 @@ import pytest
 
 from aioflow.exceptions import CorruptBlobError, StoreError
 from aioflow.store import SMALL, BlobStore, FileBlobStore, MemoryBlobStore, Store, resolve_root
+from aioflow.store.keys import is_identity
 from aioflow.store.serde import LARGE, decode, encode
 
 
@@ -28,7 +29,8 @@ def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
 
 @pytest.mark.parametrize(
     "value",
-    [b"x" * LARGE, np.arange(LARGE // 8 + 3), {"small": [1, 2]}, (1, "tuple")],
+    # (small ones over IDENTITY_MAX bytes: smaller ones have identity keys and are not stored)
+    [b"x" * LARGE, np.arange(LARGE // 8 + 3), {"small": list(range(30))}, (1, "tuple" * 8)],
     ids=["large-bytes", "array", "msgpack", "pickle"],
 )
 def test_put_get_round_trip(blobs: BlobStore, value: Any) -> None:
@@ -55,12 +57,12 @@ def test_missing_blob_is_a_key_error(blobs: BlobStore) -> None:
 
 
 def test_put_twice_keeps_the_intact_blob(blobs: BlobStore) -> None:
-    encoded = encode((1, 2))
+    encoded = encode((1, "two" * 10))
     blobs.put(encoded.key, encoded.chunks)
     if isinstance(blobs, FileBlobStore):
         before = blobs.path(encoded.key).stat()
     blobs.put(encoded.key, encoded.chunks)
-    assert decode(*blobs.get(encoded.key)) == (1, 2)
+    assert decode(*blobs.get(encoded.key)) == (1, "two" * 10)
     if isinstance(blobs, FileBlobStore):  # checked, not written again (the same file)...
         after = blobs.path(encoded.key).stat()
         assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size)
@@ -72,7 +74,7 @@ def test_file_store_layout_and_no_temp_files(tmp_path: Path) -> None:
     store = FileBlobStore(tmp_path / "blobs")
     keys = []
     for i in range(20):
-        encoded = encode(("value", i))
+        encoded = encode(("value" * 8, i))
         store.put(encoded.key, encoded.chunks)
         keys.append(encoded.key)
     files = files_under(tmp_path / "blobs")
@@ -107,7 +109,7 @@ def test_file_store_concurrent_puts_of_the_same_blob(tmp_path: Path) -> None:
 
 def test_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
     store = FileBlobStore(tmp_path / "blobs")
-    key = encode("whatever").key
+    key = encode("whatever" * 8).key
 
     chunks: tuple[Any, ...] = (b"M", object())  # writing an object() raises TypeError mid-write
     with pytest.raises(TypeError):
@@ -157,7 +159,7 @@ def test_truncated_and_empty_files_raise(tmp_path: Path) -> None:
 
 def test_memory_store_detects_corruption() -> None:
     store = MemoryBlobStore()
-    encoded = encode({"a": 1})
+    encoded = encode({"a": "b" * 40})
     store.put(encoded.key, encoded.chunks)
     assert store.blobs[encoded.key] == encoded.tobytes()
     store.blobs[encoded.key] = encoded.tobytes()[:-1] + b"\x00"
@@ -170,12 +172,12 @@ def test_memory_store_detects_corruption() -> None:
 
 def test_store_reads_small_blobs_from_the_database(tmp_path: Path) -> None:
     store = Store(tmp_path / "s")
-    small = encode({"k": "v"})
-    assert small.size <= SMALL
+    small = encode({"k": "v" * 40})
+    assert small.size <= SMALL and not is_identity(small.key)
     store.db.write_batch([], [(small.key, small.tobytes())])
     large = encode(b"q" * (SMALL + 1))
     store.blobs.put(large.key, large.chunks)
-    assert store.load(small.key) == {"k": "v"}
+    assert store.load(small.key) == {"k": "v" * 40}
     assert store.load(large.key) == b"q" * (SMALL + 1)
     assert store.blob_size(small.key) == small.size
     assert store.blob_size(large.key) == large.size
@@ -186,7 +188,7 @@ def test_store_reads_small_blobs_from_the_database(tmp_path: Path) -> None:
 
 def test_store_detects_a_corrupt_database_blob(tmp_path: Path) -> None:
     store = Store(tmp_path / "s")
-    encoded = encode([1, 2, 3])
+    encoded = encode(list(range(40)))
     store.db.write_batch([], [(encoded.key, encoded.tobytes()[:-1] + b"\x04")])
     with pytest.raises(CorruptBlobError) as info:
         store.load(encoded.key)

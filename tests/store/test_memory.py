@@ -305,8 +305,8 @@ def test_a_missing_blob_is_named(blobs: BlobStore) -> None:
 
 
 def test_a_blob_not_matching_its_key_is_corrupt(blobs: BlobStore) -> None:
-    encoded = encode("value")
-    other = encode("other value")
+    encoded = encode("value" * 10)  # over IDENTITY_MAX: a stored blob, checked on read
+    other = encode("other value" * 10)
     blobs.put(encoded.key, other.chunks)  # stored under the wrong key
     with pytest.raises(BlobCorrupted, match=encoded.key):
         blobs.get(encoded.key)
@@ -316,10 +316,10 @@ def test_a_blob_not_matching_its_key_is_corrupt(blobs: BlobStore) -> None:
 
 
 def test_store_reads_small_and_large_blobs_alike(store: Store) -> None:
-    small, large = encode("small"), encode(b"L" * 300_000)
+    small, large = encode("small" * 10), encode(b"L" * 300_000)
     store.metadata.write_batch([], [(small.key, small.tobytes())])
     store.blobs.put(large.key, large.chunks)
-    assert store.load(small.key) == "small" and store.load(large.key) == b"L" * 300_000
+    assert store.load(small.key) == "small" * 10 and store.load(large.key) == b"L" * 300_000
     assert store.blob_size(small.key) == len(small.tobytes())
     assert store.blob_size(large.key) == len(large.tobytes())
 

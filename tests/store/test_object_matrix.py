@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import aioflow.runtime.artifacts
+import aioflow.store.serde
 from aioflow.store import Store
 from aioflow.store.objects import ObjectBlobStore
 from aioflow.store.serde import unpack
@@ -35,9 +36,11 @@ def blobs_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def where(aioflow_root: Path, blobs_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A store folder whose blobs all go to `blobs_url` (no blob is small)."""
+    """A store folder whose blobs all go to `blobs_url` (no blob is small, and none is kept in
+    its key: the matrix's values are tiny, and would otherwise never reach the server)."""
     monkeypatch.setenv("AIOFLOW_BLOBS", blobs_url)
     monkeypatch.setattr(aioflow.runtime.artifacts, "SMALL", 0)
+    monkeypatch.setattr(aioflow.store.serde, "IDENTITY_MAX", -1)
     return aioflow_root
 
 

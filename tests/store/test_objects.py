@@ -63,12 +63,12 @@ def test_a_large_blob_goes_up_in_parts_and_once(objects: ObjectBlobStore) -> Non
 
 
 def test_missing_and_damaged_blobs_are_named(objects: ObjectBlobStore) -> None:
-    key, chunks = blob([1, 2, 3])
+    key, chunks = blob(list(range(40)))  # stored: over an identity key's 29 bytes
     with pytest.raises(BlobNotFound, match=key):
         objects.get(key)
     with pytest.raises(BlobNotFound):
         objects.size(key)
-    other, _ = blob([4])
+    other, _ = blob([4] * 40)
     objects.put(other, chunks)  # bytes that do not hash to the key
     with pytest.raises(BlobCorrupted) as info:
         objects.get(other)
@@ -76,7 +76,7 @@ def test_missing_and_damaged_blobs_are_named(objects: ObjectBlobStore) -> None:
 
 
 def test_delete_keeps_a_blob_put_again_since(objects: ObjectBlobStore) -> None:
-    key, chunks = blob("kept")
+    key, chunks = blob("kept" * 10)
     objects.put(key, chunks)
     objects.put(key, chunks)  # put again: marked as put now
     assert objects.delete(key, untouched_since=time.time() - 3600) == 0
@@ -88,7 +88,7 @@ def test_delete_keeps_a_blob_put_again_since(objects: ObjectBlobStore) -> None:
 
 def test_a_missing_bucket_is_one_line_naming_it(s3_server: S3Server, s3_url: str) -> None:
     objects = ObjectBlobStore("s3://no-such-bucket-here/blobs")
-    key, chunks = blob(1)
+    key, chunks = blob("x" * 40)
     with pytest.raises(StoreError) as info:
         objects.put(key, chunks)
     message = str(info.value)
@@ -118,7 +118,7 @@ def test_a_store_folder_takes_its_blobs_from_the_environment(
 
 def test_a_missing_container_is_one_line_naming_it(az_url: str) -> None:
     objects = ObjectBlobStore("az://no-such-container/blobs")
-    key, chunks = blob(1)
+    key, chunks = blob("x" * 40)
     with pytest.raises(StoreError) as info:
         objects.put(key, chunks)
     message = str(info.value)

@@ -68,17 +68,17 @@ def new_run(store: Store) -> int:
 
 async def test_blobs_are_readable_before_they_are_flushed(store: Store) -> None:
     w = BatchWriter(store)
-    encoded = encode({"value": [1, 2]})
+    encoded = encode({"value": list(range(30))})  # stored (over an identity key's 29 bytes)
     w.put_blob(encoded.key, encoded.tobytes())
     assert store.db.get_blob(encoded.key) is None
     assert w.cached_blob(encoded.key) == encoded.tobytes()
     tag, payload = w.read_blob(encoded.key)
-    assert decode(tag, payload) == {"value": [1, 2]}
+    assert decode(tag, payload) == {"value": list(range(30))}
     with pytest.raises(KeyError):
         store.read_blob(encoded.key)
     await w.flush()
     assert store.db.get_blob(encoded.key) == encoded.tobytes()
-    assert store.load(encoded.key) == {"value": [1, 2]}
+    assert store.load(encoded.key) == {"value": list(range(30))}
     assert w.cached_blob(encoded.key) == encoded.tobytes()  # under the limit: still cached
 
 
@@ -147,8 +147,8 @@ def test_the_cache_counts_the_memory_its_blobs_take(store: Store) -> None:
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        for n in range(20_000):  # a wide foreach's tiny artifacts: mostly object overhead
-            encoded = encode(n)
+        for n in range(20_000):  # the smallest stored blobs (32 bytes): mostly object overhead
+            encoded = encode(f"{n:030d}")
             w.remember_blob(encoded.key, encoded.tobytes())
         del encoded
         taken = tracemalloc.get_traced_memory()[0] - before

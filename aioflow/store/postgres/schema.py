@@ -96,6 +96,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (run_id, task_id, attempt, position)
         )""",
     ),
+    # Identity keys: a value of a few bytes is kept in its key (store/keys.py) and never in
+    # `blobs`, where an aioflow from before would look for it and fail mid-run. The new version
+    # makes that aioflow refuse the store at once, saying a newer aioflow wrote it.
+    3: (f"INSERT INTO {SCHEMA}.meta VALUES ('identity_keys', 'yes')",),
 }
 
 #: The schema version this aioflow writes and reads.

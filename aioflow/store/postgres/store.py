@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from ...exceptions import MetadataConnectionError, StoreError
+from ..keys import identity_blob
 from ..liveness import pid_gone, this_host
 from ..protocols import RUN_UPDATE_FIELDS, CardRecord, RunRecord, TaskRecord
 from ..serde import pack, unpack
@@ -318,12 +319,19 @@ class PostgresMetadataStore:
         return [TaskRecord._make(row) for row in self._rows(sql, args)]
 
     def get_blob(self, key: str) -> bytes | None:
-        """A small blob's bytes, or None when it is not in the database."""
+        """A small blob's bytes, or None when it is not in the database.
+        An identity key's blob is its key's (it is never in the database)."""
+        blob = identity_blob(key)
+        if blob is not None:
+            return blob
         data = self._one(f"SELECT data FROM {SCHEMA}.blobs WHERE key = %s", (key,))
         return None if data is None else bytes(data)
 
     def blob_size(self, key: str) -> int | None:
         """A small blob's length, or None when it is not in the database."""
+        blob = identity_blob(key)  # (its key holds it)
+        if blob is not None:
+            return len(blob)
         size: int | None = self._one(
             f"SELECT octet_length(data) FROM {SCHEMA}.blobs WHERE key = %s", (key,)
         )
