@@ -15,6 +15,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from blake3 import blake3
 
 from aioflow import (
     DataArtifact,
@@ -39,6 +40,8 @@ from aioflow.exceptions import (
     StoreError,
 )
 from aioflow.store import SMALL
+from aioflow.store.keys import is_identity
+from aioflow.store.serde import encode
 from aioflow.testing import run_in_temp_store
 
 BIG = b"\x01" * (SMALL + 1024)  # stored as a file blob rather than in the database
@@ -241,6 +244,21 @@ def test_data_artifact() -> None:
     # the same run read through explicit pathspecs
     assert Task(end.pathspec).data.letters == ["A", "B", "C"]
     assert Step("ClientFlow/1/end").task == end
+
+
+def test_a_value_kept_in_its_key_shows_the_same_sha_size_and_data() -> None:
+    # `x = 1` is a blob of two bytes ("M", msgpack's 1): its key holds it (an identity key),
+    # but a user sees what a stored blob shows: the BLAKE3 hash of those bytes, their size.
+    x = Run("ClientFlow/1")["end"].task["x"]
+    blob = encode(1).tobytes()
+    assert is_identity(x.parent.manifest["x"])
+    assert x.sha == blake3(blob).hexdigest(length=20) and len(x.sha) == 40
+    assert x.size == len(blob) == 2
+    assert x.data == 1
+    letters = Run("ClientFlow/1")["join"].task["letters"]  # ["A", "B", "C"]: 8 bytes, kept too
+    assert letters.sha == blake3(encode(["A", "B", "C"]).tobytes()).hexdigest(length=20)
+    big = Run("ClientFlow/1")["end"].task["big"]  # a stored blob's sha is its key, as before
+    assert big.sha == big.parent.manifest["big"] and big.size == encode(BIG).size
 
 
 def test_failed_task() -> None:

@@ -8,6 +8,7 @@ wrote it afresh or found it stored already (a put of an existing blob marks it a
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import threading
 import time
@@ -22,6 +23,7 @@ from aioflow.exceptions import RunInProgress
 from aioflow.flowspec import FlowSpec
 from aioflow.store import Store, gc
 from aioflow.store.blobs import FileBlobStore
+from aioflow.store.keys import is_identity
 from aioflow.store.serde import Buffer, encode
 from tests.helpers import aioflow_command
 
@@ -93,8 +95,10 @@ def test_choose_runs_keeps_the_newest_per_flow_and_filters() -> None:
 
 def test_collect_frees_what_only_deleted_runs_named(flow: type[FlowSpec], tmp_path: Path) -> None:
     root = tmp_path / "store"
-    for fill in "abc":
-        run_flow_sync(flow, root=root, quiet=True, fill=fill, size=3)
+    # The old runs' own small blobs: their lists of 40 items and 40 doubles. Values of a few
+    # bytes (`fill`, each item, each double, each task's one-line log) are kept in their keys.
+    for fill, size in (("a", 40), ("b", 40), ("c", 3)):
+        run_flow_sync(flow, root=root, quiet=True, fill=fill, size=size)
     _age_files(root)
     store = Store(root, create=False)
     try:
@@ -254,3 +258,29 @@ def test_the_origin_of_a_resume_in_progress_is_kept() -> None:
     store.metadata.close()  # the resume's process is gone: nothing protects the origin now
     gc.delete_runs(store, [runs[origin]])
     assert [r.run_id for r in gc.all_runs(store)] == [2]
+
+
+def test_identity_keys_have_no_blob_to_keep_or_sweep(flow: type[FlowSpec], tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    for fill, size in (("a", 40), ("b", 3)):
+        run_flow_sync(flow, root=root, quiet=True, fill=fill, size=size)
+    # The runs name identity keys (each item, each `double`, the parameters)...
+    named = {k for task in Run("GcFlow/2", root=root)["each"] for k in task.manifest.values()}
+    assert any(is_identity(k) for k in named)
+    store = Store(root, create=False)
+    try:
+        # ...which the sweep's references leave out: no store holds them.
+        assert not any(is_identity(k) for k in gc._References(store)())
+        report = gc.collect(store, gc.choose_runs(gc.all_runs(store), keep_last=1))
+        referenced = gc._References(store)()
+    finally:
+        store.close()
+    with sqlite3.connect(root / "metadata.db") as conn:
+        rows = {key for (key,) in conn.execute("SELECT key FROM blobs")}
+    conn.close()
+    assert report.small_blobs > 0  # run 1's own stored ones (its 40 doubles, its logs)
+    assert rows == referenced - _files(root)  # exactly the kept run's stored ones
+    run = Run("GcFlow/2", root=root)  # every value of the kept run still reads, from its keys
+    assert run["join"].task.data.doubles == [0, 2, 4]
+    assert sorted(t.data.double for t in run["each"]) == [0, 2, 4]
+    assert run["start"].task.data.fill == "b"

@@ -37,6 +37,7 @@ from aioflow.client.namespaces import _namespace
 from aioflow.exceptions import ParameterError
 from aioflow.loader import load_flow
 from aioflow.store import SMALL, Store
+from aioflow.store.keys import is_identity
 from aioflow.testing import run_in_temp_store
 
 #: What the flows below should do: which places fail, and how often each step body ran.
@@ -258,6 +259,24 @@ async def test_resume_at_a_failed_foreach_join_clones_without_copies(aioflow_roo
     join = run["join"].task
     assert sorted(p.index for p in join.parent_tasks) == list(range(6))
     assert {c.id for c in start.child_tasks} == {t.id for t in run["work"]}
+
+
+async def test_a_resume_reads_the_origins_identity_keys(aioflow_root: Path) -> None:
+    # Each `square` and each item is a value of a few bytes: the clones' manifests carry keys
+    # holding the values, which the resumed join decodes with no blob of the origin's to find.
+    FAIL["join"] = True
+    await run_failing(JoinFlow, aioflow_root)
+    FAIL.clear()
+    run = await resume_flow(JoinFlow, root=aioflow_root, quiet=True)
+    assert run.successful and run["join"].task.data.total == 55
+    work = clones(run)["work"]
+    assert all(is_identity(task.manifest["square"]) for task in work)
+    assert sorted(task.data.square for task in work) == [0, 1, 4, 9, 16, 25]
+    assert sorted(task.data.items[task.index] for task in work) == list(range(6))
+    with sqlite3.connect(aioflow_root / "metadata.db") as conn:
+        (stored,) = conn.execute("SELECT count(*) FROM blobs WHERE key LIKE '=%'").fetchone()
+    conn.close()
+    assert stored == 0
 
 
 async def test_resume_from_a_named_step_reruns_it_and_what_follows(aioflow_root: Path) -> None:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..store import Store
+from ..store.keys import content_hash
 from .base import MetaflowObject, StoreRoot, _not_found, _parse, _upper
 
 if TYPE_CHECKING:
@@ -98,7 +99,8 @@ class DataArtifact(MetaflowObject):
             raise _not_found(f"DataArtifact('{pathspec}')")
         self._task = _task
         self._attempt = _task._attempt
-        self.sha = _task.manifest[name]
+        #: The blob key in the store: a content hash, or an identity key holding the value.
+        self._key = _task.manifest[name]
 
     def __repr__(self) -> str:
         attempt = self._task._attempt
@@ -107,14 +109,23 @@ class DataArtifact(MetaflowObject):
         return f"DataArtifact('{self.pathspec}')"
 
     @property
+    def sha(self) -> str:
+        """The content hash: the BLAKE3 key of the artifact's encoded bytes (40 hex digits).
+
+        A value of a few bytes is kept in its key (an identity key, `store/keys.py`); its hash
+        is computed here, so `sha` is the same whichever way the value is stored.
+        """
+        return content_hash(self._key)
+
+    @property
     def data(self) -> Any:
         """The artifact's value, decoded fresh."""
-        return self._store.load(self.sha, artifact=self.id, pathspec=self._task.pathspec)
+        return self._store.load(self._key, artifact=self.id, pathspec=self._task.pathspec)
 
     @property
     def size(self) -> int:
-        """Stored size in bytes."""
-        return self._store.blob_size(self.sha)
+        """Stored size in bytes (of its encoded bytes, for a value kept in its key)."""
+        return self._store.blob_size(self._key)
 
     @property
     def parent(self) -> Task:

@@ -5,7 +5,8 @@ or the other way round. A run is copied as its metadata (its row, graph, paramet
 task attempt) and the blobs it names (parameters, artifacts, logs, foreach items), each blob
 once: one already in the target (from an earlier copy, or another run holding the same value)
 is neither read nor sent again. Blobs are read verified, so a damaged source is not spread.
-A run's cards (`@card`) go with it: their records, and their pages, which are blobs.
+A run's cards (`@card`) go with it: their records, and their pages, which are blobs. A value
+whose key is an identity key (`keys.py`) travels in the rows that name it: nothing to copy.
 
 A large blob is streamed from one blob store to the other in pieces of `CHUNK` bytes (files,
 S3, GCS, Azure alike: `BlobStore.read_stream` / `write_stream`), so copying a multi-GB artifact
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from ..exceptions import BlobError, StoreError
 from . import Store
 from .blobs import STREAM_CHUNK
+from .keys import is_identity
 from .metadata import SMALL
 from .protocols import CardRecord, RunRecord
 from .serde import decode_plain, unpack
@@ -130,7 +132,7 @@ class _BlobCopier:
         self.small_bytes = 0
 
     def copy(self, key: str) -> None:
-        if key in self.done:
+        if key in self.done or is_identity(key):  # an identity key's blob is the key: copied
             return
         self.done.add(key)
         if self.target.metadata.blob_size(key) is not None or self.target.blobs.has(key):

@@ -3,7 +3,8 @@
 Blobs are content-addressed and shared: one blob may be named by many tasks of many runs, so a
 run's blobs cannot go with the run. `collect` deletes the chosen runs' metadata first, then
 sweeps every blob that no remaining run names (its parameters, its tasks' manifests, logs and
-foreach items).
+foreach items). An identity key (`keys.py`) names no stored blob: there is nothing to keep or
+sweep for it.
 
 Safe while other runs write. A run in progress puts a blob and commits the row naming it later;
 a sweep between the two would remove a blob about to be referenced. Two rules close that
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 
 from ..exceptions import BlobError, RunInProgress
 from . import Store
+from .keys import is_identity
 from .protocols import RunRecord
 from .serde import decode_plain, pack, unpack
 
@@ -169,7 +171,8 @@ class _References:
         # The pages of its tasks' cards (@card); a card put while the sweep runs is kept by
         # the BlobStore's `untouched_since`, as any blob put then.
         keys.update(card.key for card in metadata.cards(run_id))
-        return keys
+        # An identity key's blob is the key itself: stored nowhere, so nothing to keep.
+        return {key for key in keys if not is_identity(key)}
 
     def _items(self, key: str) -> list[str]:
         """The keys of a task's foreach items, listed in the blob `key`."""

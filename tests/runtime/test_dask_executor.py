@@ -31,6 +31,7 @@ from aioflow.exceptions import ClusterError, ParameterError
 from aioflow.runtime.executors import dask_executor, dask_worker
 from aioflow.runtime.executors.dask_cluster import Cluster, Watched, quiet_dask_logs
 from aioflow.store import Store
+from aioflow.store.keys import is_identity
 from tests.helpers import gang_flow_source
 
 pytestmark = pytest.mark.timeout(120)
@@ -498,3 +499,50 @@ def test_a_scheduler_address_must_look_like_one() -> None:
     with pytest.raises(ParameterError, match="is not a Dask scheduler address"):
         run_config(dask_address="tcp://host 8786")
     assert run_config(dask_address=" tcp://h:8786 ").dask_address == "tcp://h:8786"
+
+
+class IdentityKeyFlow(FlowSpec):
+    """Dask tasks reading values kept in their keys (identity keys), stored nowhere."""
+
+    @step
+    def start(self) -> None:
+        self.small = 7
+        self.items = ["p", "q"]
+        self.next(self.work, foreach="items")
+
+    @step(executor="dask")
+    def work(self) -> None:
+        self.seen = f"{self.input}{self.small}"
+        self.next(self.join)
+
+    @step
+    def join(self, inputs: Any) -> None:
+        self.seen = sorted(i.seen for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self) -> None:
+        pass
+
+
+async def test_a_dask_task_reads_identity_keyed_inputs(
+    tmp_path: Path, address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests: list[Any] = []
+    real = dask_executor.task_request
+
+    def recording(*args: Any) -> Any:
+        request = real(*args)
+        requests.append(request)
+        return request
+
+    monkeypatch.setattr(dask_executor, "task_request", recording)
+    run = await on_dask(IdentityKeyFlow, tmp_path, address)
+    assert run["join"].task.data.seen == ["p7", "q7"]
+    small = run["start"].task.manifest["small"]
+    work = [request for request in requests if request.step == "work"]
+    item_keys = {frame[5] for request in work for frame in request.frames}
+    assert len(work) == 2 and len(item_keys) == 2
+    assert is_identity(small) and all(map(is_identity, item_keys))
+    for request in work:  # nothing of them travels beside the keys: no blob holds them
+        assert not set(request.inline) & (item_keys | {small})

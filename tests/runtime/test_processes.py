@@ -33,9 +33,11 @@ from aioflow.client import Run, Task
 from aioflow.events import Event, LogLine
 from aioflow.exceptions import FlowDefinitionError, ParameterError, RemoteTaskError
 from aioflow.loader import load_flow
+from aioflow.runtime.executors import process as process_executor
 from aioflow.runtime.graphs import linted_graph
 from aioflow.runtime.processes import pickle_flow
 from aioflow.store import SMALL, Store
+from aioflow.store.keys import is_identity
 from aioflow.store.writer import BatchWriter
 from aioflow.testing import run_in_temp_store
 from tests.helpers import aioflow_command
@@ -697,6 +699,54 @@ async def test_small_uncommitted_blobs_travel_inline(
     assert run["first"].task.data.total == 6
     assert run["second"].task.data.committed == 0
     assert run["second"].task.data.doubled == 12
+
+
+class IdentityKeyFlow(FlowSpec):
+    @step
+    def start(self):
+        self.small = 7  # a blob of two bytes: its key holds it, nothing stores it
+        self.items = ["p", "q"]
+        self.next(self.work, foreach="items")
+
+    @step(executor="process")
+    def work(self):
+        # Neither the request (it carries uncommitted stored blobs) nor the store holds these:
+        # the worker decodes them from their keys.
+        self.seen = f"{self.input}{self.small}"
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.seen = sorted(i.seen for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+async def test_a_process_task_reads_identity_keyed_inputs(
+    aioflow_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests: list[Any] = []
+    real = process_executor.task_request
+
+    def recording(*args: Any) -> Any:
+        request = real(*args)
+        requests.append(request)
+        return request
+
+    monkeypatch.setattr(process_executor, "task_request", recording)
+    run = await run_in_temp_store(IdentityKeyFlow, aioflow_root)
+    assert run["join"].task.data.seen == ["p7", "q7"]
+    start = run["start"].task
+    assert is_identity(start.manifest["small"])
+    item_keys = {frame[5] for request in requests for frame in request.frames}
+    assert len(requests) == 2 and len(item_keys) == 2 and all(map(is_identity, item_keys))
+    for request in requests:
+        assert not set(request.inline) & (item_keys | {start.manifest["small"]})
+    for task in run["work"]:
+        assert is_identity(task.manifest["seen"])  # written by the worker, as a key too
 
 
 # -- exceptions from process steps ----------------------------------------------------------

@@ -22,6 +22,7 @@ from aioflow.exceptions import BlobCorrupted
 from aioflow.store import Store
 from aioflow.store.blobs import FileBlobStore
 from aioflow.store.copy import copy_runs
+from aioflow.store.keys import is_identity
 from aioflow.store.metadata import SqliteMetadataStore
 from aioflow.store.objects import ObjectBlobStore
 from aioflow.store.open import open_blobs
@@ -201,3 +202,55 @@ def test_a_damaged_source_blob_leaves_nothing_in_the_target(
         assert list((tmp_path / "team" / "blobs" / "tmp").iterdir()) == []
     source.close()
     target.close()
+
+
+class SmallValuesFlow(FlowSpec):
+    @step
+    def start(self):
+        self.count = 3  # an identity key: the value is in the key
+        self.label = "a label longer than any identity key can hold"  # a stored small blob
+        self.items = [1, 2]
+        self.next(self.each, foreach="items")
+
+    @step
+    def each(self):
+        self.square = self.input * self.input
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.squares = sorted(i.square for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+async def test_a_run_of_identity_keys_copies_only_its_stored_blobs(
+    tmp_path: Path, team: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    laptop = tmp_path / "laptop"
+    with monkeypatch.context() as local:
+        local.delenv("AIOFLOW_METADATA", raising=False)
+        local.delenv("AIOFLOW_BLOBS", raising=False)
+        await run_in_temp_store(SmallValuesFlow, laptop)
+        source = Store(laptop)
+    target = Store(team)
+    try:
+        run_id = source.metadata.run_page("SmallValuesFlow", before=None, limit=1)[0].run_id
+        keys = aioflow.store.copy.run_blob_keys(source, run_id)
+        stored = [k for k in keys if not is_identity(k)]
+        assert stored and len(stored) < len(keys)  # both kinds are named
+        report = copy_runs(source, target, "SmallValuesFlow")
+        assert report.blobs == len(stored)  # an identity key is copied with the row naming it
+        assert report.bytes == sum(source.blob_size(k) for k in stored)
+    finally:
+        target.close()
+        source.close()
+    copy = Flow("SmallValuesFlow", root=team).latest_run
+    assert copy is not None
+    assert copy["start"].task.data.count == 3
+    assert copy["start"].task.data.label.startswith("a label")
+    assert copy["join"].task.data.squares == [1, 4]
+    assert sorted(t.data.square for t in copy["each"]) == [1, 4]
