@@ -2,8 +2,10 @@
 it turns values into blobs and rows, as aioflow does.
 
 A blob is a tag byte and the value's bytes (`M` + msgpack when msgpack keeps the value's types,
-else `P` + pickle), keyed by the first 20 bytes of its BLAKE3 hash in hex: aioflow's
-`store/serde.py` does the same, so equal values give equal keys in both stores. Rows' packed
+else `P` + pickle), keyed by the first 20 bytes of its BLAKE3 hash in hex, or, when it is at most
+`IDENTITY_MAX` bytes, by an identity key: "=" and the blob in unpadded base64url, stored nowhere
+and read from the key itself. aioflow's `store/serde.py` and `store/keys.py` do the same, so
+equal values give equal keys in both stores. Rows' packed
 fields (frames, parents, manifests, transitions, tags, the graph) are plain msgpack.
 
 The step bodies are those of `benchmarks/floor_flows/`, written against `Task`: `self.input`,
@@ -14,6 +16,7 @@ with a run (`FlowGraph.to_dict`'s keys), naming this file's functions and lines.
 from __future__ import annotations
 
 import asyncio
+import base64
 import pickle
 import re
 import threading
@@ -34,13 +37,31 @@ class _Packers(threading.local):
 _packers = _Packers()
 
 
+#: The longest blob whose key is the blob itself (aioflow's `store/keys.py`).
+IDENTITY_MAX = 29
+
+
 def encode(value: Any) -> tuple[str, bytes]:
     """(key, blob) of a value: msgpack when its types survive, else pickle (aioflow's tags)."""
     try:
         blob = b"M" + _packers.value.pack(value)
     except (TypeError, ValueError, OverflowError):
         blob = b"P" + pickle.dumps(value, protocol=5)
+    if len(blob) <= IDENTITY_MAX:
+        return "=" + base64.urlsafe_b64encode(blob).rstrip(b"=").decode("ascii"), blob
     return blake3(blob).hexdigest(length=20), blob
+
+
+def stored(key: str) -> bool:
+    """True when the blob of `key` is stored (not held by its key)."""
+    return key[0] != "="
+
+
+def blob_of(key: str, cache: dict[str, bytes]) -> bytes:
+    """The blob of `key`: from the key itself, or from the writer's cache."""
+    if key[0] == "=":
+        return base64.urlsafe_b64decode(key[1:] + "=" * (-(len(key) - 1) % 4))
+    return cache[key]
 
 
 def pack(value: Any) -> bytes:
@@ -61,7 +82,7 @@ class Task:
     @property
     def input(self) -> Any:
         """The foreach item, read from its blob when asked for (an empty step never is)."""
-        return decode(self._blobs[self._item])
+        return decode(blob_of(self._item, self._blobs))
 
     def next(self, target: str, foreach: str | None = None) -> None:
         self._next = ((target,), foreach)
@@ -76,7 +97,7 @@ class Input:
         self._manifest, self._cache = manifest, cache
 
     def __getattr__(self, name: str) -> Any:
-        return decode(self._cache[self._manifest[name]])
+        return decode(blob_of(self._manifest[name], self._cache))
 
 
 # -- the flows: the bodies of benchmarks/floor_flows/, one set per case -------------------------
