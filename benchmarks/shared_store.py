@@ -10,8 +10,8 @@ figures measure aioflow's requests, not a network.
    Target: the second run uploads 0 bytes (the artifact is found with one HEAD request).
 2. A foreach of N tasks, each storing a 300 KB artifact (over the 256 KB kept in SQLite, so
    each task puts one blob), with the blobs in the store folder and in S3: seconds per task,
-   side by side, and the same for N tasks with tiny artifacts (which stay in SQLite whatever
-   the blob store: S3 should add nothing there).
+   side by side, and the same for N tasks with tiny artifacts (kept in their keys, stored
+   nowhere, whatever the blob store: S3 should add nothing there).
 """
 
 from __future__ import annotations

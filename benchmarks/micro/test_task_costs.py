@@ -4,7 +4,8 @@
 so that a regression shows up here first, in the part it is in:
 
 1. the writer's SQLite commit of about 1,000 finished tasks: each a 15-column task row and a
-   small blob, through `SqliteMetadataStore.write_batch` (what the batch writer's thread calls);
+   small blob (of 32 bytes: an int artifact is kept in its key, no blob at all), through
+   `SqliteMetadataStore.write_batch` (what the batch writer's thread calls);
    the rows alone, and the same commit in fixed-size statements (a floor), beside it;
 2. the thread hand-off: 1,000 no-op jobs through `ThreadLane.submit` with a callback, 16 in
    flight, as the scheduler hands sync steps over; a bare batched hand-off (a deque and one
@@ -142,7 +143,9 @@ def _finished_tasks(with_blobs: bool) -> tuple[list[Any], list[tuple[str, bytes]
     now = time.time()
     for i in range(WIDTH + next(_sizes)):
         task_id = next(_ids)
-        encoded = encode(-task_id)
+        # A value just over an identity key's 29 bytes, so that it is a stored blob under a
+        # BLAKE3 key (an int, as the floor's tasks set, is kept in its key and stored nowhere).
+        encoded = encode(f"{-task_id:030d}")
         frames = pack([(1, WIDTH, i, "start", "items", encode(i).key)])
         manifest = pack({**base, "x": encoded.key})
         rows.append(task_row(1, task_id, 0, "work", "succeeded", started_at=now, finished_at=now,
