@@ -137,6 +137,29 @@ def test_a_store_of_an_older_schema_is_migrated_once(
     assert sql(postgres_url, "SELECT note FROM aioflow.runs WHERE run_id = %s", run_id) == [(None,)]
 
 
+def test_a_store_from_before_identity_keys_is_marked_and_an_older_aioflow_refuses_it(
+    pg: PostgresMetadataStore, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A version-2 store (before identity keys): its runs stay, it is migrated to version 3...
+    run_id = new_run(pg)
+    sql(postgres_url, "DELETE FROM aioflow.schema_version WHERE version = 3")
+    sql(postgres_url, "DELETE FROM aioflow.meta WHERE key = 'identity_keys'")
+    open_postgres_metadata(postgres_url).close()
+    assert sql(postgres_url, "SELECT max(version) FROM aioflow.schema_version") == [(3,)]
+    assert sql(postgres_url, "SELECT value FROM aioflow.meta WHERE key = 'identity_keys'") == [
+        ("yes",)
+    ]
+    assert sql(postgres_url, "SELECT count(*) FROM aioflow.runs WHERE run_id = %s", run_id) == [
+        (1,)
+    ]
+    # ...which an aioflow knowing only version 2 refuses at once, instead of failing on the
+    # first value kept in its key.
+    monkeypatch.setattr(schema, "MIGRATIONS", {k: v for k, v in schema.MIGRATIONS.items() if k < 3})
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    with pytest.raises(MetadataError, match=r"written by a newer aioflow \(schema version 3;"):
+        open_postgres_metadata(postgres_url)
+
+
 def test_another_programs_database_is_refused_untouched(postgres_url: str) -> None:
     sql(postgres_url, "CREATE TABLE invoices (id int)")
     with pytest.raises(MetadataError) as info:
