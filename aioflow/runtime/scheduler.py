@@ -34,7 +34,7 @@ from .policy import FailurePolicy
 from .recorder import TaskRecorder
 from .resume import Origin, OriginTask
 from .task import ErrorInfo, RunEnv, TaskOutcome, TaskSpec
-from .walk import FlowWalk, parallel_width
+from .walk import Fanout, FlowWalk, parallel_width
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Scheduler:
         self.result = RunResult()
         self.recorder = TaskRecorder(env, writer, options, emit)
         self.policy = FailurePolicy(env, options)
-        self._ready: deque[TaskSpec] = deque()  # spawned and not started
+        self._ready: deque[TaskSpec | Fanout] = deque()  # spawned and not started
         self.walk = FlowWalk(env, self._ready)
         self._done = 0  # tasks completed (the walk counts those spawned)
         self._in_flight = 0  # started (or handed to a worker coroutine) and not completed
@@ -125,7 +125,14 @@ class Scheduler:
         ready = self._ready
         direct = self._direct
         while ready and self._in_flight < self.max_workers and self.result.status == "running":
-            spec = ready.popleft()
+            spec = ready[0]
+            if isinstance(spec, Fanout):  # the next child of a foreach, made now
+                fanout = spec
+                spec = fanout.take()
+                if not fanout.left:
+                    ready.popleft()
+            else:
+                ready.popleft()
             self._in_flight += 1
             executor = direct.get(spec.step)
             if executor is not None:

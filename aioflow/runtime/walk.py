@@ -5,6 +5,11 @@ step, foreach variable or None, key of the foreach item)`. A split pushes a fram
 children; a join pops one, and waits for as many arrivals as the frame says, keyed by the split
 task that pushed it. That keys joins by what really ran, so a switch inside a branch, nested
 foreaches and recursive loops need no special cases.
+
+A foreach's children are made lazily: the split reserves their task ids and puts one `Fanout`
+in the ready queue in their place, which makes each child's `TaskSpec` when a slot takes it. A
+foreach of a million items holds max_workers specs, not a million, and the ids, and the order
+tasks start in (the queue's FIFO of spawn order), are what spawning them all at once gave.
 """
 
 from __future__ import annotations
@@ -29,10 +34,53 @@ def parallel_width(outcome: TaskOutcome) -> int:
     return len(outcome.item_keys or ())
 
 
+class Fanout:
+    """The children of one foreach split that no slot has taken yet, in the ready queue in
+    their place: `take` makes the next one, with the task id the split reserved for it."""
+
+    __slots__ = ("_count", "_first_id", "_frames", "_keys", "_manifest", "_next", "_parents")
+    __slots__ += ("_split", "_split_step", "_step", "_var")
+
+    def __init__(
+        self,
+        first_id: int,
+        step: str,
+        split: TaskSpec,
+        var: str,
+        keys: list[str],
+        manifest: dict[str, str],
+    ) -> None:
+        self._first_id = first_id
+        self._step = step
+        self._frames = split.frames
+        self._parents = (split.task_id,)
+        self._manifest = manifest
+        self._split = split.task_id
+        self._split_step = split.step
+        self._var = var
+        self._keys = keys
+        self._count = len(keys)
+        self._next = 0
+
+    @property
+    def left(self) -> int:
+        """How many children are still to be made."""
+        return self._count - self._next
+
+    def take(self) -> TaskSpec:
+        """Make the next child (the caller checks `left` first)."""
+        i = self._next
+        self._next = i + 1
+        frame: Frame = (self._split, self._count, i, self._split_step, self._var, self._keys[i])
+        return TaskSpec(
+            self._first_id + i, self._step, (*self._frames, frame), self._parents, self._manifest
+        )
+
+
 class FlowWalk:
     """Spawns one run's tasks as their parents finish, into the `ready` queue it is given."""
 
-    def __init__(self, env: RunEnv, ready: deque[TaskSpec]) -> None:
+    def __init__(self, env: RunEnv, ready: deque[TaskSpec | Fanout]) -> None:
         self.env = env
         self.graph = env.graph
         self.ready = ready
@@ -56,11 +104,11 @@ class FlowWalk:
         parents = (spec.task_id,)
         if transition.foreach is not None:
             keys = outcome.item_keys or []
-            target = transition.targets[0]
-            count = len(keys)
-            for i, key in enumerate(keys):
-                frame: Frame = (spec.task_id, count, i, spec.step, transition.foreach, key)
-                self._spawn(target, (*spec.frames, frame), parents, outcome.manifest)
+            if keys:  # the children's ids are taken now, so later spawns' ids stay as they were
+                target = transition.targets[0]
+                fanout = Fanout(self.spawned + 1, target, spec, transition.foreach, keys, outcome.manifest)
+                self.spawned += len(keys)
+                self.ready.append(fanout)
         elif len(transition.targets) > 1:
             count = len(transition.targets)
             for i, target in enumerate(transition.targets):
