@@ -155,8 +155,15 @@ class Inputs(Sequence[InputView]):
         self._arrivals = arrivals
         self._load = load
         self._views: list[InputView | None] = [None] * len(arrivals)
-        # The last input of each step, as `inputs.<step>` names it.
-        self._by_step = {arrival.step: i for i, arrival in enumerate(arrivals)}
+        self._steps: dict[str, int] | None = None
+
+    @property
+    def _by_step(self) -> dict[str, int]:
+        """The last input of each step, as `inputs.<step>` names it: made when first asked for,
+        since a join after a wide foreach rarely names its inputs by step."""
+        if self._steps is None:
+            self._steps = {arrival.step: i for i, arrival in enumerate(self._arrivals)}
+        return self._steps
 
     def _view(self, i: int) -> InputView:
         view = self._views[i]

@@ -209,7 +209,7 @@ def run_step(
         if inputs is None:
             raise ParameterError(f"Step {step} is a join: give its inputs (inputs=[{{...}}, ...]).")
         base = {**base, **own}
-        spec.inputs = []
+        joined: list[JoinInput] = []
         branches = node.in_funcs
         for i, values in enumerate(inputs):
             from_step = branches[i] if len(branches) == len(inputs) else branches[0]
@@ -217,7 +217,8 @@ def run_step(
             if len(branches) == 1 and graph[from_step].is_inside_foreach:
                 up_frames = (_foreach_frame(graph, from_step, i, None),)
             manifest = {**base, **overlay.encode(values, from_step)}
-            spec.inputs.append(JoinInput.of(from_step, i + 2, manifest, up_frames))
+            joined.append(JoinInput.of(from_step, i + 2, manifest, up_frames))
+        spec.inputs = joined
     env = task_env(
         flow_cls, graph, overlay, run_id="0", username="test", base=base,
         parameter_names=parameter_names, readonly=readonly,

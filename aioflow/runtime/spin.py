@@ -125,12 +125,13 @@ def _spec(store: Store, run_id: int, row: TaskRecord, node: Any) -> TaskSpec:
     arrived = _latest_attempts(_arrived(store, run_id, parents, node.in_funcs))
     is_join = node.is_join
     if is_join:
-        spec.inputs = []
+        joined: list[JoinInput] = []
         for parent in parents:
             up = arrived[parent]
             up_frames = tuple(tuple(f) for f in unpack(up.frames)) if up.frames else ()
             manifest = unpack(up.manifest) if up.manifest else {}
-            spec.inputs.append(JoinInput.of(up.step, up.task_id, manifest, up_frames))
+            joined.append(JoinInput.of(up.step, up.task_id, manifest, up_frames))
+        spec.inputs = joined
     elif parents:
         up = arrived[parents[0]]
         spec.manifest = unpack(up.manifest) if up.manifest else {}

@@ -11,7 +11,7 @@ import functools
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -45,7 +45,7 @@ class TaskSpec:
     frames: tuple[Frame, ...]
     parents: tuple[int, ...]
     manifest: dict[str, str]
-    inputs: list[JoinInput] | None = None
+    inputs: Sequence[JoinInput] | None = None
     attempt: int = 0
     started_at: float = 0.0
     #: frames and parents as stored (msgpack), packed once for all of the task's rows

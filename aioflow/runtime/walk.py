@@ -15,10 +15,12 @@ tasks start in (the queue's FIFO of spawn order), are what spawning them all at 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 from ..exceptions import InternalError
 from ..inputs import Frame, JoinInput
 from ..transitions import PARALLEL_FOREACH
+from .arrivals import Arrivals
 from .task import RunEnv, TaskOutcome, TaskSpec
 
 
@@ -38,8 +40,10 @@ class Fanout:
     """The children of one foreach split that no slot has taken yet, in the ready queue in
     their place: `take` makes the next one, with the task id the split reserved for it."""
 
-    __slots__ = ("_count", "_first_id", "_frames", "_keys", "_manifest", "_next", "_parents")
-    __slots__ += ("_split", "_split_step", "_step", "_var")
+    __slots__ = (
+        "_count", "_first_id", "_frames", "_keys", "_manifest", "_next", "_parents", "_split",
+        "_split_step", "_step", "_var",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -86,8 +90,7 @@ class FlowWalk:
         self.ready = ready
         #: tasks spawned so far (task ids count from 1)
         self.spawned = 0
-        self._joins: dict[tuple[str, int], list[JoinInput | None]] = {}
-        self._join_counts: dict[tuple[str, int], int] = {}
+        self._joins: dict[tuple[str, int], Arrivals] = {}
         self._names: tuple[str, ...] = ()  # of the last arrival: the next ones likely share it
 
     def start(self) -> None:
@@ -106,7 +109,9 @@ class FlowWalk:
             keys = outcome.item_keys or []
             if keys:  # the children's ids are taken now, so later spawns' ids stay as they were
                 target = transition.targets[0]
-                fanout = Fanout(self.spawned + 1, target, spec, transition.foreach, keys, outcome.manifest)
+                fanout = Fanout(
+                    self.spawned + 1, target, spec, transition.foreach, keys, outcome.manifest
+                )
                 self.spawned += len(keys)
                 self.ready.append(fanout)
         elif len(transition.targets) > 1:
@@ -125,8 +130,8 @@ class FlowWalk:
     def stall_error(self) -> InternalError:
         """The error of a run left with nothing to run before its end (an aioflow bug)."""
         waiting = ", ".join(
-            f"*{join}* ({self._join_counts[(join, split)]} of {len(bucket)} inputs)"
-            for (join, split), bucket in self._joins.items()
+            f"*{join}* ({bucket.arrived} of {len(bucket)} inputs)"
+            for (join, _), bucket in self._joins.items()
         )
         return InternalError(
             f"The run stopped making progress before reaching *end*: joins still waiting: "
@@ -139,33 +144,26 @@ class FlowWalk:
         frames: tuple[Frame, ...],
         parents: tuple[int, ...],
         manifest: dict[str, str],
-        inputs: list[JoinInput] | None = None,
+        inputs: Sequence[JoinInput] | None = None,
     ) -> None:
         self.spawned += 1
         self.ready.append(TaskSpec(self.spawned, step, frames, parents, manifest, inputs))
 
     def _arrive(self, join: str, outcome: TaskOutcome) -> None:
-        frames = outcome.spec.frames
+        spec = outcome.spec
+        frames = spec.frames
         if not frames:
-            raise InternalError(
-                f"Step *{outcome.spec.step}* leads to join *{join}* outside of any split."
-            )
-        split_task, count, index = frames[-1][0], frames[-1][1], frames[-1][2]
-        key = (join, split_task)
+            raise InternalError(f"Step *{spec.step}* leads to join *{join}* outside of any split.")
+        frame = frames[-1]
+        key = (join, frame[0])
         bucket = self._joins.get(key)
         if bucket is None:
-            bucket = self._joins[key] = [None] * count
-            self._join_counts[key] = 0
+            bucket = self._joins[key] = Arrivals(frames)
         # Only what the join reads is kept: a foreach of a million tasks keeps a million.
-        arrival = JoinInput.of(
-            outcome.spec.step, outcome.spec.task_id, outcome.manifest, frames, self._names
+        self._names = bucket.add(
+            frame[2], spec.step, spec.task_id, outcome.manifest, frame, self._names
         )
-        self._names = arrival.names
-        bucket[index] = arrival
-        self._join_counts[key] += 1
-        if self._join_counts[key] < count:
+        if not bucket.complete:
             return
-        del self._joins[key], self._join_counts[key]
-        arrived = [o for o in bucket if o is not None]
-        parents = tuple(o.task_id for o in arrived)
-        self._spawn(join, frames[:-1], parents, self.env.base_manifest, arrived)
+        del self._joins[key]
+        self._spawn(join, bucket.join_frames, bucket.task_ids(), self.env.base_manifest, bucket)

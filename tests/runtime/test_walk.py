@@ -10,18 +10,15 @@ deterministic for a given max_workers.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from aioflow import FlowFailed, FlowSpec, Parameter, current, parallel, resume_flow, step
+from aioflow import FlowSpec, current, parallel, step
 from aioflow.api import run_flow
 from aioflow.runtime.executors import InlineExecutor, registry
 from aioflow.store import Store
-from aioflow.testing import run_in_temp_store
 
 #: (step, task id, foreach indexes) of every body, in the order the bodies started.
 SEEN: list[tuple[str, int, tuple[int, ...]]] = []
@@ -46,9 +43,9 @@ async def run_inline(flow_cls: type[FlowSpec], max_workers: int, **kwargs: Any) 
         await run_flow(flow_cls, root=Store.memory(), quiet=True, max_workers=max_workers, **kwargs)
 
 
-def short(order: list[tuple[str, int, tuple[int, ...]]]) -> str:
-    """`step:id:indexes` of each body, space separated (the expected values' format)."""
-    return " ".join(f"{s}:{i}:{''.join(map(str, ix))}" for s, i, ix in order)
+def short(order: list[tuple[str, int, tuple[int, ...]]]) -> list[str]:
+    """`step:id:indexes` of each body (the expected values' format)."""
+    return [f"{s}:{i}:{''.join(map(str, ix))}" for s, i, ix in order]
 
 
 class NestedFlow(FlowSpec):
@@ -245,70 +242,64 @@ class ParallelFlow(FlowSpec):
 
 # What the scheduler did when it spawned every foreach child at its split (commit 46b513d).
 EXPECTED = {
-    (
-        "NestedFlow",
-        1,
-    ): "start:1: a:2:0 a:3:1 b:4:00 b:5:01 b:6:02 b:7:10 b:8:11 b:9:12 c:10:00 c:11:01 c:12:02 c:13:10 c:14:11 c:15:12 bj:16:0 bj:17:1 aj:18: end:19:",
-    (
-        "NestedFlow",
-        2,
-    ): "start:1: a:2:0 a:3:1 b:4:00 b:5:01 b:6:02 c:7:00 c:8:01 c:9:02 bj:10:0 b:11:10 b:12:11 b:13:12 c:14:10 c:15:11 c:16:12 bj:17:1 aj:18: end:19:",
-    (
-        "NestedFlow",
-        3,
-    ): "start:1: a:2:0 a:3:1 b:5:01 b:6:02 c:7:01 c:8:02 b:9:10 b:10:11 b:11:12 c:12:10 c:13:11 c:14:12 bj:15:1 b:4:00 c:16:00 bj:17:0 aj:18: end:19:",
-    (
-        "NestedFlow",
-        16,
-    ): "start:1: a:2:0 a:3:1 b:4:00 b:5:01 b:6:02 b:7:10 b:8:11 b:9:12 c:10:00 c:11:01 c:12:02 c:13:10 c:14:11 c:15:12 bj:16:0 bj:17:1 aj:18: end:19:",
-    (
-        "ForeachInBranchFlow",
-        1,
-    ): "start:1: fe:2: o1:3: w:4:0 w:5:1 w:6:2 w:7:3 o2:8: wj:9: o3:10: j:11: end:12:",
-    (
-        "ForeachInBranchFlow",
-        2,
-    ): "start:1: fe:2: o1:3: w:4:0 w:5:1 w:6:2 w:7:3 o2:8: wj:9: o3:10: j:11: end:12:",
-    (
-        "ForeachInBranchFlow",
-        3,
-    ): "start:1: fe:2: o1:3: w:4:0 w:5:1 w:6:2 w:7:3 o2:8: wj:9: o3:10: j:11: end:12:",
-    (
-        "SwitchInForeachFlow",
-        1,
-    ): "start:1: s:2:0 s:3:1 s:4:2 s:5:3 even:6:0 odd:7:1 even:8:2 odd:9:3 m:10:0 m:11:1 m:12:2 m:13:3 join:14: end:15:",
-    (
-        "SwitchInForeachFlow",
-        2,
-    ): "start:1: s:2:0 s:3:1 s:4:2 s:5:3 even:6:0 odd:7:1 even:8:2 odd:9:3 m:10:0 m:11:1 m:12:2 m:13:3 join:14: end:15:",
-    (
-        "SwitchInForeachFlow",
-        3,
-    ): "start:1: s:2:0 s:3:1 s:4:2 s:5:3 even:6:0 odd:7:1 even:8:2 odd:9:3 m:10:0 m:11:1 m:12:2 m:13:3 join:14: end:15:",
-    (
-        "RecursionFlow",
-        1,
-    ): "start:1: loop:2:0 loop:3:1 loop:4:2 out:5:0 loop:6:1 loop:7:2 loop:8:1 out:9:2 out:10:1 join:11: end:12:",
-    (
-        "RecursionFlow",
-        2,
-    ): "start:1: loop:2:0 loop:3:1 loop:4:2 out:5:0 loop:6:1 loop:7:2 loop:8:1 out:9:2 out:10:1 join:11: end:12:",
-    (
-        "RecursionFlow",
-        3,
-    ): "start:1: loop:2:0 loop:3:1 loop:4:2 out:5:0 loop:6:1 loop:7:2 loop:8:1 out:9:2 out:10:1 join:11: end:12:",
-    (
-        "ParallelFlow",
-        3,
-    ): "start:1: fe:2: side:3: train:4:0 train:5:1 train:6:2 gather:7: j:8: end:9:",
-    (
-        "ParallelFlow",
-        4,
-    ): "start:1: fe:2: side:3: train:4:0 train:5:1 train:6:2 gather:7: j:8: end:9:",
-    (
-        "ParallelFlow",
-        16,
-    ): "start:1: fe:2: side:3: train:4:0 train:5:1 train:6:2 gather:7: j:8: end:9:",
+    ("NestedFlow", 1): """
+        start:1: a:2:0 a:3:1 b:4:00 b:5:01 b:6:02 b:7:10 b:8:11 b:9:12 c:10:00 c:11:01
+        c:12:02 c:13:10 c:14:11 c:15:12 bj:16:0 bj:17:1 aj:18: end:19:
+    """,
+    ("NestedFlow", 2): """
+        start:1: a:2:0 a:3:1 b:4:00 b:5:01 b:6:02 c:7:00 c:8:01 c:9:02 bj:10:0 b:11:10
+        b:12:11 b:13:12 c:14:10 c:15:11 c:16:12 bj:17:1 aj:18: end:19:
+    """,
+    ("NestedFlow", 3): """
+        start:1: a:2:0 a:3:1 b:5:01 b:6:02 c:7:01 c:8:02 b:9:10 b:10:11 b:11:12 c:12:10
+        c:13:11 c:14:12 bj:15:1 b:4:00 c:16:00 bj:17:0 aj:18: end:19:
+    """,
+    ("NestedFlow", 16): """
+        start:1: a:2:0 a:3:1 b:4:00 b:5:01 b:6:02 b:7:10 b:8:11 b:9:12 c:10:00 c:11:01
+        c:12:02 c:13:10 c:14:11 c:15:12 bj:16:0 bj:17:1 aj:18: end:19:
+    """,
+    ("ForeachInBranchFlow", 1): """
+        start:1: fe:2: o1:3: w:4:0 w:5:1 w:6:2 w:7:3 o2:8: wj:9: o3:10: j:11: end:12:
+    """,
+    ("ForeachInBranchFlow", 2): """
+        start:1: fe:2: o1:3: w:4:0 w:5:1 w:6:2 w:7:3 o2:8: wj:9: o3:10: j:11: end:12:
+    """,
+    ("ForeachInBranchFlow", 3): """
+        start:1: fe:2: o1:3: w:4:0 w:5:1 w:6:2 w:7:3 o2:8: wj:9: o3:10: j:11: end:12:
+    """,
+    ("SwitchInForeachFlow", 1): """
+        start:1: s:2:0 s:3:1 s:4:2 s:5:3 even:6:0 odd:7:1 even:8:2 odd:9:3 m:10:0 m:11:1
+        m:12:2 m:13:3 join:14: end:15:
+    """,
+    ("SwitchInForeachFlow", 2): """
+        start:1: s:2:0 s:3:1 s:4:2 s:5:3 even:6:0 odd:7:1 even:8:2 odd:9:3 m:10:0 m:11:1
+        m:12:2 m:13:3 join:14: end:15:
+    """,
+    ("SwitchInForeachFlow", 3): """
+        start:1: s:2:0 s:3:1 s:4:2 s:5:3 even:6:0 odd:7:1 even:8:2 odd:9:3 m:10:0 m:11:1
+        m:12:2 m:13:3 join:14: end:15:
+    """,
+    ("RecursionFlow", 1): """
+        start:1: loop:2:0 loop:3:1 loop:4:2 out:5:0 loop:6:1 loop:7:2 loop:8:1 out:9:2
+        out:10:1 join:11: end:12:
+    """,
+    ("RecursionFlow", 2): """
+        start:1: loop:2:0 loop:3:1 loop:4:2 out:5:0 loop:6:1 loop:7:2 loop:8:1 out:9:2
+        out:10:1 join:11: end:12:
+    """,
+    ("RecursionFlow", 3): """
+        start:1: loop:2:0 loop:3:1 loop:4:2 out:5:0 loop:6:1 loop:7:2 loop:8:1 out:9:2
+        out:10:1 join:11: end:12:
+    """,
+    ("ParallelFlow", 3): """
+        start:1: fe:2: side:3: train:4:0 train:5:1 train:6:2 gather:7: j:8: end:9:
+    """,
+    ("ParallelFlow", 4): """
+        start:1: fe:2: side:3: train:4:0 train:5:1 train:6:2 gather:7: j:8: end:9:
+    """,
+    ("ParallelFlow", 16): """
+        start:1: fe:2: side:3: train:4:0 train:5:1 train:6:2 gather:7: j:8: end:9:
+    """,
 }
 
 FLOWS = {
@@ -322,4 +313,4 @@ async def test_ids_and_start_order_are_those_of_spawning_at_the_split(
     flow: str, max_workers: int
 ) -> None:
     await run_inline(FLOWS[flow], max_workers)
-    assert short(SEEN) == EXPECTED[(flow, max_workers)]
+    assert short(SEEN) == EXPECTED[(flow, max_workers)].split()
