@@ -57,53 +57,73 @@ class JoinInput(NamedTuple):
         return dict(zip(self.names, self.keys, strict=True))
 
 
+#: An artifact of an input not read yet (None is a value).
+_UNREAD: Any = object()
+
+
 class InputView:
-    """The artifacts of one task arriving at a join, plus its `.index` and `.input`."""
+    """The artifacts of one task arriving at a join, plus its `.index` and `.input`.
 
-    __slots__ = ("_frames", "_load", "_manifest", "_step", "_task_id", "_values")
+    A join reading one artifact of each of a million inputs keeps a million views, the most
+    it holds at once: a view keeps only its place among the inputs, the arrival's artifact
+    names (a tuple the inputs share) and keys, and the values read so far, in a list beside
+    the names. Its step, task id and frames are looked up in the inputs when asked for.
+    """
 
-    def __init__(
-        self,
-        step: str,
-        task_id: int,
-        manifest: dict[str, str],
-        frames: tuple[Frame, ...],
-        load: Callable[[str], Any],
-    ) -> None:
-        object.__setattr__(self, "_step", step)
-        object.__setattr__(self, "_task_id", task_id)
-        object.__setattr__(self, "_manifest", manifest)
-        object.__setattr__(self, "_frames", frames)
-        object.__setattr__(self, "_load", load)
+    __slots__ = ("_at", "_inputs", "_keys", "_names", "_values")
+
+    def __init__(self, inputs: Inputs, at: int, arrival: JoinInput) -> None:
+        object.__setattr__(self, "_inputs", inputs)
+        object.__setattr__(self, "_at", at)
+        object.__setattr__(self, "_names", arrival.names)
+        object.__setattr__(self, "_keys", arrival.keys)
         # Made on the first read: a join that only counts or merges its inputs needs none.
         object.__setattr__(self, "_values", None)
+
+    @property
+    def _arrival(self) -> JoinInput:
+        return self._inputs._arrivals[self._at]
+
+    @property
+    def _manifest(self) -> dict[str, str]:
+        """The input's artifacts: name -> key (a new dict on every call)."""
+        return dict(zip(self._names, self._keys, strict=True))
+
+    def _load(self, key: str) -> Any:
+        return self._inputs._load(key)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
+        names = self._names
+        try:
+            at = names.index(name)
+        except ValueError:
+            arrival = self._arrival
+            raise AttributeError(
+                f"Input from step *{arrival.step}* (task {arrival.task_id}) has no artifact "
+                f"'{name}'. Its artifacts are: {', '.join(self.artifact_names()) or 'none'}."
+            ) from None
         values = self._values
         if values is None:
-            values = {}
+            values = [_UNREAD] * len(names)
             object.__setattr__(self, "_values", values)
-        elif name in values:
-            return values[name]
-        key = self._manifest.get(name)
-        if key is None:
-            raise AttributeError(
-                f"Input from step *{self._step}* (task {self._task_id}) has no artifact "
-                f"'{name}'. Its artifacts are: {', '.join(self.artifact_names()) or 'none'}."
-            )
+        else:
+            value = values[at]
+            if value is not _UNREAD:
+                return value
         try:
-            value = values[name] = self._load(key)
+            value = values[at] = self._load(self._keys[at])
         except BlobError as exc:  # name the artifact and the input task it belongs to
-            task = f"{current.flow_name}/{current.run_id}/{self._step}/{self._task_id}"
+            arrival = self._arrival
+            task = f"{current.flow_name}/{current.run_id}/{arrival.step}/{arrival.task_id}"
             raise exc.in_context(artifact=name, pathspec=task) from None
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(
             f"Inputs of a join are read-only: cannot set '{name}' on the input from step "
-            f"*{self._step}*. Set it on self instead."
+            f"*{self._arrival.step}*. Set it on self instead."
         )
 
     def __reduce_ex__(self, protocol: Any) -> Any:
@@ -112,17 +132,18 @@ class InputView:
         raise ArtifactEncodingError(FLOW_NOT_SERIALIZABLE)
 
     def __dir__(self) -> list[str]:
-        return sorted(set(self._manifest) | {"index", "input", "foreach_stack"})
+        return sorted(set(self._names) | {"index", "input", "foreach_stack"})
 
     def __repr__(self) -> str:
-        return f"<input from {self._step}/{self._task_id}>"
+        arrival = self._arrival
+        return f"<input from {arrival.step}/{arrival.task_id}>"
 
     def artifact_names(self) -> list[str]:
         """Names of the public artifacts of this input."""
-        return sorted(n for n in self._manifest if not n.startswith("_"))
+        return sorted(n for n in self._names if not n.startswith("_"))
 
     def _foreach_frames(self) -> list[Frame]:
-        return [f for f in self._frames if f[4] is not None]
+        return [f for f in self._arrival.frames if f[4] is not None]
 
     @property
     def index(self) -> int | None:
@@ -168,10 +189,7 @@ class Inputs(Sequence[InputView]):
     def _view(self, i: int) -> InputView:
         view = self._views[i]
         if view is None:
-            arrival = self._arrivals[i]
-            view = self._views[i] = InputView(
-                arrival.step, arrival.task_id, arrival.manifest, arrival.frames, self._load
-            )
+            view = self._views[i] = InputView(self, i, self._arrivals[i])
         return view
 
     def manifests(self) -> Iterator[dict[str, str]]:
