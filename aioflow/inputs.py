@@ -66,19 +66,18 @@ class InputView:
 
     A join reading one artifact of each of a million inputs keeps a million views, the most
     it holds at once: a view keeps only its place among the inputs, the arrival's artifact
-    names (a tuple the inputs share) and keys, and the values read so far, in a list beside
-    the names. Its step, task id and frames are looked up in the inputs when asked for.
+    names (a tuple the inputs share) and keys. The values read are kept by the inputs, a list
+    per artifact name (`Inputs._read`); the step, task id and frames are looked up in the
+    inputs when asked for.
     """
 
-    __slots__ = ("_at", "_inputs", "_keys", "_names", "_values")
+    __slots__ = ("_at", "_inputs", "_keys", "_names")
 
     def __init__(self, inputs: Inputs, at: int, arrival: JoinInput) -> None:
         object.__setattr__(self, "_inputs", inputs)
         object.__setattr__(self, "_at", at)
         object.__setattr__(self, "_names", arrival.names)
         object.__setattr__(self, "_keys", arrival.keys)
-        # Made on the first read: a join that only counts or merges its inputs needs none.
-        object.__setattr__(self, "_values", None)
 
     @property
     def _arrival(self) -> JoinInput:
@@ -104,16 +103,16 @@ class InputView:
                 f"Input from step *{arrival.step}* (task {arrival.task_id}) has no artifact "
                 f"'{name}'. Its artifacts are: {', '.join(self.artifact_names()) or 'none'}."
             ) from None
-        values = self._values
+        inputs = self._inputs
+        values = inputs._read.get(name)
         if values is None:
-            values = [_UNREAD] * len(names)
-            object.__setattr__(self, "_values", values)
+            values = inputs._read[name] = [_UNREAD] * len(inputs)
         else:
-            value = values[at]
+            value = values[self._at]
             if value is not _UNREAD:
                 return value
         try:
-            value = values[at] = self._load(self._keys[at])
+            value = values[self._at] = self._load(self._keys[at])
         except BlobError as exc:  # name the artifact and the input task it belongs to
             arrival = self._arrival
             task = f"{current.flow_name}/{current.run_id}/{arrival.step}/{arrival.task_id}"
@@ -176,6 +175,9 @@ class Inputs(Sequence[InputView]):
         self._arrivals = arrivals
         self._load = load
         self._views: list[InputView | None] = [None] * len(arrivals)
+        # The values read, by artifact name and input: made on the first read of a name (a
+        # join that only counts or merges its inputs reads none), 8 bytes an input.
+        self._read: dict[str, list[Any]] = {}
         self._steps: dict[str, int] | None = None
 
     @property
