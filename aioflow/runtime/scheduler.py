@@ -37,6 +37,21 @@ from .task import ErrorInfo, RunEnv, TaskOutcome, TaskSpec
 from .walk import Fanout, FlowWalk, parallel_width
 
 
+#: A worker coroutine lets the loop run its other callbacks after this many tasks. An async
+#: step that does not suspend runs a task without giving the loop a turn, and the worker takes
+#: the next one at once (`receive_nowait`): without this, a foreach of such steps ran in one
+#: turn of the loop, and the writer, the console and timers waited for its end (the writer
+#: committed the rows of a 100,000-wide foreach in one batch at its join, ~1 KB a task).
+YIELD_EVERY = 32
+
+#: No task starts while this many task rows and small blobs wait for the writer's next commit
+#: (it starts them after the commit). Tasks of a wide foreach that finish faster than the
+#: writer commits their rows would otherwise pile the rows up in memory until the join: all of
+#: them when async steps kept the writer's thread from the GIL (~1 KB a task). Commits of a
+#: few thousand rows cost no more per row than bigger ones.
+BACKLOG_LIMIT = 4096
+
+
 @dataclass
 class RunResult:
     """How a run ended: `failure` is the outcome of the task that failed it, if any."""
@@ -99,6 +114,7 @@ class Scheduler:
         send, receive = anyio.create_memory_object_stream[TaskSpec](math.inf)
         self._send = send
         self.writer.pull_running_rows_from(self.recorder.running_rows)
+        self.writer.on_commit = self._pump
         try:
             async with anyio.create_task_group() as tg:
                 self._cancel = tg.cancel_scope.cancel
@@ -124,7 +140,13 @@ class Scheduler:
         """Start ready tasks while slots are free."""
         ready = self._ready
         direct = self._direct
-        while ready and self._in_flight < self.max_workers and self.result.status == "running":
+        writer = self.writer
+        while (
+            ready
+            and self._in_flight < self.max_workers
+            and self.result.status == "running"
+            and writer.backlog < BACKLOG_LIMIT
+        ):
             spec = ready[0]
             if isinstance(spec, Fanout):  # the next child of a foreach, made now
                 fanout = spec
@@ -193,6 +215,7 @@ class Scheduler:
     # -- tasks in worker coroutines ---------------------------------------------------------
 
     async def _worker(self, receive: MemoryObjectReceiveStream[TaskSpec]) -> None:
+        streak = 0  # tasks run since this worker last let the loop run other callbacks
         async with receive:
             while self.result.status == "running":
                 # receive_nowait first: receive() yields to the loop even when a task is ready,
@@ -210,6 +233,10 @@ class Scheduler:
                 outcome = await self._run_task(spec)
                 if outcome is not None:
                     self._completed(outcome)
+                streak += 1
+                if streak == YIELD_EVERY:
+                    streak = 0
+                    await anyio.lowlevel.checkpoint()
 
     async def _run_task(self, spec: TaskSpec) -> TaskOutcome | None:
         """Run a task's attempts: retry while @retry allows, then let @catch have it. None when

@@ -93,8 +93,15 @@ class BatchWriter:
         self._limiter = anyio.CapacityLimiter(1)
         self.error: BaseException | None = None
         self._running_rows: Callable[[], list[TaskRow]] | None = None
+        #: called on the loop after each commit (the scheduler starts tasks it held back)
+        self.on_commit: Callable[[], None] = lambda: None
 
     # -- called on the event loop, cheap ----------------------------------------------------
+
+    @property
+    def backlog(self) -> int:
+        """Task rows and small blobs queued that no commit has taken yet."""
+        return len(self._tasks) + len(self._blobs)
 
     def pull_running_rows_from(self, source: Callable[[], list[TaskRow]] | None) -> None:
         """Call `source` (on the loop) whenever a batch is taken, for the rows of tasks running
@@ -221,6 +228,7 @@ class BatchWriter:
                 self.error = exc
                 on_error(exc)
                 return
+            self.on_commit()
             with anyio.move_on_after(COMMIT_INTERVAL):
                 await self._closing.wait()
 
