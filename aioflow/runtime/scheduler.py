@@ -36,7 +36,6 @@ from .resume import Origin, OriginTask
 from .task import ErrorInfo, RunEnv, TaskOutcome, TaskSpec
 from .walk import Fanout, FlowWalk, parallel_width
 
-
 #: A worker coroutine lets the loop run its other callbacks after this many tasks. An async
 #: step that does not suspend runs a task without giving the loop a turn, and the worker takes
 #: the next one at once (`receive_nowait`): without this, a foreach of such steps ran in one
