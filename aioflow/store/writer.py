@@ -90,11 +90,13 @@ class BatchWriter:
         self._wakeup = anyio.Event()
         self._woken = False  # _wakeup is set (checked first: a plain flag costs less)
         self._closing = anyio.Event()
+        self._cut = anyio.Event()  # ends the wait between two commits (`close`, `hurry`)
         self._limiter = anyio.CapacityLimiter(1)
         self.error: BaseException | None = None
         self._running_rows: Callable[[], list[TaskRow]] | None = None
-        #: called on the loop after each commit (the scheduler starts tasks it held back)
-        self.on_commit: Callable[[], None] = lambda: None
+        #: called on the loop when a commit takes the queue (the scheduler starts the tasks it
+        #: held back while the queue was long: their rows go to the next commit)
+        self.on_taken: Callable[[], None] = lambda: None
 
     # -- called on the event loop, cheap ----------------------------------------------------
 
@@ -194,6 +196,7 @@ class BatchWriter:
             tasks, blobs, runs = self._take()
             if not (tasks or blobs or runs):
                 return True
+            self.on_taken()
             self._in_flight = dict(blobs)
             # Shielded: the rows are out of the queue now, and a cancellation arriving before
             # the worker thread starts would otherwise drop them (e.g. a task's final row).
@@ -222,20 +225,29 @@ class BatchWriter:
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
             self._woken = False
+            self._cut = anyio.Event()  # (before the commit: a `hurry` during it counts)
             try:
                 await self.flush()
             except Exception as exc:
                 self.error = exc
                 on_error(exc)
                 return
-            self.on_commit()
+            if self._closing.is_set():
+                return
             with anyio.move_on_after(COMMIT_INTERVAL):
-                await self._closing.wait()
+                await self._cut.wait()
+
+    def hurry(self) -> None:
+        """Commit what is queued without waiting for the rest of `COMMIT_INTERVAL` (the
+        scheduler holds tasks back until it is committed)."""
+        self._cut.set()
+        self.wake()
 
     def close(self) -> None:
         """Let `run()` return after its current flush (what is still queued is left to a last
         `flush()` by the owner)."""
         self._closing.set()
+        self._cut.set()
         self._woken = True
         self._wakeup.set()  # even if a flag says it is set: run() must see the close now
 
