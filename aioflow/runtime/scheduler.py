@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
+from anyio.lowlevel import checkpoint
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..decorators import StepOptions
@@ -238,7 +239,7 @@ class Scheduler:
                 streak += 1
                 if streak == YIELD_EVERY:
                     streak = 0
-                    await anyio.lowlevel.checkpoint()
+                    await checkpoint()
 
     async def _run_task(self, spec: TaskSpec) -> TaskOutcome | None:
         """Run a task's attempts: retry while @retry allows, then let @catch have it. None when

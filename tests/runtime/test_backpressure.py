@@ -36,7 +36,8 @@ class QuickAsyncFlow(FlowSpec):
 
     @step
     def start(self):
-        self.items = list(range(self.n))
+        # 40 digits: too long to be kept in its key, so each item is a stored blob
+        self.items = [f"{i:040d}" for i in range(self.n)]
         self.next(self.work, foreach="items")
 
     @step
@@ -50,7 +51,7 @@ class QuickAsyncFlow(FlowSpec):
 
     @step
     def join(self, inputs):
-        self.total = sum(i.x for i in inputs)
+        self.total = sum(int(i.x) for i in inputs)
         self.next(self.end)
 
     @step
