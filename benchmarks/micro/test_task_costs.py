@@ -38,7 +38,7 @@ from aioflow.runtime.executors import ThreadLane
 from aioflow.runtime.graphs import linted_graph
 from aioflow.runtime.recorder import TaskRecorder
 from aioflow.runtime.task import RunEnv, TaskOutcome, TaskSpec, run_async_task, run_sync_task
-from aioflow.runtime.walk import FlowWalk
+from aioflow.runtime.walk import Fanout, FlowWalk
 from aioflow.store.metadata import TASK_COLUMNS, task_row
 from aioflow.store.serde import Buffer, encode, pack
 from aioflow.transitions import Transition
@@ -102,6 +102,12 @@ def _split(flow_cls: type[FlowSpec], store: Any) -> tuple[RunEnv, _Blobs, FlowWa
     for key, data in start.small:
         blobs.put_blob(key, data)
     walk.follow(start)
+    # The split queued one Fanout; its children are made here, as the scheduler's slots would.
+    (fanout,) = ready
+    assert isinstance(fanout, Fanout)
+    ready.clear()
+    while fanout.left:
+        ready.append(fanout.take())
     assert len(ready) == WIDTH
     return env, blobs, walk, ready
 
