@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -56,6 +57,21 @@ class Gate:
     def wait_sync(self) -> None:
         if not self._sync.wait(self._timeout):
             raise TimeoutError("gate never opened")
+
+
+def record_task_requests(monkeypatch: Any, module: Any) -> list[Any]:
+    """The TaskRequests an executor module builds (`module.task_request`) from now on, in a
+    list that grows as it builds them."""
+    requests: list[Any] = []
+    real = module.task_request
+
+    def recording(*args: Any) -> Any:
+        request = real(*args)
+        requests.append(request)
+        return request
+
+    monkeypatch.setattr(module, "task_request", recording)
+    return requests
 
 
 def invoke(*args: str) -> tuple[int, str, str]:

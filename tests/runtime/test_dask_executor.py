@@ -32,7 +32,7 @@ from aioflow.runtime.executors import dask_executor, dask_worker
 from aioflow.runtime.executors.dask_cluster import Cluster, Watched, quiet_dask_logs
 from aioflow.store import Store
 from aioflow.store.keys import is_identity
-from tests.helpers import gang_flow_source
+from tests.helpers import gang_flow_source, record_task_requests
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -528,15 +528,7 @@ class IdentityKeyFlow(FlowSpec):
 async def test_a_dask_task_reads_identity_keyed_inputs(
     tmp_path: Path, address: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    requests: list[Any] = []
-    real = dask_executor.task_request
-
-    def recording(*args: Any) -> Any:
-        request = real(*args)
-        requests.append(request)
-        return request
-
-    monkeypatch.setattr(dask_executor, "task_request", recording)
+    requests = record_task_requests(monkeypatch, dask_executor)
     run = await on_dask(IdentityKeyFlow, tmp_path, address)
     assert run["join"].task.data.seen == ["p7", "q7"]
     small = run["start"].task.manifest["small"]

@@ -40,7 +40,7 @@ from aioflow.store import SMALL, Store
 from aioflow.store.keys import is_identity
 from aioflow.store.writer import BatchWriter
 from aioflow.testing import run_in_temp_store
-from tests.helpers import aioflow_command
+from tests.helpers import aioflow_command, record_task_requests
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -728,15 +728,7 @@ class IdentityKeyFlow(FlowSpec):
 async def test_a_process_task_reads_identity_keyed_inputs(
     aioflow_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    requests: list[Any] = []
-    real = process_executor.task_request
-
-    def recording(*args: Any) -> Any:
-        request = real(*args)
-        requests.append(request)
-        return request
-
-    monkeypatch.setattr(process_executor, "task_request", recording)
+    requests = record_task_requests(monkeypatch, process_executor)
     run = await run_in_temp_store(IdentityKeyFlow, aioflow_root)
     assert run["join"].task.data.seen == ["p7", "q7"]
     start = run["start"].task
