@@ -41,7 +41,8 @@ HEX_KEY = re.compile(r"[0-9a-f]{40}")
 IDENTITY_KEY = re.compile(r"=[A-Za-z0-9_-]{2,39}")
 
 _TO_URL = bytes.maketrans(b"+/", b"-_")
-_FROM_URL = str.maketrans("-_", "+/")
+#: (bytes.translate: a str's translate looks each character up in a dict)
+_FROM_URL = bytes.maketrans(b"-_", b"+/")
 
 
 def identity_key(blob: bytes) -> str:
@@ -69,7 +70,7 @@ def identity_blob(key: str) -> bytes | None:
         raise _not_a_key(key)
     try:
         # Padding beyond what is missing is ignored; a length no bytes have raises.
-        return binascii.a2b_base64(key[1:].translate(_FROM_URL) + "==")
+        return binascii.a2b_base64(key[1:].encode("ascii").translate(_FROM_URL) + b"==")
     except binascii.Error:
         raise _not_a_key(key) from None
 
