@@ -140,14 +140,15 @@ class Scheduler:
     def _pump(self) -> None:
         """Start ready tasks while slots are free."""
         ready = self._ready
+        if not ready or self._in_flight >= self.max_workers or self.result.status != "running":
+            return
+        if self.writer.backlog >= BACKLOG_LIMIT:
+            self.writer.hurry()  # tasks wait for this commit: no pause before it
+            return
+        # Starting a task adds no row to the backlog (a running row is pulled when a batch is
+        # taken) and ends no run: both are checked once, above, not per task.
         direct = self._direct
-        writer = self.writer
-        while (
-            ready
-            and self._in_flight < self.max_workers
-            and self.result.status == "running"
-            and writer.backlog < BACKLOG_LIMIT
-        ):
+        while ready and self._in_flight < self.max_workers:
             spec = ready[0]
             if isinstance(spec, Fanout):  # the next child of a foreach, made now
                 fanout = spec
@@ -163,8 +164,6 @@ class Scheduler:
             else:
                 assert self._send is not None
                 self._send.send_nowait(spec)
-        if ready and writer.backlog >= BACKLOG_LIMIT:
-            writer.hurry()  # tasks wait for this commit: no pause before it
 
     def _judge(self, outcome: TaskOutcome) -> TaskOutcome | TaskSpec:
         """What follows an attempt: the task's outcome, or the spec of its next attempt."""

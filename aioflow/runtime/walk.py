@@ -42,7 +42,7 @@ class Fanout:
 
     __slots__ = (
         "_count", "_first_id", "_frames", "_keys", "_manifest", "_next", "_parents", "_split",
-        "_split_step", "_step", "_var",
+        "_split_step", "_step", "_var", "left",
     )  # fmt: skip
 
     def __init__(
@@ -65,16 +65,15 @@ class Fanout:
         self._keys = keys
         self._count = len(keys)
         self._next = 0
-
-    @property
-    def left(self) -> int:
-        """How many children are still to be made."""
-        return self._count - self._next
+        #: how many children are still to be made (an attribute: the scheduler reads it for
+        #: every child it takes)
+        self.left = self._count
 
     def take(self) -> TaskSpec:
         """Make the next child (the caller checks `left` first)."""
         i = self._next
         self._next = i + 1
+        self.left -= 1
         frame: Frame = (self._split, self._count, i, self._split_step, self._var, self._keys[i])
         return TaskSpec(
             self._first_id + i, self._step, (*self._frames, frame), self._parents, self._manifest

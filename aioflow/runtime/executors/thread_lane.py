@@ -312,28 +312,27 @@ class ThreadLane:
             return False
         return True
 
-    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Done) -> None:
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], done: Done) -> _Ticket:
         """Run `fn(*args)` in a worker thread (in a copy of the caller's context) and hand its
         result to `done` on the loop (event loop thread, asyncio only; see accepts_callbacks).
+        Returns the job's ticket, with which `run` abandons it.
 
         No future and no coroutine resumption: a scheduler that reacts to results directly
         saves both on every task, which a foreach of many tiny tasks feels.
         """
-        self._submit(_Ticket(), fn, args, done)
-
-    def _submit(
-        self, ticket: _Ticket, fn: Callable[..., Any], args: tuple[Any, ...], done: Done
-    ) -> None:
         if self._closed:
             raise RuntimeError(f"thread lane {self.name} is closed")
-        if self._on is None:
-            self._on = _loop_state(asyncio.get_running_loop())
+        on = self._on
+        if on is None:
+            on = self._on = _loop_state(asyncio.get_running_loop())
+        ticket = _Ticket()
         job = (self, ticket, fn, args, done, contextvars.copy_context())
         if self._running < self.max_threads:
             self._running += 1
-            _shared.submit(job, self._on)
+            _shared.submit(job, on)
         else:
             self._waiting.append(job)
+        return ticket
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` in a worker thread, in a copy of the caller's context.
@@ -348,8 +347,7 @@ class ThreadLane:
             ctx = contextvars.copy_context()
             return await anyio.to_thread.run_sync(ctx.run, fn, *args, limiter=self._limiter)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        ticket = _Ticket()
-        self._submit(ticket, fn, args, functools.partial(_settle, future))
+        ticket = self.submit(fn, args, functools.partial(_settle, future))
         try:
             return await future
         except asyncio.CancelledError:
