@@ -42,12 +42,12 @@ def next_transition(
     if len(dsts) == 1 and not kwargs and state.transition is None:
         # The common `self.next(self.step)` to the one step the graph expects: every check
         # below would pass, so skip them (a task of a wide foreach feels each one).
-        only = node.only_next
+        only = node.only_transition
         if (
             only is not None
-            and getattr(getattr(dsts[0], "__func__", None), "__name__", None) == only
+            and getattr(getattr(dsts[0], "__func__", None), "__name__", None) == node.only_next
         ):
-            return Transition((only,))
+            return only
     step = node.name
     foreach = kwargs.pop("foreach", None)
     condition = kwargs.pop("condition", None)

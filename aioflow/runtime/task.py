@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ..store import Store
     from ..store.blobs import BlobStore
     from ..store.serde import Buffer
+    from .cards import TaskCards
 
 
 @dataclass(slots=True)
@@ -261,6 +262,7 @@ class TaskRun(TaskContext):
     __slots__ = ("abandoned", "env", "flow", "node", "spec", "state", "task_cards")
 
     log: TaskLog
+    task_cards: TaskCards | None
 
     def __init__(self, env: RunEnv, spec: TaskSpec) -> None:
         self.env = env
@@ -278,22 +280,21 @@ class TaskRun(TaskContext):
         )
         assert env.task_cls is not None
         self.flow = env.task_cls._for_task(state)
+        self.task_cards = self.cards = None
         decorators = env.cards.get(spec.step)
         if decorators:  # the cards' modules load for a run with cards only
             from .cards import TaskCards
-        self.task_cards = TaskCards(env, spec, decorators) if decorators else None
-        if self.task_cards is not None:
-            self.task_cards.live = (self.flow.__dict__, self.state.manifest)
-        TaskContext.__init__(
-            self,
-            env.run_context,
-            spec.step,
-            str(spec.task_id),
-            spec.attempt,
-            parallel_place(spec),
-            None if self.task_cards is None else self.task_cards.collector,
-            TaskLog(env.line_sink, functools.partial(env.pathspec, spec)),
-        )
+
+            self.task_cards = cards = TaskCards(env, spec, decorators)
+            cards.live = (self.flow.__dict__, state.manifest)
+            self.cards = cards.collector
+        # TaskContext's fields, set here rather than through its __init__ (a call per task)
+        self.run = env.run_context
+        self.step_name = spec.step
+        self.task_id = str(spec.task_id)
+        self.retry_count = spec.attempt
+        self.parallel = parallel_place(spec)
+        self.log = TaskLog(env.line_sink, functools.partial(env.pathspec, spec))
         #: set when the attempt's thread was abandoned (@timeout): its outcome is already made
         self.abandoned = False
 
