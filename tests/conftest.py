@@ -18,6 +18,25 @@ pytest_plugins = ["aioflow.testing"]
 _counter = itertools.count()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_store_above_the_temp_folders(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Stop the session, saying why, when a `.aioflow` store sits above pytest's temp folders.
+
+    A command run in a test's tmp_path uses the nearest `.aioflow` in that folder or its
+    parents, as in real use: one left in /tmp (by `aioflow run` there) would take the runs of
+    every such test, which then fail in ways that do not point at it.
+    """
+    base = tmp_path_factory.getbasetemp()
+    for folder in base.parents:
+        if (folder / ".aioflow").is_dir():
+            pytest.exit(
+                f"{folder / '.aioflow'} is an aioflow store above pytest's temporary folders "
+                f"({base}): tests that run aioflow there would use it. Remove it, or run "
+                "pytest with --basetemp=<a folder with no .aioflow above it>.",
+                returncode=4,
+            )
+
+
 @pytest.fixture
 def write_flow(tmp_path: Path) -> Callable[[str], Path]:
     """Write flow source (dedented) to a fresh file in tmp_path and return its path."""
