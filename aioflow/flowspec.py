@@ -47,6 +47,14 @@ class TaskState:
     item_cache: dict[int, Any] = field(default_factory=dict)
 
 
+def _innermost_foreach(frames: tuple[Frame, ...]) -> Frame | None:
+    """The frame of the innermost foreach among a task's split frames (None outside one)."""
+    for frame in reversed(frames):
+        if frame[4] is not None:
+            return frame
+    return None
+
+
 class FlowSpec:
     """Base class of a flow: subclass it and decorate methods with `@step`.
 
@@ -165,20 +173,13 @@ class FlowSpec:
 
     def _innermost_foreach_frame(self) -> Frame | None:
         state = self._state_or_none()
-        if state is not None:
-            for frame in reversed(state.frames):
-                if frame[4] is not None:
-                    return frame
-        return None
+        return None if state is None else _innermost_foreach(state.frames)
 
     def _item(self, frame: Frame) -> Any:
         return self._item_in(self._state("self.input"), frame)
 
     def _item_in(self, state: TaskState, frame: Frame) -> Any:
-        name = frame[4]
-        if name is None or not (
-            name in self.__dict__ or name in state.manifest or hasattr(type(self), name)
-        ):  # (`_has`, with the state at hand)
+        if frame[4] is None or not self._has(frame[4]):
             # As in Metaflow, the item is read "from" the foreach variable: None where that
             # variable is not an artifact (a join, until it merges or sets the variable).
             return None
@@ -194,15 +195,11 @@ class FlowSpec:
     @property
     def input(self) -> Any:
         """The item of the innermost foreach this task processes (None outside a foreach)."""
-        state = self._state_or_none()
+        state = self._state_or_none()  # (looked up once for both: every foreach task reads it)
         if state is None:
             return None
-        # (`_innermost_foreach_frame` and `_item`, with the state looked up once: every task
-        # of a foreach reads its item)
-        for frame in reversed(state.frames):
-            if frame[4] is not None:
-                return self._item_in(state, frame)
-        return None
+        frame = _innermost_foreach(state.frames)
+        return None if frame is None else self._item_in(state, frame)
 
     @property
     def index(self) -> int | None:

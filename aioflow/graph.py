@@ -133,12 +133,10 @@ class StepNode:
         self._parse_tail(fn.body[-1], shift)
         if name == "end":
             self.type = "end"
-        #: The one step `self.next(self.<step>)` may name, when every check of that call but
-        #: the name itself would pass (no foreach, no switch): `next_transition`'s fast path.
-        self.only_next: str | None = None
-        #: `Transition((only_next,))`, made once: every task of the step that calls
-        #: `self.next(self.<only_next>)` shares it (nothing changes a transition without
-        #: foreach items once it is made).
+        #: `Transition((step,))` for the one step `self.next(self.<step>)` may name, when every
+        #: check of that call but the name itself would pass (no foreach, no switch):
+        #: `next_transition`'s fast path. Made once; every task of the step that takes it
+        #: shares it (nothing changes a transition without foreach items once it is made).
         self.only_transition: Transition | None = None
         # filled in by FlowGraph from the traversal starting at `start`
         self.in_funcs: list[str] = []
@@ -364,7 +362,6 @@ class FlowGraph:
         for node in self.nodes.values():
             out = node.out_funcs
             if len(out) == 1 and node.foreach_param is None and node.type not in _FANNING:
-                node.only_next = out[0]
                 node.only_transition = Transition((out[0],))
             node.in_funcs = sorted(incoming[node.name])
             foreaches = [p for p in node.split_parents if self.nodes[p].type == "foreach"]

@@ -45,7 +45,7 @@ def next_transition(
         only = node.only_transition
         if (
             only is not None
-            and getattr(getattr(dsts[0], "__func__", None), "__name__", None) == node.only_next
+            and getattr(getattr(dsts[0], "__func__", None), "__name__", None) == only.targets[0]
         ):
             return only
     step = node.name

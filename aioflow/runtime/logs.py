@@ -117,9 +117,7 @@ def enter_task(ctx: TaskContext) -> Any:
 def exit_task(token: Any) -> None:
     """Undo `enter_task`."""
     reset_task_context(token)
-    _holders.pop()
-    if not _holders:
-        _unwrap()
+    _release()
 
 
 def _task_log() -> TaskLog | None:

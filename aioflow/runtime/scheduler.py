@@ -175,11 +175,9 @@ class Scheduler:
         return judged
 
     def _completed(self, outcome: TaskOutcome) -> None:
-        transition = outcome.transition
-        if transition is not None and transition.foreach is not None:  # only a split can ask
-            width = parallel_width(outcome)
-            if width > self.max_workers:
-                self._refuse_parallel(outcome, width)
+        width = parallel_width(outcome)
+        if width > self.max_workers:
+            self._refuse_parallel(outcome, width)
         self._done += 1
         self._in_flight -= 1
         self.recorder.finished(outcome)
@@ -340,9 +338,6 @@ class Scheduler:
                 assert isinstance(value, BaseException)
                 raise value  # aioflow itself failed around the step, not the step
             assert isinstance(value, TaskOutcome)
-            if value.error is None:  # (what `_judge` says of a success, without the call)
-                self._completed(value)
-                return
             judged = self._judge(value)
             if isinstance(judged, TaskSpec):
                 self._submit(judged, executor)

@@ -270,8 +270,7 @@ class TaskRun(TaskContext):
         self.node = node = env.nodes[spec.step]
         self.state = state = TaskState(
             node,
-            # what `env.starting_manifest` says, without the call
-            dict(env.base_manifest) if node.is_join else spec.manifest,
+            env.starting_manifest(spec),
             env.load,
             env.readonly,
             spec.frames,
@@ -280,21 +279,23 @@ class TaskRun(TaskContext):
         )
         assert env.task_cls is not None
         self.flow = env.task_cls._for_task(state)
-        self.task_cards = self.cards = None
+        self.task_cards = cards = None
         decorators = env.cards.get(spec.step)
         if decorators:  # the cards' modules load for a run with cards only
             from .cards import TaskCards
 
             self.task_cards = cards = TaskCards(env, spec, decorators)
             cards.live = (self.flow.__dict__, state.manifest)
-            self.cards = cards.collector
-        # TaskContext's fields, set here rather than through its __init__ (a call per task)
-        self.run = env.run_context
-        self.step_name = spec.step
-        self.task_id = str(spec.task_id)
-        self.retry_count = spec.attempt
-        self.parallel = parallel_place(spec)
-        self.log = TaskLog(env.line_sink, functools.partial(env.pathspec, spec))
+        TaskContext.__init__(
+            self,
+            env.run_context,
+            spec.step,
+            str(spec.task_id),
+            spec.attempt,
+            parallel_place(spec),
+            None if cards is None else cards.collector,
+            TaskLog(env.line_sink, functools.partial(env.pathspec, spec)),
+        )
         #: set when the attempt's thread was abandoned (@timeout): its outcome is already made
         self.abandoned = False
 
@@ -409,8 +410,8 @@ class TaskRun(TaskContext):
             now = time.time()
             text = info.detail or info.traceback
             log.stderr.extend((now, line) for line in text.rstrip("\n").split("\n"))
-        stdout_key = self._store_log(log.stdout, small) if log.stdout else None
-        stderr_key = self._store_log(log.stderr, small) if log.stderr else None
+        stdout_key = self._store_log(log.stdout, small)
+        stderr_key = self._store_log(log.stderr, small)
         transition = state.transition if error is None else None
         record = None
         if transition is not None:

@@ -41,7 +41,7 @@ class Fanout:
     their place: `take` makes the next one, with the task id the split reserved for it."""
 
     __slots__ = (
-        "_count", "_first_id", "_frames", "_keys", "_manifest", "_next", "_parents", "_split",
+        "_count", "_first_id", "_frames", "_keys", "_manifest", "_parents", "_split",
         "_split_step", "_step", "_var", "left",
     )  # fmt: skip
 
@@ -64,15 +64,13 @@ class Fanout:
         self._var = var
         self._keys = keys
         self._count = len(keys)
-        self._next = 0
         #: how many children are still to be made (an attribute: the scheduler reads it for
         #: every child it takes)
         self.left = self._count
 
     def take(self) -> TaskSpec:
         """Make the next child (the caller checks `left` first)."""
-        i = self._next
-        self._next = i + 1
+        i = self._count - self.left
         self.left -= 1
         frame: Frame = (self._split, self._count, i, self._split_step, self._var, self._keys[i])
         return TaskSpec(
