@@ -8,7 +8,8 @@ when the dispatcher was made (see `ExecutorRegistry.overriding`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+import functools
+from collections.abc import Awaitable, Callable, Mapping
 
 from ..decorators import StepOptions
 from .executors import (
@@ -21,10 +22,17 @@ from .executors import (
 from .resources import ResourcePool
 from .task import TaskOutcome, TaskSpec
 
+#: One step's attempts: called with a task's spec, returns its outcome (see `attempter`).
+Attempter = Callable[[TaskSpec], Awaitable[TaskOutcome]]
+
 
 def _reserves(options: StepOptions) -> bool:
     """True when the step's @resources ask for a reservation."""
     return bool(options.cpu or options.memory or options.gpu)
+
+
+def _attempt(executor: Executor, options: StepOptions, spec: TaskSpec) -> Awaitable[TaskOutcome]:
+    return executor.attempt(spec, options)
 
 
 class Dispatcher:
@@ -75,19 +83,28 @@ class Dispatcher:
         return None
 
     def attempt(self, spec: TaskSpec, options: StepOptions) -> Awaitable[TaskOutcome]:
-        """Run one attempt of a task and return its outcome (never raises for the step).
+        """Run one attempt of a task and return its outcome (never raises for the step)."""
+        return self.attempter(options)(spec)
 
-        Not a coroutine itself: without a reservation it returns the executor's, one layer of
-        coroutine less per task.
+    def attempter(self, options: StepOptions) -> Attempter:
+        """`attempt` for the tasks of a step with these options: the executor and the
+        reservation are looked up once, and calling it runs no frame of the dispatcher's.
+
+        An executor may offer `bind(options)`, the same for itself (the loop's returns its
+        task runner with the step's options bound in, one layer of coroutine less per task).
         """
         executor = self.executor(options.executor)
         # An executor that places work elsewhere (Dask) asks its workers for the resources.
         if _reserves(options) and getattr(executor, "reserves_locally", True):
-            return self._reserved(executor, spec, options)
-        return executor.attempt(spec, options)
+            return functools.partial(self._reserved, executor, options)
+        bind = getattr(executor, "bind", None)
+        if bind is not None:
+            bound: Attempter = bind(options)
+            return bound
+        return functools.partial(_attempt, executor, options)
 
     async def _reserved(
-        self, executor: Executor, spec: TaskSpec, options: StepOptions
+        self, executor: Executor, options: StepOptions, spec: TaskSpec
     ) -> TaskOutcome:
         async with self.resources.reserve(options.cpu, options.memory, options.gpu):
             return await executor.attempt(spec, options)

@@ -130,14 +130,14 @@ def run_here(env: RunEnv, spec: TaskSpec) -> TaskOutcome:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        outcome: TaskOutcome = anyio.run(run_async_task, env, spec, _inline)
+        outcome: TaskOutcome = anyio.run(run_async_task, env, _inline, None, spec)
         return outcome
     result: list[TaskOutcome] = []
     failure: list[BaseException] = []
 
     def in_thread() -> None:
         try:
-            result.append(anyio.run(run_async_task, env, spec, _inline))
+            result.append(anyio.run(run_async_task, env, _inline, None, spec))
         except BaseException as exc:  # handed to the caller's thread
             failure.append(exc)
 

@@ -28,7 +28,7 @@ from ..decorators import StepOptions
 from ..events import Event
 from ..exceptions import TransitionError
 from ..store.writer import BatchWriter
-from .dispatch import Dispatcher
+from .dispatch import Attempter, Dispatcher
 from .executors import CallbackExecutor, failed_outcome
 from .gangs import Gangs, Round, gang_node, stopped_error
 from .policy import FailurePolicy
@@ -102,6 +102,8 @@ class Scheduler:
             if origin is None
             else {}
         )
+        # Each step's `Dispatcher.attempter`, made when its first task runs in a worker.
+        self._attempters: dict[str, Attempter] = {}
         self.gangs = Gangs()
         self._crashed: BaseException | None = None
         self._finished = False  # run() returned: results arriving late are dropped
@@ -245,13 +247,16 @@ class Scheduler:
             cloned = self.origin.take(spec)
             if cloned is not None:
                 return await self._clone(spec, cloned)
-        options = self.options[spec.step]
         node = gang_node(spec)
         if node is not None:
-            return await self._run_node(spec, node, options)
+            return await self._run_node(spec, node, self.options[spec.step])
+        attempt = self._attempters.get(spec.step)
+        if attempt is None:
+            attempt = self.dispatcher.attempter(self.options[spec.step])
+            self._attempters[spec.step] = attempt
         while True:
             self.recorder.started(spec)
-            judged = self._judge(await self.dispatcher.attempt(spec, options))
+            judged = self._judge(await attempt(spec))
             if isinstance(judged, TaskOutcome):
                 return judged
             spec = judged

@@ -22,6 +22,7 @@ from ..exceptions import ArtifactEncodingError, StoreFull, TimeoutException, Tra
 from ..flowspec import FlowSpec, TaskState
 from ..inputs import Frame, Inputs, JoinInput
 from ..store.blobs import put_encoded
+from ..store.keys import identity_blob
 from ..store.serde import Encoded, decode, encode, pack
 from ..store.writer import is_full
 from ..transitions import PARALLEL_FOREACH, Transition, check_against_graph
@@ -182,6 +183,9 @@ class RunEnv:
 
     def load(self, key: str) -> Any:
         """Decode the artifact stored under `key` (fresh object on every call)."""
+        blob = identity_blob(key)
+        if blob is not None:  # the key holds it (a foreach item, most often): nothing to ask
+            return decode(blob[0], memoryview(blob)[1:])
         tag, payload = self.reader.read_blob(key)
         return decode(tag, payload)
 
@@ -504,7 +508,7 @@ def run_sync_attempt(run: TaskRun) -> TaskOutcome | None:
 
 
 async def run_async_task(
-    env: RunEnv, spec: TaskSpec, offload: Callable[..., Any], timeout: float | None = None
+    env: RunEnv, offload: Callable[..., Any], timeout: float | None, spec: TaskSpec
 ) -> TaskOutcome:
     """Await an async step's body on the loop; snapshot off the loop when there is work.
 

@@ -6,7 +6,8 @@ the scheduler needs no worker threads (and no @timeout can be enforced).
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import functools
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -42,7 +43,12 @@ class LoopExecutor:
 
         Returns `run_async_task`'s coroutine rather than awaiting it in one of its own.
         """
-        return run_async_task(self.env, spec, self.lane.run, options.timeout)
+        return self.bind(options)(spec)
+
+    def bind(self, options: StepOptions) -> Callable[[TaskSpec], Coroutine[Any, Any, TaskOutcome]]:
+        """`attempt` with a step's options bound in (see `Dispatcher.attempter`): calling it
+        runs no frame of its own."""
+        return functools.partial(run_async_task, self.env, self.lane.run, options.timeout)
 
     async def aclose(self) -> None:
         """Nothing to release: the run owns its thread lane."""
