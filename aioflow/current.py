@@ -81,6 +81,11 @@ class TaskContext:
         #: where what the task prints goes (the runtime's TaskLog), None when not captured
         self.log = log
 
+    def open_log(self) -> Any:
+        """`log`, for a line the task prints; None when its output is not captured. (The
+        runtime's task attempt makes its log here, on the first line: most tasks print none.)"""
+        return self.log
+
     flow_name = property(lambda self: self.run.flow_name, doc="The flow's name.")
     run_id = property(lambda self: self.run.run_id, doc="The run's id.")
     origin_run_id = property(

@@ -44,10 +44,8 @@ class TaskLog:
 
     __slots__ = ("_partial", "_sink", "_source", "before_write", "stderr", "stdout")
 
-    def __init__(self, sink: LineSink | None = None, source: str | Callable[[], str] = "") -> None:
-        """`source`: the task's pathspec, or a function making it (called when a first line is
-        passed on: most tasks print nothing). Not the task itself, which holds this log: the
-        two would make a cycle, freed only by the garbage collector."""
+    def __init__(self, sink: LineSink | None = None, source: str = "") -> None:
+        """`source`: the task's pathspec."""
         self.stdout: list[tuple[float, str]] = []
         self.stderr: list[tuple[float, str]] = []
         self._partial: dict[str, str] | None = None  # unterminated last lines, once any
@@ -83,8 +81,6 @@ class TaskLog:
             target.extend((now, line) for line in lines)
             return
         source = self._source
-        if not isinstance(source, str):
-            source = self._source = source()
         for line in lines:
             target.append((now, line))
             sink(source, stream, line)
@@ -122,7 +118,7 @@ def exit_task(token: Any) -> None:
 
 def _task_log() -> TaskLog | None:
     ctx = task_context()
-    return None if ctx is None else ctx.log
+    return None if ctx is None else ctx.open_log()
 
 
 class StreamProxy(CapturingStream):

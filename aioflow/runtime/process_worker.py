@@ -272,7 +272,7 @@ def execute(state: WorkerRun, request: TaskRequest, *, capture_fds: bool = True)
         try:
             error: BaseException | None = None
             try:
-                captured = capture_descriptors(run.log) if capture_fds else nullcontext()
+                captured = capture_descriptors(run.open_log()) if capture_fds else nullcontext()
                 with captured:  # a subprocess's output is the task's too
                     result = run.call_body()
                     if isinstance(result, Coroutine):  # an async step
@@ -299,15 +299,15 @@ def execute(state: WorkerRun, request: TaskRequest, *, capture_fds: bool = True)
             pickle.loads(exception)
         except Exception:
             exception = None
-    assert outcome.log is not None
+    log = outcome.log
     return TaskReply(
         manifest=outcome.manifest,
         small=outcome.small,
         transition=outcome.transition,
         transition_record=outcome.transition_record,
         item_keys=outcome.item_keys,
-        stdout=outcome.log.stdout,
-        stderr=outcome.log.stderr,
+        stdout=[] if log is None else log.stdout,
+        stderr=[] if log is None else log.stderr,
         stdout_key=outcome.stdout_key,
         stderr_key=outcome.stderr_key,
         error=None if outcome.error is None else outcome.error.to_record(),

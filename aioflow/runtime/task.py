@@ -7,7 +7,6 @@ returns a `TaskOutcome`; it never raises for a failing step: the failure is data
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 import traceback
@@ -265,7 +264,7 @@ class TaskRun(TaskContext):
 
     __slots__ = ("abandoned", "env", "flow", "node", "spec", "state", "task_cards")
 
-    log: TaskLog
+    log: TaskLog | None
     task_cards: TaskCards | None
 
     def __init__(self, env: RunEnv, spec: TaskSpec) -> None:
@@ -298,10 +297,17 @@ class TaskRun(TaskContext):
             spec.attempt,
             parallel_place(spec),
             None if cards is None else cards.collector,
-            TaskLog(env.line_sink, functools.partial(env.pathspec, spec)),
+            None,  # made by `open_log` if the task prints
         )
         #: set when the attempt's thread was abandoned (@timeout): its outcome is already made
         self.abandoned = False
+
+    def open_log(self) -> TaskLog:
+        """The attempt's log, made now if it has none yet (the first line it prints)."""
+        log = self.log
+        if log is None:
+            log = self.log = TaskLog(self.env.line_sink, self.env.pathspec(self.spec))
+        return log
 
     def enter(self) -> Any:
         """Make this task current in the calling context (`current`, printed lines)."""
@@ -332,7 +338,7 @@ class TaskRun(TaskContext):
             len(values) > QUICK_COUNT
             or not all(map(_quick_to_encode, values.values()))
             or self.task_cards is not None
-            or bool(self.log.stdout or self.log.stderr)
+            or self.log is not None
             or (transition is not None and transition.items is not None)
         )
 
@@ -346,8 +352,10 @@ class TaskRun(TaskContext):
         """
         self.abandoned = True
         log = TaskLog()
-        log.stdout = list(self.log.stdout)
-        log.stderr = list(self.log.stderr)
+        printed = self.log
+        if printed is not None:
+            log.stdout = list(printed.stdout)
+            log.stderr = list(printed.stderr)
         return Frozen(dict(self.flow.__dict__), dict(self.state.manifest), log)
 
     def finish(self, error: BaseException | None, frozen: Frozen | None = None) -> TaskOutcome:
@@ -355,9 +363,11 @@ class TaskRun(TaskContext):
         thread."""
         step = self.spec.step
         state = self.state
+        log: TaskLog | None
         if frozen is None:
-            self.log.close()
             attributes, inherited, log = self.flow.__dict__, state.manifest, self.log
+            if log is not None:
+                log.close()
         else:
             attributes, inherited, log = frozen.attributes, frozen.manifest, frozen.log
         if error is None and state.transition is None and self.node.type != "end":
@@ -413,9 +423,13 @@ class TaskRun(TaskContext):
             # as printed lines: the TaskFailed event already carries it to listeners.
             now = time.time()
             text = info.detail or info.traceback
+            if log is None:
+                log = self.open_log()
             log.stderr.extend((now, line) for line in text.rstrip("\n").split("\n"))
-        stdout_key = self._store_log(log.stdout, small)
-        stderr_key = self._store_log(log.stderr, small)
+        stdout_key = stderr_key = None
+        if log is not None:
+            stdout_key = self._store_log(log.stdout, small)
+            stderr_key = self._store_log(log.stderr, small)
         transition = state.transition if error is None else None
         record = None
         if transition is not None:

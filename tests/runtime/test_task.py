@@ -4,6 +4,7 @@ event loop when that is quicker than a trip to a worker thread, in a thread othe
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 from typing import Any
 
@@ -103,3 +104,47 @@ async def test_a_finished_task_is_freed_without_the_garbage_collector() -> None:
         gc.garbage.clear()
         gc.enable()
     assert cyclic == []
+
+
+class QuietAndLoudFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.check)
+
+    @step
+    async def check(self):
+        # Inside a task the standard streams are captured, whether it printed yet or not.
+        self.tty = sys.stdout.isatty()
+        self.next(self.loud)
+
+    @step
+    def loud(self):
+        print("partial line", end="")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+async def test_a_task_has_a_log_only_once_it_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Most tasks print nothing: their attempt makes no log at all, and stores no log key.
+    logs: dict[str, TaskLog | None] = {}
+    finish = task.TaskRun.finish
+
+    def recording_finish(run: task.TaskRun, *args: Any, **kwargs: Any) -> Any:
+        outcome = finish(run, *args, **kwargs)
+        logs[run.spec.step] = outcome.log
+        return outcome
+
+    monkeypatch.setattr(task.TaskRun, "finish", recording_finish)
+    store = Store.memory()
+    run = await run_flow(QuietAndLoudFlow, root=store, quiet=True)
+    assert run.successful
+    assert logs["start"] is None and logs["end"] is None
+    assert logs["check"] is not None  # (isatty asked the task's log)
+    assert run.data.tty is False
+    loud = logs["loud"]
+    assert loud is not None and [line for _, line in loud.stdout] == ["partial line"]
+    assert run["loud"].task.stdout == "partial line\n"
+    assert run["start"].task.stdout == "" and run["start"].task.stderr == ""
