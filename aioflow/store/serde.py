@@ -49,43 +49,36 @@ Buffer = bytes | bytearray | memoryview
 class Encoded:
     """One encoded value: its key, its bytes as a list of chunks, and what it was.
 
-    The key of a blob of `LARGE` bytes or more is computed the first time `key` is read, unless
-    a store learned it first (`learn_key`) by hashing the bytes as it wrote them: hashing 2 GB
-    takes as long as writing them, and the two then overlap instead of following each other.
+    `key` is a plain attribute: every artifact a task sets reads it a few times. Only a blob of
+    `LARGE` bytes or more waits for its key (`UnhashedEncoded`).
     """
 
-    __slots__ = ("_key", "chunks", "size", "type_name")
+    __slots__ = ("chunks", "key", "size", "type_name")
 
-    def __init__(
-        self, key: str | None, chunks: tuple[Buffer, ...], size: int, type_name: str
-    ) -> None:
-        self._key = key
+    def __init__(self, key: str, chunks: tuple[Buffer, ...], size: int, type_name: str) -> None:
+        #: The blob's content key (the BLAKE3 hash of its bytes, or for a blob of at most
+        #: `IDENTITY_MAX` bytes its identity key).
+        self.key = key
         self.chunks = chunks
         self.size = size
         self.type_name = type_name
 
     @property
-    def key(self) -> str:
-        """The blob's content key (the BLAKE3 hash of its bytes, or for a blob of at most
-        `IDENTITY_MAX` bytes its identity key), hashed now if not yet."""
-        key = self._key
-        if key is None:
-            key = self._key = hash_chunks(self.chunks, self.size)
-        return key
-
-    @property
     def hashed(self) -> bool:
         """True when the key is known, so reading `key` costs nothing."""
-        return self._key is not None
+        return True
 
     def learn_key(self, key: str) -> None:
         """Record the key a store computed from exactly these chunks while writing them."""
-        self._key = key
+        self.key = key
+
+    def _known_key(self) -> str | None:
+        return self.key
 
     def __repr__(self) -> str:
         return (
-            f"Encoded(key={self._key!r}, size={self.size}, type_name={self.type_name!r}, "
-            f"chunks={len(self.chunks)})"
+            f"Encoded(key={self._known_key()!r}, size={self.size}, "
+            f"type_name={self.type_name!r}, chunks={len(self.chunks)})"
         )
 
     def tobytes(self) -> bytes:
@@ -93,6 +86,41 @@ class Encoded:
         if len(self.chunks) == 1 and type(self.chunks[0]) is bytes:
             return self.chunks[0]
         return b"".join(self.chunks)
+
+
+class UnhashedEncoded(Encoded):
+    """A large encoded value, whose key is computed the first time `key` is read, unless a
+    store learned it first (`learn_key`) by hashing the bytes as it wrote them: hashing 2 GB
+    takes as long as writing them, and the two then overlap instead of following each other.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, chunks: tuple[Buffer, ...], size: int, type_name: str) -> None:
+        self._key: str | None = None
+        self.chunks = chunks
+        self.size = size
+        self.type_name = type_name
+
+    @property  # (the base's attribute, computed when first read)
+    def key(self) -> str:
+        """The blob's content key, hashed now if not yet."""
+        key = self._key
+        if key is None:
+            key = self._key = hash_chunks(self.chunks, self.size)
+        return key
+
+    @key.setter
+    def key(self, key: str) -> None:
+        self._key = key
+
+    @property
+    def hashed(self) -> bool:
+        """True when the key is known, so reading `key` costs nothing."""
+        return self._key is not None
+
+    def _known_key(self) -> str | None:
+        return self._key
 
 
 def _refuse(obj: Any) -> Any:
@@ -195,8 +223,10 @@ def _encoded(chunks: tuple[Buffer, ...], type_name: str) -> Encoded:
     size = sum(len(c) if not isinstance(c, memoryview) else c.nbytes for c in chunks)
     if size <= IDENTITY_MAX:
         return _encoded_small(b"".join(chunks), type_name)
-    # A large blob's key waits until it is asked for (see `Encoded`).
-    return Encoded(None if size >= LARGE else hash_chunks(chunks, size), chunks, size, type_name)
+    # A large blob's key waits until it is asked for (see `UnhashedEncoded`).
+    if size >= LARGE:
+        return UnhashedEncoded(chunks, size, type_name)
+    return Encoded(hash_chunks(chunks, size), chunks, size, type_name)
 
 
 def _encoded_small(blob: bytes, type_name: str) -> Encoded:

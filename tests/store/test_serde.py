@@ -247,6 +247,18 @@ def test_encoded_describes_the_value() -> None:
     assert pickle.loads(encoded.tobytes()[1:]) == (1, 2)
 
 
+def test_only_a_large_value_waits_for_its_key() -> None:
+    small = encode({"a": "b" * 40})
+    assert small.hashed and small.key in repr(small)
+    large = encode(b"z" * LARGE)
+    assert not large.hashed and "key=None" in repr(large)  # repr does not hash it
+    blob = large.tobytes()
+    assert large.key == hash_chunks([blob], len(blob)) and large.hashed
+    learned = encode(b"y" * LARGE)
+    learned.learn_key("0" * 40)  # what a store computed while writing it
+    assert learned.hashed and learned.key == "0" * 40
+
+
 @pytest.mark.parametrize(
     ("value", "type_name"),
     [
