@@ -14,7 +14,6 @@ What follows a finished task is the `FlowWalk`'s business, what follows a failed
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import deque
 from collections.abc import Callable
@@ -104,6 +103,8 @@ class Scheduler:
         )
         # Each step's `Dispatcher.attempter`, made when its first task runs in a worker.
         self._attempters: dict[str, Attempter] = {}
+        # One bound method for every direct attempt's callback (not one object per task).
+        self._attempt_done_callback = self._attempt_done
         self.gangs = Gangs()
         self._crashed: BaseException | None = None
         self._finished = False  # run() returned: results arriving late are dropped
@@ -327,13 +328,11 @@ class Scheduler:
 
     def _submit(self, spec: TaskSpec, executor: CallbackExecutor) -> None:
         self.recorder.started(spec)
-        # (a partial, not a lambda: calling it runs no Python frame of its own)
-        executor.submit(spec, functools.partial(self._attempt_done, spec, executor))
+        executor.submit(spec, self._attempt_done_callback)
 
-    def _attempt_done(
-        self, spec: TaskSpec, executor: CallbackExecutor, ok: bool, value: object
-    ) -> None:
-        """A directly submitted attempt ended (on the loop, called by its executor)."""
+    def _attempt_done(self, ok: bool, value: object) -> None:
+        """A directly submitted attempt ended (on the loop, called by its executor): `value`
+        is its outcome, which names the task, or what failed in aioflow around it."""
         if self.result.status != "running" or self._finished:
             # A failed or cancelled run drops it, as a cancelled worker coroutine would: a
             # thread cannot be interrupted, so its result may arrive after the run ended.
@@ -345,6 +344,8 @@ class Scheduler:
             assert isinstance(value, TaskOutcome)
             judged = self._judge(value)
             if isinstance(judged, TaskSpec):
+                executor = self._direct[judged.step]
+                assert executor is not None  # (the step's first attempt went to it)
                 self._submit(judged, executor)
             else:
                 self._completed(judged)

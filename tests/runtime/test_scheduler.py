@@ -1213,9 +1213,9 @@ async def test_a_sync_task_finishing_after_its_run_was_cancelled_starts_nothing(
     delivered = anyio.Event()
     real_done = Scheduler._attempt_done
 
-    def attempt_done(self: Scheduler, spec: Any, executor: Any, ok: bool, value: Any) -> None:
-        real_done(self, spec, executor, ok, value)
-        if spec.step == "slow":
+    def attempt_done(self: Scheduler, ok: bool, value: Any) -> None:
+        real_done(self, ok, value)
+        if ok and value.spec.step == "slow":
             delivered.set()
 
     monkeypatch.setattr(Scheduler, "_attempt_done", attempt_done)
