@@ -45,6 +45,7 @@ from aioflow.runtime.task import TaskSpec, timeout_error
 from aioflow.store import Store
 from aioflow.store.serde import unpack
 from aioflow.testing import run_in_temp_store
+from tests.helpers import aioflow_command
 from tests.helpers import wait_for_marker as wait_for
 
 pytestmark = pytest.mark.timeout(90)
@@ -843,7 +844,7 @@ def test_with_on_the_command_line(aioflow_root: Path, write_flow: Callable[..., 
     path = write_flow(WITH_FLOW_FILE)
 
     def aioflow(*args: str) -> subprocess.CompletedProcess[str]:
-        argv = ["aioflow", "run", str(path), "--quiet", *args]
+        argv = [*aioflow_command(), "run", str(path), "--quiet", *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
     proc = aioflow("--with", "retry:times=1,minutes_between_retries=0", "--with", "catch:var=err")
