@@ -348,7 +348,7 @@ def test_task_path_async_one_artifact(benchmark, store):
 
         wall, cpu = time.perf_counter(), time.process_time()
         for spec in ready:
-            outcome = await run_async_task(env, spec, offload)
+            outcome = await run_async_task(env, offload, None, spec)
         figures = time.perf_counter() - wall, time.process_time() - cpu
         assert outcome.error is None, outcome.error
         return figures
