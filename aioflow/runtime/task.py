@@ -89,9 +89,11 @@ class TaskOutcome:
     error: ErrorInfo | None = None
     stdout_key: str | None = None
     stderr_key: str | None = None
+    #: what the store keeps of `transition` (`transition_record()`); before the fields a
+    #: finished attempt leaves as they are, so that it is passed by position (every task is)
+    transition_record: bytes | None = None
     caught: bool = False
     origin: str | None = None
-    transition_record: bytes | None = None
     finished_at: float = field(default_factory=time.time)
 
     @property
@@ -455,7 +457,7 @@ class TaskRun(TaskContext):
             info,
             stdout_key,
             stderr_key,
-            transition_record=record,
+            record,
         )
 
     def _store_log(
