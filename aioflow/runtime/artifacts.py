@@ -72,7 +72,7 @@ def snapshot(
     Metaflow, an in-place change to one (`self.SETTINGS["mode"] = "slow"`) lasts for the rest
     of the step only, and the next step reads the run's value again.
     """
-    changed: dict[str, str] | None = None
+    manifest: dict[str, str] | None = None  # a copy of `inherited`, made at the first change
     for name, value in attributes.items():
         if name in readonly or not is_artifact(name, value):
             continue
@@ -92,14 +92,10 @@ def snapshot(
             store_encoded(encoded, small, large)
         except StoreFull as exc:
             raise exc.naming(artifact=name, step=step) from exc
-        if changed is None:
-            changed = {}
-        changed[name] = encoded.key
-    if changed is None:
-        return inherited
-    manifest = dict(inherited)
-    manifest.update(changed)
-    return manifest
+        if manifest is None:
+            manifest = dict(inherited)
+        manifest[name] = encoded.key
+    return inherited if manifest is None else manifest
 
 
 def encode_values(
