@@ -186,6 +186,13 @@ def insert_rows(
 #: Seconds a connection waits for another one's lock before it reports the database locked.
 BUSY_TIMEOUT = 60.0
 
+#: Each connection's page cache, in KiB (SQLite's default is 2,000). A run's writes append:
+#: task ids grow, so a commit touches the right edge of each B-tree and little else, and a
+#: connection of 128 pages misses a few pages per 100,000 tasks. The default cache filled up
+#: in every run all the same, and stayed: 2 MB per thread that wrote, 0.2 KB a task of a
+#: 10,000-wide foreach.
+CACHE_KIB = 512
+
 
 def when_unlocked(action: Callable[[], Any]) -> None:
     """Run `action`, and again while SQLite reports the database locked, for `BUSY_TIMEOUT`.
@@ -260,6 +267,7 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
     try:
         when_unlocked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     except sqlite3.Error as exc:
         raise MetadataError(f"Cannot open the metadata database {path}: {exc}", path) from exc
 

@@ -17,6 +17,7 @@ from aioflow.exceptions import StoreError
 from aioflow.store import liveness
 from aioflow.store.metadata import SCHEMA_VERSION, TASK_COLUMNS, MetadataDB, this_host
 from aioflow.store.serde import pack, unpack
+from aioflow.store.sqlite_schema import CACHE_KIB
 
 COLUMNS = [c.strip() for c in TASK_COLUMNS.split(",")]
 
@@ -82,6 +83,19 @@ def test_schema(db: MetadataDB) -> None:
     assert raw(db, "PRAGMA journal_mode") == [("wal",)]
     run_columns = {r[1] for r in raw(db, "PRAGMA table_info(runs)")}
     assert {"run_id", "flow", "status", "user", "created_at", "finished_at", "tags"} <= run_columns
+
+
+def test_every_connection_has_a_small_page_cache(db: MetadataDB) -> None:
+    # The writer's commits run in worker threads, each with its own connection: each of them,
+    # and the first one (which made the schema), keeps CACHE_KIB, not SQLite's 2,000 KiB.
+    found = []
+    other = threading.Thread(
+        target=lambda: found.append(db.connection().execute("PRAGMA cache_size").fetchone())
+    )
+    other.start()
+    other.join()
+    assert found == [(-CACHE_KIB,)]
+    assert db.connection().execute("PRAGMA cache_size").fetchone() == (-CACHE_KIB,)
 
 
 def test_reopening_keeps_data_and_schema(tmp_path: Path) -> None:
