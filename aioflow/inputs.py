@@ -65,19 +65,18 @@ class InputView:
     """The artifacts of one task arriving at a join, plus its `.index` and `.input`.
 
     A join reading one artifact of each of a million inputs keeps a million views, the most
-    it holds at once: a view keeps only its place among the inputs, the arrival's artifact
-    names (a tuple the inputs share) and keys. The values read are kept by the inputs, a list
-    per artifact name (`Inputs._read`); the step, task id and frames are looked up in the
-    inputs when asked for.
+    it holds at once: a view keeps only its place among the inputs and the arrival's artifact
+    names (a tuple the inputs share). The keys are read from the inputs when a value is first
+    read, and the values read are kept by the inputs, a list per artifact name
+    (`Inputs._read`); the step, task id and frames are looked up in the inputs when asked for.
     """
 
-    __slots__ = ("_at", "_inputs", "_keys", "_names")
+    __slots__ = ("_at", "_inputs", "_names")
 
-    def __init__(self, inputs: Inputs, at: int, arrival: JoinInput) -> None:
+    def __init__(self, inputs: Inputs, at: int, names: tuple[str, ...]) -> None:
         object.__setattr__(self, "_inputs", inputs)
         object.__setattr__(self, "_at", at)
-        object.__setattr__(self, "_names", arrival.names)
-        object.__setattr__(self, "_keys", arrival.keys)
+        object.__setattr__(self, "_names", names)
 
     @property
     def _arrival(self) -> JoinInput:
@@ -86,7 +85,7 @@ class InputView:
     @property
     def _manifest(self) -> dict[str, str]:
         """The input's artifacts: name -> key (a new dict on every call)."""
-        return dict(zip(self._names, self._keys, strict=True))
+        return self._arrival.manifest
 
     def _load(self, key: str) -> Any:
         return self._inputs._load(key)
@@ -112,7 +111,7 @@ class InputView:
             if value is not _UNREAD:
                 return value
         try:
-            value = values[self._at] = self._load(self._keys[at])
+            value = values[self._at] = self._load(inputs._key_at(self._at, at))
         except BlobError as exc:  # name the artifact and the input task it belongs to
             arrival = self._arrival
             task = f"{current.flow_name}/{current.run_id}/{arrival.step}/{arrival.task_id}"
@@ -174,6 +173,14 @@ class Inputs(Sequence[InputView]):
     def __init__(self, arrivals: Sequence[JoinInput], load: Callable[[str], Any]) -> None:
         self._arrivals = arrivals
         self._load = load
+        # The runtime's `Arrivals` reads an input's names and keys without making its
+        # `JoinInput` (frames and all); any other sequence is read through its items.
+        self._names_at: Callable[[int], tuple[str, ...]] = getattr(
+            arrivals, "names_at", lambda i: arrivals[i].names
+        )
+        self._key_at: Callable[[int, int], str] = getattr(
+            arrivals, "key_at", lambda i, j: arrivals[i].keys[j]
+        )
         self._views: list[InputView | None] = [None] * len(arrivals)
         # The values read, by artifact name and input: made on the first read of a name (a
         # join that only counts or merges its inputs reads none), 8 bytes an input.
@@ -191,7 +198,7 @@ class Inputs(Sequence[InputView]):
     def _view(self, i: int) -> InputView:
         view = self._views[i]
         if view is None:
-            view = self._views[i] = InputView(self, i, self._arrivals[i])
+            view = self._views[i] = InputView(self, i, self._names_at(i))
         return view
 
     def manifests(self) -> Iterator[dict[str, str]]:

@@ -4,12 +4,15 @@ A join after a foreach of a million tasks holds a million arrivals, and they are
 wide foreach keeps in memory before its join. Kept as one `JoinInput` each (with its own frames
 tuple: a 6-tuple frame, its index and the tuple around it) they cost about 450 bytes apiece;
 here each costs a slot in a few lists and an array: its task id, step, artifact names (shared
-between arrivals) and keys, and its foreach item's key. The frames are rebuilt when an input is
-read: every arrival of one split shares the frames of the split task, and its own last frame
-differs only by its index and item key.
+between arrivals) and its foreach item's key, and of its artifacts' keys only those that differ
+from the first arrival's (most are what the split passed on to every child): a slot in a column
+per artifact a child set. The frames and keys are rebuilt when an input is read: every arrival
+of one split shares the frames of the split task, and its own last frame differs only by its
+index and item key.
 
 `Arrivals` is a read-only sequence of `JoinInput`s made on access, so what reads a join's
-inputs (`Inputs`, the process executor's request) is unchanged.
+inputs (`Inputs`, the process executor's request) is unchanged; `names_at` and `key_at` read an
+input's artifacts without making it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ class Arrivals(Sequence[JoinInput]):
     """The tasks arriving at one join from one split, by their index in the split."""
 
     __slots__ = (
-        "_count", "_ids", "_items", "_keys", "_names", "_prefix", "_split", "_steps", "arrived",
+        "_columns", "_count", "_first", "_first_names", "_ids", "_items", "_names", "_odd",
+        "_prefix", "_split", "_steps", "arrived",
     )  # fmt: skip
 
     def __init__(self, frames: tuple[Frame, ...]) -> None:
@@ -37,9 +41,15 @@ class Arrivals(Sequence[JoinInput]):
         self._ids = array("q", bytes(8 * count))
         self._steps: list[str | None] = [None] * count
         self._names: list[tuple[str, ...] | None] = [None] * count
-        # an arrival's keys: the key itself when it has one artifact (no tuple around it)
-        self._keys: list[tuple[str, ...] | str | None] = [None] * count
         self._items: list[str | None] | None = None if var is None else [None] * count
+        # The first arrival's artifact names and keys. An arrival with the same names keeps
+        # a key only where it differs, in that name's column (made when a first one does: an
+        # artifact the children set); one with other names (a switch in the foreach) keeps
+        # its own keys, in `_odd`.
+        self._first_names: tuple[str, ...] | None = None
+        self._first: tuple[str, ...] = ()
+        self._columns: list[list[str | None] | None] = []
+        self._odd: dict[int, tuple[str, ...]] = {}
         #: how many tasks arrived so far
         self.arrived = 0
 
@@ -59,12 +69,28 @@ class Arrivals(Sequence[JoinInput]):
             names = own
         self._ids[index] = task_id
         self._steps[index] = step
-        self._names[index] = names
-        values = tuple(manifest.values())
-        self._keys[index] = values[0] if len(values) == 1 else values
         if self._items is not None:
             self._items[index] = frame[5]
         self.arrived += 1
+        first_names = self._first_names
+        if first_names is None:
+            self._first_names = names
+            self._first = tuple(manifest.values())
+            self._columns = [None] * len(names)
+        elif names is not first_names and names != first_names:
+            self._names[index] = names
+            self._odd[index] = tuple(manifest.values())
+            return names
+        else:
+            names = first_names
+            first, columns = self._first, self._columns
+            for j, key in enumerate(manifest.values()):
+                if key is not first[j]:
+                    column = columns[j]
+                    if column is None:
+                        column = columns[j] = [None] * self._count
+                    column[index] = key
+        self._names[index] = names
         return names
 
     @property
@@ -81,14 +107,31 @@ class Arrivals(Sequence[JoinInput]):
         """The arrivals' task ids, in index order (the join's parents)."""
         return tuple(self._ids)
 
+    def names_at(self, i: int) -> tuple[str, ...]:
+        """The artifact names of the arrival at index `i` (no `JoinInput` is made)."""
+        names = self._names[i]
+        assert names is not None, "not arrived yet"
+        return names
+
+    def key_at(self, i: int, j: int) -> str:
+        """The key of artifact `j` (its place in `names_at(i)`) of the arrival at index `i`."""
+        if self._names[i] is not self._first_names:
+            return self._odd[i][j]
+        column = self._columns[j]
+        key = None if column is None else column[i]
+        return self._first[j] if key is None else key
+
     def _input(self, i: int) -> JoinInput:
-        step, names, keys = self._steps[i], self._names[i], self._keys[i]
-        assert step is not None and names is not None and keys is not None, "not arrived yet"
+        step, names = self._steps[i], self.names_at(i)
+        assert step is not None
         split_task, count, split_step, var = self._split
         item = None if self._items is None else self._items[i]
         frame: Frame = (split_task, count, i, split_step, var, item)
-        own = (keys,) if isinstance(keys, str) else keys
-        return JoinInput(step, self._ids[i], names, own, (*self._prefix, frame))
+        if names is self._first_names:
+            keys = tuple(self.key_at(i, j) for j in range(len(names)))
+        else:
+            keys = self._odd[i]
+        return JoinInput(step, self._ids[i], names, keys, (*self._prefix, frame))
 
     def __len__(self) -> int:
         return self._count

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from aioflow.inputs import Frame, Inputs, JoinInput
@@ -66,3 +68,62 @@ def test_inputs_read_through_arrivals() -> None:
     assert [view.index for view in inputs] == [0, 1, 2]
     assert [view.input for view in inputs] == [["item0"], ["item1"], ["item2"]]
     assert repr(inputs[2]) == "<input from w/4>" and inputs.w is inputs[2]
+
+
+def test_each_arrival_keeps_only_the_keys_it_did_not_inherit() -> None:
+    # Only "x" differs between arrivals; "k1" equal to the first arrival's but another string
+    # object is kept as it came, and an arrival with other names (a switch) keeps its own keys.
+    shared = {"a": "ka", "b": "kb", "c": "kc"}
+    manifests = [{**shared, "x": f"x{i}"} for i in range(4)]
+    manifests[2]["a"] = "".join(["k", "a"])  # equal to "ka", not the same object
+    manifests[3] = {"other": "ko"}
+    frames: list[Frame] = [(5, 4, i, "split", "items", f"item{i}") for i in range(4)]
+    arrivals = Arrivals((frames[0],))
+    names: tuple[str, ...] = ()
+    for i in (1, 0, 3, 2):
+        names = arrivals.add(i, "w", 20 + i, manifests[i], frames[i], names)
+    assert [arrival.manifest for arrival in arrivals] == manifests
+    for i, manifest in enumerate(manifests):
+        assert arrivals.names_at(i) == tuple(manifest)
+        assert [arrivals.key_at(i, j) for j in range(len(manifest))] == list(manifest.values())
+
+
+def test_a_wide_foreach_costs_a_few_slots_per_arrival() -> None:
+    # Bytes the arrivals of 10,000 children allocate, beyond the keys the children made: each
+    # child passes three keys on and sets one artifact (the keys once cost a tuple each).
+    count = 10_000
+    shared = {"a": "ka", "b": "kb", "c": "kc"}
+    manifests = [{**shared, "x": f"x{i}"} for i in range(count)]
+    frames: list[Frame] = [(5, count, i, "split", "items", f"item{i}") for i in range(count)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        arrivals = Arrivals((frames[0],))
+        names: tuple[str, ...] = ()
+        for i in range(count):
+            names = arrivals.add(i, "w", 2 + i, manifests[i], frames[i], names)
+        cost = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # 8 bytes each for the task id, step, names, item key and the key of "x"
+    assert arrivals.complete and cost < 44 * count
+
+
+def test_views_keep_no_keys_and_read_them_when_a_value_is_read() -> None:
+    count = 10_000
+    frames: list[Frame] = [(5, count, i, "split", "items", f"item{i}") for i in range(count)]
+    arrivals = Arrivals((frames[0],))
+    names: tuple[str, ...] = ()
+    for i in range(count):
+        names = arrivals.add(i, "w", 2 + i, {"v": f"k{i}", "s": "ks"}, frames[i], names)
+    inputs = Inputs(arrivals, lambda key: key)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        views = list(inputs)
+        cost = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # a view (3 slots: 56 bytes), its index (32) and its place in two lists: no keys
+    assert cost < 100 * count
+    assert [view.v for view in views[:3]] == ["k0", "k1", "k2"] and views[9].s == "ks"
