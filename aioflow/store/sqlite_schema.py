@@ -139,7 +139,10 @@ def task_record(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> TaskRecord:
 
 
 #: Rows per INSERT statement: a few fixed sizes, largest first, so each statement's text recurs.
-CHUNKS = (512, 64, 8, 1)
+#: A compiled statement holds about 1.6 KB per task row in it for as long as its connection
+#: lives (sqlite3's statement cache): 413 KB at 256 rows, 817 KB at 512, a tenth of a 10,000-wide
+#: foreach's memory for a batch size that commits no faster.
+CHUNKS = (256, 32, 4, 1)
 
 
 def insert_rows(
