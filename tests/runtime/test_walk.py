@@ -464,12 +464,15 @@ async def test_a_wide_foreach_holds_few_bytes_per_task_until_its_join(aioflow_ro
 
     Per task: the growth from 2,000 tasks to 12,000 over 10,000, which leaves out what a run
     holds whatever its width (buffers, caches, the first run's imports: a warm-up run first).
-    Tasks setting one int, in a SQLite store: 440-460 bytes on 2026-12-07 (the join's
-    arrivals ~150: a slot in four lists and an array, and a keys tuple; the artifact's key ~90
-    and the item's ~90; the writer's cache of small blobs ~80; the join's parents tuple ~40).
-    Spawning every child at the split and keeping a `JoinInput` with its own frames per
-    arrival held 670-680. The bound, 560, fails a regression of either kind and leaves room
-    for another CPython's or msgpack's object sizes.
+    Tasks setting one int, in a SQLite store: 440-460 bytes on the morning of 2026-12-07 (the
+    join's arrivals ~150: a slot in four lists and an array, and a keys tuple; the artifact's
+    key ~90 and the item's ~90; the writer's cache of small blobs ~80; the join's parents tuple
+    ~40); 240-280 once identity keys held small values (no blob, no cache entry); 150-230 once
+    an arrival kept only the key its child set (a slot in a column) instead of a tuple of every
+    key (the rest: the two keys, 56 bytes each, the parents tuple, and the rows queued for the
+    writer, which vary from run to run). Spawning every child at the split and keeping a
+    `JoinInput` with its own frames per arrival held 670-680. The bound, 560, fails a
+    regression of either kind and leaves room for another CPython's or msgpack's object sizes.
     """
     await peak_over_the_foreach(aioflow_root, 100)
     small = await peak_over_the_foreach(aioflow_root, 2_000)
