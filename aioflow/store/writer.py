@@ -42,6 +42,12 @@ CACHE_LIMIT = 64 * 1024 * 1024
 ENTRY_OVERHEAD = 122
 #: Seconds the writer waits after a commit before it starts the next (unless it is closing).
 COMMIT_INTERVAL = 0.01
+#: Rows and small blobs queued at the end of a commit from which the next one starts at once:
+#: a batch that large spreads a commit's fixed costs thin already, and waiting costs memory.
+#: Async steps that never await keep the event loop busy for milliseconds a turn, a commit's
+#: round trip takes several turns, and a 10,000-wide foreach queued 5,000 rows (~500 bytes
+#: each) while the writer waited out its interval.
+FULL_BATCH = 1024
 #: Seconds before the first retry of a commit that found the disk full, and the longest wait
 #: between retries (each wait doubles the last).
 FULL_RETRY_FIRST = 0.05
@@ -219,8 +225,8 @@ class BatchWriter:
             return True
 
     async def run(self, on_error: Callable[[BaseException], None]) -> None:
-        """Flush when something is queued, at most every `COMMIT_INTERVAL`, until `close()`;
-        report a failed commit."""
+        """Flush when something is queued, at most every `COMMIT_INTERVAL` (at once while
+        `FULL_BATCH` rows wait), until `close()`; report a failed commit."""
         while not self._closing.is_set():
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
@@ -234,6 +240,8 @@ class BatchWriter:
                 return
             if self._closing.is_set():
                 return
+            if self.backlog >= FULL_BATCH:
+                continue
             with anyio.move_on_after(COMMIT_INTERVAL):
                 await self._cut.wait()
 
@@ -256,6 +264,7 @@ __all__ = [
     "CACHE_LIMIT",
     "COMMIT_INTERVAL",
     "ENTRY_OVERHEAD",
+    "FULL_BATCH",
     "FULL_RETRY_FIRST",
     "FULL_RETRY_MAX",
     "BatchWriter",

@@ -200,6 +200,37 @@ async def test_close_returns_after_the_current_flush(store: Store) -> None:
     assert [r[4] for r in store.db.task_attempts(run_id)] == ["succeeded"]
 
 
+async def test_a_full_batch_is_committed_without_waiting_for_the_interval(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FULL_BATCH rows queued during a commit are committed right after it, though the interval
+    # between commits would not end for an hour; fewer wait out the interval.
+    monkeypatch.setattr(writer, "COMMIT_INTERVAL", 3600.0)
+    monkeypatch.setattr(writer, "FULL_BATCH", 3)
+    run_id = new_run(store)
+    spy = Spy(store)
+    spy.release.clear()
+    w = BatchWriter(store)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(w.run, lambda exc: None)
+        w.put_task(task_row(run_id, 1, "running"))
+        await anyio.to_thread.run_sync(spy.entered.wait)  # first commit under way
+        spy.entered.clear()
+        for task_id in (2, 3, 4):
+            w.put_task(task_row(run_id, task_id, "running"))
+        spy.release.set()
+        # the second, at once (30 s: a bound for a regression, which would wait an hour)
+        assert await anyio.to_thread.run_sync(spy.entered.wait, 30)
+        spy.entered.clear()
+        w.put_task(task_row(run_id, 5, "running"))
+        await anyio.wait_all_tasks_blocked()
+        assert [[r[1] for r in batch[0]] for batch in spy.batches] == [[1], [2, 3, 4]]
+        assert w.backlog == 1  # one row waits out the interval
+        w.close()
+    await w.flush()
+    assert [[r[1] for r in batch[0]] for batch in spy.batches][2:] == [[5]]
+
+
 async def test_run_reports_a_failed_commit(store: Store) -> None:
     w = BatchWriter(store)
     errors: list[BaseException] = []
