@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import builtins
 import importlib
-import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from types import CodeType
@@ -108,6 +107,8 @@ class ConfigValue(Mapping[str, Any]):
         return NotImplemented
 
     def __hash__(self) -> int:
+        import json  # (here, as below: json is imported only by the flows that need it)
+
         return hash(json.dumps(self.to_dict(), sort_keys=True, default=repr))
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -310,6 +311,8 @@ class Config:
         parser = self.parser
         try:
             if parser is None:
+                import json
+
                 parsed = json.loads(text)
             else:
                 parsed = (_named_parser(parser) if isinstance(parser, str) else parser)(text)
@@ -345,6 +348,8 @@ class Config:
 
     def _from_value(self, value: Any, where: str) -> ConfigValue:
         if isinstance(value, Mapping):
+            import json
+
             try:
                 json.dumps(value)
             except (TypeError, ValueError) as exc:

@@ -21,11 +21,14 @@ from __future__ import annotations
 import os
 import sys
 from datetime import datetime
-from typing import Protocol, TextIO
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from .events import Event, LogLine, RunFinished, RunStarted, TaskFailed, TaskFinished, TaskStarted
 from .graph import FlowGraph
 from .streams import uncaptured
+
+if TYPE_CHECKING:
+    from .events import Event, RunFinished, TaskFailed
 
 
 def _short(pathspec: str) -> str:
@@ -101,6 +104,7 @@ class Console:
         self._print(event)
 
     def _print(self, event: Event) -> None:
+        LogLine, TaskStarted, TaskFinished, TaskFailed, RunStarted, RunFinished = _event_types()
         ts = event.timestamp
         if isinstance(event, LogLine):
             self.echo(f"[{_short(event.pathspec)}] {event.line.rstrip()}", ts)
@@ -148,6 +152,15 @@ class Console:
             self.echo_err("    Step failure:")
             self.echo_err(f"    Step {step} (task-id {task_id}) failed.")
             self.echo_err("")
+
+
+@cache
+def _event_types() -> tuple[Any, ...]:
+    # Imported on the first event: `aioflow run --quiet` makes a Console (for its notices)
+    # and no event, and importing their classes costs 5 ms.
+    from .events import LogLine, RunFinished, RunStarted, TaskFailed, TaskFinished, TaskStarted
+
+    return LogLine, TaskStarted, TaskFinished, TaskFailed, RunStarted, RunFinished
 
 
 def failure_text(event: TaskFailed, verbose: bool) -> str:

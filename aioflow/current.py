@@ -269,9 +269,15 @@ def current_username() -> str:
         value = os.environ.get(var)
         if value:
             return value
-    import getpass  # only when no variable names the user: it costs `import aioflow` time
-
+    # Then what `getpass.getuser()` reads, without importing getpass (and termios with it):
+    # $LOGNAME or $LNAME, else the password database; "unknown" where there is none (Windows).
+    for var in ("LOGNAME", "LNAME"):
+        value = os.environ.get(var)
+        if value:
+            return value
     try:
-        return getpass.getuser()
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
     except Exception:
         return "unknown"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
-import json
 import linecache
 import textwrap
 from collections.abc import Callable, Iterator
@@ -440,7 +439,11 @@ def _deco_name(deco: Any) -> str:
 
 def _case_str(value: Any) -> str:
     """A switch case value as a JSON object key."""
-    return value if isinstance(value, str) else json.dumps(value, default=repr)
+    if isinstance(value, str):
+        return value
+    import json  # (here: json is imported only by the flows that need it)
+
+    return json.dumps(value, default=repr)
 
 
 def _describe_next(node: StepNode) -> str:

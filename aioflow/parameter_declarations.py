@@ -12,7 +12,6 @@ against them is `aioflow.parameters`, which re-exports these names: import them 
 from __future__ import annotations
 
 import codecs
-import json
 import numbers
 import os
 from collections.abc import Callable
@@ -99,6 +98,8 @@ def _describe(value: Any) -> str:
 def _convert_value(kind: Any, value: Any) -> Any:
     """Convert a CLI string or a Python value to `kind` (str, int, float, bool or JSONType)."""
     if isinstance(kind, JSONTypeClass):
+        import json  # (here, as below: json is imported only by the flows that need it)
+
         if isinstance(value, str):
             try:
                 return json.loads(value)
@@ -198,6 +199,8 @@ class Parameter:
             default is None or callable(default) or isinstance(default, str) or is_deferred(default)
         )
         if self.type_name == "JSON" and not string_default:
+            import json
+
             try:
                 json.dumps(default)
             except (TypeError, ValueError):
@@ -330,6 +333,8 @@ class Parameter:
 
     def _cli_text(self, value: Any) -> str:
         if isinstance(self.type, JSONTypeClass) and not isinstance(value, str):
+            import json
+
             return json.dumps(value)
         return str(os.fspath(value) if isinstance(value, os.PathLike) else value)
 

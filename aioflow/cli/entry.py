@@ -7,9 +7,11 @@ command line is typer's (`typer_app.py`), imported then.
 
 While `main` imports the command line and the runtime, the cyclic garbage collector is paused:
 imports make tens of thousands of objects that live as long as the process, and collections
-triggered on the way would walk them again and again for nothing. The flow file is imported
-after, with the collector as usual; while the run goes on, `runtime/collector.py` keeps what
-the process held at its start out of the collections.
+triggered on the way would walk them again and again for nothing. What they made then goes
+straight to the collector's oldest generation, so the first collection after them does not
+walk it either (it took 5 ms). The flow file is imported after, with the collector as usual;
+while the run goes on, `runtime/collector.py` keeps what the process held at its start out of
+the collections.
 """
 
 from __future__ import annotations
@@ -81,6 +83,10 @@ def _importing() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            if gc.get_freeze_count() == 0:  # (else unfreezing would thaw the host's objects)
+                # Everything made so far to the oldest generation, without walking it.
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 

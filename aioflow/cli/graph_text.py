@@ -8,7 +8,6 @@ both, a foreach edge is labelled with the variable it iterates, a switch edge wi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +22,11 @@ _MERMAID_SHAPES = {"split": '{{"{}"}}', "foreach": '{{"{}"}}', "split-switch": '
 
 
 def _case(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, str):
+        return value
+    import json  # (here: a run's command line needs none)
+
+    return json.dumps(value)
 
 
 def _edges(graph: FlowGraph) -> Iterator[tuple[StepNode, str, str | None]]:

@@ -8,7 +8,6 @@ terminal as it is printed, and `breakpoint()` stops in the step with the termina
 
 from __future__ import annotations
 
-import json
 import pickle
 import reprlib
 import sys
@@ -30,6 +29,8 @@ _SHORT.maxother = 60
 def read_artifacts(path: str) -> dict[str, Any]:
     """The artifacts in a .json file (an object) or a pickle (a dict by name); a usage error
     naming the file for anything else."""
+    import json  # (here: a run's command line needs none)
+
     file = Path(path)
     try:
         if file.suffix.lower() == ".json":

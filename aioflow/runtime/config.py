@@ -13,12 +13,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..decorators import EXECUTORS
-from ..events import Listener
 from ..exceptions import ParameterError
 from ..store import Store
+
+if TYPE_CHECKING:
+    from ..events import Listener
 
 #: How many tasks run at once, unless told otherwise (`--max-workers`).
 DEFAULT_MAX_WORKERS = 16

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ..events import Event, LogLine, RunFinished, RunStarted
 from ..store import Store
 from ..store.keeper import StoreKeeper, store_keeper
 from ..store.metadata import task_row
@@ -36,6 +35,7 @@ from .scheduler import RunResult, Scheduler
 from .task import RunEnv, TaskOutcome, task_pathspec
 
 if TYPE_CHECKING:
+    from ..events import Event
     from .config import RunConfig
     from .runner import PreparedRun
 
@@ -159,7 +159,12 @@ class OpenRun:
                 emit=emit if listeners else None,
                 origin=self._origin,
             )
-            emit(RunStarted(flow_name, run_id, prepared.username, options.origin_run_id))
+            if listeners:
+                # (Imported here, as every event class is: a run that nobody listens to, such
+                # as `aioflow run --quiet`, builds no event, and importing them costs 5 ms.)
+                from ..events import RunStarted
+
+                emit(RunStarted(flow_name, run_id, prepared.username, options.origin_run_id))
             install_log_capture()
             collector_guard().run_started()
             capturing = True
@@ -188,18 +193,21 @@ class OpenRun:
                     if inbox is not None:
                         inbox.close()
                     failed = outcome.failure
-                    emit(
-                        RunFinished(
-                            flow_name,
-                            run_id,
-                            outcome.status,
-                            time.time() - started,
-                            None
-                            if failed is None
-                            else task_pathspec(flow_name, run_id, failed.spec),
-                            tuple(outcome.interrupted),
+                    if listeners:
+                        from ..events import RunFinished
+
+                        emit(
+                            RunFinished(
+                                flow_name,
+                                run_id,
+                                outcome.status,
+                                time.time() - started,
+                                None
+                                if failed is None
+                                else task_pathspec(flow_name, run_id, failed.spec),
+                                tuple(outcome.interrupted),
+                            )
                         )
-                    )
                 finally:
                     await offload(let_go, self.store, int(run_id), keeper)
         return outcome
@@ -223,6 +231,8 @@ class OpenRun:
 
     def _env(self, writer: BatchWriter, inbox: LoopInbox[Event] | None) -> RunEnv:
         prepared = self.prepared
+        if inbox is not None:
+            from ..events import LogLine
 
         def line_sink(pathspec: str, stream: str, line: str) -> None:
             if inbox is not None:

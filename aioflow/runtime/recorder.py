@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..decorators import StepOptions
-from ..events import Event, TaskFailed, TaskFinished, TaskRetrying, TaskStarted
 from ..store.metadata import TaskRow, task_row
 from ..store.serde import pack
 from ..store.writer import BatchWriter
 from .collector import collector_guard
 from .task import RunEnv, TaskOutcome, TaskSpec
+
+if TYPE_CHECKING:
+    from ..events import Event
 
 _new_row = tuple.__new__
 
@@ -38,6 +41,12 @@ class TaskRecorder:
         # None when nobody listens: then no event object is even built (it costs microseconds
         # per task, which matter in a run of a hundred thousand tasks).
         self.emit = emit
+        #: `aioflow.events`, imported only when someone listens (it costs a run 5 ms).
+        self._events: Any = None
+        if emit is not None:
+            from .. import events
+
+            self._events = events
         #: attempts started and not finished, by task id
         self.running: dict[int, TaskSpec] = {}
         self._run_id = int(env.run_id)
@@ -54,7 +63,9 @@ class TaskRecorder:
         self.writer.wake()
         if self.emit is not None:
             self.emit(
-                TaskStarted(self.env.pathspec(spec), spec.step, str(spec.task_id), spec.attempt)
+                self._events.TaskStarted(
+                    self.env.pathspec(spec), spec.step, str(spec.task_id), spec.attempt
+                )
             )
 
     def cloning(self, spec: TaskSpec) -> None:
@@ -80,12 +91,14 @@ class TaskRecorder:
         assert err is not None
         if self.emit is not None:
             pathspec = self.env.pathspec(spec)
+            events = self._events
             self.emit(
-                TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name, err.message,
-                           err.traceback, outcome.finished_at - spec.started_at, spec.attempt,
-                           retrying=True, detail=err.detail or "")
+                events.TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name,
+                                  err.message, err.traceback,
+                                  outcome.finished_at - spec.started_at, spec.attempt,
+                                  retrying=True, detail=err.detail or "")
             )  # fmt: skip
-            self.emit(TaskRetrying(pathspec, spec.step, str(spec.task_id), spec.attempt + 1))
+            self.emit(events.TaskRetrying(pathspec, spec.step, str(spec.task_id), spec.attempt + 1))
 
     def finished(self, outcome: TaskOutcome) -> None:
         """A task ended (succeeded, failed for good, or caught)."""
@@ -139,14 +152,15 @@ class TaskRecorder:
         if err is None:
             splits = None if outcome.item_keys is None else len(outcome.item_keys)
             self.emit(
-                TaskFinished(pathspec, spec.step, str(spec.task_id), duration, spec.attempt,
-                             splits, outcome.origin)
+                self._events.TaskFinished(pathspec, spec.step, str(spec.task_id), duration,
+                                          spec.attempt, splits, outcome.origin)
             )  # fmt: skip
             return
         catch = self.options[spec.step].catch
         quiet = outcome.caught and catch is not None and not catch.attributes["print_exception"]
         self.emit(
-            TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name, err.message,
-                       "" if quiet else err.traceback, duration, spec.attempt,
-                       caught=outcome.caught, detail="" if quiet else err.detail or "")
+            self._events.TaskFailed(pathspec, spec.step, str(spec.task_id), err.type_name,
+                                    err.message, "" if quiet else err.traceback, duration,
+                                    spec.attempt, caught=outcome.caught,
+                                    detail="" if quiet else err.detail or "")
         )  # fmt: skip

@@ -18,13 +18,13 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.lowlevel import checkpoint
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..decorators import StepOptions
-from ..events import Event
 from ..exceptions import TransitionError
 from ..store.writer import BatchWriter
 from .dispatch import Attempter, Dispatcher
@@ -35,6 +35,9 @@ from .recorder import TaskRecorder
 from .resume import Origin, OriginTask
 from .task import ErrorInfo, RunEnv, TaskOutcome, TaskSpec
 from .walk import Fanout, FlowWalk, parallel_width
+
+if TYPE_CHECKING:
+    from ..events import Event
 
 #: A worker coroutine lets the loop run its other callbacks after this many tasks. An async
 #: step that does not suspend runs a task without giving the loop a turn, and the worker takes

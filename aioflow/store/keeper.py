@@ -95,6 +95,18 @@ class StoreKeeper:
             if self._users[store.root] == 0:
                 store.close()
 
+    def close(self) -> None:
+        """Close every store and idle connection held (any thread; the loop's runs are over):
+        for a loop that ends with its process, so that nothing is left for the exit to close.
+        A later run on the loop opens them again."""
+        with self._lock:
+            stores, self._stores, self._users = list(self._stores.values()), {}, {}
+            held, self._held = list(self._held.values()), {}
+        for store in stores:
+            store.close()
+        for conn in held:
+            conn.close()  # the last connection: SQLite checkpoints the log into the file
+
     def __del__(self, _finalizing: Callable[[], bool] = sys.is_finalizing) -> None:
         # (bound early: at the interpreter's exit, module globals may already be None)
         if _finalizing():

@@ -20,6 +20,7 @@ backends' usual chains only, and never reach the store itself.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,16 +70,42 @@ def find_config_file(start: Path | None = None) -> tuple[Path, dict[str, Any]] |
     return None
 
 
+#: What a pyproject.toml holding a `[tool.aioflow]` table must contain outside its comment
+#: lines: the table's header or a dotted key (`[tool.aioflow]`, `tool."aioflow".blobs = ...`),
+#: a `[tool]` table whose keys could name it, an inline `tool = {aioflow = ...}`, or an escape
+#: (`\u0061ioflow`) in a quoted key. A file with none of them has no such table; one with any
+#: of them is parsed (the words in a string or after code on a line cost only that).
+_MAY_HOLD_TOOL_AIOFLOW = re.compile(
+    rb"""tool["']?[ \t]*\.[ \t]*["']?aioflow"""
+    rb"""|^[ \t]*\[[ \t]*["']?tool["']?[ \t]*\]"""
+    rb"""|tool["']?[ \t]*=[ \t]*\{"""
+    rb"""|\\[uU]""",
+    re.MULTILINE,
+)
+#: A line that is a comment (or, inside a multi-line string, text): it cannot define a table.
+_COMMENT_LINE = re.compile(rb"^[ \t]*#.*$", re.MULTILINE)
+
+
 def _read_table(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except OSError as exc:
+        raise StoreError(f"Cannot read the aioflow configuration in {path}: {exc}") from None
+    code = _COMMENT_LINE.sub(b"", text)
+    if path.name != CONFIG_FILE and not _MAY_HOLD_TOOL_AIOFLOW.search(code):
+        # A project's pyproject.toml without a [tool.aioflow] table in sight (the common
+        # case): passed over unparsed, which spares importing a TOML parser and parsing a file
+        # of other tools' settings (3-5 ms) in every run started in the project.
+        return None
     # Imported here: a run with no configuration file in sight never needs a TOML parser.
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover (3.10)
         import tomli as tomllib
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(text.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise StoreError(f"Cannot read the aioflow configuration in {path}: {exc}") from None
     if path.name == CONFIG_FILE:
         return data

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,11 @@ from aioflow.store import open as store_open
 from aioflow.store.objects import ObjectBlobStore
 from aioflow.store.open import open_blobs, open_metadata, open_store
 from aioflow.store.settings import redact, store_settings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover (3.10)
+    import tomli as tomllib
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +62,52 @@ def test_pyproject_tool_table_and_the_repository_root_bound(tmp_path: Path) -> N
     assert store_settings(cwd=project).blobs == "memory://"
     (project / ".git").mkdir()  # a repository root: nothing above it is read
     assert store_settings(cwd=project).blobs is None
+
+
+#: Every way TOML can spell a `[tool.aioflow]` table (as a pyproject.toml beside others).
+TOOL_AIOFLOW_SPELLINGS = [
+    '[tool.aioflow]\nblobs = "memory://"\n',
+    '[ tool . "aioflow" ]\nblobs = "memory://"\n',
+    "[tool.'aioflow']\nblobs = 'memory://'\n",
+    '[tool]\nx = 1\naioflow = {blobs = "memory://"}\n',
+    '[tool]\naioflow.blobs = "memory://"\n',
+    '["tool"]\n"aioflow".blobs = "memory://"\n',
+    'tool.aioflow.blobs = "memory://"\n',
+    'tool . aioflow = {blobs = "memory://"}\n',
+    'tool = {aioflow = {blobs = "memory://"}}\n',
+    '"tool" = { "aioflow" = { blobs = "memory://" } }\n',
+    '[tool."\\u0061ioflow"]\nblobs = "memory://"\n',
+    '["\\u0074ool".aioflow]\nblobs = "memory://"\n',
+    '[tool.ruff]\nline-length = 100\n[tool.aioflow]\nblobs = "memory://"\n',
+]
+
+
+@pytest.mark.parametrize("text", TOOL_AIOFLOW_SPELLINGS)
+def test_every_spelling_of_the_pyproject_table_is_read(tmp_path: Path, text: str) -> None:
+    (tmp_path / ".git").mkdir()
+    other = '[project]\nname = "aioflow"\n'
+    (tmp_path / "pyproject.toml").write_text(text + other)
+    assert tomllib.loads(text + other)["tool"]["aioflow"]["blobs"] == "memory://"
+    assert store_settings(cwd=tmp_path).blobs == "memory://"
+
+
+def test_a_pyproject_that_cannot_hold_the_table_is_not_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The word may be anywhere else (a package named aioflow, its data, its import contracts):
+    # such a file is passed over without a TOML parser, which would cost every run 3-5 ms.
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "aioflow"\n'
+        "# aioflow.toml or [tool.aioflow] (aioflow/store/settings.py)\n"
+        '[tool.setuptools.package-data]\naioflow = ["py.typed"]\n'
+        '[tool.importlinter]\nroot_package = "aioflow"\n'
+        '[[tool.importlinter.contracts]]\nsource_modules = [\n    "aioflow.graph",\n]\n'
+        "[tool.ruff]\nline-length = 100\n"
+    )
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # importing it would fail
+    monkeypatch.setitem(sys.modules, "tomli", None)
+    assert store_settings(cwd=tmp_path).is_default
 
 
 @pytest.mark.parametrize(

@@ -16,14 +16,16 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ...decorators import StepOptions
-from ...events import Event
 from ...store.settings import StoreSettings
 from ..logs import TaskLog
 from ..task import ErrorInfo, RunEnv, TaskOutcome, TaskSpec
 from .thread_lane import Done, ThreadLane
+
+if TYPE_CHECKING:
+    from ...events import Event
 
 
 class UnflushedBlobs(Protocol):
