@@ -406,6 +406,22 @@ def test_python_flow_file_run_with_parameters(cli: Cli) -> None:
     assert len(list(run["work"])) == 2
 
 
+def test_the_command_line_closes_its_store_before_the_process_exits(cli: Cli) -> None:
+    # The exit skips the interpreter's last garbage collections (issue 19's start-up cost):
+    # whatever held the store open must be closed by then, or SQLite's log would be left
+    # uncheckpointed beside the database.
+    cli.write("cli_flow.py", CLI_FLOW)
+    report = cli.cwd / "report.html"
+    for result in (
+        cli.aioflow("run", "cli_flow.py", "--quiet", "--report", str(report)),
+        cli.python("cli_flow.py", "resume", "--quiet"),
+    ):
+        assert result.code == 0, result.both
+        assert sorted(p.name for p in cli.root.iterdir()) == ["faults", "metadata.db", "running"]
+    assert report.exists()
+    assert [run.successful for run in client_runs("CliFlow")] == [True, True]
+
+
 def test_run_help_lists_the_flow_parameters(cli: Cli) -> None:
     cli.write("cli_flow.py", CLI_FLOW)
 

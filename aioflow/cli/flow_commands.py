@@ -36,10 +36,9 @@ from ..runtime.config import (
     validate_tags,
 )
 from ..runtime.graphs import linted_graph
-from ..runtime.offload import offload
 from ..runtime.runner import PreparedRun, RunOutcome, open_run, prepare, prepare_resume
 from ..runtime.task import task_pathspec
-from ..store.keeper import store_keeper
+from ..store.keeper import StoreKeeper, store_keeper
 from .flow_store_commands import add_store_commands
 from .graph_text import FORMATS, graph_text
 from .output import EXIT_FAILED, EXIT_INTERRUPTED, _echo, _fail, _header, _validate
@@ -55,12 +54,15 @@ async def _run_until_signal(
     config: RunConfig,
     on_open: Callable[[str], None],
     notice: Callable[[str], None],
+    keepers: list[StoreKeeper],
 ) -> RunOutcome | None:
     """Run the flow; the first Ctrl-C (or SIGTERM) cancels it cleanly, a second one exits.
 
     `on_open` gets the run id as soon as the run is stored, before its first task; `notice`
-    prints the console's line about the cancelling (on a line of its own).
+    prints the console's line about the cancelling (on a line of its own). The loop's store
+    keeper goes to `keepers`, for `_execute` to close once the loop is over.
     """
+    keepers.append(store_keeper())
     outcome: RunOutcome | None = None
     error: Exception | None = None
     async with anyio.create_task_group() as tg:
@@ -88,10 +90,6 @@ async def _run_until_signal(
                 # keep it bare so `_run` can report it.
                 error = exc
         tg.cancel_scope.cancel()
-    # This loop ends with the process: its store's last connection closes now, SQLite
-    # checkpointing its log then, and nothing is left for the exit (`_no_collection_at_exit`).
-    with anyio.CancelScope(shield=True):
-        await offload(store_keeper().close)
     if error is not None:
         raise error
     return outcome
@@ -201,10 +199,15 @@ def _write_report(outcome: RunOutcome, report: Path) -> None:
     from ..handle import client_run
     from ..report import write_report
 
+    run = client_run(outcome)
     try:
-        written = write_report(client_run(outcome), report)
+        written = write_report(run, report)
     except AioflowException as exc:
         _fail(exc)
+    finally:
+        # The report read the store through the client: its connections close now, so
+        # nothing is left for the exit to close (`_no_collection_at_exit`).
+        run._store.close()
     _echo(f"Wrote the report of {outcome.flow_name}/{outcome.run_id} to {written}", err=True)
 
 
@@ -245,8 +248,9 @@ def _execute(
 
     # (Full collections are kept off the run by the runtime: runtime/collector.py.)
     _no_collection_at_exit()
+    keepers: list[StoreKeeper] = []
     try:
-        outcome = anyio.run(_run_until_signal, prepared, config, remember, console.notice)
+        outcome = anyio.run(_run_until_signal, prepared, config, remember, console.notice, keepers)
     except ParameterError as exc:
         raise click.UsageError(str(exc)) from exc
     except AioflowException as exc:
@@ -256,6 +260,12 @@ def _execute(
         _echo("    Internal error", err=True)
         _echo(traceback.format_exc(), err=True)
         raise SystemExit(EXIT_FAILED) from None
+    finally:
+        # The loop is over, and the process ends with it: the store's last connection closes
+        # now (SQLite checkpoints its log then), so nothing is left for the exit to close
+        # (`_no_collection_at_exit`).
+        for keeper in keepers:
+            keeper.close()
     if outcome is not None and report is not None:
         _write_report(outcome, report)
     if outcome is None:

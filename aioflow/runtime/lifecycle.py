@@ -30,13 +30,13 @@ from .executors import ExecutorContext, ThreadLane
 from .logs import install as install_log_capture
 from .logs import uninstall as uninstall_log_capture
 from .offload import offload, offload_limiter
-from .resume import Origin
 from .scheduler import RunResult, Scheduler
 from .task import RunEnv, TaskOutcome, task_pathspec
 
 if TYPE_CHECKING:
     from ..events import Event
     from .config import RunConfig
+    from .resume import Origin
     from .runner import PreparedRun
 
 

@@ -46,7 +46,6 @@ from .executors import registry
 from .graphs import linted_graph
 from .lifecycle import OpenRun, RunOutcome, let_go, on_asyncio
 from .offload import offload
-from .resume import Origin, find_origin_run
 
 
 @dataclass
@@ -194,6 +193,8 @@ def prepare_resume(
     root = config.root
     owned = not isinstance(root, Store)  # a Store given as root stays open: it is the caller's
     store = root if isinstance(root, Store) else Store(root, create=False)
+    from .resume import find_origin_run  # (here: only a resume reads an origin run)
+
     try:
         origin_id = find_origin_run(store, flow_cls.__name__, origin_run_id)
         given = _origin_parameters(store, flow_cls, origin_id, latest=origin_run_id is None)
@@ -364,6 +365,8 @@ def _open_run(
     try:
         origin = None
         if config.origin_run_id is not None:
+            from .resume import Origin
+
             origin = Origin(
                 store, flow_name, config.origin_run_id, prepared.graph, config.resume_step
             )

@@ -32,12 +32,12 @@ from .executors import CallbackExecutor, failed_outcome
 from .gangs import Gangs, Round, gang_node, stopped_error
 from .policy import FailurePolicy
 from .recorder import TaskRecorder
-from .resume import Origin, OriginTask
 from .task import ErrorInfo, RunEnv, TaskOutcome, TaskSpec
 from .walk import Fanout, FlowWalk, parallel_width
 
 if TYPE_CHECKING:
     from ..events import Event
+    from .resume import Origin, OriginTask
 
 #: A worker coroutine lets the loop run its other callbacks after this many tasks. An async
 #: step that does not suspend runs a task without giving the loop a turn, and the worker takes
