@@ -10,6 +10,7 @@ the client reads by default).
 
 from __future__ import annotations
 
+import functools
 import os
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -276,8 +277,15 @@ def current_username() -> str:
         if value:
             return value
     try:
-        import pwd
-
-        return pwd.getpwuid(os.getuid()).pw_name
+        return _login_name(os.getuid())
     except Exception:
         return "unknown"
+
+
+@functools.lru_cache(maxsize=4)
+def _login_name(uid: int) -> str:
+    """The password database's name for `uid` (looked up once per process: a lookup reads
+    files and asks nscd, and a run asks twice)."""
+    import pwd
+
+    return pwd.getpwuid(uid).pw_name

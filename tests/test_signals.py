@@ -24,6 +24,7 @@ from aioflow import FlowSpec, Run, step
 from aioflow.cli import flow_commands, signals
 from aioflow.runtime.config import RunConfig
 from aioflow.runtime.runner import prepare
+from aioflow.store.keeper import StoreKeeper, store_keeper
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -91,10 +92,12 @@ async def test_sigint_cancels_a_cli_run_through_the_windows_receiver(
     prepared = prepare(SignalledFlow, {}, from_cli=True)
     opened: list[str] = []
     notices: list[str] = []
+    keepers: list[StoreKeeper] = []
     with anyio.fail_after(20):
         outcome = await flow_commands._run_until_signal(
-            prepared, RunConfig(root=aioflow_root), opened.append, notices.append
+            prepared, RunConfig(root=aioflow_root), opened.append, notices.append, keepers
         )
+    assert keepers == [store_keeper()]  # the loop's, for `aioflow run` to close after it
     assert outcome is None  # cancelled, as `aioflow run` reports a Ctrl-C
     assert notices == ["Cancelling the run (press Ctrl-C again to exit at once)..."]
     run = Run(f"SignalledFlow/{opened[0]}")
