@@ -11,6 +11,7 @@ exit code (`output.py`).
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 import os
 import sys
@@ -95,6 +96,7 @@ async def _run_until_signal(
     return outcome
 
 
+@functools.cache  # registered once per process
 def _no_collection_at_exit() -> None:
     """Skip the interpreter's last garbage collections at the process's exit.
 
@@ -104,15 +106,9 @@ def _no_collection_at_exit() -> None:
     `_run_until_signal`), `gc.freeze()` at exit moves them out of the collector: the other
     `atexit` handlers and `weakref.finalize` callbacks still run, module globals are still
     cleared, and only unreachable objects in reference cycles go unfinalized, which the
-    language allows at exit. Registered once per process.
+    language allows at exit.
     """
-    global _exit_registered
-    if not _exit_registered:
-        _exit_registered = True
-        atexit.register(gc.freeze)
-
-
-_exit_registered = False
+    atexit.register(gc.freeze)
 
 
 def _config(opts: dict[str, Any]) -> RunConfig:
