@@ -244,10 +244,15 @@ def blob_key(blob: bytes) -> str:
     return hash_chunks((blob,), len(blob))
 
 
+#: Types msgpack packs exactly that cannot hold a bytearray or memoryview (no search needed).
+_SCALARS = frozenset({int, float, bool, str, type(None)})
+
+
 def encode(value: Any) -> Encoded:
     """Encode `value`; raise ArtifactEncodingError (with the reason) when it cannot be stored."""
-    type_name = type(value).__name__
-    if type(value) is bytes and len(value) >= LARGE:
+    kind = type(value)
+    type_name = kind.__name__
+    if kind is bytes and len(value) >= LARGE:
         return _encoded((b"B", value), type_name)
     try:
         packed = _packers.artifact.pack(value)
@@ -256,7 +261,7 @@ def encode(value: Any) -> Encoded:
     else:
         if len(packed) > PACKER_KEEPS:
             _packers.renew_artifact()
-        if not (_has_bin_marker(packed) and _has_bytes_like(value)):
+        if kind in _SCALARS or not (_has_bin_marker(packed) and _has_bytes_like(value)):
             blob = b"M" + packed
             if len(blob) < LARGE:
                 return _encoded_small(blob, type_name)
