@@ -74,9 +74,9 @@ class InputView:
     __slots__ = ("_at", "_inputs", "_names")
 
     def __init__(self, inputs: Inputs, at: int, names: tuple[str, ...]) -> None:
-        object.__setattr__(self, "_inputs", inputs)
-        object.__setattr__(self, "_at", at)
-        object.__setattr__(self, "_names", names)
+        _set_inputs(self, inputs)
+        _set_at(self, at)
+        _set_names(self, names)
 
     @property
     def _arrival(self) -> JoinInput:
@@ -102,16 +102,16 @@ class InputView:
                 f"Input from step *{arrival.step}* (task {arrival.task_id}) has no artifact "
                 f"'{name}'. Its artifacts are: {', '.join(self.artifact_names()) or 'none'}."
             ) from None
-        inputs = self._inputs
+        inputs, i = self._inputs, self._at
         values = inputs._read.get(name)
         if values is None:
             values = inputs._read[name] = [_UNREAD] * len(inputs)
         else:
-            value = values[self._at]
+            value = values[i]
             if value is not _UNREAD:
                 return value
-        try:
-            value = values[self._at] = self._load(inputs._key_at(self._at, at))
+        try:  # (every input a join reads comes here: the inputs' loader, not this view's)
+            value = values[i] = inputs._load(inputs._key_at(i, at))
         except BlobError as exc:  # name the artifact and the input task it belongs to
             arrival = self._arrival
             task = f"{current.flow_name}/{current.run_id}/{arrival.step}/{arrival.task_id}"
@@ -160,6 +160,13 @@ class InputView:
     def foreach_stack(self) -> list[tuple[int, int, Any]]:
         """(index, num_splits, value) of every foreach around the input task, outermost first."""
         return [(f[2], f[1], self._load(f[5]) if f[5] else None) for f in self._foreach_frames()]
+
+
+# The slots' own setters, for `InputView.__init__`: a view refuses attribute assignment, and a
+# join makes one per input it reads, where `object.__setattr__` by name cost twice as much.
+_set_inputs = InputView.__dict__["_inputs"].__set__
+_set_at = InputView.__dict__["_at"].__set__
+_set_names = InputView.__dict__["_names"].__set__
 
 
 class Inputs(Sequence[InputView]):
