@@ -35,11 +35,15 @@ def encode_artifact(name: str, value: Any, step: str) -> Encoded:
     try:
         return encode(value)
     except ArtifactEncodingError as exc:
-        raise ArtifactEncodingError(
-            f"Artifact '{name}' set in step *{step}* cannot be stored: {exc.message}",
-            artifact=name,
-            step=step,
-        ) from exc.__cause__
+        raise _cannot_store(exc, name, step) from exc.__cause__
+
+
+def _cannot_store(exc: ArtifactEncodingError, name: str, step: str) -> ArtifactEncodingError:
+    return ArtifactEncodingError(
+        f"Artifact '{name}' set in step *{step}* cannot be stored: {exc.message}",
+        artifact=name,
+        step=step,
+    )
 
 
 def store_encoded(encoded: Encoded, small: list[tuple[str, bytes]], large: LargeBlobSink) -> None:
@@ -108,7 +112,10 @@ def encode_values(
     """Store each value as its own blob (foreach items); return their keys in order."""
     keys = []
     for i, value in enumerate(values):
-        encoded = encode_artifact(f"{what}[{i}]", value, step)
+        try:  # (not encode_artifact: an item's name is made only for an error, not per item)
+            encoded = encode(value)
+        except ArtifactEncodingError as exc:
+            raise _cannot_store(exc, f"{what}[{i}]", step) from exc.__cause__
         try:
             store_encoded(encoded, small, large)
         except StoreFull as exc:

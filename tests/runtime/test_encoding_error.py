@@ -72,3 +72,17 @@ def test_verbose_prints_the_chain_behind_the_one_line(tmp_path: Path, verbose: b
     # Without --verbose, aioflow's encoder stays out of sight; with it, the chain is printed.
     assert any("Traceback (most recent call last):" in line for line in printed) == verbose
     assert any("pickle.dumps" in line for line in printed) == verbose
+
+
+def test_a_foreach_item_that_cannot_be_stored_is_named_by_its_place() -> None:
+    # (The list itself is stored first, so a flow meets this only with an item whose own
+    # pickling fails where the list's did not; the encoder's message is the same one.)
+    from aioflow.exceptions import ArtifactEncodingError
+    from aioflow.runtime.artifacts import encode_values
+
+    small: list[tuple[str, bytes]] = []
+    with pytest.raises(ArtifactEncodingError) as info:
+        encode_values([1, "two", threading.Lock()], "items", "start", small, lambda _: None)
+    assert (info.value.artifact, info.value.step) == ("items[2]", "start")
+    assert str(info.value).startswith("Artifact 'items[2]' set in step *start* cannot be stored")
+    assert isinstance(info.value.__cause__, TypeError)  # what pickle raised, as for an artifact
