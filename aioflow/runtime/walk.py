@@ -83,7 +83,7 @@ class FlowWalk:
 
     def __init__(self, env: RunEnv, ready: deque[TaskSpec | Fanout]) -> None:
         self.env = env
-        self.graph = env.graph
+        self.nodes = env.nodes  # (the graph's dict: looked up per task without a Python call)
         self.ready = ready
         #: tasks spawned so far (task ids count from 1)
         self.spawned = 0
@@ -97,7 +97,7 @@ class FlowWalk:
     def follow(self, outcome: TaskOutcome) -> bool:
         """Spawn what follows a finished (or caught) task; True when the run reached its end."""
         spec = outcome.spec
-        node = self.graph[spec.step]
+        node = self.nodes[spec.step]
         transition = outcome.transition
         if node.type == "end" or transition is None:
             return True
@@ -118,7 +118,7 @@ class FlowWalk:
                 self._spawn(target, (*spec.frames, static), parents, outcome.manifest)
         else:
             target = transition.targets[0]
-            if self.graph[target].is_join:
+            if self.nodes[target].is_join:
                 self._arrive(target, outcome)
             else:
                 self._spawn(target, spec.frames, parents, outcome.manifest)
