@@ -185,8 +185,8 @@ class RunEnv:
     def load(self, key: str) -> Any:
         """Decode the artifact stored under `key` (fresh object on every call)."""
         blob = identity_blob(key)
-        if blob is not None:  # the key holds it (a foreach item, most often): nothing to ask
-            return decode(blob[0], blob[1:])  # (29 bytes at most: a copy costs less than a view)
+        if blob is not None:  # the key holds it (a foreach item, most often): no reader to ask
+            return decode(blob[0], blob[1:])  # (read_identity, inlined: every task comes here)
         tag, payload = self.reader.read_blob(key)
         return decode(tag, payload)
 

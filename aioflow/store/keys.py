@@ -75,12 +75,13 @@ def identity_blob(key: str) -> bytes | None:
         raise _not_a_key(key) from None
 
 
-def read_identity(key: str) -> tuple[int, memoryview] | None:
-    """(tag, payload) of the blob an identity key holds; None for any other key."""
+def read_identity(key: str) -> tuple[int, bytes] | None:
+    """(tag, payload) of the blob an identity key holds; None for any other key. (The payload
+    is a copy: at most 28 bytes cost less to copy than a memoryview and its slice to make.)"""
     blob = identity_blob(key)
     if blob is None:
         return None
-    return blob[0], memoryview(blob)[1:]
+    return blob[0], blob[1:]
 
 
 def content_hash(key: str) -> str:
