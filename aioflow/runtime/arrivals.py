@@ -127,10 +127,7 @@ class Arrivals(Sequence[JoinInput]):
         split_task, count, split_step, var = self._split
         item = None if self._items is None else self._items[i]
         frame: Frame = (split_task, count, i, split_step, var, item)
-        if names is self._first_names:
-            keys = tuple(self.key_at(i, j) for j in range(len(names)))
-        else:
-            keys = self._odd[i]
+        keys = tuple(self.key_at(i, j) for j in range(len(names)))
         return JoinInput(step, self._ids[i], names, keys, (*self._prefix, frame))
 
     def __len__(self) -> int:

@@ -111,10 +111,7 @@ class StoreKeeper:
         # (bound early: at the interpreter's exit, module globals may already be None)
         if _finalizing():
             return  # the process is ending: its connections and locks go with it
-        for store in self._stores.values():
-            store.close()
-        for conn in self._held.values():
-            conn.close()
+        self.close()
 
 
 _keeper: RunVar[StoreKeeper] = RunVar("aioflow_store_keeper")
