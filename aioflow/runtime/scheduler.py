@@ -14,7 +14,6 @@ What follows a finished task is the `FlowWalk`'s business, what follows a failed
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import anyio
 from anyio.lowlevel import checkpoint
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ..decorators import StepOptions
 from ..exceptions import TransitionError
@@ -41,7 +39,7 @@ if TYPE_CHECKING:
 
 #: A worker coroutine lets the loop run its other callbacks after this many tasks. An async
 #: step that does not suspend runs a task without giving the loop a turn, and the worker takes
-#: the next one at once (`receive_nowait`): without this, a foreach of such steps ran in one
+#: the next one at once: without this, a foreach of such steps ran in one
 #: turn of the loop, and the writer, the console and timers waited for its end (the writer
 #: committed the rows of a 100,000-wide foreach in one batch at its join, ~1 KB a task).
 YIELD_EVERY = 32
@@ -63,6 +61,74 @@ class RunResult:
     failure: TaskOutcome | None = None
     error: BaseException | None = None
     interrupted_tasks: list[TaskSpec] = field(default_factory=list)
+
+
+class WorkQueue:
+    """The tasks waiting for a worker coroutine, in order.
+
+    What anyio's memory object stream did for this, less: `put` never blocks, and a busy worker
+    takes the next task from `specs` itself, without calls into a stream's machinery, which a
+    wide foreach of async steps paid on both ends of every task. As with the stream, a task put
+    while a worker waits is that worker's (the first to wait), so which worker runs what, and
+    so the order tasks start in, is the stream's.
+    """
+
+    __slots__ = ("_idle", "closed", "specs")
+
+    def __init__(self) -> None:
+        #: the queued tasks nobody waits for, oldest first (a busy worker pops the next itself)
+        self.specs: deque[TaskSpec] = deque()
+        self._idle: deque[_Waiting] = deque()
+        #: no task will be put any more: workers return once `specs` is empty
+        self.closed = False
+
+    def put(self, spec: TaskSpec) -> None:
+        """Queue a task, or hand it to the worker that has waited longest."""
+        if self._idle:
+            waiting = self._idle.popleft()
+            waiting.spec = spec
+            waiting.event.set()
+        else:
+            self.specs.append(spec)
+
+    def close(self) -> None:
+        """No more tasks: every waiting worker wakes with none and returns."""
+        self.closed = True
+        while self._idle:
+            self._idle.popleft().event.set()
+
+    async def take(self) -> TaskSpec | None:
+        """The next task, waiting for one when none is queued; None once closed and empty.
+
+        It lets the loop run first, as the stream's `receive` did: a task put meanwhile (by a
+        callback already scheduled) is taken without waiting.
+        """
+        await checkpoint()
+        if self.specs:
+            return self.specs.popleft()
+        if self.closed:
+            return None
+        waiting = _Waiting()
+        self._idle.append(waiting)
+        try:
+            await waiting.event.wait()
+        except BaseException:
+            if waiting.spec is None:
+                self._idle.remove(waiting)
+            else:  # handed one as this worker was cancelled: the next worker takes it
+                self.specs.appendleft(waiting.spec)
+            raise
+        return waiting.spec
+
+
+class _Waiting:
+    """A worker waiting in `WorkQueue.take`, and the task handed to it."""
+
+    __slots__ = ("event", "spec")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.spec: TaskSpec | None = None
 
 
 class Scheduler:
@@ -111,31 +177,28 @@ class Scheduler:
         self.gangs = Gangs()
         self._crashed: BaseException | None = None
         self._finished = False  # run() returned: results arriving late are dropped
-        self._send: MemoryObjectSendStream[TaskSpec] | None = None
+        self._queue = WorkQueue()  # tasks for the worker coroutines
         self._cancel: Callable[[], None] = lambda: None
 
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> RunResult:
         """Run the flow from its start step; returns when it ends, fails or is cancelled."""
-        send, receive = anyio.create_memory_object_stream[TaskSpec](math.inf)
-        self._send = send
         self.writer.pull_running_rows_from(self.recorder.running_rows)
         self.writer.on_taken = self._pump
         try:
             async with anyio.create_task_group() as tg:
                 self._cancel = tg.cancel_scope.cancel
                 tg.start_soon(self.writer.run, self._writer_failed)
-                async with receive:
-                    for _ in range(self.max_workers):
-                        tg.start_soon(self._worker, receive.clone())
+                for _ in range(self.max_workers):
+                    tg.start_soon(self._worker)
                 self.walk.start()
                 self._pump()
         finally:
             self._finished = True
             self.writer.pull_running_rows_from(None)
             self.writer.close()
-            send.close()
+            self._queue.close()
             self.result.interrupted_tasks = list(self.recorder.running.values())
         if self._crashed is not None:
             raise self._crashed
@@ -153,7 +216,7 @@ class Scheduler:
             return
         # Starting a task adds no row to the backlog (a running row is pulled when a batch is
         # taken) and ends no run: both are checked once, above, not per task.
-        direct = self._direct
+        direct, queue = self._direct, self._queue
         while ready and self._in_flight < self.max_workers:
             spec = ready[0]
             if isinstance(spec, Fanout):  # the next child of a foreach, made now
@@ -168,8 +231,7 @@ class Scheduler:
             if executor is not None:
                 self._submit(spec, executor)
             else:
-                assert self._send is not None
-                self._send.send_nowait(spec)
+                queue.put(spec)
 
     def _judge(self, outcome: TaskOutcome) -> TaskOutcome | TaskSpec:
         """What follows an attempt: the task's outcome, or the spec of its next attempt."""
@@ -220,29 +282,28 @@ class Scheduler:
 
     # -- tasks in worker coroutines ---------------------------------------------------------
 
-    async def _worker(self, receive: MemoryObjectReceiveStream[TaskSpec]) -> None:
+    async def _worker(self) -> None:
         streak = 0  # tasks run since this worker last let the loop run other callbacks
-        async with receive:
-            while self.result.status == "running":
-                # receive_nowait first: receive() yields to the loop even when a task is ready,
-                # an extra loop iteration per task that a wide foreach feels. (Without that
-                # yield, the status check above is what stops a worker once the run failed.)
-                try:
-                    spec = receive.receive_nowait()
-                except anyio.WouldBlock:
-                    try:
-                        spec = await receive.receive()
-                    except anyio.EndOfStream:
-                        return
-                except anyio.EndOfStream:
+        queue = self._queue
+        specs = queue.specs
+        while self.result.status == "running":
+            # Taken at once when one waits: `take()` is a coroutine call more per task, and a
+            # wide foreach feels it. (The status check above is what stops a worker once the
+            # run failed.)
+            if specs:
+                spec = specs.popleft()
+            else:
+                taken = await queue.take()
+                if taken is None:
                     return
-                outcome = await self._run_task(spec)
-                if outcome is not None:
-                    self._completed(outcome)
-                streak += 1
-                if streak == YIELD_EVERY:
-                    streak = 0
-                    await checkpoint()
+                spec = taken
+            outcome = await self._run_task(spec)
+            if outcome is not None:
+                self._completed(outcome)
+            streak += 1
+            if streak == YIELD_EVERY:
+                streak = 0
+                await checkpoint()
 
     async def _run_task(self, spec: TaskSpec) -> TaskOutcome | None:
         """Run a task's attempts: retry while @retry allows, then let @catch have it. None when
@@ -361,8 +422,7 @@ class Scheduler:
 
     def _succeeded(self) -> None:
         self.result.status = "succeeded"
-        assert self._send is not None
-        self._send.close()
+        self._queue.close()
         self.writer.close()
 
     def _writer_failed(self, exc: BaseException) -> None:
@@ -372,6 +432,5 @@ class Scheduler:
         if self.result.status == "running":
             self.result.status = status
             self.result.error = error
-        if self._send is not None:
-            self._send.close()
+        self._queue.close()
         self._cancel()
