@@ -195,10 +195,16 @@ class FlowSpec:
     @property
     def input(self) -> Any:
         """The item of the innermost foreach this task processes (None outside a foreach)."""
-        state = self._state_or_none()  # (looked up once for both: every foreach task reads it)
+        try:  # (`_state_or_none` and `_innermost_foreach`, inlined: every foreach task reads it)
+            state = object.__getattribute__(self, "_aioflow_state")
+        except AttributeError:
+            return None
         if state is None:
             return None
-        frame = _innermost_foreach(state.frames)
+        frames = state.frames
+        if frames and frames[-1][4] is not None:  # most often: the task's own split
+            return self._item_in(state, frames[-1])
+        frame = _innermost_foreach(frames)
         return None if frame is None else self._item_in(state, frame)
 
     @property

@@ -312,13 +312,14 @@ class Scheduler:
             cloned = self.origin.take(spec)
             if cloned is not None:
                 return await self._clone(spec, cloned)
-        node = gang_node(spec)
-        if node is not None:
-            return await self._run_node(spec, node, self.options[spec.step])
-        attempt = self._attempters.get(spec.step)
+        attempt = self._attempters.get(spec.step)  # (a step of gangs has none kept)
         if attempt is None:
+            node = gang_node(spec)
+            if node is not None:
+                return await self._run_node(spec, node, self.options[spec.step])
             attempt = self.dispatcher.attempter(self.options[spec.step])
-            self._attempters[spec.step] = attempt
+            if not self.env.nodes[spec.step].parallel_step:
+                self._attempters[spec.step] = attempt
         while True:
             self.recorder.started(spec)
             judged = self._judge(await attempt(spec))

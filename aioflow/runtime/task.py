@@ -297,7 +297,7 @@ class TaskRun(TaskContext):
             spec.step,
             str(spec.task_id),
             spec.attempt,
-            parallel_place(spec),
+            parallel_place(spec) if node.parallel_step else None,
             None if cards is None else cards.collector,
             None,  # made by `open_log` if the task prints
         )
