@@ -175,6 +175,9 @@ class Scheduler:
         # One bound method for every direct attempt's callback (not one object per task).
         self._attempt_done_callback = self._attempt_done
         self.gangs = Gangs()
+        # Whether a task may ask for @parallel tasks (the graph's num_parallel calls, which
+        # lint sends to @parallel steps): a run without any skips the check of every task.
+        self._num_parallel = any(node.parallel_foreach or node.parallel_step for node in graph)
         self._crashed: BaseException | None = None
         self._finished = False  # run() returned: results arriving late are dropped
         self._queue = WorkQueue()  # tasks for the worker coroutines
@@ -243,9 +246,10 @@ class Scheduler:
         return judged
 
     def _completed(self, outcome: TaskOutcome) -> None:
-        width = parallel_width(outcome)
-        if width > self.max_workers:
-            self._refuse_parallel(outcome, width)
+        if self._num_parallel:
+            width = parallel_width(outcome)
+            if width > self.max_workers:
+                self._refuse_parallel(outcome, width)
         self._done += 1
         self._in_flight -= 1
         self.recorder.finished(outcome)

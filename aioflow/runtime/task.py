@@ -234,18 +234,11 @@ class Frozen:
     log: TaskLog
 
 
-#: Types whose values encode in microseconds whatever they hold (see `_quick_to_encode`).
+#: Types whose values encode in microseconds whatever they hold (see `needs_thread_to_finish`).
 _SCALARS = frozenset({int, float, bool, complex, type(None)})
 #: The longest str or bytes value, and the most values, still finished on the event loop.
 QUICK_TEXT = 4096
 QUICK_COUNT = 64
-
-
-def _quick_to_encode(value: Any) -> bool:
-    kind = type(value)
-    if kind in _SCALARS:
-        return kind is not int or value.bit_length() <= 64 * 1024  # a huge int is not quick
-    return (kind is str or kind is bytes) and len(value) <= QUICK_TEXT
 
 
 def parallel_place(spec: TaskSpec) -> Parallel | None:
@@ -335,14 +328,23 @@ class TaskRun(TaskContext):
         a worker thread and back: an async step that sets only those finishes on the loop.
         """
         transition = self.state.transition
-        values = self.flow.__dict__
-        return (
-            len(values) > QUICK_COUNT
-            or not all(map(_quick_to_encode, values.values()))
-            or self.task_cards is not None
+        if (
+            self.task_cards is not None
             or self.log is not None
             or (transition is not None and transition.items is not None)
-        )
+        ):
+            return True
+        values = self.flow.__dict__
+        if len(values) > QUICK_COUNT:
+            return True
+        for value in values.values():  # (a loop, not a function per value: every task asks)
+            kind = type(value)
+            if kind in _SCALARS:
+                if kind is int and value.bit_length() > 64 * 1024:  # a huge int is not quick
+                    return True
+            elif not ((kind is str or kind is bytes) and len(value) <= QUICK_TEXT):
+                return True
+        return False
 
     def abandon(self) -> Frozen:
         """Give up on a thread still running the body (@timeout) and copy what it holds now.
