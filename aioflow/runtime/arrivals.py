@@ -28,8 +28,8 @@ class Arrivals(Sequence[JoinInput]):
     """The tasks arriving at one join from one split, by their index in the split."""
 
     __slots__ = (
-        "_columns", "_count", "_first", "_first_names", "_ids", "_items", "_names", "_odd",
-        "_prefix", "_split", "_steps", "arrived",
+        "_columns", "_count", "_first", "_first_manifest", "_first_names", "_ids", "_items",
+        "_names", "_odd", "_prefix", "_split", "_steps", "arrived",
     )  # fmt: skip
 
     def __init__(self, frames: tuple[Frame, ...]) -> None:
@@ -48,6 +48,9 @@ class Arrivals(Sequence[JoinInput]):
         # its own keys, in `_odd`.
         self._first_names: tuple[str, ...] | None = None
         self._first: tuple[str, ...] = ()
+        # The first arrival's manifest itself: children that set no artifact share their
+        # split's (a snapshot copies it at the first change only), so theirs is this one.
+        self._first_manifest: dict[str, str] | None = None
         self._columns: list[list[str | None] | None] = []
         self._odd: dict[int, tuple[str, ...]] = {}
         #: how many tasks arrived so far
@@ -64,18 +67,23 @@ class Arrivals(Sequence[JoinInput]):
     ) -> tuple[str, ...]:
         """Keep the arrival at `index` (its last frame is `frame`); returns its artifact names,
         which are `names` when they match (arrivals share one tuple, as in `JoinInput.of`)."""
-        own = tuple(manifest)
-        if own != names:
-            names = own
         self._ids[index] = task_id
         self._steps[index] = step
         if self._items is not None:
             self._items[index] = frame[5]
         self.arrived += 1
         first_names = self._first_names
+        if manifest is self._first_manifest:  # a child that set nothing, as the first did
+            assert first_names is not None
+            self._names[index] = first_names
+            return first_names
+        own = tuple(manifest)
+        if own != names:
+            names = own
         if first_names is None:
             self._first_names = names
             self._first = tuple(manifest.values())
+            self._first_manifest = manifest
             self._columns = [None] * len(names)
         elif names is not first_names and names != first_names:
             self._names[index] = names

@@ -88,6 +88,23 @@ def test_each_arrival_keeps_only_the_keys_it_did_not_inherit() -> None:
         assert [arrivals.key_at(i, j) for j in range(len(manifest))] == list(manifest.values())
 
 
+def test_children_that_set_nothing_share_their_splits_manifest() -> None:
+    # A child that sets no artifact finishes with its split's manifest itself (a snapshot
+    # copies it at the first change only): such arrivals are the first one's, whatever order
+    # they come in, and one that set something still keeps its own key.
+    split = {"a": "ka", "items": "ki"}
+    changed = {**split, "a": "ka2"}
+    manifests = [split, split, changed, split]
+    frames: list[Frame] = [(5, 4, i, "split", "items", f"item{i}") for i in range(4)]
+    arrivals = Arrivals((frames[0],))
+    names: tuple[str, ...] = ()
+    for i in (3, 2, 0, 1):
+        names = arrivals.add(i, "w", 20 + i, manifests[i], frames[i], names)
+    assert [arrival.manifest for arrival in arrivals] == manifests
+    assert [arrivals.key_at(i, 0) for i in range(4)] == ["ka", "ka", "ka2", "ka"]
+    assert all(arrivals.names_at(i) is arrivals.names_at(3) for i in range(4))
+
+
 def test_a_wide_foreach_costs_a_few_slots_per_arrival() -> None:
     # Bytes the arrivals of 10,000 children allocate, beyond the keys the children made: each
     # child passes three keys on and sets one artifact (the keys once cost a tuple each).
