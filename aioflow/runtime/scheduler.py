@@ -32,6 +32,7 @@ from .policy import FailurePolicy
 from .recorder import TaskRecorder
 from .task import ErrorInfo, RunEnv, TaskOutcome, TaskSpec
 from .walk import Fanout, FlowWalk, parallel_width
+from .work_queue import WorkQueue
 
 if TYPE_CHECKING:
     from ..events import Event
@@ -39,9 +40,9 @@ if TYPE_CHECKING:
 
 #: A worker coroutine lets the loop run its other callbacks after this many tasks. An async
 #: step that does not suspend runs a task without giving the loop a turn, and the worker takes
-#: the next one at once: without this, a foreach of such steps ran in one
-#: turn of the loop, and the writer, the console and timers waited for its end (the writer
-#: committed the rows of a 100,000-wide foreach in one batch at its join, ~1 KB a task).
+#: the next one at once: without this, a foreach of such steps ran in one turn of the loop,
+#: and the writer, the console and timers waited for its end (the writer committed the rows of
+#: a 100,000-wide foreach in one batch at its join, ~1 KB a task).
 YIELD_EVERY = 32
 
 #: No task starts while this many task rows and small blobs wait for the writer's next commit
@@ -61,74 +62,6 @@ class RunResult:
     failure: TaskOutcome | None = None
     error: BaseException | None = None
     interrupted_tasks: list[TaskSpec] = field(default_factory=list)
-
-
-class WorkQueue:
-    """The tasks waiting for a worker coroutine, in order.
-
-    What anyio's memory object stream did for this, less: `put` never blocks, and a busy worker
-    takes the next task from `specs` itself, without calls into a stream's machinery, which a
-    wide foreach of async steps paid on both ends of every task. As with the stream, a task put
-    while a worker waits is that worker's (the first to wait), so which worker runs what, and
-    so the order tasks start in, is the stream's.
-    """
-
-    __slots__ = ("_idle", "closed", "specs")
-
-    def __init__(self) -> None:
-        #: the queued tasks nobody waits for, oldest first (a busy worker pops the next itself)
-        self.specs: deque[TaskSpec] = deque()
-        self._idle: deque[_Waiting] = deque()
-        #: no task will be put any more: workers return once `specs` is empty
-        self.closed = False
-
-    def put(self, spec: TaskSpec) -> None:
-        """Queue a task, or hand it to the worker that has waited longest."""
-        if self._idle:
-            waiting = self._idle.popleft()
-            waiting.spec = spec
-            waiting.event.set()
-        else:
-            self.specs.append(spec)
-
-    def close(self) -> None:
-        """No more tasks: every waiting worker wakes with none and returns."""
-        self.closed = True
-        while self._idle:
-            self._idle.popleft().event.set()
-
-    async def take(self) -> TaskSpec | None:
-        """The next task, waiting for one when none is queued; None once closed and empty.
-
-        It lets the loop run first, as the stream's `receive` did: a task put meanwhile (by a
-        callback already scheduled) is taken without waiting.
-        """
-        await checkpoint()
-        if self.specs:
-            return self.specs.popleft()
-        if self.closed:
-            return None
-        waiting = _Waiting()
-        self._idle.append(waiting)
-        try:
-            await waiting.event.wait()
-        except BaseException:
-            if waiting.spec is None:
-                self._idle.remove(waiting)
-            else:  # handed one as this worker was cancelled: the next worker takes it
-                self.specs.appendleft(waiting.spec)
-            raise
-        return waiting.spec
-
-
-class _Waiting:
-    """A worker waiting in `WorkQueue.take`, and the task handed to it."""
-
-    __slots__ = ("event", "spec")
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.spec: TaskSpec | None = None
 
 
 class Scheduler:
