@@ -16,13 +16,15 @@ host of node 0's worker. A cluster with fewer such workers than nodes fails the 
 
 Faults map to the outcomes the other executors give: a worker that leaves while running a task
 fails that attempt (`WorkerDied`, naming the worker and how it went), a @timeout cancels the
-task's future, and a cancelled run cancels its futures. `@resources(cpu=, memory=, gpu=)` are
-asked of the workers as Dask resources (CPU, MEMORY in MB, GPU), not reserved here.
+task's future, and a cancelled run cancels its futures; a future cancelled by anyone else fails
+its attempt as `WorkerDied` too, saying so. `@resources(cpu=, memory=, gpu=)` are asked of the
+workers as Dask resources (CPU, MEMORY in MB, GPU), not reserved here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import uuid
 from typing import Any
@@ -51,6 +53,10 @@ CANCELLED_NOTE = (
 
 #: How long a run's end waits for the workers to drop the run (a lost worker does not answer).
 FORGET_WAIT = 10.0
+
+#: How long an attempt that ends early waits for the fetch of its reply to end once its future
+#: is cancelled (see `_first_of`): a scheduler that does not answer the cancellation never ends it.
+FETCH_END_WAIT = 10.0
 
 #: A finished attempt's future is released with the run's next submission, or after this many
 #: seconds without one (see `DaskExecutor._keep`).
@@ -188,14 +194,10 @@ class DaskExecutor:
         )
         try:
             with anyio.fail_after(options.timeout):
-                reply = await _first_of(future, watched)
+                reply = await _first_of(future, watched)  # (which cancels the future if cut short)
         except TimeoutError:
             assert options.timeout is not None
-            await _cancel(future)
             return failed_outcome(env, spec, timeout_error(spec, options.timeout, CANCELLED_NOTE))
-        except BaseException:
-            await _cancel(future)
-            raise
         finally:
             cluster.unfollow(key)
         self._keep(future)
@@ -287,6 +289,18 @@ class DaskExecutor:
             )
         if isinstance(exc, WorkerSetupError):
             return exc
+        if isinstance(exc, concurrent.futures.CancelledError):  # (what Dask raises for it)
+            reason = getattr(exc, "reason", None) or "unknown"
+            return WorkerDied(
+                f"The Dask task running {where} was cancelled on the cluster, not by this run "
+                f"(reason: {reason}): another client or the scheduler cancelled it."
+            )
+        if isinstance(exc, asyncio.CancelledError):
+            return WorkerDied(
+                f"The reply of the Dask task running {where} could not be fetched: the Dask "
+                "client's fetch was cancelled by another of its users (a fetch of several "
+                "results is shared, and cancelling one caller cancels it for all)."
+            )
         return WorkerDied(
             f"The Dask task running {where} failed around the step: {type(exc).__name__}: {exc}"
         )
@@ -306,34 +320,55 @@ class DaskExecutor:
 
 
 async def _first_of(future: Any, watched: Watched) -> TaskReply | BaseException:
-    """The task's reply, or the error that ended it: its own, or its worker's loss."""
+    """The task's reply, or the error that ended it: its own, its worker's loss (a WorkerDied
+    to describe), the future's cancellation by someone else (a concurrent.futures
+    CancelledError), or the fetch of its reply cancelled by someone else (an
+    asyncio.CancelledError). Cut short (a @timeout, a cancelled run, a lost worker), it cancels
+    the task's future.
 
-    async def result() -> TaskReply | BaseException:
+    The reply is fetched by a task that aioflow never cancels: only the future's end, or its
+    cancellation, ends it. Dask's client fetches the results of the futures that finish
+    together in one shared asyncio task, and a caller cancelled while it waits for that task
+    cancels it for all of them; cancelled before it started, it is never cleared, and from then
+    on each fetch of any result on that client raises asyncio.CancelledError (distributed
+    2024.8.0 to 2026.8.0 at least). A @parallel node stopped just as its reply arrived so made
+    the next round of its gang fail, with a task nobody had cancelled.
+    """
+
+    async def fetch() -> TaskReply | BaseException:
         try:
             reply: TaskReply = await future
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             return exc
         return reply
 
-    waiting = asyncio.ensure_future(result())
+    fetching = asyncio.ensure_future(fetch())
     lost = asyncio.ensure_future(watched.gone.wait())
     try:
-        await asyncio.wait((waiting, lost), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((fetching, lost), return_when=asyncio.FIRST_COMPLETED)
     finally:
         lost.cancel()
-        if not waiting.done():
-            waiting.cancel()
-    if waiting.done() and not waiting.cancelled() and watched.lost is None:
-        return waiting.result()
-    return WorkerDied("lost")  # replaced by the worker's description
+        if not fetching.done():
+            await _cancel(future, fetching)
+    if watched.lost is not None:
+        return WorkerDied("lost")  # replaced by the worker's description
+    if fetching.cancelled():
+        return asyncio.CancelledError()
+    return fetching.result()
 
 
-async def _cancel(future: Any) -> None:
-    """Cancel a task's future, whatever state the run is in (cancelled, timed out)."""
-    with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-        await future.cancel()
+async def _cancel(future: Any, fetching: asyncio.Future[Any]) -> None:
+    """Cancel a task's future, whatever state the run is in (cancelled, timed out), and wait
+    for the fetch of its reply to end with it (see `_first_of`)."""
+    with anyio.CancelScope(shield=True):
+        with contextlib.suppress(Exception):
+            await future.cancel()
+        with anyio.move_on_after(FETCH_END_WAIT):
+            await asyncio.wait((fetching,))
+    if not fetching.done():
+        # The scheduler did not answer the cancellation: nothing else would end it. (It then
+        # waits for the future's state, not for a shared fetch, or for one started long ago.)
+        fetching.cancel()
 
 
 def _host(address: str) -> str:
