@@ -100,21 +100,26 @@ def child(argv: list[str]) -> None:
 DEPENDENCY_FLOOR = "import click, anyio; anyio.run(anyio.sleep, 0)"
 
 
-def linear_cli_seconds(repeats: int) -> dict[str, list[float]]:
-    """Wall times of `aioflow run examples/linear.py --quiet`, process start included, and of
-    `python -c pass` and `python -c DEPENDENCY_FLOOR`, the three alternating.
-
-    One run before the measured ones creates the store and the bytecode caches, which a user's
-    later runs find too.
-    """
+def startup_commands() -> dict[str, list[str]]:
+    """The three commands the start-up figures compare: `aioflow run examples/linear.py
+    --quiet` (the console script a user's install has), `python -c pass` and the floor."""
     beside = Path(sys.executable).with_name("aioflow")
     exe = str(beside) if beside.exists() else shutil.which("aioflow")
     cmd = [exe] if exe else [sys.executable, "-m", "aioflow"]
-    commands = {
+    return {
         "run": [*cmd, "run", str(ROOT / "examples" / "linear.py"), "--quiet"],
         "pass": [sys.executable, "-c", "pass"],
         "floor": [sys.executable, "-c", DEPENDENCY_FLOOR],
     }
+
+
+def linear_cli_seconds(repeats: int) -> dict[str, list[float]]:
+    """Wall times of the `startup_commands`, process start included, the three alternating.
+
+    One run before the measured ones creates the store and the bytecode caches, which a user's
+    later runs find too.
+    """
+    commands = startup_commands()
     times: dict[str, list[float]] = {name: [] for name in commands}
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "AIOFLOW_ROOT": tmp}

@@ -227,7 +227,8 @@ def _ratio(a: list[dict[str, float]], ref: list[dict[str, float]], key: str) -> 
     return _median(a, key) / below if below > 0 else math.nan
 
 
-def _x(ratio: float) -> str:
+def format_ratio(ratio: float) -> str:
+    """A ratio as printed: "1.23x", or "-" when there is none (nan)."""
     return "-" if math.isnan(ratio) else f"{ratio:.2f}x"
 
 
@@ -253,9 +254,10 @@ def report(figures: dict[tuple[str, str], list[dict]], n: int, rounds: int) -> l
             )
         a, ref = figures[(case, "aioflow")], figures[(case, "reference")]
         lines.append(
-            f"{'':<32} {'ratio':<10} {_x(_ratio(a, ref, 'cpu_us')):>9} "
-            f"{_x(_ratio(a, ref, 'wall_us')):>10} {_x(_ratio(a, ref, 'run_s')):>8} "
-            f"{_x(_ratio(a, ref, 'whole_s')):>8}"
+            f"{'':<32} {'ratio':<10} {format_ratio(_ratio(a, ref, 'cpu_us')):>9} "
+            f"{format_ratio(_ratio(a, ref, 'wall_us')):>10} "
+            f"{format_ratio(_ratio(a, ref, 'run_s')):>8} "
+            f"{format_ratio(_ratio(a, ref, 'whole_s')):>8}"
         )
     lines += ["", "CPU per task by thread: the event loop, the worker threads (sync bodies), the "
               "writer (commits; aioflow's anyio threads):"]  # fmt: skip
@@ -280,7 +282,7 @@ def report(figures: dict[tuple[str, str], list[dict]], n: int, rounds: int) -> l
         lines.append(f"  {_verdict(cpu <= target)}  {title}: CPU per task {cpu:.1f} us "
                      f"(target <= {target:g} us)")  # fmt: skip
         lines.append(f"  {_verdict(ratio <= RATIO_TARGET)}  {title}: CPU per task / the "
-                     f"reference's {_x(ratio)} (target <= {RATIO_TARGET}x)")  # fmt: skip
+                     f"reference's {format_ratio(ratio)} (target <= {RATIO_TARGET}x)")  # fmt: skip
     whole = _median(figures[("sync", "aioflow")], "whole_s")
     lines.append(f"  {_verdict(whole < WHOLE_TARGET_S)}  aioflow run of the {n:,}-wide foreach "
                  f"(sync, one artifact), whole process: {whole:.3f} s "

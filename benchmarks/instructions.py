@@ -1,0 +1,182 @@
+"""Issue 19's figures counted in instructions, which the load on the machine does not move.
+
+    python -m benchmarks.instructions [--n 2001] [--cases sync,async,empty] [--rounds 1]
+                                      [--no-startup]
+
+CPU time per task, what `benchmarks.floor` checks the targets on, moves by a fifth between
+sessions on a shared 2-core machine, and aioflow's ratio to the reference with it: a change
+worth 3% cannot be told from noise there. Valgrind's callgrind counts the instructions a process
+executes instead, which the load on the machine does not move. Counted
+here, each in a fresh process under callgrind (every thread of it, start to exit):
+
+- per task, for each case of `benchmarks.floor`: the whole command line of aioflow
+  (`aioflow run FLOW --n N`) and of the reference orchestrator, with `--n N` less with `--n 1`,
+  over N - 1, and aioflow's ratio to the reference. The counts of the sync steps (the empty
+  step is one) move by 1-2% from run to run, since how many results share one hand-off between
+  threads depends on their timing; the async step's by a few hundred instructions. `--rounds`
+  counts each that many times and prints medians.
+- start-up: `aioflow run examples/linear.py --quiet` and the dependency floor of
+  `benchmarks.core` (the interpreter, click imported, `anyio.run` of nothing), whole processes,
+  and the difference: aioflow's own share.
+
+Each command runs once uninstrumented first, so bytecode caches are written before any count;
+hash randomisation is fixed (PYTHONHASHSEED=0), since the order of a set can change the count.
+Needs valgrind (Debian's valgrind package). A count takes 20-50 times the command's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .core import startup_commands
+from .floor import CASES, RATIO_TARGET, ROOT, TOOLS, format_ratio, whole_command
+
+#: The total callgrind prints at the end of its run ("==123== I   refs:      959,647,499").
+_TOTAL = re.compile(r"^==\d+== I\s+refs:\s+([\d,]+)\s*$", re.MULTILINE)
+
+
+class NoValgrind(RuntimeError):
+    """valgrind is not on PATH."""
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONHASHSEED": "0", **extra}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's runs load cached bytecode
+    return env
+
+
+def count(
+    command: list[str], work: Path, warm_up: list[str], env: dict[str, str] | None = None
+) -> int:
+    """The instructions `command` executes, start to exit, every thread: one callgrind run,
+    after one uninstrumented run of `warm_up` (which writes the bytecode caches)."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise NoValgrind(
+            "benchmarks.instructions counts with valgrind, which is not on PATH: install "
+            "Debian's valgrind package (apt-get install valgrind)."
+        )
+    env = env or _env()
+    subprocess.run(warm_up, cwd=ROOT, env=env, check=True, capture_output=True)
+    work.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        [valgrind, "--tool=callgrind", f"--callgrind-out-file={work / 'callgrind.out'}",
+         "--trace-children=no", *command],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    found = _TOTAL.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(
+            f"{' '.join(command)} under callgrind failed ({done.returncode}):\n{done.stderr}"
+        )
+    return int(found.group(1).replace(",", ""))
+
+
+def per_task(tool: str, case: str, n: int, work: Path) -> float:
+    """Instructions per task of one case: (the run of n - the run of 1) / (n - 1). Each
+    counted run makes a store of its own (the warm-up runs use others), so both create one and
+    the creation cancels out."""
+    runs = {}
+    for label, size in (("many", n), ("one", 1)):
+        runs[label] = count(
+            whole_command(tool, case, size, work / label / "store"),
+            work / label,
+            warm_up=whole_command(tool, case, size, work / label / "warm-up"),
+        )
+    return (runs["many"] - runs["one"]) / (n - 1)
+
+
+def per_task_lines(cases: list[str], n: int, rounds: int, work: Path) -> list[str]:
+    """The per-task table: each case's count in both tools and their ratio."""
+    lines = [
+        f"instructions per task: a {n:,}-wide foreach less a 1-wide one, whole process "
+        f"(callgrind){f', median of {rounds}' if rounds > 1 else ''}",
+        "",
+        f"{'case':<32} {'aioflow':>10} {'reference':>10} {'ratio':>7}",
+    ]
+    ratios = {}
+    for case in cases:
+        got = {
+            tool: statistics.median(
+                per_task(tool, case, n, work / f"{case}-{tool}-{r}") for r in range(rounds)
+            )
+            for tool in TOOLS
+        }
+        # (A tiny n can put a count at or below zero, within the sync steps' noise.)
+        positive = got["aioflow"] > 0 and got["reference"] > 0
+        ratios[case] = got["aioflow"] / got["reference"] if positive else math.nan
+        lines.append(
+            f"{CASES[case][0]:<32} {got['aioflow']:>10,.0f} {got['reference']:>10,.0f} "
+            f"{format_ratio(ratios[case]):>7}"
+        )
+    lines += ["", f"aioflow / reference, instructions (issue 19's {RATIO_TARGET}x is on CPU time, "
+              "benchmarks.floor; this is its load-free companion):"]  # fmt: skip
+    for case, ratio in ratios.items():
+        verdict = "-   " if math.isnan(ratio) else "PASS" if ratio <= RATIO_TARGET else "MISS"
+        lines.append(
+            f"  {verdict}  {CASES[case][0]}: {format_ratio(ratio)} (target <= {RATIO_TARGET}x)"
+        )
+    return lines
+
+
+def startup_lines(work: Path) -> list[str]:
+    """The start-up counts: `aioflow run` of the 3-step flow, the dependency floor, and the
+    difference."""
+    commands = startup_commands()
+    # Both counts find the store made by the warm-up run, as a user's later runs do.
+    env = _env(AIOFLOW_ROOT=str(work / "startup-store"))
+    run = count(commands["run"], work / "startup-run", commands["run"], env)
+    floor = count(commands["floor"], work / "startup-floor", commands["floor"], env)
+    return [
+        "start-up, whole process (callgrind):",
+        f"  {'aioflow run examples/linear.py --quiet':<56} {run / 1e6:>8,.1f} M",
+        f"  {'dependency floor: click imported, anyio.run of nothing':<56} {floor / 1e6:>8,.1f} M",
+        f"  {'aioflow own share (the difference)':<56} {(run - floor) / 1e6:>8,.1f} M "
+        f"({run / floor:.2f}x the floor)",
+    ]
+
+
+def main() -> None:
+    """Count and print."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=2001, help="foreach width (default 2,001)")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="counts of each (median)")
+    parser.add_argument("--no-startup", action="store_true", help="skip the start-up counts")
+    args = parser.parse_args()
+    cases = [case for case in args.cases.split(",") if case]
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown or args.n < 2 or args.rounds < 1:
+        problem = (
+            f"unknown case(s) {', '.join(unknown)}: choose from {', '.join(CASES)}"
+            if unknown
+            else "--n must be at least 2 and --rounds at least 1"
+        )
+        parser.error(problem)
+    with tempfile.TemporaryDirectory(prefix="aioflow-bench-instructions-") as tmp:
+        work = Path(tmp)
+        try:
+            lines = per_task_lines(cases, args.n, args.rounds, work) if cases else []
+            if not args.no_startup:
+                lines += ["", *startup_lines(work)]
+        except NoValgrind as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
