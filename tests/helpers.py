@@ -7,6 +7,8 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,32 @@ def aioflow_command() -> list[str]:
         return [str(beside)]
     found = shutil.which("aioflow")
     return [found] if found else [sys.executable, "-m", "aioflow"]
+
+
+@contextmanager
+def local_dask_cluster(threads_per_worker: int, **kwargs: Any) -> Iterator[str]:
+    """A Dask cluster of two workers in this process (`LocalCluster(processes=False)`), reached
+    over TCP on 127.0.0.1; yields the scheduler's address. Its dashboard listens on loopback
+    too, on a free port: 8787 may be another Dask's. `kwargs` go to `LocalCluster`."""
+    from distributed import LocalCluster
+
+    from aioflow.runtime.executors.dask_cluster import quiet_dask_logs
+
+    quiet_dask_logs()
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=threads_per_worker,
+        processes=False,
+        protocol="tcp://",
+        host="127.0.0.1",
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        **kwargs,
+    )
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
 
 
 class Gate:

@@ -22,17 +22,17 @@ from typing import Any
 
 import anyio
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from aioflow import FlowFailed, FlowSpec, resources, run_flow, step, timeout
 from aioflow.client import Flow, Run
 from aioflow.events import Event, LogLine, TaskFinished
 from aioflow.exceptions import ClusterError, ParameterError
 from aioflow.runtime.executors import dask_executor, dask_worker
-from aioflow.runtime.executors.dask_cluster import Cluster, Watched, quiet_dask_logs
+from aioflow.runtime.executors.dask_cluster import Cluster, Watched
 from aioflow.store import Store
 from aioflow.store.keys import is_identity
-from tests.helpers import gang_flow_source, record_task_requests
+from tests.helpers import gang_flow_source, local_dask_cluster, record_task_requests
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -45,21 +45,8 @@ GATES: dict[str, threading.Event] = {}
 @pytest.fixture(scope="module")
 def address() -> Iterator[str]:
     """One in-process cluster of two workers for the module, reached over TCP on 127.0.0.1."""
-    quiet_dask_logs()
-    cluster = LocalCluster(
-        n_workers=2,
-        threads_per_worker=2,
-        processes=False,
-        protocol="tcp://",
-        host="127.0.0.1",
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # not 8787: another Dask's
-        resources={"CPU": 2, "MEMORY": 1000},
-    )
-    try:
-        yield cluster.scheduler_address
-    finally:
-        cluster.close()
+    with local_dask_cluster(threads_per_worker=2, resources={"CPU": 2, "MEMORY": 1000}) as address:
+        yield address
 
 
 async def on_dask(flow: type[FlowSpec], root: Path, address: str, **kwargs: Any) -> Run:

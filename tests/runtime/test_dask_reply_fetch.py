@@ -25,12 +25,12 @@ from typing import Any
 
 import anyio
 import pytest
-from distributed import Client, Future, LocalCluster
+from distributed import Client, Future
 
 from aioflow import FlowFailed, FlowSpec, current, parallel, retry, run_flow, step
 from aioflow.client import Task
 from aioflow.exceptions import WorkerDied
-from aioflow.runtime.executors.dask_cluster import quiet_dask_logs
+from tests.helpers import local_dask_cluster
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -41,20 +41,8 @@ GATES: dict[str, threading.Event] = {}
 @pytest.fixture(scope="module")
 def address() -> Iterator[str]:
     """Two single-threaded in-process workers (a gang's two nodes need one each)."""
-    quiet_dask_logs()
-    cluster = LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=False,
-        protocol="tcp://",
-        host="127.0.0.1",
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # not 8787: another Dask's
-    )
-    try:
-        yield cluster.scheduler_address
-    finally:
-        cluster.close()
+    with local_dask_cluster(threads_per_worker=1) as address:
+        yield address
 
 
 class HeldFetch(Client):
