@@ -22,6 +22,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
@@ -110,6 +111,11 @@ class SqliteMetadataStore:
             raise
         self._local.conn = conn
         self._all.append(conn)
+        # A store dropped without close() (the client's cache of stores lets go of them that
+        # way, a service may forget one) closes its connections when collected, or at the
+        # interpreter's exit, rather than leaving them to the sqlite3 module, which warns
+        # from Python 3.13 on. The finalizer holds the parts, never the store itself.
+        weakref.finalize(self, _close, self._all, self._run_locks, self._lock, os.getpid())
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (created on first use)."""
@@ -142,14 +148,8 @@ class SqliteMetadataStore:
         A run's process closes its store once the run's end is committed: from then on the
         run no longer holds its lock, and a row still reading `running` reads abandoned.
         """
-        with self._lock:
-            conns, self._all = self._all, []
-            locks, self._run_locks = self._run_locks, {}
-        for conn in conns:
-            conn.close()
+        _close(self._all, self._run_locks, self._lock, os.getpid())
         self._local = threading.local()
-        for lock in locks.values():
-            lock.release()
 
     def end_run(self, run_id: int) -> None:
         """Let go of one run's lock (its end is committed) and keep the connections open: for a
@@ -507,6 +507,25 @@ class SqliteMetadataStore:
     def cards(self, run_id: int, task_id: int | None = None) -> list[CardRecord]:
         """The cards of a run (of one task), by task id, attempt and position."""
         return self._read(lambda conn: read_cards(conn, run_id, task_id))
+
+
+def _close(
+    conns: list[sqlite3.Connection], locks: dict[int, RunLock], guard: threading.Lock, pid: int
+) -> None:
+    """Close a store's connections and let go of its runs' locks, emptying the containers in
+    place (the store keeps using them)."""
+    if os.getpid() != pid:
+        # A forked child's copies: closing a connection the parent uses may checkpoint the
+        # write-ahead log under it, and the locks are the parent's.
+        return
+    with guard:
+        closing, held = conns[:], list(locks.values())
+        conns.clear()
+        locks.clear()
+    for conn in closing:
+        conn.close()
+    for lock in held:
+        lock.release()
 
 
 #: The older name of SqliteMetadataStore.

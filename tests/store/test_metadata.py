@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import sqlite3
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -358,6 +360,29 @@ def test_one_connection_per_thread_and_close(db: MetadataDB) -> None:
         other[0].execute("SELECT 1")
     assert db.connection() is not main  # usable again after close
     assert db.latest_run_id("F") == run_id
+
+
+def test_a_store_dropped_unclosed_closes_its_connections_and_ends_its_runs(tmp_path: Path) -> None:
+    # The client's cache of stores lets go of them unclosed: their connections must not wait
+    # for the sqlite3 module, which warns of each one from Python 3.13 on (pytest reports a
+    # warning raised while an object is collected as a failure), and their runs read ended.
+    path = tmp_path / "store" / "metadata.db"
+    store = MetadataDB(path)
+    run_id = new_run(store)
+    conns = [store.connection()]
+    thread = threading.Thread(target=lambda s: conns.append(s.connection()), args=(store,))
+    thread.start()
+    thread.join()
+    lock = tmp_path / "store" / "running" / f"{run_id}.lock"
+    assert lock.exists()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        del store
+        gc.collect()
+    for conn in conns:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
+    assert not lock.exists()
 
 
 # -- whether a run's process still runs it -----------------------------------------------------
