@@ -114,7 +114,8 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 def wait_for_marker(folder: str, name: str, timeout: float = 30.0) -> str:
     """Wait until marker file `name` (another process or thread writes it) exists in `folder`
-    and return its text; TimeoutError at the deadline."""
+    and return its text; TimeoutError at the deadline. A writer whose text is read must write
+    it under another name and rename it: a file appears before what is written to it."""
     path = Path(folder) / name
     deadline = time.monotonic() + timeout
     while not path.exists():

@@ -354,9 +354,9 @@ def test_a_store_from_an_older_version_is_read(tmp_path: Path) -> None:
         run = Flow("OldFlow", _store=shared_store(root)).latest_run
         assert run.successful and run.user_tags == {"old"}
         assert run.end_task.origin_pathspec is None
-    columns = [r[1] for r in sqlite3.connect(root / "metadata.db").execute(
-        "PRAGMA table_info(tasks)"
-    )]  # fmt: skip
+    conn = sqlite3.connect(root / "metadata.db")
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(tasks)")]
+    conn.close()
     assert ", ".join(columns) == TASK_COLUMNS  # brought up to date on open
 
 

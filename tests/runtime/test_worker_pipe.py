@@ -286,7 +286,9 @@ class HangFlow(FlowSpec):
     def work(self):
         marks = Path(os.environ["MARKS"])
         if self.input == 0:  # hangs in one worker; the other one runs the rest, then idles
-            (marks / "hanging").write_text(str(os.getpid()))
+            # Written whole, then renamed: the test reads the pid once the name exists.
+            (marks / "hanging.part").write_text(str(os.getpid()))
+            (marks / "hanging.part").rename(marks / "hanging")
             while True:
                 pass
         (marks / f"done{self.input}").write_text("")
