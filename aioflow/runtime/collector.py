@@ -14,6 +14,10 @@ process that is never idle is put back every `UNFREEZE_EVERY` freezes, so the cy
 survive are collected then: one full collection per about 64,000 tasks instead of one per few
 thousand. Nothing is done when the host froze objects itself (`gc.get_freeze_count()`), which
 this could not tell apart from its own, or turned the collector off.
+
+Python 3.12.1 starts with objects frozen already (375 of its own tuples): those found frozen
+when the guard is made, at import, are not taken for the host's, and are thawed with the rest
+at the end of the first busy period. (A host that freezes objects does so after its imports.)
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ class CollectorGuard:
         self._managing = False
         self._tasks = 0
         self._freezes = 0
+        #: objects frozen when the guard was made (the interpreter's own, on Python 3.12.1),
+        #: until the guard first thaws them
+        self._frozen_at_start = gc.get_freeze_count()
 
     def run_started(self) -> None:
         """A run begins (any thread): the first one freezes what the process holds now."""
@@ -45,7 +52,8 @@ class CollectorGuard:
                 return
             # Counting the frozen objects walks them: done once per busy period, when the
             # host froze none it is free.
-            self._managing = gc.isenabled() and gc.get_freeze_count() == 0
+            frozen = gc.get_freeze_count()
+            self._managing = gc.isenabled() and frozen in (0, self._frozen_at_start)
             self._tasks = self._freezes = 0
             if self._managing:
                 gc.freeze()
@@ -64,7 +72,7 @@ class CollectorGuard:
             if self._freezes % UNFREEZE_EVERY:
                 gc.freeze()
             else:
-                gc.unfreeze()  # let the cycles that survived be collected, now and then
+                self._unfreeze()  # let the cycles that survived be collected, now and then
 
     def run_ended(self) -> None:
         """A run ended (any thread): the last one gives the collector everything back."""
@@ -72,7 +80,11 @@ class CollectorGuard:
             self._active -= 1
             if self._active == 0 and self._managing:
                 self._managing = False
-                gc.unfreeze()
+                self._unfreeze()
+
+    def _unfreeze(self) -> None:
+        gc.unfreeze()
+        self._frozen_at_start = 0  # thawed with the rest: objects frozen from now are the host's
 
 
 _guard = CollectorGuard()
