@@ -278,7 +278,11 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
 def connect(path: Path) -> sqlite3.Connection:
     """A new connection, in WAL mode, for any thread, to a database `ensure_schema` checked."""
     conn = open_database(path)
-    _configure(conn, path)
+    try:
+        _configure(conn, path)
+    except BaseException:
+        conn.close()  # (a damaged file: nobody else will hold this connection to close it)
+        raise
     return conn
 
 

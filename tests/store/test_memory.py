@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -35,6 +36,7 @@ from aioflow.store import (
     SqliteMetadataStore,
     Store,
     TaskRecord,
+    sqlite_schema,
 )
 from aioflow.store.metadata import task_row, this_host
 from aioflow.store.serde import encode, pack, unpack
@@ -367,8 +369,22 @@ def test_a_database_damaged_after_opening_is_a_metadata_error(tmp_path: Path) ->
     path.write_bytes(b"garbage " * 2000)
     for suffix in ("-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    with pytest.raises(MetadataError, match=str(path)):
+    opened = []
+    real_open = sqlite_schema.open_database
+
+    def opening(path: Path) -> sqlite3.Connection:
+        opened.append(real_open(path))
+        return opened[-1]
+
+    with (
+        mock.patch.object(sqlite_schema, "open_database", opening),
+        pytest.raises(MetadataError, match=str(path)),
+    ):
         meta.run("F", run_id)
+    assert opened  # the connection that met the damage was closed, not left to the collector
+    for conn in opened:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
 
 
 # -- a run in a memory store --------------------------------------------------------------------
