@@ -51,9 +51,11 @@ class CollectorGuard:
             if self._active > 1:
                 return
             # Counting the frozen objects walks them: done once per busy period, when the
-            # host froze none it is free.
+            # host froze none it is free. Of those found frozen at start some may have died
+            # since (a frozen object still dies with its last reference): fewer are not the
+            # host's either; more are.
             frozen = gc.get_freeze_count()
-            self._managing = gc.isenabled() and frozen in (0, self._frozen_at_start)
+            self._managing = gc.isenabled() and frozen <= self._frozen_at_start
             self._tasks = self._freezes = 0
             if self._managing:
                 gc.freeze()

@@ -80,9 +80,11 @@ async def test_a_host_that_turned_the_collector_off_is_left_alone(aioflow_root: 
 
 
 def test_objects_frozen_before_the_guard_was_made_are_not_taken_for_the_hosts() -> None:
+    doomed = [[i] for i in range(100)]
     gc.freeze()  # as Python 3.12.1 starts: with objects of its own frozen already
     cycle = garbage_cycle()
     guard = CollectorGuard()  # made at import, after the interpreter started
+    del doomed  # frozen objects still die with their last reference: fewer are frozen now
     guard.run_started()
     guard.run_ended()  # the guard managed the run, and gave everything back at its end
     assert gc.get_freeze_count() == 0
