@@ -383,10 +383,15 @@ class WideFlow(FlowSpec):
 
 
 async def test_a_wide_foreach_holds_a_spec_per_running_task_not_per_item() -> None:
+    # Specs alive before the run are not its own: a worker thread still running the body of
+    # an earlier test's task (abandoned at a @timeout, say) holds that task's until the body
+    # returns; 3 such were alive here once, in the whole suite on Python 3.12.
+    gc.collect()
+    others = live_specs()
     await run_inline(WideFlow, 4, n=200, max_num_splits=200)
     # the four running (or just finished), not the 200 items: spawning all at the split held
     # about 200 here
-    assert MEASURED["specs"] <= 4 + 2
+    assert MEASURED["specs"] - others <= 4 + 2
 
 
 async def test_a_failing_child_stops_the_making_of_children(
