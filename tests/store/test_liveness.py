@@ -57,6 +57,7 @@ def locking(fd, mode, nbytes):
 #: a folder argument it runs as on Windows, with msvcrt's stand-in from that folder.
 OPEN_A_RUN = """
 import sys
+import urllib.request  # (Path.as_uri imports it from 3.14 on, and on "win32" it wants _winapi)
 from aioflow.store.metadata import MetadataDB
 
 if len(sys.argv) > 2:
