@@ -15,7 +15,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,6 +30,7 @@ from .card_html import (
     short_repr,
     table_html,
 )
+from .tracebacks import format_exception
 
 
 class MetaflowCardComponent:
@@ -360,7 +360,7 @@ class Error(MetaflowCardComponent):
         """The title, then the traceback (or `Type: message` when it has none)."""
         exc = self.exception
         if isinstance(exc, BaseException):
-            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            text = format_exception(exc, exc.__traceback__)
         else:
             text = short_repr(exc)
         title = f"<h3>{escape(self.title)}</h3>" if self.title else ""

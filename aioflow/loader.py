@@ -11,12 +11,12 @@ import contextlib
 import importlib.util
 import inspect
 import sys
-import traceback
 from pathlib import Path
 from types import TracebackType
 
 from .exceptions import FlowDefinitionError
 from .flowspec import FlowSpec
+from .tracebacks import report, without_aioflow
 
 
 def flow_classes(module: object, module_name: str) -> list[type[FlowSpec]]:
@@ -45,11 +45,12 @@ def _user_frames(tb: TracebackType | None) -> TracebackType | None:
 def user_traceback(exc: BaseException) -> str:
     """The traceback of an error raised importing a flow file, as `python flow.py` prints it.
 
-    The frames of importlib and of this loader are left out: they say nothing about the user's
-    code. A SyntaxError keeps its file, line, source line and caret.
+    The frames of importlib and of aioflow (this loader, the import hook of `metaflow_imports`)
+    are left out: they say nothing about the user's code. A SyntaxError keeps its file, line,
+    source line and caret.
     """
-    tb = _user_frames(exc.__traceback__)
-    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip("\n")
+    shown = without_aioflow(report(exc, _user_frames(exc.__traceback__)))
+    return "".join(shown.format()).rstrip("\n")
 
 
 def load_flow(

@@ -15,7 +15,6 @@ import functools
 import gc
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from ..runtime.graphs import linted_graph
 from ..runtime.runner import PreparedRun, RunOutcome, open_run, prepare, prepare_resume
 from ..runtime.task import task_pathspec
 from ..store.keeper import StoreKeeper, store_keeper
+from ..tracebacks import format_exception
 from .flow_store_commands import add_store_commands
 from .graph_text import FORMATS, graph_text
 from .output import EXIT_FAILED, EXIT_INTERRUPTED, _echo, _fail, _header, _validate
@@ -251,10 +251,10 @@ def _execute(
         raise click.UsageError(str(exc)) from exc
     except AioflowException as exc:
         _fail(exc)
-    except Exception:
+    except Exception as exc:
         # Anything unexpected is printed as Metaflow does: "Internal error" and the traceback.
         _echo("    Internal error", err=True)
-        _echo(traceback.format_exc(), err=True)
+        _echo(format_exception(exc, exc.__traceback__), err=True)
         raise SystemExit(EXIT_FAILED) from None
     finally:
         # The loop is over, and the process ends with it: the store's last connection closes

@@ -7,15 +7,14 @@ returns a `TaskOutcome`; it never raises for a failing step: the failure is data
 
 from __future__ import annotations
 
-import os
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from .. import tracebacks
 from ..current import Parallel, RunContext, TaskContext
 from ..exceptions import ArtifactEncodingError, StoreFull, TimeoutException, TransitionError
 from ..flowspec import FlowSpec, TaskState
@@ -202,9 +201,6 @@ class RunEnv:
             raise StoreFull(f"blob {encoded.key}", location=where, key=encoded.key) from exc
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
 def _error_info(exc: BaseException) -> ErrorInfo:
     """The failure as users should read it: the traceback shows their code, not aioflow's.
 
@@ -213,14 +209,11 @@ def _error_info(exc: BaseException) -> ErrorInfo:
     stored is one line naming the artifact, the step and the reason: the step's code ran to its
     end, and the chain through aioflow's encoder, kept for the stored log, would bury that line.
     """
-    report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    report = tracebacks.report(exc, exc.__traceback__)
     if isinstance(exc, ArtifactEncodingError):
         short = f"{type(exc).__name__}: {exc}\n"
         return ErrorInfo(exc, type(exc).__name__, str(exc), short, detail="".join(report.format()))
-    user_frames = [f for f in report.stack if not f.filename.startswith(_PACKAGE_DIR)]
-    if user_frames:
-        report.stack = traceback.StackSummary.from_list(user_frames)
-    text = "".join(report.format())
+    text = "".join(tracebacks.without_aioflow(report).format())
     return ErrorInfo(exc, type(exc).__name__, str(exc), text)
 
 

@@ -13,13 +13,13 @@ future per task would be most of a tiny task's cost.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ...decorators import StepOptions
 from ...store.settings import StoreSettings
+from ...tracebacks import format_exception_only
 from ..logs import TaskLog
 from ..task import ErrorInfo, RunEnv, TaskOutcome, TaskSpec
 from .thread_lane import Done, ThreadLane
@@ -96,7 +96,7 @@ ExecutorFactory = Callable[[ExecutorContext], Executor]
 def failed_outcome(env: RunEnv, spec: TaskSpec, exc: BaseException) -> TaskOutcome:
     """An outcome for an attempt whose body could not report back (no new artifacts)."""
     manifest = env.starting_manifest(spec)
-    text = "".join(traceback.format_exception_only(type(exc), exc))
+    text = format_exception_only(exc)
     info = ErrorInfo(exc, type(exc).__name__, str(exc), text)
     return TaskOutcome(spec, manifest, [], TaskLog(), error=info)
 
