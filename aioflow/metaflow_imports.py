@@ -54,8 +54,12 @@ def _counterpart(name: str) -> str | None:
     except ModuleNotFoundError:  # a parent is missing
         found = None
     if found is None:
+        # No `name=`: Python 3.15 imports the named module's parent to add a hint to the error
+        # when it is formatted. `metaflow.plugins`'s fails unless Metaflow is installed, and
+        # formatting then raises (python/cpython#151631); `aioflow.plugins`'s suggests an
+        # unrelated aioflow module ("Did you mean: 'aioflow.lint'?").
         raise ModuleNotFoundError(
-            f"No module named {name!r}: aioflow has no counterpart of it ({target}).", name=name
+            f"No module named {name!r}: aioflow has no counterpart of it ({target})"
         )
     return target
 
