@@ -37,16 +37,16 @@ def report(exc: BaseException, tb: TracebackType | None) -> traceback.TracebackE
             error.name = name
 
 
-def without_aioflow(report: traceback.TracebackException) -> traceback.TracebackException:
-    """`report`, changed to leave out aioflow's own frames, unless no other would be left.
+def without_aioflow(shown: traceback.TracebackException) -> traceback.TracebackException:
+    """`shown`, changed to leave out aioflow's own frames, unless no other would be left.
 
     A user's traceback shows their code: not the runner that called a step, `self.next()`
     raising a transition error, or the import hook that mapped a `metaflow` module.
     """
-    user_frames = [frame for frame in report.stack if not frame.filename.startswith(_PACKAGE)]
+    user_frames = [frame for frame in shown.stack if not frame.filename.startswith(_PACKAGE)]
     if user_frames:
-        report.stack = traceback.StackSummary.from_list(user_frames)
-    return report
+        shown.stack = traceback.StackSummary.from_list(user_frames)
+    return shown
 
 
 def format_exception(exc: BaseException, tb: TracebackType | None) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +38,9 @@ def hidden_package(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def python_315(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def python_315(monkeypatch: pytest.MonkeyPatch) -> None:
     # Chained exceptions are formatted by the same global name, so they fail the same way.
     monkeypatch.setattr(traceback, "TracebackException", Python315)
-    yield
 
 
 @pytest.mark.usefixtures("hidden_package")
@@ -125,10 +123,10 @@ class HiddenPackageFlow(FlowSpec):
 @pytest.mark.parametrize("stand_in", [False, True], ids=["this-python", "python-3.15"])
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
 async def test_a_step_failing_so_is_reported_as_its_own_failure(
-    is_async: bool, stand_in: bool, monkeypatch: pytest.MonkeyPatch
+    is_async: bool, stand_in: bool, request: pytest.FixtureRequest
 ) -> None:
     if stand_in:
-        monkeypatch.setattr(traceback, "TracebackException", Python315)
+        request.getfixturevalue("python_315")
     with pytest.raises(FlowFailed) as info:
         await run_flow(HiddenPackageFlow, root=Store.memory(), quiet=True, is_async=is_async)
     failed = info.value.run["async_import" if is_async else "sync_import"].task
@@ -141,10 +139,10 @@ async def test_a_step_failing_so_is_reported_as_its_own_failure(
 @pytest.mark.usefixtures("hidden_package")
 @pytest.mark.parametrize("stand_in", [False, True], ids=["this-python", "python-3.15"])
 def test_a_flow_file_failing_so_is_a_flow_definition_error(
-    stand_in: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stand_in: bool, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if stand_in:
-        monkeypatch.setattr(traceback, "TracebackException", Python315)
+        request.getfixturevalue("python_315")
     path = tmp_path / "hidden_flow.py"
     path.write_text("import blocked_pkg.sub\n")
     with pytest.raises(FlowDefinitionError) as info:
