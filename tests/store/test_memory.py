@@ -372,8 +372,8 @@ def test_a_database_damaged_after_opening_is_a_metadata_error(tmp_path: Path) ->
     opened = []
     real_open = sqlite_schema.open_database
 
-    def opening(path: Path) -> sqlite3.Connection:
-        opened.append(real_open(path))
+    def opening(file: Path) -> sqlite3.Connection:
+        opened.append(real_open(file))
         return opened[-1]
 
     with (
