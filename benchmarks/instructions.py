@@ -11,10 +11,12 @@ here, each in a fresh process under callgrind (every thread of it, start to exit
 
 - per task, for each case of `benchmarks.floor`: the whole command line of aioflow
   (`aioflow run FLOW --n N`) and of the reference orchestrator, with `--n N` less with `--n 1`,
-  over N - 1, and aioflow's ratio to the reference. The counts of the sync steps (the empty
-  step is one) move by 1-2% from run to run, since how many results share one hand-off between
-  threads depends on their timing; the async step's by a few hundred instructions. `--rounds`
-  counts each that many times and prints medians.
+  over N - 1, and aioflow's ratio to the reference; and the same of the main thread alone,
+  where both run their event loop (the scheduler's bookkeeping, and an async step's whole
+  task), apart from the other threads (sync bodies, the writer's commits). The counts of the
+  sync steps (the empty step is one) move by 1-2% from run to run, since how many results
+  share one hand-off between threads depends on their timing; the async step's by a few
+  hundred instructions. `--rounds` counts each that many times and prints medians.
 - start-up: `aioflow run examples/linear.py --quiet` and the dependency floor of
   `benchmarks.core` (the interpreter, click imported, `anyio.run` of nothing), whole processes,
   and the difference: aioflow's own share.
@@ -36,12 +38,22 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from .core import startup_commands
 from .floor import CASES, RATIO_TARGET, ROOT, TOOLS, format_ratio, whole_command
 
 #: The total callgrind prints at the end of its run ("==123== I   refs:      959,647,499").
 _TOTAL = re.compile(r"^==\d+== I\s+refs:\s+([\d,]+)\s*$", re.MULTILINE)
+#: A thread's total in its own output file (`--separate-threads=yes`): "summary: 646110736".
+_SUMMARY = re.compile(r"^summary:\s+(\d+)\s*$", re.MULTILINE)
+
+
+class Counted(NamedTuple):
+    """Instructions of one process: all its threads, and its main thread alone."""
+
+    total: float
+    main: float
 
 
 class NoValgrind(RuntimeError):
@@ -56,9 +68,10 @@ def _env(**extra: str) -> dict[str, str]:
 
 def count(
     command: list[str], work: Path, warm_up: list[str], env: dict[str, str] | None = None
-) -> int:
-    """The instructions `command` executes, start to exit, every thread: one callgrind run,
-    after one uninstrumented run of `warm_up` (which writes the bytecode caches)."""
+) -> Counted:
+    """The instructions `command` executes, start to exit, every thread and the main one: one
+    callgrind run, after one uninstrumented run of `warm_up` (which writes the bytecode
+    caches)."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise NoValgrind(
@@ -70,21 +83,23 @@ def count(
     work.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         [valgrind, "--tool=callgrind", f"--callgrind-out-file={work / 'callgrind.out'}",
-         "--trace-children=no", *command],
+         "--separate-threads=yes", "--trace-children=no", *command],
         cwd=ROOT, env=env, capture_output=True, text=True,
     )  # fmt: skip
     found = _TOTAL.search(done.stderr)
-    if done.returncode != 0 or found is None:
+    # Valgrind numbers the main thread 1: its own file is the one ending -01.
+    main = _SUMMARY.search((work / "callgrind.out-01").read_text()) if found else None
+    if done.returncode != 0 or found is None or main is None:
         raise RuntimeError(
             f"{' '.join(command)} under callgrind failed ({done.returncode}):\n{done.stderr}"
         )
-    return int(found.group(1).replace(",", ""))
+    return Counted(int(found.group(1).replace(",", "")), int(main.group(1)))
 
 
-def per_task(tool: str, case: str, n: int, work: Path) -> float:
-    """Instructions per task of one case: (the run of n - the run of 1) / (n - 1). Each
-    counted run makes a store of its own (the warm-up runs use others), so both create one and
-    the creation cancels out."""
+def per_task(tool: str, case: str, n: int, work: Path) -> Counted:
+    """Instructions per task of one case: (the run of n - the run of 1) / (n - 1), of every
+    thread and of the main one. Each counted run makes a store of its own (the warm-up runs use
+    others), so both create one and the creation cancels out."""
     runs = {}
     for label, size in (("many", n), ("one", 1)):
         runs[label] = count(
@@ -92,32 +107,42 @@ def per_task(tool: str, case: str, n: int, work: Path) -> float:
             work / label,
             warm_up=whole_command(tool, case, size, work / label / "warm-up"),
         )
-    return (runs["many"] - runs["one"]) / (n - 1)
+    many, one = runs["many"], runs["one"]
+    return Counted((many.total - one.total) / (n - 1), (many.main - one.main) / (n - 1))
 
 
 def per_task_lines(cases: list[str], n: int, rounds: int, work: Path) -> list[str]:
-    """The per-task table: each case's count in both tools and their ratio."""
+    """The per-task table: each case's count in both tools and their ratio, of every thread and
+    of the main thread."""
     lines = [
         f"instructions per task: a {n:,}-wide foreach less a 1-wide one, whole process "
         f"(callgrind){f', median of {rounds}' if rounds > 1 else ''}",
         "",
-        f"{'case':<32} {'aioflow':>10} {'reference':>10} {'ratio':>7}",
+        f"{'':<32} {'every thread':^29}   {'main thread (the event loop)':^29}".rstrip(),
+        f"{'case':<32} {'aioflow':>10} {'reference':>10} {'ratio':>7}   "
+        f"{'aioflow':>10} {'reference':>10} {'ratio':>7}",
     ]
     ratios = {}
     for case in cases:
-        got = {
-            tool: statistics.median(
-                per_task(tool, case, n, work / f"{case}-{tool}-{r}") for r in range(rounds)
-            )
+        counted = {
+            tool: [per_task(tool, case, n, work / f"{case}-{tool}-{r}") for r in range(rounds)]
             for tool in TOOLS
         }
-        # (A tiny n can put a count at or below zero, within the sync steps' noise.)
-        positive = got["aioflow"] > 0 and got["reference"] > 0
-        ratios[case] = got["aioflow"] / got["reference"] if positive else math.nan
-        lines.append(
-            f"{CASES[case][0]:<32} {got['aioflow']:>10,.0f} {got['reference']:>10,.0f} "
-            f"{format_ratio(ratios[case]):>7}"
-        )
+        cells = []
+        for part in ("total", "main"):
+            got = {
+                tool: statistics.median(getattr(c, part) for c in counts)
+                for tool, counts in counted.items()
+            }
+            # (A tiny n can put a count at or below zero, within the sync steps' noise.)
+            positive = got["aioflow"] > 0 and got["reference"] > 0
+            ratio = got["aioflow"] / got["reference"] if positive else math.nan
+            if part == "total":  # the verdict is every thread's
+                ratios[case] = ratio
+            cells.append(
+                f"{got['aioflow']:>10,.0f} {got['reference']:>10,.0f} {format_ratio(ratio):>7}"
+            )
+        lines.append(f"{CASES[case][0]:<32} {'   '.join(cells)}")
     lines += ["", f"aioflow / reference, instructions (issue 19's {RATIO_TARGET}x is on CPU time, "
               "benchmarks.floor; this is its load-free companion):"]  # fmt: skip
     for case, ratio in ratios.items():
@@ -134,8 +159,8 @@ def startup_lines(work: Path) -> list[str]:
     commands = startup_commands()
     # Both counts find the store made by the warm-up run, as a user's later runs do.
     env = _env(AIOFLOW_ROOT=str(work / "startup-store"))
-    run = count(commands["run"], work / "startup-run", commands["run"], env)
-    floor = count(commands["floor"], work / "startup-floor", commands["floor"], env)
+    run = count(commands["run"], work / "startup-run", commands["run"], env).total
+    floor = count(commands["floor"], work / "startup-floor", commands["floor"], env).total
     return [
         "start-up, whole process (callgrind):",
         f"  {'aioflow run examples/linear.py --quiet':<56} {run / 1e6:>8,.1f} M",
