@@ -359,10 +359,7 @@ class Error(MetaflowCardComponent):
     def render(self) -> str:
         """The title, then the traceback (or `Type: message` when it has none)."""
         exc = self.exception
-        if isinstance(exc, BaseException):
-            text = format_exception(exc, exc.__traceback__)
-        else:
-            text = short_repr(exc)
+        text = format_exception(exc) if isinstance(exc, BaseException) else short_repr(exc)
         title = f"<h3>{escape(self.title)}</h3>" if self.title else ""
         return f'<div class="af-error">{title}<pre>{escape(text)}</pre></div>'
 

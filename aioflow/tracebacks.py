@@ -49,9 +49,9 @@ def without_aioflow(shown: traceback.TracebackException) -> traceback.TracebackE
     return shown
 
 
-def format_exception(exc: BaseException, tb: TracebackType | None) -> str:
-    """`traceback.format_exception` of `exc` with the frames of `tb`, as one string."""
-    return "".join(report(exc, tb).format())
+def format_exception(exc: BaseException) -> str:
+    """`traceback.format_exception` of `exc` (with its own traceback), as one string."""
+    return "".join(report(exc, exc.__traceback__).format())
 
 
 def format_exception_only(exc: BaseException) -> str:

@@ -46,7 +46,7 @@ def python_315(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("hidden_package")
 def test_a_module_error_whose_parent_is_hidden_is_formatted() -> None:
     exc = blocked_import()
-    text = format_exception(exc, exc.__traceback__)
+    text = format_exception(exc)
     assert text.startswith("Traceback (most recent call last):\n")
     assert "import blocked_pkg.sub" in text
     assert text.rstrip().endswith(f"ModuleNotFoundError: {exc}")
@@ -72,7 +72,7 @@ def test_a_module_error_behind_another_is_formatted_with_it() -> None:
         except ModuleNotFoundError as exc:
             raise RuntimeError("the plugin is missing") from exc
     except RuntimeError as outer:
-        text = format_exception(outer, outer.__traceback__)
+        text = format_exception(outer)
         cause = outer.__cause__
     assert isinstance(cause, ModuleNotFoundError) and cause.name == "blocked_pkg.sub"
     assert f"ModuleNotFoundError: {cause}\n\nThe above exception was the direct cause" in text

@@ -254,7 +254,7 @@ def _execute(
     except Exception as exc:
         # Anything unexpected is printed as Metaflow does: "Internal error" and the traceback.
         _echo("    Internal error", err=True)
-        _echo(format_exception(exc, exc.__traceback__), err=True)
+        _echo(format_exception(exc), err=True)
         raise SystemExit(EXIT_FAILED) from None
     finally:
         # The loop is over, and the process ends with it: the store's last connection closes
