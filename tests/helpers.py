@@ -7,7 +7,6 @@ import shutil
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -206,15 +205,3 @@ class GangFlow(FlowSpec):
     def end(self):
         pass
 """
-
-
-class Python315(traceback.TracebackException):
-    """`traceback.TracebackException` failing as Python 3.15's does, on any Python: a
-    ModuleNotFoundError naming a module (whose parent is hidden) cannot be formatted
-    (python/cpython#151631). Set it as `traceback.TracebackException`: chained exceptions are
-    formatted through that name too."""
-
-    def __init__(self, exc_type: Any, exc_value: Any, *args: Any, **kwargs: Any) -> None:
-        if isinstance(exc_value, ModuleNotFoundError) and exc_value.name:
-            raise ModuleNotFoundError("No module named 'blocked_pkg'", name="blocked_pkg")
-        super().__init__(exc_type, exc_value, *args, **kwargs)

@@ -20,7 +20,18 @@ from aioflow.exceptions import FlowDefinitionError
 from aioflow.loader import load_flow
 from aioflow.store import Store
 from aioflow.tracebacks import format_exception, format_exception_only
-from tests.helpers import Python315
+
+
+class Python315(traceback.TracebackException):
+    """`traceback.TracebackException` failing as Python 3.15's does, on any Python: a
+    ModuleNotFoundError naming a module (whose parent is hidden) cannot be formatted
+    (python/cpython#151631). Set it as `traceback.TracebackException`: chained exceptions are
+    formatted through that name too."""
+
+    def __init__(self, exc_type: Any, exc_value: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(exc_value, ModuleNotFoundError) and exc_value.name:
+            raise ModuleNotFoundError("No module named 'blocked_pkg'", name="blocked_pkg")
+        super().__init__(exc_type, exc_value, *args, **kwargs)
 
 
 def blocked_import() -> ModuleNotFoundError:
