@@ -132,11 +132,11 @@ def gang_flow_source(decorators: str = "", executor: str = "") -> str:
 
 
 #: A flow with a @parallel step, for tests of gangs on any executor (see gang_flow_source). Its
-#: N nodes meet
-#: (each waits, bounded, until all N started: they must run at the same time), and record where
-#: they ran. With `fail`, node 1 raises ("always", or "first" for its first attempt only);
-#: with `hold` too, the other nodes of that attempt wait for a `release` file instead of
-#: meeting (a test creates it once done, to free what could not be stopped).
+#: N nodes meet (each waits, bounded, until all N started: they must run at the same time), and
+#: record where they ran. With `fail`, node 1 raises ("always", or "first" for its first attempt
+#: only). With `hold` too, node 1 raises only once every node of that attempt started its body,
+#: and the others wait for a `release` file instead of meeting (a test creates it once done, to
+#: free what could not be stopped): so they are stopped in their bodies, whatever the timing.
 GANG_FLOW = """
 import os
 import time
@@ -185,6 +185,8 @@ class GangFlow(FlowSpec):
         (here / f"node-{info.node_index}").touch()
         failing = self.fail == "always" or (self.fail == "first" and self.attempt == 0)
         if failing and info.node_index == 1:
+            if self.hold:  # the others reach their bodies first: they are stopped in them
+                _wait(lambda: len(list(here.iterdir())) == info.num_nodes, "the nodes never met")
             raise ValueError("node 1 broke")
         if failing and self.hold:
             _wait(Path(self.folder, "release").exists, "never released")
