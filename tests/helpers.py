@@ -183,15 +183,19 @@ class GangFlow(FlowSpec):
         here = Path(self.folder, f"attempt-{self.attempt}")
         here.mkdir(parents=True, exist_ok=True)
         (here / f"node-{info.node_index}").touch()
+
+        def met():  # every node of this attempt started its body
+            return len(list(here.iterdir())) == info.num_nodes
+
         failing = self.fail == "always" or (self.fail == "first" and self.attempt == 0)
         if failing and info.node_index == 1:
             if self.hold:  # the others reach their bodies first: they are stopped in them
-                _wait(lambda: len(list(here.iterdir())) == info.num_nodes, "the nodes never met")
+                _wait(met, "the nodes never met")
             raise ValueError("node 1 broke")
         if failing and self.hold:
             _wait(Path(self.folder, "release").exists, "never released")
         else:
-            _wait(lambda: len(list(here.iterdir())) == info.num_nodes, "the nodes never met")
+            _wait(met, "the nodes never met")
         self.next(self.gather)
 
     @step
