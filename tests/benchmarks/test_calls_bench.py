@@ -1,0 +1,85 @@
+"""benchmarks/calls.py keeps working: a small count prints a case's calls per task in both tools,
+by thread, what one call costs and what aioflow's extra calls come to; without valgrind it says
+so in one line, and `--no-cost` needs none; an unknown case is named."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.timeout(300)
+
+FIGURE = r"(-?\d+\.\d)"
+MORE = r"([+-]\d+\.\d)"
+ROW = rf"^empty sync step +{FIGURE} +{FIGURE} +{MORE} +{FIGURE} +{FIGURE} +{MORE} +{FIGURE} +{FIGURE} +{MORE}$"  # noqa: E501
+
+
+def _calls(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.calls", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=280, env=env,
+    )  # fmt: skip
+
+
+def _no_valgrind() -> dict[str, str]:
+    return {**os.environ, "PATH": str(Path(sys.executable).parent)}  # python, no valgrind
+
+
+def test_a_small_count_prints_calls_by_thread_and_what_they_cost() -> None:
+    done = _calls("--n", "5", "--cases", "empty")
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert re.search(r"^ +main thread \(event loop\) +other threads +every thread$", out, re.M)
+    row = re.search(ROW, out, re.M)
+    assert row, out
+    main, main_ref, main_more, other, other_ref, other_more, every, every_ref, more = (
+        float(figure) for figure in row.groups()
+    )
+    # Each task runs Python code on the loop and in a worker thread, in both tools.
+    assert min(main, main_ref, other, other_ref) > 0, out
+    assert main_more == pytest.approx(main - main_ref, abs=0.11)
+    assert other_more == pytest.approx(other - other_ref, abs=0.11)
+    assert every == pytest.approx(main + other, abs=0.11)
+    assert every_ref == pytest.approx(main_ref + other_ref, abs=0.11)
+    cost = re.search(r"^one Python call costs ([\d,]+) instructions on this interpreter", out, re.M)
+    assert cost, out
+    per_call = int(cost.group(1).replace(",", ""))
+    assert 50 < per_call < 5000, out  # a frame pushed and popped: hundreds, not nothing
+    extra = re.search(rf"^  empty sync step +{MORE} calls +([+-][\d,]+) instructions$", out, re.M)
+    assert extra, out
+    assert float(extra.group(1)) == more
+    # (each figure printed rounded: the calls to a tenth, the cost to an instruction)
+    assert abs(int(extra.group(2).replace(",", "")) - more * per_call) <= (
+        0.05 * per_call + 0.5 * abs(more) + 1
+    )
+    assert "async step" not in out  # only the case asked for
+
+
+def test_no_cost_needs_no_valgrind() -> None:
+    done = _calls("--n", "3", "--cases", "empty", "--no-cost", env=_no_valgrind())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(ROW, done.stdout, re.M), done.stdout
+    assert "one Python call costs" not in done.stdout
+
+
+def test_without_valgrind_it_says_what_to_install() -> None:
+    done = _calls("--n", "3", "--cases", "empty", env=_no_valgrind())
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: benchmarks.calls counts what a call costs with "), (
+        done.stderr
+    )
+    assert "Debian's valgrind package" in done.stderr and "or pass --no-cost." in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_an_unknown_case_is_named() -> None:
+    done = _calls("--cases", "sync,bogus", "--no-cost")
+    assert done.returncode == 2
+    assert "unknown case(s) bogus: choose from sync, async, empty" in done.stderr
