@@ -1,6 +1,11 @@
 """benchmarks/calls.py keeps working: a small count prints a case's calls per task in both tools,
 by thread, what one call costs and what aioflow's extra calls come to; without valgrind it says
-so in one line, and `--no-cost` needs none; an unknown case is named."""
+so in one line, and `--no-cost` needs none; an unknown case is named.
+
+And aioflow's hot path keeps its call budget: Python calls per task do not depend on the load
+(but for how many results share a hand-off between threads, a few calls at most), so a layer
+added to every task fails here, on any machine, long before a timing would show it. A change
+that adds calls on purpose raises `CALL_BUDGET`, saying why in its commit."""
 
 from __future__ import annotations
 
@@ -19,6 +24,12 @@ pytestmark = pytest.mark.timeout(300)
 FIGURE = r"(-?\d+\.\d)"
 MORE = r"([+-]\d+\.\d)"
 ROW = rf"^empty sync step +{FIGURE} +{FIGURE} +{MORE} +{FIGURE} +{FIGURE} +{MORE} +{FIGURE} +{FIGURE} +{MORE}$"  # noqa: E501
+
+
+#: Python calls per task, every thread, at most (2026-12-07, at `226a491`: 87-90, 79-83 and 60-64
+#: on Pythons 3.11-3.14, n = 201 to 2,001, with the machine idle or loaded by three CPU burners).
+CALL_BUDGET = {"sync step, one small artifact": 105, "async step, one small artifact": 95,
+               "empty sync step": 75}  # fmt: skip
 
 
 def _calls(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -83,3 +94,13 @@ def test_an_unknown_case_is_named() -> None:
     done = _calls("--cases", "sync,bogus", "--no-cost")
     assert done.returncode == 2
     assert "unknown case(s) bogus: choose from sync, async, empty" in done.stderr
+
+
+def test_the_hot_path_keeps_its_call_budget() -> None:
+    done = _calls("--n", "201", "--no-cost")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for case, budget in CALL_BUDGET.items():
+        row = re.search(rf"^{re.escape(case)} .* {FIGURE} +{FIGURE} +{MORE}$", done.stdout, re.M)
+        assert row, done.stdout
+        calls = float(row.group(1))  # aioflow's, every thread
+        assert 0 < calls <= budget, f"{case}: {calls} calls per task, budget {budget}"
