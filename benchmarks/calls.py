@@ -1,17 +1,18 @@
 """Issue 19's per-task gap in Python calls, by thread, and what one call costs here.
 
-    python -m benchmarks.calls [--n 2001] [--cases sync,async,empty] [--no-cost]
+    python -m benchmarks.calls [--n 2001] [--cases sync,async,empty] [--rounds 1] [--no-cost]
 
 `benchmarks.instructions` says how far aioflow is from the reference orchestrator per task; this
 says how much of that distance its layers are. A Python call (a frame pushed and popped, its
 arguments bound) is the unit a flatter hot path would remove, so it is counted here, for each
 case of `benchmarks.floor`, in aioflow and in the reference, each command line in a fresh
-process with `sys.setprofile` and `threading.setprofile` installed before it starts a thread:
+process (after one uncounted run, which writes the bytecode caches; hash randomisation fixed)
+with `sys.setprofile` and `threading.setprofile` installed before it starts a thread:
 calls of Python functions, and resumptions of coroutines and generators, per task ((the run of
 n - the run of 1) / (n - 1), so imports and a run's fixed costs cancel out), on the main thread
 (the event loop's) and on the others (sync bodies, the writer). The counts are the code's, not
 the machine's: the load does not move them, except by how many results share one hand-off
-between threads (a few tenths of a call).
+between threads (tenths of a call on a quiet machine, a few calls on a loaded one).
 
 Then, with valgrind (Debian's package; `--no-cost` skips it), what one call costs on this
 interpreter in instructions (callgrind: a loop calling a method with three arguments, less the
@@ -36,7 +37,7 @@ from types import FrameType
 from typing import Any, NamedTuple
 
 from .floor import CASES, ROOT, TOOLS, whole_command
-from .instructions import NoValgrind, count
+from .instructions import NoValgrind, _env, count
 
 MAIN = "main thread (event loop)"
 #: Iterations of the call-cost loop: enough that the interpreter's start-up is noise in it.
@@ -112,7 +113,7 @@ def calls_of(command: list[str], work: Path) -> Calls:
     out = work / "calls.json"
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.calls", "--child", str(out), "--", *command],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT, capture_output=True, text=True, env=_env(),
     )  # fmt: skip
     if done.returncode != 0 or not out.exists():
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
@@ -121,7 +122,12 @@ def calls_of(command: list[str], work: Path) -> Calls:
 
 
 def per_task(tool: str, case: str, n: int, work: Path) -> Calls:
-    """Python calls per task of one case: (the run of n - the run of 1) / (n - 1), by thread."""
+    """Python calls per task of one case: (the run of n - the run of 1) / (n - 1), by thread.
+
+    An uncounted run goes first, so both counted runs load the bytecode it cached (importing
+    from source makes other calls than importing from a cache)."""
+    warm_up = whole_command(tool, case, 1, work / "warm-up" / "store")
+    subprocess.run(warm_up, cwd=ROOT, env=_env(), check=True, capture_output=True)
     many = calls_of(whole_command(tool, case, n, work / "many" / "store"), work / "many")
     one = calls_of(whole_command(tool, case, 1, work / "one" / "store"), work / "one")
     return Calls((many.main - one.main) / (n - 1), (many.other - one.other) / (n - 1))
