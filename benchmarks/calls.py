@@ -37,7 +37,7 @@ from types import FrameType
 from typing import Any, NamedTuple
 
 from .floor import CASES, ROOT, TOOLS, whole_command
-from .instructions import NoValgrind, _env, count
+from .instructions import NoValgrind, add_case_options, chosen_cases, count, counting_env
 
 MAIN = "main thread (event loop)"
 #: Iterations of the call-cost loop: enough that the interpreter's start-up is noise in it.
@@ -113,7 +113,7 @@ def calls_of(command: list[str], work: Path) -> Calls:
     out = work / "calls.json"
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.calls", "--child", str(out), "--", *command],
-        cwd=ROOT, capture_output=True, text=True, env=_env(),
+        cwd=ROOT, capture_output=True, text=True, env=counting_env(),
     )  # fmt: skip
     if done.returncode != 0 or not out.exists():
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
@@ -127,7 +127,7 @@ def per_task(tool: str, case: str, n: int, work: Path) -> Calls:
     An uncounted run goes first, so both counted runs load the bytecode it cached (importing
     from source makes other calls than importing from a cache)."""
     warm_up = whole_command(tool, case, 1, work / "warm-up" / "store")
-    subprocess.run(warm_up, cwd=ROOT, env=_env(), check=True, capture_output=True)
+    subprocess.run(warm_up, cwd=ROOT, env=counting_env(), check=True, capture_output=True)
     many = calls_of(whole_command(tool, case, n, work / "many" / "store"), work / "many")
     one = calls_of(whole_command(tool, case, 1, work / "one" / "store"), work / "one")
     return Calls((many.main - one.main) / (n - 1), (many.other - one.other) / (n - 1))
@@ -197,22 +197,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=2001, help="foreach width (default 2,001)")
-    parser.add_argument(
-        "--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}"
-    )
-    parser.add_argument("--rounds", type=int, default=1, help="counts of each (median)")
+    add_case_options(parser)
     parser.add_argument(
         "--no-cost", action="store_true", help="skip the call's cost (which needs valgrind)"
     )
     args = parser.parse_args()
-    cases = [case for case in args.cases.split(",") if case]
-    unknown = sorted(set(cases) - set(CASES))
-    if unknown or not cases:
-        what = f"unknown case(s) {', '.join(unknown)}" if unknown else "no case named"
-        parser.error(f"{what}: choose from {', '.join(CASES)}")
-    if args.n < 2 or args.rounds < 1:
-        parser.error("--n must be at least 2 and --rounds at least 1")
+    cases = chosen_cases(parser, args, at_least_one=True)
     with tempfile.TemporaryDirectory(prefix="aioflow-bench-calls-") as tmp:
         work = Path(tmp)
         try:

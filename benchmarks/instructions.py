@@ -60,7 +60,8 @@ class NoValgrind(RuntimeError):
     """valgrind is not on PATH."""
 
 
-def _env(**extra: str) -> dict[str, str]:
+def counting_env(**extra: str) -> dict[str, str]:
+    """The environment of a counted command: bytecode cached, hash randomisation fixed."""
     env = {**os.environ, "PYTHONHASHSEED": "0", **extra}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # a user's runs load cached bytecode
     return env
@@ -78,7 +79,7 @@ def count(
             "benchmarks.instructions counts with valgrind, which is not on PATH: install "
             "Debian's valgrind package (apt-get install valgrind)."
         )
-    env = env or _env()
+    env = env or counting_env()
     subprocess.run(warm_up, cwd=ROOT, env=env, check=True, capture_output=True)
     work.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
@@ -158,7 +159,7 @@ def startup_lines(work: Path) -> list[str]:
     difference."""
     commands = startup_commands()
     # Both counts find the store made by the warm-up run, as a user's later runs do.
-    env = _env(AIOFLOW_ROOT=str(work / "startup-store"))
+    env = counting_env(AIOFLOW_ROOT=str(work / "startup-store"))
     run = count(commands["run"], work / "startup-run", commands["run"], env).total
     floor = count(commands["floor"], work / "startup-floor", commands["floor"], env).total
     return [
@@ -170,27 +171,39 @@ def startup_lines(work: Path) -> list[str]:
     ]
 
 
-def main() -> None:
-    """Count and print."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_case_options(parser: argparse.ArgumentParser) -> None:
+    """`--n`, `--cases` and `--rounds`: what a per-task count counts, and how often."""
     parser.add_argument("--n", type=int, default=2001, help="foreach width (default 2,001)")
     parser.add_argument(
         "--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}"
     )
     parser.add_argument("--rounds", type=int, default=1, help="counts of each (median)")
-    parser.add_argument("--no-startup", action="store_true", help="skip the start-up counts")
-    args = parser.parse_args()
+
+
+def chosen_cases(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, *, at_least_one: bool = False
+) -> list[str]:
+    """The cases `--cases` names; the parser's error for an unknown one (or none, with
+    `at_least_one`), or for `--n` under 2 or `--rounds` under 1."""
     cases = [case for case in args.cases.split(",") if case]
     unknown = sorted(set(cases) - set(CASES))
-    if unknown or args.n < 2 or args.rounds < 1:
-        problem = (
-            f"unknown case(s) {', '.join(unknown)}: choose from {', '.join(CASES)}"
-            if unknown
-            else "--n must be at least 2 and --rounds at least 1"
-        )
-        parser.error(problem)
+    if unknown or (at_least_one and not cases):
+        what = f"unknown case(s) {', '.join(unknown)}" if unknown else "no case named"
+        parser.error(f"{what}: choose from {', '.join(CASES)}")
+    if args.n < 2 or args.rounds < 1:
+        parser.error("--n must be at least 2 and --rounds at least 1")
+    return cases
+
+
+def main() -> None:
+    """Count and print."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_case_options(parser)
+    parser.add_argument("--no-startup", action="store_true", help="skip the start-up counts")
+    args = parser.parse_args()
+    cases = chosen_cases(parser, args)
     with tempfile.TemporaryDirectory(prefix="aioflow-bench-instructions-") as tmp:
         work = Path(tmp)
         try:
