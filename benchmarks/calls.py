@@ -39,7 +39,8 @@ from typing import Any, NamedTuple
 from .floor import CASES, ROOT, TOOLS, whole_command
 from .instructions import NoValgrind, add_case_options, chosen_cases, count, counting_env
 
-MAIN = "main thread (event loop)"
+#: The headings of the three parts a count has.
+PARTS = ("main thread (event loop)", "other threads", "every thread")
 #: Iterations of the call-cost loop: enough that the interpreter's start-up is noise in it.
 COST_LOOP = 200_000
 
@@ -150,8 +151,7 @@ def lines_for(cases: list[str], n: int, rounds: int, cost: float | None, work: P
         f"Python calls per task: a {n:,}-wide foreach less a 1-wide one, whole process "
         f"(sys.setprofile){f', median of {rounds}' if rounds > 1 else ''}",
         "",
-        f"{'':<32} "
-        + "   ".join(f"{part:^26}" for part in (MAIN, "other threads", "every thread")).rstrip(),
+        f"{'':<32} " + "   ".join(f"{part:^26}" for part in PARTS).rstrip(),
         f"{'case':<32} " + "   ".join([f"{'aioflow':>8} {'reference':>9} {'more':>7}"] * 3),
     ]
     extra = {}
