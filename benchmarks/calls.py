@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import runpy
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,11 +35,20 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NamedTuple
 
-from .floor import CASES, ROOT, TOOLS, whole_command
-from .instructions import NoValgrind, add_case_options, chosen_cases, count, counting_env
+from .floor import CASES, ROOT, whole_command
+from .instructions import (
+    NoValgrind,
+    add_case_options,
+    chosen_cases,
+    count,
+    counting_env,
+    median_counts,
+)
 
 #: The headings of the three parts a count has.
 PARTS = ("main thread (event loop)", "other threads", "every thread")
+#: The `Calls` field each part is.
+PART_FIELDS = ("main", "other", "total")
 #: Iterations of the call-cost loop: enough that the interpreter's start-up is noise in it.
 COST_LOOP = 200_000
 
@@ -156,16 +164,8 @@ def lines_for(cases: list[str], n: int, rounds: int, cost: float | None, work: P
     ]
     extra = {}
     for case in cases:
-        counted = {
-            tool: [per_task(tool, case, n, work / f"{case}-{tool}-{r}") for r in range(rounds)]
-            for tool in TOOLS
-        }
         cells = []
-        for part in ("main", "other", "total"):
-            got = {
-                tool: statistics.median(getattr(c, part) for c in counts)
-                for tool, counts in counted.items()
-            }
+        for part, got in median_counts(per_task, case, n, rounds, work, PART_FIELDS).items():
             more = got["aioflow"] - got["reference"]
             if part == "total":
                 extra[case] = more

@@ -37,8 +37,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .core import startup_commands
 from .floor import CASES, RATIO_TARGET, ROOT, TOOLS, format_ratio, whole_command
@@ -112,6 +113,29 @@ def per_task(tool: str, case: str, n: int, work: Path) -> Counted:
     return Counted((many.total - one.total) / (n - 1), (many.main - one.main) / (n - 1))
 
 
+def median_counts(
+    per_task: Callable[[str, str, int, Path], Any],
+    case: str,
+    n: int,
+    rounds: int,
+    work: Path,
+    parts: tuple[str, ...],
+) -> dict[str, dict[str, float]]:
+    """Count a case `rounds` times in each tool with `per_task(tool, case, n, work)`; the
+    median of each of the counts' `parts`, by part and tool."""
+    counted = {
+        tool: [per_task(tool, case, n, work / f"{case}-{tool}-{r}") for r in range(rounds)]
+        for tool in TOOLS
+    }
+    return {
+        part: {
+            tool: statistics.median(getattr(c, part) for c in counts)
+            for tool, counts in counted.items()
+        }
+        for part in parts
+    }
+
+
 def per_task_lines(cases: list[str], n: int, rounds: int, work: Path) -> list[str]:
     """The per-task table: each case's count in both tools and their ratio, of every thread and
     of the main thread."""
@@ -125,16 +149,8 @@ def per_task_lines(cases: list[str], n: int, rounds: int, work: Path) -> list[st
     ]
     ratios = {}
     for case in cases:
-        counted = {
-            tool: [per_task(tool, case, n, work / f"{case}-{tool}-{r}") for r in range(rounds)]
-            for tool in TOOLS
-        }
         cells = []
-        for part in ("total", "main"):
-            got = {
-                tool: statistics.median(getattr(c, part) for c in counts)
-                for tool, counts in counted.items()
-            }
+        for part, got in median_counts(per_task, case, n, rounds, work, ("total", "main")).items():
             # (A tiny n can put a count at or below zero, within the sync steps' noise.)
             positive = got["aioflow"] > 0 and got["reference"] > 0
             ratio = got["aioflow"] / got["reference"] if positive else math.nan
