@@ -61,7 +61,12 @@ from aioflow.cards import (
     get_cards,
 )
 from aioflow.decorators import parse_with
-from aioflow.exceptions import FlowDefinitionError, InvalidPathspec, MetaflowNotFound
+from aioflow.exceptions import (
+    FlowDefinitionError,
+    InvalidPathspec,
+    MetadataError,
+    MetaflowNotFound,
+)
 from aioflow.store import Store
 from tests.helpers import invoke
 from tests.report.flows import bar_chart
@@ -354,6 +359,28 @@ async def test_cards_are_stored_in_a_memory_store_too() -> None:
     assert "<td>words</td>" in store.load(records[0].key)
     assert store.metadata.cards(int(run.id), records[1].task_id) == [records[1]]
     assert store.metadata.cards(int(run.id) + 1) == []
+
+
+async def test_a_card_the_store_refuses_is_a_warning_naming_it_and_the_task_succeeds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store = Store.memory()
+
+    def refuse(record: Any) -> None:
+        raise MetadataError("the card table is gone")
+
+    store.metadata.put_card = refuse  # type: ignore[method-assign]
+    with pytest.warns(UserWarning) as caught:
+        run = await run_flow(DefaultCardFlow, root=store, quiet=True)
+    assert run.successful and run["start"].task.data.words == ["a", "b"]
+    [warning] = caught
+    assert str(warning.message) == (
+        f"DefaultCardFlow/{run.id}/start/1: card 'default' was not stored "
+        "(MetadataError: the card table is gone); the task goes on without it."
+    )
+    assert warning.filename == __file__
+    assert warning.lineno == DefaultCardFlow.start.__code__.co_firstlineno
+    assert "Traceback" not in capsys.readouterr().err
 
 
 async def test_get_cards_by_task_or_pathspec_and_its_errors(aioflow_root: Path) -> None:

@@ -7,15 +7,16 @@ the BlobStore under its content key and its record stored (`MetadataStore.put_ca
 at that moment, so a reader (`aioflow ui`, `get_cards`) sees the progress.
 
 A card never fails its task: rendering runs in a thread bounded by the card's `timeout`, and a
-card that raises or runs out of time is stored as an error card saying why. A thread past its
-timeout cannot be stopped; it is left to finish on its own and what it makes is dropped.
+card that raises or runs out of time is stored as an error card saying why, and one the store
+refuses is a warning naming it. A thread past its timeout cannot be stopped; it is left to
+finish on its own and what it makes is dropped.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import traceback
+import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -185,10 +186,26 @@ class TaskCards:
             )
             index.put_card(record)
 
+    def _render_and_store(self, slot: CardSlot, *args: Any) -> None:
+        """`render_bounded` then `store`; when the store fails, a warning naming the card and
+        why, pointing at the step's line: the task's outcome must still be recorded (a card
+        never fails its task)."""
+        try:
+            self.store(slot, self.render_bounded(slot, *args))
+        except Exception as exc:
+            code = getattr(self.env.graph[self.spec.step].func, "__code__", None)
+            warnings.warn_explicit(
+                f"{self.env.pathspec(self.spec)}: card {slot.card_id or slot.card_type!r} was "
+                f"not stored ({type(exc).__name__}: {exc}); the task goes on without it.",
+                UserWarning,
+                filename=code.co_filename if code is not None else "<flow>",
+                lineno=code.co_firstlineno if code is not None else 0,
+            )
+
     def _refresh(self, collector: CardCollector) -> None:
         attributes, manifest = self.live or ({}, {})
         for slot in self.slots:
-            self.store(slot, self.render_bounded(slot, dict(attributes), manifest, "running"))
+            self._render_and_store(slot, dict(attributes), manifest, "running")
 
     def finish(
         self, attributes: Mapping[str, Any], manifest: Mapping[str, str], error: Any
@@ -198,8 +215,4 @@ class TaskCards:
         text = None if error is None else error.traceback
         now = time.time()
         for slot in self.slots:
-            try:
-                html = self.render_bounded(slot, attributes, manifest, status, text, now)
-                self.store(slot, html)
-            except Exception:  # the store failing: the task's outcome must still be recorded
-                traceback.print_exc()
+            self._render_and_store(slot, attributes, manifest, status, text, now)
