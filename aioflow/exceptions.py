@@ -224,7 +224,8 @@ class StoreError(AioflowException):
 
 
 class MetadataError(StoreError):
-    """The metadata database is damaged, is not an aioflow store's, or cannot be opened.
+    """The metadata database is damaged, is not an aioflow store's, was written by a newer
+    aioflow, or cannot be opened.
 
     `path` is the database file.
     """

@@ -355,6 +355,7 @@ def ensure_schema(conn: sqlite3.Connection, path: Path, *, create: bool) -> None
 
 def _marked(path: Path) -> bool:
     """True when the database carries aioflow's mark (`PRAGMA application_id`): the common case.
+    MetadataError, before anything is written, when a newer aioflow's schema version is in it.
 
     Read through a read-only SQLite connection, never by opening the file: closing any file
     descriptor of the database drops every POSIX lock this process holds on it, SQLite's
@@ -370,10 +371,20 @@ def _marked(path: Path) -> bool:
         return False
     try:
         (mark,) = conn.execute("PRAGMA application_id").fetchone()
+        version = None
+        if mark == APPLICATION_ID:
+            version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.Error:
         return False
     finally:
         conn.close()
+    if version is not None and str(version[0]).isdigit() and int(version[0]) > SCHEMA_VERSION:
+        raise MetadataError(
+            f"The metadata database {path} was written by a newer aioflow (schema version "
+            f"{version[0]}; this aioflow knows up to {SCHEMA_VERSION}): upgrade aioflow to use "
+            "it. It was left untouched.",
+            path,
+        )
     return bool(mark == APPLICATION_ID)
 
 

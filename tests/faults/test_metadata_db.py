@@ -17,7 +17,7 @@ from aioflow import FlowSpec, step
 from aioflow.api import run_flow_sync
 from aioflow.exceptions import MetadataError
 from aioflow.store import Store
-from aioflow.store.sqlite_schema import APPLICATION_ID
+from aioflow.store.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION
 from aioflow.testing import run_in_temp_store
 from tests.helpers import invoke
 
@@ -104,6 +104,41 @@ def test_a_store_of_an_aioflow_before_the_mark_is_opened_and_marked(tmp_path: Pa
     conn = sqlite3.connect(tmp_path / "metadata.db")
     assert conn.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
     conn.close()
+
+
+def test_a_store_of_a_newer_aioflow_is_refused_in_one_line_and_never_modified(
+    tmp_path: Path,
+) -> None:
+    Store(tmp_path).close()  # (not a run: the client would keep the store open, unchecked)
+    conn = sqlite3.connect(tmp_path / "metadata.db")
+    with conn:
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION + 1,)
+        )
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    db = tmp_path / "metadata.db"
+    before = (db.read_bytes(), db.stat().st_mtime_ns)
+    newer = (
+        f"The metadata database {db} was written by a newer aioflow (schema "
+        f"version {SCHEMA_VERSION + 1}; this aioflow knows up to {SCHEMA_VERSION}): upgrade "
+        "aioflow to use it. It was left untouched."
+    )
+    code, _, err = invoke("runs", "--root", str(tmp_path))
+    assert code == 1
+    lines = [line.strip() for line in err.splitlines() if line.strip()]
+    assert lines[1:] == [newer], err
+    for create in (False, True):
+        with pytest.raises(MetadataError) as caught:
+            Store(tmp_path, create=create)
+        assert str(caught.value) == newer and caught.value.path == tmp_path / "metadata.db"
+    with pytest.raises(MetadataError, match="newer aioflow"):
+        run_flow_sync(TinyFlow, root=tmp_path, quiet=True)
+    assert (db.read_bytes(), db.stat().st_mtime_ns) == before
+    assert (
+        not (tmp_path / "metadata.db-wal").exists()
+        or not (tmp_path / "metadata.db-wal").stat().st_size
+    )
 
 
 def test_a_garbage_page_is_reported_in_one_line(tmp_path: Path) -> None:
