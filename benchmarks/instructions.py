@@ -1,4 +1,4 @@
-"""Issue 19's figures counted in instructions, which the load on the machine does not move.
+"""Issue 19's figures counted in instructions, which move far less with the load than time.
 
     python -m benchmarks.instructions [--n 2001] [--cases sync,async,empty] [--rounds 1]
                                       [--no-startup]
@@ -6,17 +6,20 @@
 CPU time per task, what `benchmarks.floor` checks the targets on, moves by a fifth between
 sessions on a shared 2-core machine, and aioflow's ratio to the reference with it: a change
 worth 3% cannot be told from noise there. Valgrind's callgrind counts the instructions a process
-executes instead, which the load on the machine does not move. Counted
-here, each in a fresh process under callgrind (every thread of it, start to exit):
+executes instead. Counted here, each in a fresh process under callgrind (every thread of it,
+start to exit):
 
 - per task, for each case of `benchmarks.floor`: the whole command line of aioflow
   (`aioflow run FLOW --n N`) and of the reference orchestrator, with `--n N` less with `--n 1`,
   over N - 1, and aioflow's ratio to the reference; and the same of the main thread alone,
   where both run their event loop (the scheduler's bookkeeping, and an async step's whole
-  task), apart from the other threads (sync bodies, the writer's commits). The counts of the
-  sync steps (the empty step is one) move by 1-2% from run to run, since how many results
-  share one hand-off between threads depends on their timing; the async step's by a few
-  hundred instructions. `--rounds` counts each that many times and prints medians.
+  task), apart from the other threads (sync bodies, the writer's commits). Both orchestrators'
+  timers (commits, hand-off ticks) are stretched by valgrind's slowdown
+  (`stretched_timers`), so the counted runs batch as native runs do; unstretched, how often they
+  commit per task depended on how fast valgrind ran, and the load moved aioflow's count by 4-6%.
+  The counts still move by about 1% from run to run, since how many results share one hand-off
+  between threads depends on their timing. `--rounds` counts each that many times and prints
+  medians.
 - start-up: `aioflow run examples/linear.py --quiet` and the dependency floor of
   `benchmarks.core` (the interpreter, click imported, `anyio.run` of nothing), whole processes,
   and the difference: aioflow's own share.
@@ -43,6 +46,7 @@ from typing import Any, NamedTuple
 
 from .core import startup_commands
 from .floor import CASES, RATIO_TARGET, ROOT, TOOLS, format_ratio, whole_command
+from .stretched_timers import stretched_command
 
 #: The total callgrind prints at the end of its run ("==123== I   refs:      959,647,499").
 _TOTAL = re.compile(r"^==\d+== I\s+refs:\s+([\d,]+)\s*$", re.MULTILINE)
@@ -100,14 +104,15 @@ def count(
 
 def per_task(tool: str, case: str, n: int, work: Path) -> Counted:
     """Instructions per task of one case: (the run of n - the run of 1) / (n - 1), of every
-    thread and of the main one. Each counted run makes a store of its own (the warm-up runs use
+    thread and of the main one, the orchestrators' timers stretched by valgrind's slowdown
+    (`stretched_timers`). Each counted run makes a store of its own (the warm-up runs use
     others), so both create one and the creation cancels out."""
     runs = {}
     for label, size in (("many", n), ("one", 1)):
         runs[label] = count(
-            whole_command(tool, case, size, work / label / "store"),
+            stretched_command(whole_command(tool, case, size, work / label / "store")),
             work / label,
-            warm_up=whole_command(tool, case, size, work / label / "warm-up"),
+            warm_up=stretched_command(whole_command(tool, case, size, work / label / "warm-up")),
         )
     many, one = runs["many"], runs["one"]
     return Counted((many.total - one.total) / (n - 1), (many.main - one.main) / (n - 1))
@@ -161,7 +166,7 @@ def per_task_lines(cases: list[str], n: int, rounds: int, work: Path) -> list[st
             )
         lines.append(f"{CASES[case][0]:<32} {'   '.join(cells)}")
     lines += ["", f"aioflow / reference, instructions (issue 19's {RATIO_TARGET}x is on CPU time, "
-              "benchmarks.floor; this is its load-free companion):"]  # fmt: skip
+              "benchmarks.floor; this is its companion, far less moved by the load):"]  # fmt: skip
     for case, ratio in ratios.items():
         verdict = "-   " if math.isnan(ratio) else "PASS" if ratio <= RATIO_TARGET else "MISS"
         lines.append(

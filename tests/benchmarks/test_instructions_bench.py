@@ -5,6 +5,7 @@ themselves are not checked (of a 3-wide foreach less a 1-wide one, they are most
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import subprocess
@@ -12,6 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from aioflow.store import Store
+from benchmarks import stretched_timers
+from benchmarks.floor import whole_command
+from benchmarks.stretched_timers import stretched_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,3 +64,53 @@ def test_an_unknown_case_is_named() -> None:
     done = _instructions("--cases", "sync,bogus", "--no-startup")
     assert done.returncode == 2
     assert "unknown case(s) bogus: choose from sync, async, empty" in done.stderr
+
+
+def test_the_counted_runs_timers_are_stretched_and_a_renamed_one_fails_loudly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    timers = [
+        (importlib.import_module(module), name)
+        for runner in stretched_timers.TIMERS
+        for module, names in stretched_timers.TIMERS[runner]
+        for name in names
+    ]
+    before = {}
+    for module, name in timers:  # (each restored after the test)
+        before[module.__name__, name] = getattr(module, name)
+        monkeypatch.setattr(module, name, before[module.__name__, name])
+    for runner in stretched_timers.TIMERS:
+        stretched_timers.stretch(runner, 50)
+    assert {(m.__name__, n): getattr(m, n) for m, n in timers} == {
+        key: value * 50 for key, value in before.items()
+    }
+    assert {m.__name__ for m, _ in timers} >= {
+        "aioflow.store.writer",
+        "aioflow.runtime.executors.thread_lane",
+        "benchmarks.reference_store",
+    }
+    monkeypatch.setitem(
+        stretched_timers.TIMERS, "aioflow", (("aioflow.store.writer", ("COMMIT_EVERY",)),)
+    )
+    with pytest.raises(AttributeError, match="COMMIT_EVERY"):
+        stretched_timers.stretch("aioflow", 50)
+    with pytest.raises(ValueError, match="no timers known for 'prefect'"):
+        stretched_timers.stretch("prefect", 50)
+
+
+def test_a_stretched_command_runs_the_same_module_with_its_arguments(tmp_path: Path) -> None:
+    command = whole_command("aioflow", "empty", 3, tmp_path / "store")
+    stretched = stretched_command(command, 50)
+    assert stretched == [sys.executable, "-m", "benchmarks.stretched_timers", "50", *command[2:]]
+    done = subprocess.run(stretched, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    store = Store(tmp_path / "store", create=False)
+    try:
+        run_id = store.metadata.latest_run_id("FloorEmptyFlow")
+        assert run_id is not None
+        run = store.metadata.run("FloorEmptyFlow", run_id)
+        assert run is not None and run.status == "succeeded"
+    finally:
+        store.close()
+    with pytest.raises(ValueError, match="not a `python -m MODULE` command"):
+        stretched_command([sys.executable, "flow.py", "run"])
