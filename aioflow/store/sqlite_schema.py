@@ -369,13 +369,13 @@ def _marked(path: Path) -> bool:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
     except sqlite3.Error:
         return False
+    mark = version = None
     try:
         (mark,) = conn.execute("PRAGMA application_id").fetchone()
-        version = None
         if mark == APPLICATION_ID:
             version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.Error:
-        return False
+        pass  # mark unread: not marked (`_identify_read_only` asks); version unread: not newer
     finally:
         conn.close()
     if version is not None and str(version[0]).isdigit() and int(version[0]) > SCHEMA_VERSION:
