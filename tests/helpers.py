@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 import threading
@@ -26,6 +27,12 @@ def aioflow_command() -> list[str]:
         return [str(beside)]
     found = shutil.which("aioflow")
     return [found] if found else [sys.executable, "-m", "aioflow"]
+
+
+def env_without_valgrind() -> dict[str, str]:
+    """This environment with PATH holding only this Python's folder: valgrind is not found, as
+    on a machine without Debian's valgrind package."""
+    return {**os.environ, "PATH": str(Path(sys.executable).parent)}
 
 
 @contextmanager

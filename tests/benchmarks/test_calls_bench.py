@@ -9,13 +9,14 @@ that adds calls on purpose raises `CALL_BUDGET`, saying why in its commit."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import env_without_valgrind
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,10 +40,6 @@ def _calls(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
         [sys.executable, "-m", "benchmarks.calls", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=280, env=env,
     )  # fmt: skip
-
-
-def _no_valgrind() -> dict[str, str]:
-    return {**os.environ, "PATH": str(Path(sys.executable).parent)}  # python, no valgrind
 
 
 def test_a_small_count_prints_calls_by_thread_and_what_they_cost() -> None:
@@ -76,14 +73,14 @@ def test_a_small_count_prints_calls_by_thread_and_what_they_cost() -> None:
 
 
 def test_no_cost_needs_no_valgrind() -> None:
-    done = _calls("--n", "3", "--cases", "empty", "--no-cost", env=_no_valgrind())
+    done = _calls("--n", "3", "--cases", "empty", "--no-cost", env=env_without_valgrind())
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(ROW, done.stdout, re.M), done.stdout
     assert "one Python call costs" not in done.stdout
 
 
 def test_without_valgrind_it_says_what_to_install() -> None:
-    done = _calls("--n", "3", "--cases", "empty", env=_no_valgrind())
+    done = _calls("--n", "3", "--cases", "empty", env=env_without_valgrind())
     assert done.returncode == 2
     assert done.stderr.startswith("error: benchmarks.calls counts what a call costs with "), (
         done.stderr

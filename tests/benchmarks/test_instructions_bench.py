@@ -6,7 +6,6 @@ themselves are not checked (of a 3-wide foreach less a 1-wide one, they are most
 from __future__ import annotations
 
 import importlib
-import os
 import re
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from aioflow.store import Store
 from benchmarks import stretched_timers
 from benchmarks.floor import whole_command
 from benchmarks.stretched_timers import stretched_command
+from tests.helpers import env_without_valgrind
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +50,7 @@ def test_small_count_prints_the_case_its_ratio_and_the_start_up() -> None:
 
 
 def test_without_valgrind_it_says_what_to_install() -> None:
-    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # python, no valgrind
+    env = env_without_valgrind()
     done = _instructions("--n", "3", "--cases", "empty", "--no-startup", env=env)
     assert done.returncode == 2
     assert done.stderr.startswith("error: benchmarks.instructions counts with valgrind"), (
