@@ -13,12 +13,10 @@ from __future__ import annotations
 import functools
 import os
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class RunContext:
+class RunContext(NamedTuple):
     """What every task of one run shares in `current` (one per run)."""
 
     flow_name: str

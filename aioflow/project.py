@@ -14,7 +14,7 @@ system tags `project:<name>` and `project_branch:<branch>`, so `namespace("proje
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .decorators import FlowDecorator, flow_decorator
 from .exceptions import FlowDefinitionError, ParameterError
@@ -54,8 +54,7 @@ class ProjectDecorator(FlowDecorator):
 project = flow_decorator(ProjectDecorator)
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectInfo:
+class ProjectInfo(NamedTuple):
     """What `current` tells about a run's project."""
 
     project_name: str

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..decorators import EXECUTORS
 from ..exceptions import ParameterError
@@ -38,8 +37,7 @@ MAX_TAG_LENGTH = 500
 MAX_USER_TAGS = 50
 
 
-@dataclass(frozen=True)
-class RunConfig:
+class RunConfig(NamedTuple):
     """How to run: where to store, how wide, with which tags and decorators, who listens.
 
     Build it with `run_config`, which checks the values; `RunConfig()` is every default.
@@ -83,11 +81,11 @@ class RunConfig:
 
     def listening(self, *listeners: Listener) -> RunConfig:
         """This configuration with `listeners` called too, after the ones it had."""
-        return replace(self, listeners=(*self.listeners, *listeners))
+        return self._replace(listeners=(*self.listeners, *listeners))
 
     def resuming(self, origin_run_id: str, step: str | None) -> RunConfig:
         """This configuration for a resume of run `origin_run_id` from `step`."""
-        return replace(self, origin_run_id=origin_run_id, resume_step=step)
+        return self._replace(origin_run_id=origin_run_id, resume_step=step)
 
 
 def validate_tags(tags: Sequence[str]) -> list[str]:

@@ -14,8 +14,7 @@ future per task would be most of a tiny task's cost.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from ...decorators import StepOptions
 from ...store.settings import StoreSettings
@@ -37,8 +36,7 @@ class UnflushedBlobs(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class ExecutorContext:
+class ExecutorContext(NamedTuple):
     """What a run offers the executors it starts: built once per run, shared by all of them."""
 
     env: RunEnv
