@@ -16,9 +16,8 @@ not declare it (`parse_with`).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar, overload
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, NamedTuple, TypeVar, overload
 
 from .configs import ResolvedConfigs, evaluate_deferred, is_deferred
 from .exceptions import FlowDefinitionError, ParameterError
@@ -354,8 +353,7 @@ def flow_decorator(cls: type[FlowDecorator]) -> Callable[..., Any]:
     return make
 
 
-@dataclass(frozen=True)
-class StepOptions:
+class StepOptions(NamedTuple):
     """How the runtime runs one step, derived from its decorators."""
 
     retries: int = 0
@@ -364,7 +362,8 @@ class StepOptions:
     cpu: float = 0
     memory: float = 0
     gpu: float = 0
-    env: dict[str, str] = field(default_factory=dict)
+    #: Environment variables the step's worker process sets (read-only: the default is shared).
+    env: Mapping[str, str] = {}
     executor: str = "thread"
     #: The remote compute layer the step asks for (@kubernetes, @batch), or None.
     remote: str | None = None

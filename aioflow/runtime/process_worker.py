@@ -18,7 +18,7 @@ import pickle
 import signal
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from multiprocessing.connection import Connection
@@ -68,7 +68,7 @@ class TaskRequest:
     manifest: dict[str, str]
     inputs: list[tuple[str, int, dict[str, str], tuple[Frame, ...]]] | None
     inline: dict[str, bytes]
-    env_vars: dict[str, str] = field(default_factory=dict)
+    env_vars: Mapping[str, str] = field(default_factory=dict)
     #: `current.parallel.main_ip` of a node of a @parallel step placed on a Dask worker: the
     #: host of the worker running its node 0 (None: this machine, 127.0.0.1)
     main_ip: str | None = None

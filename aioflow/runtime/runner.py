@@ -17,7 +17,6 @@ happens in worker threads, never on the event loop.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import platform
 import sys
@@ -160,9 +159,7 @@ def _place_remote_steps(
     if not remote:
         return options
     if remote_configured and REMOTE_EXECUTOR in registry.names():
-        placed = {
-            name: dataclasses.replace(options[name], executor=REMOTE_EXECUTOR) for name in remote
-        }
+        placed = {name: options[name]._replace(executor=REMOTE_EXECUTOR) for name in remote}
         return {**options, **placed}
     steps = ", ".join(f"{name} (@{deco})" for name, deco in remote.items())
     first = graph[next(iter(remote))]

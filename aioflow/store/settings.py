@@ -22,9 +22,9 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import StoreError
@@ -35,14 +35,13 @@ CONFIG_FILE = "aioflow.toml"
 KEYS = ("metadata", "blobs")
 
 
-@dataclass(frozen=True)
-class StoreSettings:
+class StoreSettings(NamedTuple):
     """The configured URLs (None: the default in the store folder), and where each came from."""
 
     metadata: str | None = None
     blobs: str | None = None
     #: For each key given: "--metadata", "$AIOFLOW_METADATA", or the configuration file's path.
-    sources: dict[str, str] = field(default_factory=dict)
+    sources: Mapping[str, str] = {}  # (read-only: the default is shared)
 
     @property
     def is_default(self) -> bool:
