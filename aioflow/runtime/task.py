@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import anyio
 
@@ -54,8 +54,7 @@ class TaskSpec:
     stored: bool = False
 
 
-@dataclass(slots=True)
-class ErrorInfo:
+class ErrorInfo(NamedTuple):
     """Why a task failed: the exception itself (in-process) and its printable parts."""
 
     exception: BaseException
@@ -217,8 +216,7 @@ def _error_info(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(exc, type(exc).__name__, str(exc), text)
 
 
-@dataclass(slots=True)
-class Frozen:
+class Frozen(NamedTuple):
     """What an abandoned attempt held when it was abandoned: its instance's attributes, its
     manifest and its printed lines, copied so that its thread may go on changing the originals."""
 
