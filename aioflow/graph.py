@@ -15,6 +15,7 @@ import functools
 import inspect
 import linecache
 import textwrap
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -148,6 +149,18 @@ class StepNode:
     def func_lineno(self) -> int:
         """Metaflow's name for `lineno`, the line of the step's `def`."""
         return self.lineno
+
+    def warn(self, message: str) -> None:
+        """Warn (UserWarning) at the step's code, its first line: each call warns, not once per
+        process as `warnings.warn` from the same place would (each run may have its reason)."""
+        code = getattr(self.func, "__code__", None)
+        warnings.warn_explicit(
+            message,
+            UserWarning,
+            filename=code.co_filename if code is not None else "<flow>",
+            lineno=code.co_firstlineno if code is not None else 0,
+            module=getattr(self.func, "__module__", None),
+        )
 
     def _parse_tail(self, tail: ast.stmt, shift: int) -> None:
         """Read the transition from the last statement of the body, if it is `self.next()`.

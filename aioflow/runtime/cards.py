@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -193,13 +192,9 @@ class TaskCards:
         try:
             self.store(slot, self.render_bounded(slot, *args))
         except Exception as exc:
-            code = getattr(self.env.graph[self.spec.step].func, "__code__", None)
-            warnings.warn_explicit(
+            self.env.graph[self.spec.step].warn(
                 f"{self.env.pathspec(self.spec)}: card {slot.card_id or slot.card_type!r} was "
-                f"not stored ({type(exc).__name__}: {exc}); the task goes on without it.",
-                UserWarning,
-                filename=code.co_filename if code is not None else "<flow>",
-                lineno=code.co_firstlineno if code is not None else 0,
+                f"not stored ({type(exc).__name__}: {exc}); the task goes on without it."
             )
 
     def _refresh(self, collector: CardCollector) -> None:

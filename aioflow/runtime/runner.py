@@ -21,7 +21,6 @@ import os
 import platform
 import sys
 import time
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,15 +161,9 @@ def _place_remote_steps(
         placed = {name: options[name]._replace(executor=REMOTE_EXECUTOR) for name in remote}
         return {**options, **placed}
     steps = ", ".join(f"{name} (@{deco})" for name, deco in remote.items())
-    first = graph[next(iter(remote))]
-    code = getattr(first.func, "__code__", None)
-    warnings.warn_explicit(
+    graph[next(iter(remote))].warn(
         f"{graph.flow_cls.__name__}: no remote executor is configured, so the steps {steps} run "
-        "on this machine.",
-        UserWarning,
-        filename=code.co_filename if code is not None else "<flow>",
-        lineno=code.co_firstlineno if code is not None else 0,
-        module=getattr(first.func, "__module__", None),
+        "on this machine."
     )
     return options
 
